@@ -1,0 +1,11 @@
+// Each file under cli/ registers one family of subcommands on the `tallrec` app.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace tallrec {
+
+void add_data_commands(CLI::App& app);  // data prepare | fetch | tokenize | subset
+void add_demo_command(CLI::App& app);   // demo
+
+}  // namespace tallrec

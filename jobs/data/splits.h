@@ -1,0 +1,24 @@
+// The three splits a `data prepare` produces, and how they are written to disk.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "jobs/data/prompt_record.h"
+
+namespace tallrec {
+
+struct Splits {
+  std::vector<PromptRecord> train, valid, test;
+};
+
+// Writes train.json, valid.json and test.json into `out_dir` as one unit: they are staged in
+// a temporary directory and moved into place together, so a failure leaves nothing behind.
+// Files in an existing `out_dir` other than these three are kept.
+void write_splits(const std::filesystem::path& out_dir, const Splits& splits);
+
+// One line per split: count and share of "Yes." answers, e.g. "train  8000 records  yes 0.5571".
+std::string describe_splits(const Splits& splits);
+
+}  // namespace tallrec

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs everything tallrec needs on a fresh Debian 12 machine, then configures and builds.
+# Idempotent: when all is already there it only checks and runs an incremental build.
+#   Debian packages: the C++ libraries and tools (apt-get, as root).
+#   A Python virtualenv at $TALLREC_VENV (default /opt/tallrec-venv), outside the checkout so
+#   every clone reuses it: torch (its bundled libtorch is what tallrec-train links) and the
+#   test oracles. Python is never part of the product.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+venv=${TALLREC_VENV:-/opt/tallrec-venv}
+build=${TALLREC_BUILD:-$here/build}
+
+debian_packages=(
+  build-essential cmake ninja-build pkg-config git
+  libzmq3-dev cppzmq-dev libsqlite3-dev sqlite3 nlohmann-json3-dev libcli11-dev libboost-dev
+  libsentencepiece-dev libgtest-dev libgmock-dev libbenchmark-dev libcurl4-openssl-dev
+  libssl-dev libarchive-dev python3-venv
+)
+
+missing=()
+for p in "${debian_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The virtualenv is rebuilt only when the requirements file changes (its hash is the stamp).
+req="$here/scripts/requirements-test.txt"
+stamp="$venv/.tallrec-requirements.sha256"
+want=$(sha256sum "$req" | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "setup: preparing the Python virtualenv at $venv (first time: a few GB from PyPI)"
+  python=${PYTHON:-python3}
+  [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+  "$venv/bin/pip" install -q --upgrade pip
+  "$venv/bin/pip" install -q -r "$req"
+  echo "$want" > "$stamp"
+fi
+
+torch_prefix=$("$venv/bin/python" -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')
+generator=(); command -v ninja >/dev/null && generator=(-G Ninja)
+if [ ! -f "$build/CMakeCache.txt" ]; then
+  cmake -S "$here" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_PREFIX_PATH="$torch_prefix" -DTALLREC_PYTHON="$venv/bin/python"
+fi
+cmake --build "$build" -j"$(nproc)"

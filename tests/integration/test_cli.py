@@ -1,0 +1,91 @@
+"""The `tallrec` and `tallrec-train` binaries as a user meets them: help, exit codes, errors that
+name file and line, no partial output, and what each binary may link."""
+import json
+import pathlib
+import subprocess
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "oracle"))
+from conftest import BUILD_DIR, SHARED_DIR, TOKENIZER, run_tallrec  # noqa: E402
+
+
+def ldd(binary):
+    return subprocess.run(["ldd", str(BUILD_DIR / binary)], capture_output=True, text=True, check=True).stdout
+
+
+def test_tallrec_links_no_libtorch_and_trainer_no_sentencepiece():
+    assert "libtorch" not in ldd("tallrec")
+    assert "libsentencepiece" in ldd("tallrec")
+    trainer = ldd("tallrec-train")
+    assert "libtorch_cpu" in trainer
+    assert "libsentencepiece" not in trainer and "libcurl" not in trainer and "libzmq" not in trainer
+
+
+def test_help_everywhere():
+    for args in (["--help"], ["data", "--help"], ["data", "prepare", "movielens", "--help"],
+                 ["data", "prepare", "bookcrossing", "--help"], ["data", "tokenize", "--help"],
+                 ["data", "subset", "--help"], ["data", "fetch", "movielens-100k", "--help"], ["demo", "--help"]):
+        proc = run_tallrec(*args)
+        assert "Usage:" in proc.stdout, args
+    proc = subprocess.run([str(BUILD_DIR / "tallrec-train"), "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "inspect-tokens" in proc.stdout
+
+
+def test_usage_error_exits_2():
+    proc = run_tallrec("data", "prepare", "movielens", "--raw", "x", check=False)
+    assert proc.returncode == 2 and "--out" in proc.stderr
+
+
+def test_bad_prompt_json_names_file_and_line_and_writes_nothing(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('[\n  {"instruction": "i", "input": "x", "output": "Yes."},\n  {"instruction": 3}\n]')
+    proc = run_tallrec("data", "tokenize", "--records", bad, "--tokenizer", TOKENIZER, "--out", tmp_path / "t", check=False)
+    assert proc.returncode == 2
+    assert "bad.json: record 1: field \"instruction\" must be a string" in proc.stderr
+    bad.write_text('[\n  {"instruction": "i",\n   "input": "x" "output": "Yes."}\n]')
+    proc = run_tallrec("data", "tokenize", "--records", bad, "--tokenizer", TOKENIZER, "--out", tmp_path / "t", check=False)
+    assert proc.returncode == 2 and "bad.json:3: malformed JSON" in proc.stderr
+    bad.write_bytes(b'[{"instruction": "caf\xe9", "input": "", "output": "No."}]')
+    proc = run_tallrec("data", "tokenize", "--records", bad, "--tokenizer", TOKENIZER, "--out", tmp_path / "t", check=False)
+    assert proc.returncode == 2 and "bad.json:1: bad encoding" in proc.stderr
+    assert not (tmp_path / "t").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json"]
+
+
+def test_missing_raw_file_is_named(tmp_path):
+    proc = run_tallrec("data", "prepare", "movielens", "--raw", tmp_path, "--out", tmp_path / "o", check=False)
+    assert proc.returncode == 2 and "u.item: no such file" in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_trainer_reads_tokens_and_builds_left_padded_batches(tmp_path):
+    src = SHARED_DIR / "data" / "book-crossing" / "valid.json"
+    run_tallrec("data", "tokenize", "--records", src, "--tokenizer", TOKENIZER, "--out", tmp_path / "t",
+                "--sample", 64, "--seed", 42)
+    proc = subprocess.run([str(BUILD_DIR / "tallrec-train"), "inspect-tokens", str(tmp_path / "t"), "--verify",
+                           "--micro-batch", "4"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "64 records" in proc.stdout and "few-shot subset: sample 64, seed 42" in proc.stdout
+    assert "answer ids yes=8241 no=3782" in proc.stdout
+    meta = json.loads((tmp_path / "t" / "meta.json").read_text())
+    assert meta["subset"] == {"sample": 64, "seed": 42}
+    # A flipped byte is caught by --verify, and the trainer says which file is bad.
+    blob = bytearray((tmp_path / "t" / "tokens.bin").read_bytes())
+    blob[-1] ^= 1
+    (tmp_path / "t" / "tokens.bin").write_bytes(bytes(blob))
+    proc = subprocess.run([str(BUILD_DIR / "tallrec-train"), "inspect-tokens", str(tmp_path / "t"), "--verify"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "tokens.bin: SHA-256 differs" in proc.stderr
+    (tmp_path / "t" / "tokens.bin").write_bytes(bytes(blob[:-9]))
+    proc = subprocess.run([str(BUILD_DIR / "tallrec-train"), "inspect-tokens", str(tmp_path / "t")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "tokens.bin: size is" in proc.stderr
+
+
+def test_demo_runs_end_to_end(tmp_path):
+    proc = run_tallrec("demo", "--data", SHARED_DIR / "data", "--tokenizer", TOKENIZER, "--work-dir", tmp_path,
+                       "--samples", 16, "--seeds", 0)
+    assert "train   8000 records  yes ratio 0.5571" in proc.stdout
+    assert "movie-train-s16-seed0" in proc.stdout and "book-test" in proc.stdout
+    assert "answer ids: yes=8241 no=3782" in proc.stdout
+    assert (tmp_path / "tokens" / "movie-train-s16-seed0" / "tokens.bin").exists()
