@@ -21,6 +21,16 @@ def test_tallrec_links_no_libtorch_and_trainer_no_sentencepiece():
     assert "libsentencepiece" not in trainer and "libcurl" not in trainer and "libzmq" not in trainer
 
 
+def test_trainer_resolves_libstdcxx_before_libtorch():
+    # PyPI's libtorch.so exports broken copies of std::filesystem functions; libstdc++ must be
+    # the first NEEDED library of every binary that links libtorch (jobs/train/CMakeLists.txt).
+    for binary in ("tallrec-train", "tests/tallrec_train_tests"):
+        dynamic = subprocess.run(["readelf", "-d", str(BUILD_DIR / binary)], capture_output=True, text=True,
+                                 check=True).stdout
+        needed = [line.split("[")[1].rstrip("]") for line in dynamic.splitlines() if "(NEEDED)" in line]
+        assert needed[0] == "libstdc++.so.6", (binary, needed)
+
+
 def test_help_everywhere():
     for args in (["--help"], ["data", "--help"], ["data", "prepare", "movielens", "--help"],
                  ["data", "prepare", "bookcrossing", "--help"], ["data", "tokenize", "--help"],
