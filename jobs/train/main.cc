@@ -15,6 +15,8 @@
 #include "common/version.h"
 #include "jobs/data/token_file.h"
 #include "jobs/train/collate.h"
+#include "jobs/train/llama.h"
+#include "jobs/train/safetensors.h"
 
 namespace {
 
@@ -57,6 +59,10 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   int threads = 0;
   app.add_option("--threads", threads, "Intra-op CPU threads (0: all cores)");
+  auto set_threads = [&] {
+    // libtorch's default intra-op thread count has been seen to be 1 (DESIGN.md): set it.
+    at::set_num_threads(threads > 0 ? threads : int(std::max(1u, std::thread::hardware_concurrency())));
+  };
 
   std::string dir;
   int64_t micro_batch = 32;
@@ -66,9 +72,47 @@ int main(int argc, char** argv) {
   inspect->add_option("--micro-batch", micro_batch, "Micro-batch size to collate")->capture_default_str();
   inspect->add_flag("--verify", verify, "Also check tokens.bin against its SHA-256");
   inspect->callback([&] {
-    // libtorch's default intra-op thread count has been seen to be 1 (DESIGN.md): set it.
-    at::set_num_threads(threads > 0 ? threads : int(std::max(1u, std::thread::hardware_concurrency())));
+    set_threads();
     inspect_tokens(dir, micro_batch, verify);
+  });
+
+
+  std::string preset, init_out, init_dtype;
+  uint64_t init_seed = 0;
+  auto* init = app.add_subcommand("init", "Write a randomly initialised LLaMA in HF layout (config.json + model.safetensors)");
+  init->add_option("--preset", preset, "tiny (tests, CPU demo) or 7b (LLaMA-7B shapes, for GPUs)")->required();
+  init->add_option("--out", init_out, "Output folder")->required();
+  init->add_option("--seed", init_seed, "Seed of the random weights")->capture_default_str();
+  init->add_option("--dtype", init_dtype, "Stored dtype: float32, float16 or bfloat16 (default: the preset's)");
+  init->callback([&] {
+    set_threads();
+    tallrec::LlamaConfig config = tallrec::llama_preset(preset);
+    if (!init_dtype.empty()) config.torch_dtype = init_dtype;
+    tallrec::write_random_hf_model(config, init_seed, init_out);
+    std::printf("%s: LLaMA %s preset, %lld layers, hidden %lld, heads %lld/%lld, vocab %lld, %s\n", init_out.c_str(),
+                preset.c_str(), static_cast<long long>(config.num_hidden_layers),
+                static_cast<long long>(config.hidden_size), static_cast<long long>(config.num_attention_heads),
+                static_cast<long long>(config.num_key_value_heads), static_cast<long long>(config.vocab_size),
+                config.torch_dtype.c_str());
+  });
+
+  std::string gen_model;
+  std::vector<int64_t> gen_prompt{1};
+  int64_t gen_steps = 200, gen_stop = -2;
+  auto* gen = app.add_subcommand("generate", "Greedy decoding (a forward-pass check): prints the generated token ids");
+  gen->add_option("--model", gen_model, "HF model folder, or a llama2.c .bin checkpoint")->required();
+  gen->add_option("--prompt-ids", gen_prompt, "Prompt token ids (default: BOS = 1)");
+  gen->add_option("--steps", gen_steps, "Tokens to generate")->capture_default_str();
+  gen->add_option("--stop-id", gen_stop, "Stop at this id (default: BOS for llama2.c checkpoints, as run.c; none otherwise)");
+  gen->callback([&] {
+    set_threads();
+    const bool llama2c = std::filesystem::is_regular_file(gen_model);
+    tallrec::LlamaModel model = llama2c ? tallrec::load_llama2c_model(gen_model)
+                                        : tallrec::load_hf_model(gen_model, at::kFloat);
+    int64_t stop = gen_stop != -2 ? gen_stop : (llama2c ? 1 : -1);
+    auto ids = tallrec::greedy_generate(model, gen_prompt, gen_steps, stop);
+    for (size_t i = 0; i < ids.size(); ++i) std::printf(i ? " %lld" : "%lld", static_cast<long long>(ids[i]));
+    std::printf("\n");
   });
 
   try {

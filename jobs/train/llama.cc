@@ -1,0 +1,335 @@
+#include "jobs/train/llama.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>
+
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "common/atomic_file.h"
+#include "common/error.h"
+#include "jobs/train/lora.h"
+#include "jobs/train/safetensors.h"
+
+namespace tallrec {
+namespace fs = std::filesystem;
+namespace {
+
+struct NamedShape {
+  std::string name;
+  std::vector<int64_t> shape;
+};
+
+// Every tensor of an HF LLaMA checkpoint, in a fixed order, with its shape.
+std::vector<NamedShape> hf_tensor_layout(const LlamaConfig& c) {
+  const int64_t H = c.hidden_size, I = c.intermediate_size, q = c.num_attention_heads * c.head_dim(), kv = c.kv_dim();
+  std::vector<NamedShape> out{{"model.embed_tokens.weight", {c.vocab_size, H}}};
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    out.push_back({p + "input_layernorm.weight", {H}});
+    out.push_back({p + "self_attn.q_proj.weight", {q, H}});
+    out.push_back({p + "self_attn.k_proj.weight", {kv, H}});
+    out.push_back({p + "self_attn.v_proj.weight", {kv, H}});
+    out.push_back({p + "self_attn.o_proj.weight", {H, q}});
+    out.push_back({p + "post_attention_layernorm.weight", {H}});
+    out.push_back({p + "mlp.gate_proj.weight", {I, H}});
+    out.push_back({p + "mlp.up_proj.weight", {I, H}});
+    out.push_back({p + "mlp.down_proj.weight", {H, I}});
+  }
+  out.push_back({"model.norm.weight", {H}});
+  if (!c.tie_word_embeddings) out.push_back({"lm_head.weight", {c.vocab_size, H}});
+  return out;
+}
+
+// Assigns tensors named as HF names them to the model's fields.
+void assign(LlamaModel& m, const std::string& name, at::Tensor t) {
+  if (name == "model.embed_tokens.weight") { m.embed_tokens = t; return; }
+  if (name == "model.norm.weight") { m.final_norm = t; return; }
+  if (name == "lm_head.weight") { m.lm_head = t; return; }
+  const std::string prefix = "model.layers.";
+  size_t dot = name.find('.', prefix.size());
+  auto& L = m.layers.at(size_t(std::stoll(name.substr(prefix.size(), dot - prefix.size()))));
+  const std::string field = name.substr(dot + 1);
+  if (field == "input_layernorm.weight") L.input_norm = t;
+  else if (field == "self_attn.q_proj.weight") L.q_proj = t;
+  else if (field == "self_attn.k_proj.weight") L.k_proj = t;
+  else if (field == "self_attn.v_proj.weight") L.v_proj = t;
+  else if (field == "self_attn.o_proj.weight") L.o_proj = t;
+  else if (field == "post_attention_layernorm.weight") L.post_norm = t;
+  else if (field == "mlp.gate_proj.weight") L.gate_proj = t;
+  else if (field == "mlp.up_proj.weight") L.up_proj = t;
+  else if (field == "mlp.down_proj.weight") L.down_proj = t;
+  else throw Error("internal: unknown tensor " + name);
+}
+
+const at::Tensor& tensor_by_name(const LlamaModel& m, const std::string& name) {
+  if (name == "model.embed_tokens.weight") return m.embed_tokens;
+  if (name == "model.norm.weight") return m.final_norm;
+  if (name == "lm_head.weight") return m.lm_head;
+  const std::string prefix = "model.layers.";
+  size_t dot = name.find('.', prefix.size());
+  const auto& L = m.layers.at(size_t(std::stoll(name.substr(prefix.size(), dot - prefix.size()))));
+  const std::string field = name.substr(dot + 1);
+  static const std::pair<const char*, at::Tensor LlamaLayer::*> fields[] = {
+      {"input_layernorm.weight", &LlamaLayer::input_norm}, {"self_attn.q_proj.weight", &LlamaLayer::q_proj},
+      {"self_attn.k_proj.weight", &LlamaLayer::k_proj},     {"self_attn.v_proj.weight", &LlamaLayer::v_proj},
+      {"self_attn.o_proj.weight", &LlamaLayer::o_proj},     {"post_attention_layernorm.weight", &LlamaLayer::post_norm},
+      {"mlp.gate_proj.weight", &LlamaLayer::gate_proj},     {"mlp.up_proj.weight", &LlamaLayer::up_proj},
+      {"mlp.down_proj.weight", &LlamaLayer::down_proj}};
+  for (const auto& [key, member] : fields)
+    if (field == key) return L.*member;
+  throw Error("internal: unknown tensor " + name);
+}
+
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  // HF LlamaRMSNorm: variance in fp32, normalised value cast back before the weight.
+  at::Tensor xf = x.to(at::kFloat);
+  at::Tensor normed = xf * at::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
+  return weight * normed.to(x.scalar_type());
+}
+
+// torch.finfo(dtype).min, which HF fills masked attention scores with.
+double lowest_value(at::ScalarType dtype) {
+  if (dtype == at::kHalf) return double(std::numeric_limits<c10::Half>::lowest());
+  if (dtype == at::kBFloat16) return double(std::numeric_limits<c10::BFloat16>::lowest());
+  return double(std::numeric_limits<float>::lowest());
+}
+
+at::Tensor rotate_half(const at::Tensor& x) {
+  const int64_t half = x.size(-1) / 2;
+  return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+}
+
+at::Tensor project(const at::Tensor& x, const at::Tensor& w, int64_t layer, const char* module,
+                   const ForwardOptions& o) {
+  at::Tensor y = at::linear(x, w);
+  if (o.lora) {
+    if (const LoraPair* p = o.lora->find(layer, module)) {
+      at::Tensor dropped = at::dropout(x, o.lora->config().dropout, o.training);
+      y = y + at::linear(at::linear(dropped, p->a), p->b) * o.lora->config().scaling();
+    }
+  }
+  return y;
+}
+
+}  // namespace
+
+const at::Tensor& LlamaModel::weight(int64_t layer, const std::string& module) const {
+  const std::string name = module.find("proj") != std::string::npos && (module[0] == 'q' || module[0] == 'k' ||
+                                                                         module[0] == 'v' || module[0] == 'o')
+                               ? "self_attn." + module
+                               : "mlp." + module;
+  return tensor_by_name(*this, "model.layers." + std::to_string(layer) + "." + name + ".weight");
+}
+
+LlamaModel load_hf_model(const fs::path& dir, at::ScalarType dtype) {
+  LlamaModel m;
+  m.config = read_llama_config(dir / "config.json");
+  m.layers.resize(size_t(m.config.num_hidden_layers));
+  // name -> shard file
+  std::map<std::string, std::string> shard_of;
+  const fs::path index = dir / "model.safetensors.index.json";
+  if (fs::exists(index)) {
+    try {
+      auto j = nlohmann::json::parse(read_file(index));
+      for (auto& [name, file] : j.at("weight_map").items()) shard_of[name] = file.get<std::string>();
+    } catch (const nlohmann::json::exception& e) {
+      throw InputError(index.string() + ": malformed index: " + e.what());
+    }
+  } else if (!fs::exists(dir / "model.safetensors")) {
+    throw InputError(dir.string() + ": no model.safetensors or model.safetensors.index.json");
+  }
+  std::map<std::string, std::unique_ptr<SafetensorsFile>> open;
+  for (const auto& [name, shape] : hf_tensor_layout(m.config)) {
+    std::string file = "model.safetensors";
+    if (!shard_of.empty()) {
+      auto it = shard_of.find(name);
+      if (it == shard_of.end()) throw InputError(index.string() + ": missing tensor \"" + name + "\" in weight_map");
+      file = it->second;
+    }
+    auto& f = open[file];
+    if (!f) f = std::make_unique<SafetensorsFile>(dir / file);
+    assign(m, name, f->load(name, dtype, shape));
+  }
+  if (m.config.tie_word_embeddings) m.lm_head = m.embed_tokens;
+  return m;
+}
+
+LlamaModel load_llama2c_model(const fs::path& path) {
+  const std::string origin = path.string();
+  std::string bytes = read_file(path);
+  if (bytes.size() < 28) throw InputError(origin + ": truncated llama2.c header");
+  int32_t h[7];
+  std::memcpy(h, bytes.data(), sizeof h);
+  LlamaConfig c;
+  c.hidden_size = h[0];
+  c.intermediate_size = h[1];
+  c.num_hidden_layers = h[2];
+  c.num_attention_heads = h[3];
+  c.num_key_value_heads = h[4];
+  const bool shared = h[5] > 0;
+  c.vocab_size = shared ? h[5] : -h[5];
+  c.max_position_embeddings = h[6];
+  c.rms_norm_eps = 1e-5;  // llama2.c's run.c
+  c.rope_theta = 10000.0;
+  c.tie_word_embeddings = shared;
+  validate_llama_config(c, origin);
+
+  const int64_t H = c.hidden_size, I = c.intermediate_size, L = c.num_hidden_layers, D = c.head_dim();
+  const int64_t q = c.num_attention_heads * D, kv = c.kv_dim();
+  size_t at_float = 7;
+  const size_t total_floats = (bytes.size()) / 4;
+  auto take = [&](std::vector<int64_t> shape) {
+    int64_t n = 1;
+    for (auto d : shape) n *= d;
+    if ((at_float + size_t(n)) * 4 > bytes.size()) throw InputError(origin + ": truncated (weights end early)");
+    at::Tensor t = at::empty(shape, at::kFloat);
+    std::memcpy(t.data_ptr<float>(), bytes.data() + at_float * 4, size_t(n) * 4);
+    at_float += size_t(n);
+    return t;
+  };
+  // Meta's interleaved rotary pairs (x0,x1),(x2,x3).. -> HF's halves, per head.
+  auto permute = [&](at::Tensor w, int64_t heads) {
+    const int64_t rows = w.size(0), cols = w.size(1);
+    return w.view({heads, rows / heads / 2, 2, cols}).transpose(1, 2).reshape({rows, cols}).contiguous();
+  };
+  LlamaModel m;
+  m.config = c;
+  m.layers.resize(size_t(L));
+  m.embed_tokens = take({c.vocab_size, H});
+  at::Tensor att_norm = take({L, H}), wq = take({L, q, H}), wk = take({L, kv, H}), wv = take({L, kv, H});
+  at::Tensor wo = take({L, H, q}), ffn_norm = take({L, H}), w1 = take({L, I, H}), w2 = take({L, H, I});
+  at::Tensor w3 = take({L, I, H});
+  m.final_norm = take({H});
+  take({c.max_position_embeddings, D / 2});  // freq_cis_real: recomputed from rope_theta
+  take({c.max_position_embeddings, D / 2});  // freq_cis_imag
+  m.lm_head = shared ? m.embed_tokens : take({c.vocab_size, H});
+  if (at_float != total_floats) throw InputError(origin + ": " + std::to_string(total_floats - at_float) + " unexpected trailing floats");
+  for (int64_t l = 0; l < L; ++l) {
+    auto& layer = m.layers[size_t(l)];
+    layer.input_norm = att_norm[l].clone();
+    layer.q_proj = permute(wq[l], c.num_attention_heads);
+    layer.k_proj = permute(wk[l], c.num_key_value_heads);
+    layer.v_proj = wv[l].clone();
+    layer.o_proj = wo[l].clone();
+    layer.post_norm = ffn_norm[l].clone();
+    layer.gate_proj = w1[l].clone();
+    layer.down_proj = w2[l].clone();
+    layer.up_proj = w3[l].clone();
+  }
+  return m;
+}
+
+namespace {
+at::Tensor random_tensor(const NamedShape& s, at::Generator& gen, at::ScalarType dtype) {
+  if (s.shape.size() == 1) return at::ones(s.shape, at::TensorOptions().dtype(dtype));  // norms
+  return at::normal(0.0, 0.02, s.shape, gen, at::TensorOptions().dtype(at::kFloat)).to(dtype);
+}
+}  // namespace
+
+LlamaModel random_llama_model(const LlamaConfig& config, uint64_t seed, at::ScalarType dtype) {
+  validate_llama_config(config, "model config");
+  at::Generator gen = at::detail::createCPUGenerator(seed);
+  LlamaModel m;
+  m.config = config;
+  m.layers.resize(size_t(config.num_hidden_layers));
+  for (const auto& s : hf_tensor_layout(config)) assign(m, s.name, random_tensor(s, gen, dtype));
+  if (config.tie_word_embeddings) m.lm_head = m.embed_tokens;
+  return m;
+}
+
+void save_hf_model(const LlamaModel& model, const fs::path& dir) {
+  fs::create_directories(dir);
+  const at::ScalarType dtype = parse_torch_dtype(model.config.torch_dtype);
+  std::vector<TensorToWrite> tensors;
+  for (const auto& s : hf_tensor_layout(model.config)) tensors.push_back({s.name, tensor_by_name(model, s.name).to(dtype)});
+  write_safetensors(dir / "model.safetensors", tensors, {{"format", "pt"}});
+  write_file_atomically(dir / "config.json", llama_config_json(model.config));
+}
+
+void write_random_hf_model(const LlamaConfig& config, uint64_t seed, const fs::path& dir) {
+  validate_llama_config(config, "model config");
+  fs::create_directories(dir);
+  const at::ScalarType dtype = parse_torch_dtype(config.torch_dtype);
+  const auto layout = hf_tensor_layout(config);
+  std::vector<TensorSpec> specs;
+  for (const auto& s : layout) specs.push_back({s.name, dtype, s.shape});
+  at::Generator gen = at::detail::createCPUGenerator(seed);
+  write_safetensors_streaming(dir / "model.safetensors", specs,
+                              [&](size_t i) { return random_tensor(layout[i], gen, dtype); }, {{"format", "pt"}});
+  write_file_atomically(dir / "config.json", llama_config_json(config));
+}
+
+at::Tensor positions_from_mask(const at::Tensor& attention_mask) {
+  at::Tensor pos = attention_mask.to(at::kLong).cumsum(-1) - 1;
+  return pos.masked_fill(attention_mask.eq(0), 1).clamp_min(0);
+}
+
+at::Tensor llama_forward(const LlamaModel& model, const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                         const at::Tensor& position_ids, const ForwardOptions& o) {
+  const LlamaConfig& c = model.config;
+  const int64_t B = input_ids.size(0), T = input_ids.size(1), Nh = c.num_attention_heads,
+                Nkv = c.num_key_value_heads, D = c.head_dim();
+  const auto dtype = model.embed_tokens.scalar_type();
+
+  at::Tensor h = at::embedding(model.embed_tokens, input_ids);  // [B, T, H]
+
+  // Rotary tables, computed in fp32 as HF does: angles = pos * inv_freq, emb = [angles, angles].
+  at::Tensor pos = position_ids.defined() ? position_ids : at::arange(T, at::kLong).unsqueeze(0).expand({B, T});
+  at::Tensor inv_freq = 1.0 / at::pow(c.rope_theta, at::arange(0, D, 2, at::kLong).to(at::kFloat) / double(D));
+  at::Tensor angles = pos.to(at::kFloat).unsqueeze(-1) * inv_freq;       // [B, T, D/2]
+  at::Tensor emb = at::cat({angles, angles}, -1);                          // [B, T, D]
+  at::Tensor cos = emb.cos().to(dtype).unsqueeze(1), sin = emb.sin().to(dtype).unsqueeze(1);  // [B, 1, T, D]
+
+  // Additive mask [B, 1, T, T]: 0 where query i may see key j (j <= i, j not padding), the
+  // dtype's lowest value elsewhere. Rows with no visible key (padding queries) then attend
+  // uniformly instead of producing NaN, as in HF.
+  at::Tensor allowed = at::ones({T, T}, at::kBool).tril().unsqueeze(0).unsqueeze(0);
+  if (attention_mask.defined()) allowed = allowed & attention_mask.to(at::kBool).view({B, 1, 1, T});
+  at::Tensor mask = at::zeros(allowed.sizes(), at::TensorOptions().dtype(dtype))
+                        .masked_fill(allowed.logical_not(), lowest_value(dtype));
+
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const LlamaLayer& L = model.layers[size_t(l)];
+    at::Tensor a = rms_norm(h, L.input_norm, c.rms_norm_eps);
+    at::Tensor q = project(a, L.q_proj, l, "q_proj", o).view({B, T, Nh, D}).transpose(1, 2);   // [B, Nh, T, D]
+    at::Tensor k = project(a, L.k_proj, l, "k_proj", o).view({B, T, Nkv, D}).transpose(1, 2);  // [B, Nkv, T, D]
+    at::Tensor v = project(a, L.v_proj, l, "v_proj", o).view({B, T, Nkv, D}).transpose(1, 2);
+    q = q * cos + rotate_half(q) * sin;
+    k = k * cos + rotate_half(k) * sin;
+    if (Nkv != Nh) {
+      k = k.repeat_interleave(Nh / Nkv, 1);
+      v = v.repeat_interleave(Nh / Nkv, 1);
+    }
+    at::Tensor attn = at::scaled_dot_product_attention(q, k, v, mask);   // [B, Nh, T, D]
+    attn = attn.transpose(1, 2).reshape({B, T, Nh * D});
+    h = h + project(attn, L.o_proj, l, "o_proj", o);
+    at::Tensor m = rms_norm(h, L.post_norm, c.rms_norm_eps);
+    at::Tensor gate = project(m, L.gate_proj, l, "gate_proj", o);
+    at::Tensor up = project(m, L.up_proj, l, "up_proj", o);
+    h = h + project(at::silu(gate) * up, L.down_proj, l, "down_proj", o);
+  }
+  return at::linear(rms_norm(h, model.final_norm, c.rms_norm_eps), model.lm_head);  // [B, T, V]
+}
+
+std::vector<int64_t> greedy_generate(const LlamaModel& model, const std::vector<int64_t>& prompt, int64_t steps,
+                                     int64_t stop_id) {
+  at::NoGradGuard no_grad;
+  std::vector<int64_t> tokens = prompt, generated;
+  for (int64_t s = 0; s < steps; ++s) {
+    if (int64_t(tokens.size()) > model.config.max_position_embeddings) break;
+    at::Tensor ids = at::tensor(tokens, at::kLong).unsqueeze(0);
+    at::Tensor logits = llama_forward(model, ids, at::Tensor(), at::Tensor());
+    int64_t next = logits[0][int64_t(tokens.size()) - 1].argmax().item<int64_t>();
+    if (next == stop_id) break;
+    generated.push_back(next);
+    tokens.push_back(next);
+  }
+  return generated;
+}
+
+}  // namespace tallrec

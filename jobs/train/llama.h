@@ -1,0 +1,79 @@
+// LLaMA as HF's LlamaForCausalLM computes it, top to bottom (shapes: B batch, T tokens,
+// H hidden, Nh query heads, Nkv key/value heads, D head dim, V vocabulary):
+//   h = embed[input_ids]                                          [B, T, H]
+//   per layer:  a = rmsnorm(h)                                    (variance in fp32)
+//               q = a Wq^T -> [B, Nh, T, D];  k, v = a Wk^T, a Wv^T -> [B, Nkv, T, D]
+//               q, k = rope(q, k, positions)                      (rotate-half convention)
+//               k, v repeated to Nh heads (grouped-query attention)
+//               h = h + softmax(q k^T / sqrt(D) + mask) v  Wo^T   (causal + padding mask)
+//               h = h + down(silu(gate(m)) * up(m)),  m = rmsnorm(h)
+//   logits = rmsnorm(h) lm_head^T                                 [B, T, V]
+// LoRA adapters, when given, add their term to the targeted projections.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "jobs/train/model_config.h"
+
+namespace tallrec {
+
+class LoraAdapters;
+
+struct LlamaLayer {
+  at::Tensor input_norm;  // [H]
+  at::Tensor q_proj;      // [Nh*D, H]
+  at::Tensor k_proj;      // [Nkv*D, H]
+  at::Tensor v_proj;      // [Nkv*D, H]
+  at::Tensor o_proj;      // [H, Nh*D]
+  at::Tensor post_norm;   // [H]
+  at::Tensor gate_proj;   // [I, H]
+  at::Tensor up_proj;     // [I, H]
+  at::Tensor down_proj;   // [H, I]
+};
+
+struct LlamaModel {
+  LlamaConfig config;
+  at::Tensor embed_tokens;  // [V, H]
+  std::vector<LlamaLayer> layers;
+  at::Tensor final_norm;    // [H]
+  at::Tensor lm_head;       // [V, H]; the same tensor as embed_tokens when tied
+
+  const at::Tensor& weight(int64_t layer, const std::string& module) const;
+};
+
+// HF layout: config.json + model.safetensors, or shards listed in model.safetensors.index.json.
+// Weights are converted to `dtype` tensor by tensor while loading.
+LlamaModel load_hf_model(const std::filesystem::path& dir, at::ScalarType dtype);
+// A llama2.c checkpoint (legacy version-0 .bin). q/k rows are permuted from Meta's interleaved
+// rotary layout to HF's rotate-half layout, as HF's convert_llama_weights_to_hf does.
+LlamaModel load_llama2c_model(const std::filesystem::path& path);
+// Random weights as HF initialises them (normal(0, 0.02), norms 1), seeded.
+LlamaModel random_llama_model(const LlamaConfig& config, uint64_t seed, at::ScalarType dtype);
+// Writes config.json + model.safetensors (in config.torch_dtype), atomically per file.
+void save_hf_model(const LlamaModel& model, const std::filesystem::path& dir);
+// Streams a random model straight to disk, one tensor at a time (for the 7b preset).
+void write_random_hf_model(const LlamaConfig& config, uint64_t seed, const std::filesystem::path& dir);
+
+// Position ids from a left-padded attention mask: cumsum(mask) - 1, 0 on padding (as HF's
+// generate does). A sequence then scores the same padded or alone.
+at::Tensor positions_from_mask(const at::Tensor& attention_mask);
+
+struct ForwardOptions {
+  const LoraAdapters* lora = nullptr;
+  bool training = false;  // LoRA dropout on
+};
+
+// input_ids [B, T] int64; attention_mask [B, T] (1 real, 0 padding) or undefined (no padding);
+// position_ids [B, T] or undefined (0..T-1). Returns logits [B, T, V] in the model's dtype.
+at::Tensor llama_forward(const LlamaModel& model, const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                         const at::Tensor& position_ids, const ForwardOptions& options = {});
+
+// Greedy decoding from `prompt`, `steps` new tokens, stopping early at `stop_id` (if >= 0).
+std::vector<int64_t> greedy_generate(const LlamaModel& model, const std::vector<int64_t>& prompt, int64_t steps,
+                                     int64_t stop_id = -1);
+
+}  // namespace tallrec

@@ -1,0 +1,143 @@
+#include "jobs/train/lora.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "common/atomic_file.h"
+#include "common/error.h"
+#include "jobs/train/safetensors.h"
+
+namespace tallrec {
+namespace fs = std::filesystem;
+namespace {
+
+bool is_attention(const std::string& module) {
+  return module == "q_proj" || module == "k_proj" || module == "v_proj" || module == "o_proj";
+}
+
+std::string peft_key(int64_t layer, const std::string& module, char which) {
+  return "base_model.model.model.layers." + std::to_string(layer) + (is_attention(module) ? ".self_attn." : ".mlp.") +
+         module + ".lora_" + which + ".weight";
+}
+
+}  // namespace
+
+std::pair<int64_t, int64_t> module_shape(const LlamaConfig& c, const std::string& module) {
+  const int64_t H = c.hidden_size, I = c.intermediate_size, q = c.num_attention_heads * c.head_dim(), kv = c.kv_dim();
+  if (module == "q_proj") return {q, H};
+  if (module == "k_proj" || module == "v_proj") return {kv, H};
+  if (module == "o_proj") return {H, q};
+  if (module == "gate_proj" || module == "up_proj") return {I, H};
+  if (module == "down_proj") return {H, I};
+  throw InputError("unknown LoRA target module \"" + module +
+                   "\" (expected q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj or down_proj)");
+}
+
+LoraAdapters::LoraAdapters(const LlamaConfig& model, LoraConfig config, uint64_t seed, at::ScalarType dtype)
+    : config_(std::move(config)) {
+  if (config_.r <= 0) throw InputError("lora r must be positive");
+  if (config_.dropout < 0 || config_.dropout >= 1) throw InputError("lora dropout must be in [0, 1)");
+  at::Generator gen = at::detail::createCPUGenerator(seed);
+  for (int64_t l = 0; l < model.num_hidden_layers; ++l) {
+    for (const auto& module : config_.target_modules) {
+      auto [out, in] = module_shape(model, module);
+      // kaiming_uniform_(a=sqrt(5)) on [r, in]: bound = sqrt(6 / ((1 + 5) * in)) = 1 / sqrt(in).
+      const double bound = 1.0 / std::sqrt(double(in));
+      at::Tensor a = at::empty({config_.r, in}, at::kFloat).uniform_(-bound, bound, gen).to(dtype);
+      at::Tensor b = at::zeros({out, config_.r}, at::TensorOptions().dtype(dtype));
+      pairs_[{l, module}] = {a, b};
+    }
+  }
+}
+
+const LoraPair* LoraAdapters::find(int64_t layer, const std::string& module) const {
+  auto it = pairs_.find({layer, module});
+  return it == pairs_.end() ? nullptr : &it->second;
+}
+
+LoraPair* LoraAdapters::find(int64_t layer, const std::string& module) {
+  auto it = pairs_.find({layer, module});
+  return it == pairs_.end() ? nullptr : &it->second;
+}
+
+std::vector<at::Tensor> LoraAdapters::parameters() const {
+  std::vector<at::Tensor> out;
+  for (const auto& [key, pair] : pairs_) {
+    out.push_back(pair.a);
+    out.push_back(pair.b);
+  }
+  return out;
+}
+
+std::vector<std::string> LoraAdapters::parameter_names() const {
+  std::vector<std::string> out;
+  for (const auto& [key, pair] : pairs_) {
+    out.push_back(peft_key(key.first, key.second, 'A'));
+    out.push_back(peft_key(key.first, key.second, 'B'));
+  }
+  return out;
+}
+
+void LoraAdapters::save_peft(const fs::path& dir, const std::string& base_model_path) const {
+  fs::create_directories(dir);
+  std::vector<TensorToWrite> tensors;
+  auto names = parameter_names();
+  auto params = parameters();
+  for (size_t i = 0; i < params.size(); ++i) tensors.push_back({names[i], params[i].detach().to(at::kFloat).contiguous()});
+  write_safetensors(dir / "adapter_model.safetensors", tensors, {{"format", "pt"}});
+  nlohmann::ordered_json cfg = {{"base_model_name_or_path", base_model_path},
+                                {"bias", "none"},
+                                {"fan_in_fan_out", false},
+                                {"inference_mode", true},
+                                {"init_lora_weights", true},
+                                {"lora_alpha", config_.alpha},
+                                {"lora_dropout", config_.dropout},
+                                {"modules_to_save", nullptr},
+                                {"peft_type", "LORA"},
+                                {"r", config_.r},
+                                {"target_modules", config_.target_modules},
+                                {"task_type", "CAUSAL_LM"},
+                                {"use_dora", false},
+                                {"use_rslora", false}};
+  write_file_atomically(dir / "adapter_config.json", cfg.dump(2) + "\n");
+}
+
+LoraAdapters LoraAdapters::load_peft(const fs::path& dir, const LlamaConfig& model, at::ScalarType dtype) {
+  const fs::path cfg_path = dir / "adapter_config.json";
+  LoraAdapters out;
+  try {
+    auto j = nlohmann::json::parse(read_file(cfg_path));
+    if (j.value("peft_type", "LORA") != "LORA") throw InputError(cfg_path.string() + ": peft_type is not LORA");
+    if (j.value("bias", "none") != "none") throw InputError(cfg_path.string() + ": LoRA bias is not supported");
+    if (j.value("use_dora", false) || j.value("use_rslora", false)) {
+      throw InputError(cfg_path.string() + ": DoRA and rsLoRA adapters are not supported");
+    }
+    if (j.value("fan_in_fan_out", false)) throw InputError(cfg_path.string() + ": fan_in_fan_out is not supported");
+    out.config_.r = j.at("r").get<int64_t>();
+    out.config_.alpha = j.at("lora_alpha").get<double>();
+    out.config_.dropout = j.value("lora_dropout", 0.0);
+    auto targets = j.at("target_modules");
+    out.config_.target_modules = targets.is_string() ? std::vector<std::string>{targets.get<std::string>()}
+                                                     : targets.get<std::vector<std::string>>();
+  } catch (const nlohmann::json::exception& e) {
+    throw InputError(cfg_path.string() + ": malformed adapter config: " + e.what());
+  }
+  const fs::path weights = dir / "adapter_model.safetensors";
+  if (!fs::exists(weights)) {
+    throw InputError(weights.string() + ": missing (only safetensors adapters are read; convert a .bin with PEFT)");
+  }
+  SafetensorsFile file(weights);
+  for (int64_t l = 0; l < model.num_hidden_layers; ++l) {
+    for (const auto& module : out.config_.target_modules) {
+      auto [o, in] = module_shape(model, module);
+      out.pairs_[{l, module}] = {file.load(peft_key(l, module, 'A'), dtype, {out.config_.r, in}),
+                                 file.load(peft_key(l, module, 'B'), dtype, {o, out.config_.r})};
+    }
+  }
+  return out;
+}
+
+}  // namespace tallrec

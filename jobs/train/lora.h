@@ -1,0 +1,62 @@
+// LoRA as PEFT implements it: for a target linear layer y = x W^T, the adapted layer is
+//   y = x W^T + dropout(x) A^T B^T * (alpha / r)
+// with A [r, in] kaiming-uniform(a = sqrt(5)) and B [out, r] zero, so a fresh adapter changes
+// nothing. Only A and B train; the base model is frozen.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "jobs/train/model_config.h"
+
+namespace tallrec {
+
+struct LoraConfig {
+  int64_t r = 8;
+  double alpha = 16;
+  double dropout = 0.05;
+  std::vector<std::string> target_modules{"q_proj", "v_proj"};
+  double scaling() const { return alpha / double(r); }
+};
+
+struct LoraPair {
+  at::Tensor a;  // [r, in]
+  at::Tensor b;  // [out, r]
+};
+
+class LoraAdapters {
+ public:
+  LoraAdapters() = default;
+  // Fresh adapters for every target module of every layer, initialised as PEFT does, from a
+  // CPU generator seeded with `seed`.
+  LoraAdapters(const LlamaConfig& model, LoraConfig config, uint64_t seed, at::ScalarType dtype);
+
+  const LoraConfig& config() const { return config_; }
+  // nullptr when (layer, module) is not adapted.
+  const LoraPair* find(int64_t layer, const std::string& module) const;
+  LoraPair* find(int64_t layer, const std::string& module);
+  // Every trainable tensor, in a fixed order (layer, module, A then B).
+  std::vector<at::Tensor> parameters() const;
+  std::vector<std::string> parameter_names() const;  // PEFT's key names, same order
+
+  // PEFT layout: adapter_config.json + adapter_model.safetensors with keys
+  // base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight (fp32 here).
+  void save_peft(const std::filesystem::path& dir, const std::string& base_model_path) const;
+  // Loads a PEFT adapter directory (ours or PEFT's own). Throws InputError naming the file for
+  // a missing key, a shape that does not fit `model`, or an unsupported setting (bias, DoRA...).
+  static LoraAdapters load_peft(const std::filesystem::path& dir, const LlamaConfig& model, at::ScalarType dtype);
+
+ private:
+  LoraConfig config_;
+  std::map<std::pair<int64_t, std::string>, LoraPair> pairs_;
+};
+
+// The linear layer's [out, in] shape for a target module name; throws InputError for an
+// unknown module.
+std::pair<int64_t, int64_t> module_shape(const LlamaConfig& model, const std::string& module);
+
+}  // namespace tallrec
