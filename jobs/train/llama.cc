@@ -87,7 +87,7 @@ const at::Tensor& tensor_by_name(const LlamaModel& m, const std::string& name) {
 
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
   // HF LlamaRMSNorm: variance in fp32, normalised value cast back before the weight.
-  at::Tensor xf = x.to(at::kFloat);
+  at::Tensor xf = x.scalar_type() == at::kDouble ? x : x.to(at::kFloat);  // at least fp32
   at::Tensor normed = xf * at::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
   return weight * normed.to(x.scalar_type());
 }

@@ -2,21 +2,33 @@
 // never SentencePiece or the network. Today it reads tokenized datasets and builds TALLRec's
 // micro-batches (`inspect-tokens`); the model, LoRA and the training loop are not built yet.
 // Exit codes: 0 success, 1 failure, 2 bad input or usage.
+#include <malloc.h>
+
+#include <limits>
+
+#include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <thread>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/version.h"
 #include "jobs/data/token_file.h"
 #include "jobs/train/collate.h"
 #include "jobs/train/llama.h"
+#include "jobs/train/lora.h"
+#include "jobs/train/roc_auc.h"
+#include "jobs/train/run_spec.h"
 #include "jobs/train/safetensors.h"
+#include "jobs/train/trainer.h"
 
 namespace {
 
@@ -54,6 +66,12 @@ void inspect_tokens(const std::string& dir, int64_t micro_batch, bool verify) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Training allocates and frees the same large activations (logits of a 32000-word vocabulary)
+  // every micro-batch. glibc serves them with fresh mmaps, and zeroing those pages cost more
+  // system time than the math; keeping freed memory in the heap removes that.
+  mallopt(M_MMAP_MAX, 0);
+  mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());
+  mallopt(M_ARENA_MAX, 1);
   CLI::App app{"tallrec-train: one TALLRec LoRA rec-tuning attempt (libtorch)"};
   app.set_version_flag("--version", std::string(tallrec::kVersion));
   app.require_subcommand(1);
@@ -115,6 +133,54 @@ int main(int argc, char** argv) {
     std::printf("\n");
   });
 
+  std::string spec_path, train_out;
+  int train_exit = 0;
+  auto* train = app.add_subcommand("train", "Run one TALLRec LoRA rec-tuning attempt (resumes from OUT's newest checkpoint)");
+  train->add_option("--spec", spec_path, "Run spec JSON (schemas/run_spec.schema.json)")->required();
+  train->add_option("--out", train_out, "Output folder: events.jsonl, checkpoints/, adapter/")->required();
+  train->callback([&] { train_exit = tallrec::run_training(tallrec::read_run_spec(spec_path), train_out); });
+
+  std::string logits_model, logits_batch, logits_out, logits_adapter, logits_positions = "arange";
+  auto* logits = app.add_subcommand("logits", "Forward pass on a batch: input_ids (+ attention_mask) in, logits out (safetensors)");
+  logits->add_option("--model", logits_model, "HF model folder")->required();
+  logits->add_option("--batch", logits_batch, "safetensors with input_ids [B, T] and optionally attention_mask [B, T]")->required();
+  logits->add_option("--out", logits_out, "Where to write logits [B, T, V] (float32 safetensors)")->required();
+  logits->add_option("--adapter", logits_adapter, "A PEFT LoRA adapter folder to apply");
+  logits->add_option("--positions", logits_positions, "arange (0..T-1, as HF Trainer) or mask (from the attention mask, as HF generate)")
+      ->capture_default_str();
+  logits->callback([&] {
+    set_threads();
+    tallrec::LlamaModel model = tallrec::load_hf_model(logits_model, at::kFloat);
+    tallrec::SafetensorsFile batch(logits_batch);
+    at::Tensor ids = batch.load("input_ids", at::kLong);
+    at::Tensor mask = batch.contains("attention_mask") ? batch.load("attention_mask", at::kLong) : at::Tensor();
+    if (logits_positions != "arange" && logits_positions != "mask") throw tallrec::InputError("--positions must be arange or mask");
+    at::Tensor positions = logits_positions == "mask" && mask.defined() ? tallrec::positions_from_mask(mask) : at::Tensor();
+    tallrec::LoraAdapters adapter;
+    tallrec::ForwardOptions options;
+    if (!logits_adapter.empty()) {
+      adapter = tallrec::LoraAdapters::load_peft(logits_adapter, model.config, at::kFloat);
+      options.lora = &adapter;
+    }
+    at::NoGradGuard no_grad;
+    at::Tensor out = tallrec::llama_forward(model, ids, mask, positions, options).to(at::kFloat);
+    tallrec::write_safetensors(logits_out, {{"logits", out.contiguous()}});
+  });
+
+  std::string auc_input;
+  auto* auc = app.add_subcommand("roc-auc", "ROC AUC (scikit-learn's) of {\"labels\": [...], \"scores\": [...]} or a list of such");
+  auc->add_option("input", auc_input, "JSON file")->required();
+  auc->callback([&] {
+    auto j = nlohmann::json::parse(tallrec::read_file(auc_input));
+    auto one = [](const nlohmann::json& c) {
+      return tallrec::roc_auc(c.at("labels").get<std::vector<int>>(), c.at("scores").get<std::vector<double>>());
+    };
+    std::vector<double> out;
+    if (j.is_array()) for (const auto& c : j) out.push_back(one(c));
+    else out.push_back(one(j));
+    for (double v : out) std::printf("%.17g\n", v);
+  });
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -127,5 +193,5 @@ int main(int argc, char** argv) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;
   }
-  return 0;
+  return train_exit;
 }

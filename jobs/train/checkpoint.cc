@@ -1,0 +1,99 @@
+#include "jobs/train/checkpoint.h"
+
+#include <ATen/ATen.h>
+
+#include <cstdio>
+#include <set>
+
+#include "common/atomic_file.h"
+#include "common/error.h"
+#include "common/sha256.h"
+#include "jobs/train/safetensors.h"
+
+namespace tallrec {
+namespace fs = std::filesystem;
+namespace {
+
+const char* kFiles[] = {"adapter_model.safetensors", "adapter_config.json", "optimizer.safetensors", "state.json"};
+
+nlohmann::json state_to_json(const TrainerState& s) {
+  return {{"global_step", s.global_step}, {"epoch", s.epoch}, {"micro_batch", s.micro_batch},
+          {"best_auc", s.best_auc},       {"best_step", s.best_step},
+          {"evals_without_improvement", s.evals_without_improvement}, {"history", s.history}};
+}
+
+}  // namespace
+
+std::pair<fs::path, std::string> write_checkpoint(const fs::path& checkpoints_dir, const LoraAdapters& adapters,
+                                                  const std::string& base_model, const CheckpointData& data) {
+  char name[32];
+  std::snprintf(name, sizeof name, "step-%08lld", static_cast<long long>(data.state.global_step));
+  const fs::path final_dir = checkpoints_dir / name;
+  StagedDirectory staged(final_dir);
+  adapters.save_peft(staged.path(), base_model);
+  std::vector<TensorToWrite> tensors;
+  for (size_t i = 0; i < data.exp_avg.size(); ++i) {
+    tensors.push_back({"exp_avg." + std::to_string(i), data.exp_avg[i]});
+    tensors.push_back({"exp_avg_sq." + std::to_string(i), data.exp_avg_sq[i]});
+  }
+  tensors.push_back({"rng_state", data.rng_state});
+  write_safetensors(staged.path() / "optimizer.safetensors", tensors);
+  write_file_atomically(staged.path() / "state.json", state_to_json(data.state).dump(2) + "\n");
+  nlohmann::ordered_json manifest = nlohmann::ordered_json::object();
+  for (const char* f : kFiles) manifest[f] = sha256_file(staged.path() / f);
+  const std::string manifest_text = manifest.dump(2) + "\n";
+  write_file_atomically(staged.path() / "manifest.json", manifest_text);
+  staged.commit();
+  return {final_dir, sha256_hex(manifest_text)};
+}
+
+std::optional<fs::path> newest_valid_checkpoint(const fs::path& checkpoints_dir) {
+  if (!fs::exists(checkpoints_dir)) return std::nullopt;
+  std::set<fs::path> dirs;
+  for (const auto& e : fs::directory_iterator(checkpoints_dir)) {
+    const std::string n = e.path().filename().string();
+    if (e.is_directory() && n.rfind("step-", 0) == 0 && n.find(".tmp-") == std::string::npos) dirs.insert(e.path());
+  }
+  for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) {
+    try {
+      auto manifest = nlohmann::json::parse(read_file(*it / "manifest.json"));
+      bool ok = true;
+      for (const char* f : kFiles) ok = ok && manifest.at(f).get<std::string>() == sha256_file(*it / f);
+      if (ok) return *it;
+    } catch (const std::exception&) {
+      // unreadable or incomplete: try an older one
+    }
+  }
+  return std::nullopt;
+}
+
+CheckpointData read_checkpoint(const fs::path& dir, size_t parameter_count) {
+  CheckpointData d;
+  auto j = nlohmann::json::parse(read_file(dir / "state.json"));
+  d.state.global_step = j.at("global_step");
+  d.state.epoch = j.at("epoch");
+  d.state.micro_batch = j.at("micro_batch");
+  d.state.best_auc = j.at("best_auc");
+  d.state.best_step = j.at("best_step");
+  d.state.evals_without_improvement = j.at("evals_without_improvement");
+  d.state.history = j.at("history");
+  SafetensorsFile opt(dir / "optimizer.safetensors");
+  for (size_t i = 0; i < parameter_count; ++i) {
+    d.exp_avg.push_back(opt.load("exp_avg." + std::to_string(i), at::kFloat));
+    d.exp_avg_sq.push_back(opt.load("exp_avg_sq." + std::to_string(i), at::kFloat));
+  }
+  d.rng_state = opt.load("rng_state", at::kByte);
+  return d;
+}
+
+void prune_checkpoints(const fs::path& checkpoints_dir, const std::vector<fs::path>& keep) {
+  std::set<fs::path> kept(keep.begin(), keep.end());
+  for (const auto& e : fs::directory_iterator(checkpoints_dir)) {
+    if (e.is_directory() && !kept.count(e.path())) {
+      std::error_code ec;
+      fs::remove_all(e.path(), ec);
+    }
+  }
+}
+
+}  // namespace tallrec

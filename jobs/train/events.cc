@@ -1,0 +1,28 @@
+#include "jobs/train/events.h"
+
+#include <chrono>
+#include <cstring>
+#include <iostream>
+
+#include "common/error.h"
+
+namespace tallrec {
+
+EventLog::EventLog(const std::filesystem::path& file) : file_(std::fopen(file.c_str(), "a")) {
+  if (!file_) throw Error(file.string() + ": cannot open for appending: " + std::strerror(errno));
+}
+
+EventLog::~EventLog() { std::fclose(file_); }
+
+void EventLog::emit(const std::string& type, nlohmann::ordered_json fields) {
+  nlohmann::ordered_json e = {{"type", type},
+                              {"time", std::chrono::duration<double>(
+                                           std::chrono::system_clock::now().time_since_epoch()).count()}};
+  for (auto& [k, v] : fields.items()) e[k] = v;
+  const std::string line = e.dump() + "\n";
+  std::fwrite(line.data(), 1, line.size(), file_);
+  std::fflush(file_);
+  std::cout << line << std::flush;
+}
+
+}  // namespace tallrec

@@ -1,0 +1,96 @@
+#include "jobs/train/run_spec.h"
+
+#include <nlohmann/json.hpp>
+
+#include "common/atomic_file.h"
+#include "common/error.h"
+
+namespace tallrec {
+
+int64_t tallrec_eval_every(int64_t sample) {
+  if (sample <= 128) return 10;
+  return std::max<int64_t>(1, int64_t(double(sample) / 128.0 * 5.0));
+}
+
+RunSpec read_run_spec(const std::filesystem::path& path) { return parse_run_spec(read_file(path), path.string()); }
+
+RunSpec parse_run_spec(const std::string& text, const std::string& origin) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw InputError(origin + ": malformed JSON: " + e.what());
+  }
+  if (!j.is_object()) throw InputError(origin + ": a run spec is a JSON object");
+  RunSpec s;
+  auto get = [&](const nlohmann::json& obj, const char* key, auto& field, const std::string& path) {
+    auto it = obj.find(key);
+    if (it == obj.end() || it->is_null()) return false;
+    try {
+      it->get_to(field);
+    } catch (const nlohmann::json::exception&) {
+      throw InputError(origin + ": field \"" + path + key + "\" has the wrong type");
+    }
+    return true;
+  };
+  static const char* known[] = {"base_model", "init_adapter", "train_tokens", "valid_tokens", "test_tokens", "seed",
+                                "lora", "optim", "warmup_steps", "max_grad_norm", "batch_size", "micro_batch_size",
+                                "epochs", "max_steps", "eval_every", "early_stopping_patience", "eval_batch_size",
+                                "dtype", "scoring", "loss_normalization", "threads"};
+  for (auto& [key, value] : j.items()) {
+    if (std::find(std::begin(known), std::end(known), key) == std::end(known)) {
+      throw InputError(origin + ": unknown field \"" + key + "\"");
+    }
+  }
+  if (!get(j, "base_model", s.base_model, "")) throw InputError(origin + ": missing field \"base_model\"");
+  if (!get(j, "train_tokens", s.train_tokens, "")) throw InputError(origin + ": missing field \"train_tokens\"");
+  if (!get(j, "valid_tokens", s.valid_tokens, "")) throw InputError(origin + ": missing field \"valid_tokens\"");
+  get(j, "init_adapter", s.init_adapter, "");
+  get(j, "test_tokens", s.test_tokens, "");
+  get(j, "seed", s.seed, "");
+  if (j.contains("lora")) {
+    const auto& l = j["lora"];
+    get(l, "r", s.lora.r, "lora.");
+    get(l, "alpha", s.lora.alpha, "lora.");
+    get(l, "dropout", s.lora.dropout, "lora.");
+    get(l, "target_modules", s.lora.target_modules, "lora.");
+  }
+  if (j.contains("optim")) {
+    const auto& o = j["optim"];
+    get(o, "lr", s.optim.lr, "optim.");
+    get(o, "weight_decay", s.optim.weight_decay, "optim.");
+    get(o, "beta1", s.optim.beta1, "optim.");
+    get(o, "beta2", s.optim.beta2, "optim.");
+    get(o, "eps", s.optim.eps, "optim.");
+  }
+  get(j, "warmup_steps", s.warmup_steps, "");
+  get(j, "max_grad_norm", s.max_grad_norm, "");
+  get(j, "batch_size", s.batch_size, "");
+  get(j, "micro_batch_size", s.micro_batch_size, "");
+  get(j, "epochs", s.epochs, "");
+  get(j, "max_steps", s.max_steps, "");
+  get(j, "eval_every", s.eval_every, "");
+  get(j, "early_stopping_patience", s.early_stopping_patience, "");
+  get(j, "eval_batch_size", s.eval_batch_size, "");
+  get(j, "dtype", s.dtype, "");
+  get(j, "scoring", s.scoring, "");
+  get(j, "loss_normalization", s.loss_normalization, "");
+  get(j, "threads", s.threads, "");
+
+  auto need = [&](bool ok, const std::string& what) {
+    if (!ok) throw InputError(origin + ": " + what);
+  };
+  need(s.micro_batch_size > 0 && s.batch_size >= s.micro_batch_size && s.batch_size % s.micro_batch_size == 0,
+       "batch_size must be a positive multiple of micro_batch_size");
+  need(s.epochs > 0, "epochs must be positive");
+  need(s.eval_every >= 0 && s.early_stopping_patience > 0 && s.eval_batch_size > 0,
+       "eval_every, early_stopping_patience and eval_batch_size must be positive");
+  need(s.dtype == "float32" || s.dtype == "bfloat16" || s.dtype == "float16", "dtype must be float32, bfloat16 or float16");
+  need(s.scoring == "tallrec" || s.scoring == "logit_diff", "scoring must be tallrec or logit_diff");
+  need(s.loss_normalization == "micro_batch_mean" || s.loss_normalization == "token_mean",
+       "loss_normalization must be micro_batch_mean or token_mean");
+  need(s.optim.lr > 0 && s.warmup_steps >= 0 && s.max_grad_norm > 0, "lr and max_grad_norm must be positive");
+  return s;
+}
+
+}  // namespace tallrec

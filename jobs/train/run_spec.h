@@ -1,0 +1,46 @@
+// RunSpec: everything one training attempt needs (schemas/run_spec.schema.json). Defaults are
+// TALLRec's recipe; every field can be overridden.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "jobs/train/lora.h"
+#include "jobs/train/optimizer.h"
+
+namespace tallrec {
+
+struct RunSpec {
+  std::string base_model;                        // HF layout folder
+  std::string init_adapter;                      // optional PEFT adapter to start from (alpaca-lora)
+  std::string train_tokens, valid_tokens;        // `tallrec data tokenize` folders
+  std::map<std::string, std::string> test_tokens;  // test-set name -> folder (own and cross domain)
+  uint64_t seed = 0;                             // LoRA init, dropout, data order
+  LoraConfig lora;
+  AdamWConfig optim;
+  int64_t warmup_steps = 20;
+  double max_grad_norm = 1.0;
+  int64_t batch_size = 128, micro_batch_size = 32;
+  int64_t epochs = 200;
+  int64_t max_steps = -1;                        // cap on optimizer steps (-1: from epochs)
+  int64_t eval_every = 0;                        // 0: TALLRec's rule from the sample count
+  int64_t early_stopping_patience = 10;
+  int64_t eval_batch_size = 32;
+  std::string dtype = "float32";                 // float32 | bfloat16 | float16
+  std::string scoring = "tallrec";               // tallrec (softmax, then softmax over [No, Yes]) | logit_diff
+  std::string loss_normalization = "micro_batch_mean";  // TALLRec-era HF | "token_mean" over the whole batch
+  int threads = 0;
+};
+
+// Parses and validates a spec file; InputError names the file and the field.
+RunSpec read_run_spec(const std::filesystem::path& path);
+RunSpec parse_run_spec(const std::string& text, const std::string& origin);
+
+// TALLRec's evaluation cadence: every 10 optimizer steps when sample <= 128, otherwise
+// sample / 128 * 5 (rounded down, at least 1).
+int64_t tallrec_eval_every(int64_t sample);
+
+}  // namespace tallrec

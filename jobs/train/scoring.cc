@@ -1,0 +1,127 @@
+#include "jobs/train/scoring.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+
+#include <numeric>
+
+#include "common/error.h"
+#include "jobs/train/collate.h"
+
+namespace tallrec {
+
+std::pair<at::Tensor, int64_t> shifted_cross_entropy_sum(const at::Tensor& logits, const at::Tensor& labels) {
+  // Shift the labels left rather than the logits right: the logits stay contiguous, so the
+  // [B*T, V] view costs no copy. The last position has no next token and is ignored.
+  const int64_t V = logits.size(-1);
+  at::Tensor shifted = at::constant_pad_nd(labels.narrow(1, 1, labels.size(1) - 1), {0, 1}, kIgnoreIndex);
+  const bool wide = logits.scalar_type() == at::kFloat || logits.scalar_type() == at::kDouble;
+  at::Tensor flat_logits = wide ? logits.view({-1, V}) : logits.to(at::kFloat).view({-1, V});  // fp16/bf16: loss in fp32
+  at::Tensor sum = at::cross_entropy_loss(flat_logits, shifted.reshape({-1}), {}, at::Reduction::Sum, kIgnoreIndex);
+  return {sum, shifted.ne(kIgnoreIndex).sum().item<int64_t>()};
+}
+
+Scoring parse_scoring(const std::string& name) {
+  if (name == "tallrec") return Scoring::kTallrec;
+  if (name == "logit_diff") return Scoring::kLogitDiff;
+  throw InputError("unknown scoring \"" + name + "\" (expected tallrec or logit_diff)");
+}
+
+at::Tensor yes_scores(const at::Tensor& answer_logits, int64_t yes_id, int64_t no_id, Scoring scoring) {
+  at::Tensor l = answer_logits.to(at::kFloat);  // [N, V]
+  if (scoring == Scoring::kLogitDiff) return l.select(-1, yes_id) - l.select(-1, no_id);
+  at::Tensor probs = l.softmax(-1);
+  at::Tensor pair = at::stack({probs.select(-1, no_id), probs.select(-1, yes_id)}, -1).softmax(-1);
+  return pair.select(-1, 1);
+}
+
+namespace {
+
+void append_scores(EvalResult& r, const at::Tensor& scores, const std::vector<int>& labels) {
+  auto s = scores.to(at::kDouble).contiguous();
+  for (int64_t i = 0; i < s.size(0); ++i) {
+    r.scores.push_back(s.data_ptr<double>()[i]);
+    r.labels.push_back(labels[size_t(i)]);
+  }
+}
+
+}  // namespace
+
+EvalResult evaluate_validation(const LlamaModel& model, const LoraAdapters* lora, const TokenizedDataset& data,
+                               int64_t batch_size, Scoring scoring) {
+  at::NoGradGuard no_grad;
+  EvalResult r;
+  double loss_weighted = 0;
+  size_t loss_rows = 0;
+  const auto& meta = data.meta();
+  for (size_t start = 0; start < data.size(); start += size_t(batch_size)) {
+    std::vector<size_t> rows(std::min(size_t(batch_size), data.size() - start));
+    std::iota(rows.begin(), rows.end(), start);
+    Batch b = collate_training_batch(data, rows);
+    at::Tensor logits = llama_forward(model, b.input_ids, b.attention_mask, at::Tensor(), {lora, false});
+    auto [sum, count] = shifted_cross_entropy_sum(logits, b.labels);
+    if (count > 0) {  // HF: the mean of per-batch mean losses, weighted by batch size
+      loss_weighted += sum.item<double>() / double(count) * double(rows.size());
+      loss_rows += rows.size();
+    }
+    std::vector<int64_t> batch_index, position;
+    std::vector<int> labels;
+    const int64_t width = b.input_ids.size(1);
+    for (size_t k = 0; k < rows.size(); ++k) {
+      auto ids = data.train_ids(rows[k]);
+      const size_t answer = data.prompt_length(rows[k]);
+      const int label = data.label(rows[k]);
+      if (label < 0 || answer >= ids.size() || (ids[answer] != meta.yes_id && ids[answer] != meta.no_id)) {
+        ++r.skipped;
+        continue;
+      }
+      batch_index.push_back(int64_t(k));
+      position.push_back(width - int64_t(ids.size()) + int64_t(answer) - 1);  // the token before the answer
+      labels.push_back(label);
+    }
+    if (batch_index.empty()) continue;
+    at::Tensor picked = logits.index({at::tensor(batch_index, at::kLong), at::tensor(position, at::kLong)});
+    append_scores(r, yes_scores(picked, meta.yes_id, meta.no_id, scoring), labels);
+  }
+  r.loss = loss_rows ? loss_weighted / double(loss_rows) : 0.0;
+  return r;
+}
+
+EvalResult evaluate_test(const LlamaModel& model, const LoraAdapters* lora, const TokenizedDataset& data,
+                         int64_t batch_size, Scoring scoring) {
+  at::NoGradGuard no_grad;
+  EvalResult r;
+  const auto& meta = data.meta();
+  for (size_t start = 0; start < data.size(); start += size_t(batch_size)) {
+    std::vector<size_t> rows;
+    std::vector<int> labels;
+    for (size_t i = start; i < std::min(data.size(), start + size_t(batch_size)); ++i) {
+      if (data.label(i) < 0) {
+        ++r.skipped;
+        continue;
+      }
+      rows.push_back(i);
+      labels.push_back(data.label(i));
+    }
+    if (rows.empty()) continue;
+    size_t width = 0;
+    for (size_t i : rows) width = std::max(width, data.eval_ids(i).size());
+    at::Tensor ids = at::full({int64_t(rows.size()), int64_t(width)}, meta.pad_id, at::kLong);
+    at::Tensor mask = at::zeros({int64_t(rows.size()), int64_t(width)}, at::kLong);
+    auto ids_a = ids.accessor<int64_t, 2>();
+    auto mask_a = mask.accessor<int64_t, 2>();
+    for (size_t k = 0; k < rows.size(); ++k) {
+      auto seq = data.eval_ids(rows[k]);
+      const int64_t begin = int64_t(width - seq.size());  // left padding
+      for (size_t t = 0; t < seq.size(); ++t) {
+        ids_a[int64_t(k)][begin + int64_t(t)] = seq[t];
+        mask_a[int64_t(k)][begin + int64_t(t)] = 1;
+      }
+    }
+    at::Tensor logits = llama_forward(model, ids, mask, positions_from_mask(mask), {lora, false});
+    append_scores(r, yes_scores(logits.select(1, int64_t(width) - 1), meta.yes_id, meta.no_id, scoring), labels);
+  }
+  return r;
+}
+
+}  // namespace tallrec

@@ -1,0 +1,242 @@
+#include "jobs/train/trainer.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h>
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <mutex>
+#include <numeric>
+#include <thread>
+
+#include "common/atomic_file.h"
+#include "common/error.h"
+#include "jobs/data/numpy_random.h"
+#include "jobs/data/token_file.h"
+#include "jobs/train/checkpoint.h"
+#include "jobs/train/collate.h"
+#include "jobs/train/events.h"
+#include "jobs/train/llama.h"
+#include "jobs/train/roc_auc.h"
+#include "jobs/train/safetensors.h"
+#include "jobs/train/scoring.h"
+
+namespace tallrec {
+namespace fs = std::filesystem;
+namespace {
+
+at::Tensor rng_state() {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return gen.get_state();
+}
+
+void set_rng_state(const at::Tensor& state) {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(state);
+}
+
+// The order of the training records in `epoch`: a seeded permutation per epoch. (HF's
+// RandomSampler draws from torch's generator; that order is not reproduced.)
+std::vector<size_t> epoch_order(size_t n, uint64_t seed, int64_t epoch) {
+  auto p = numpy_permutation(n, seed * 1000003ULL + uint64_t(epoch));
+  return {p.begin(), p.end()};
+}
+
+// Resident memory of this process (CPU runs; a GPU run would report the device's peak).
+int64_t resident_bytes() {
+  long pages = 0, resident = 0;
+  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    std::fclose(f);
+  }
+  return int64_t(resident) * int64_t(sysconf(_SC_PAGESIZE));
+}
+
+struct Trainer {
+  const RunSpec& spec;
+  fs::path out;
+  EventLog events;
+  LlamaModel model;
+  LoraAdapters lora;
+  std::unique_ptr<TokenizedDataset> train, valid;
+  Scoring scoring;
+
+  Trainer(const RunSpec& s, const fs::path& o) : spec(s), out(o), events(o / "events.jsonl"), scoring(parse_scoring(s.scoring)) {}
+
+  int run() {
+    const auto dtype = parse_torch_dtype(spec.dtype);
+    at::set_num_threads(spec.threads > 0 ? spec.threads : int(std::max(1u, std::thread::hardware_concurrency())));
+    train = std::make_unique<TokenizedDataset>(spec.train_tokens);
+    valid = std::make_unique<TokenizedDataset>(spec.valid_tokens);
+    if (train->size() == 0) throw InputError(spec.train_tokens + ": no training records");
+    model = load_hf_model(spec.base_model, dtype);
+    if (train->meta().vocab_size > model.config.vocab_size) {
+      throw InputError(spec.train_tokens + ": token ids reach " + std::to_string(train->meta().vocab_size) +
+                       ", the model's vocabulary has " + std::to_string(model.config.vocab_size));
+    }
+    lora = spec.init_adapter.empty() ? LoraAdapters(model.config, spec.lora, spec.seed, at::kFloat)
+                                     : LoraAdapters::load_peft(spec.init_adapter, model.config, at::kFloat);
+    if (dtype != at::kFloat) throw InputError("dtype " + spec.dtype + ": only float32 training is implemented (CPU)");
+    for (auto& p : lora.parameters()) p.requires_grad_(true);
+    std::vector<at::Tensor> params = lora.parameters();
+    AdamW optimizer(params, spec.optim);
+
+    const int64_t micro = spec.micro_batch_size, accum = spec.batch_size / spec.micro_batch_size;
+    const int64_t n = int64_t(train->size());
+    const int64_t micro_per_epoch = (n + micro - 1) / micro;
+    const bool tallrec_accumulation = spec.loss_normalization == "micro_batch_mean";
+    const int64_t steps_per_epoch = tallrec_accumulation ? std::max<int64_t>(micro_per_epoch / accum, 1)
+                                                         : (micro_per_epoch + accum - 1) / accum;
+    const int64_t total_steps = spec.max_steps > 0 ? spec.max_steps : spec.epochs * steps_per_epoch;
+    const int64_t sample = train->meta().few_shot ? train->meta().sample : -1;
+    const int64_t eval_every = spec.eval_every > 0 ? spec.eval_every : tallrec_eval_every(sample > 0 ? sample : n);
+
+    TrainerState state;
+    at::manual_seed(spec.seed);
+    const fs::path checkpoints = out / "checkpoints";
+    fs::create_directories(checkpoints);
+    fs::path best_checkpoint;
+    if (auto resume = newest_valid_checkpoint(checkpoints)) {
+      CheckpointData d = read_checkpoint(*resume, params.size());
+      LoraAdapters restored = LoraAdapters::load_peft(*resume, model.config, at::kFloat);
+      at::NoGradGuard no_grad;
+      auto restored_params = restored.parameters();
+      for (size_t i = 0; i < params.size(); ++i) params[i].copy_(restored_params[i]);
+      for (size_t i = 0; i < params.size(); ++i) {
+        optimizer.exp_avg()[i].copy_(d.exp_avg[i]);
+        optimizer.exp_avg_sq()[i].copy_(d.exp_avg_sq[i]);
+      }
+      optimizer.set_steps(d.state.global_step);
+      set_rng_state(d.rng_state);
+      state = d.state;
+      if (state.best_step >= 0) {
+        char name[32];
+        std::snprintf(name, sizeof name, "step-%08lld", static_cast<long long>(state.best_step));
+        best_checkpoint = checkpoints / name;
+      }
+    }
+
+    events.emit("started", {{"records", n}, {"steps", total_steps}, {"steps_per_epoch", steps_per_epoch},
+                            {"eval_every", eval_every}, {"micro_batch_size", micro}, {"accumulation", accum},
+                            {"resumed_from_step", state.global_step}, {"threads", at::get_num_threads()},
+                            {"trainable_parameters", [&] { int64_t c = 0; for (auto& p : params) c += p.numel(); return c; }()}});
+
+    bool stop = state.global_step >= total_steps;
+    auto clock = std::chrono::steady_clock::now();
+    int64_t tokens_since = 0;
+    double loss_since = 0;
+    int64_t micro_since = 0;
+    for (int64_t epoch = state.epoch; !stop; ++epoch) {
+      const auto order = epoch_order(size_t(n), spec.seed, epoch);
+      const int64_t first = epoch == state.epoch ? state.micro_batch : 0;
+      int64_t group_tokens = 0;  // token_mean: label tokens in the current update group
+      for (int64_t i = first; i < micro_per_epoch && !stop; ++i) {
+        std::vector<size_t> rows(order.begin() + i * micro, order.begin() + std::min(n, (i + 1) * micro));
+        if (!tallrec_accumulation && (i % accum == 0 || i == first)) {
+          group_tokens = 0;
+          for (int64_t k = i - i % accum; k < std::min(micro_per_epoch, i - i % accum + accum); ++k)
+            for (int64_t r = k * micro; r < std::min(n, (k + 1) * micro); ++r) {
+              auto labels = train->training_labels(order[size_t(r)]);
+              group_tokens += std::count_if(labels.begin() + 1, labels.end(), [](int32_t l) { return l != kIgnoreIndex; });
+            }
+        }
+        Batch b = collate_training_batch(*train, rows);
+        at::Tensor logits = llama_forward(model, b.input_ids, b.attention_mask, at::Tensor(), {&lora, true});
+        auto [sum, count] = shifted_cross_entropy_sum(logits, b.labels);
+        at::Tensor loss = tallrec_accumulation ? sum / double(std::max<int64_t>(count, 1)) / double(accum)
+                                               : sum / double(std::max<int64_t>(group_tokens, 1));
+        loss.backward();
+        loss_since += sum.item<double>() / double(std::max<int64_t>(count, 1));
+        ++micro_since;
+        tokens_since += b.attention_mask.sum().item<int64_t>();
+
+        const bool last = i + 1 == micro_per_epoch;
+        const bool step_now = tallrec_accumulation ? ((i + 1) % accum == 0 || (micro_per_epoch <= accum && last))
+                                                   : ((i + 1) % accum == 0 || last);
+        if (!step_now) continue;
+        const double grad_norm = clip_grad_norm(params, spec.max_grad_norm);
+        const double lr = spec.optim.lr * linear_warmup_multiplier(state.global_step, spec.warmup_steps, total_steps);
+        optimizer.step(lr);
+        optimizer.zero_grad();
+        ++state.global_step;
+        state.epoch = last ? epoch + 1 : epoch;
+        state.micro_batch = last ? 0 : i + 1;
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - clock).count();
+        events.emit("progress", {{"step", state.global_step}, {"epoch", double(epoch) + double(i + 1) / double(micro_per_epoch)},
+                                 {"loss", loss_since / double(micro_since)}, {"lr", lr}, {"grad_norm", grad_norm},
+                                 {"tokens_per_s", double(tokens_since) / std::max(seconds, 1e-9)},
+                                 {"memory_bytes", resident_bytes()}});
+        loss_since = 0;
+        micro_since = 0;
+        tokens_since = 0;
+        clock = std::chrono::steady_clock::now();
+
+        if (state.global_step % eval_every == 0 || state.global_step >= total_steps) {
+          EvalResult r = evaluate_validation(model, &lora, *valid, spec.eval_batch_size, scoring);
+          const double auc = roc_auc(r.labels, r.scores);
+          state.history.push_back({{"step", state.global_step}, {"val_auc", auc}, {"val_loss", r.loss}});
+          const bool improved = auc > state.best_auc;  // HF: strictly greater is better
+          if (improved) {
+            state.best_auc = auc;
+            state.best_step = state.global_step;
+            state.evals_without_improvement = 0;
+          } else {
+            ++state.evals_without_improvement;
+          }
+          events.emit("eval", {{"step", state.global_step}, {"val_auc", auc}, {"val_loss", r.loss},
+                               {"best_val_auc", state.best_auc}, {"best_step", state.best_step},
+                               {"scored", r.scores.size()}, {"skipped", r.skipped}});
+          auto [path, manifest_sha] = write_checkpoint(checkpoints, lora, spec.base_model,
+                                                       {state, optimizer.exp_avg(), optimizer.exp_avg_sq(), rng_state()});
+          if (improved) best_checkpoint = path;
+          prune_checkpoints(checkpoints, {path, best_checkpoint});
+          events.emit("checkpoint", {{"step", state.global_step}, {"path", path.string()}, {"sha256", manifest_sha}});
+          if (state.evals_without_improvement >= spec.early_stopping_patience) stop = true;
+        }
+        if (state.global_step >= total_steps) stop = true;
+      }
+      if (!stop && spec.max_steps <= 0 && epoch + 1 >= spec.epochs) stop = true;
+    }
+
+    // The result is the best adapter; score the test sets with it.
+    if (best_checkpoint.empty()) throw Error("no evaluation happened, so there is no best adapter");
+    LoraAdapters best = LoraAdapters::load_peft(best_checkpoint, model.config, at::kFloat);
+    StagedDirectory result(out / "adapter");
+    best.save_peft(result.path(), spec.base_model);
+    result.commit();
+    nlohmann::ordered_json test_aucs = nlohmann::ordered_json::object();
+    for (const auto& [name, dir] : spec.test_tokens) {
+      TokenizedDataset test(dir);
+      EvalResult r = evaluate_test(model, &best, test, spec.eval_batch_size, scoring);
+      test_aucs[name] = roc_auc(r.labels, r.scores);
+    }
+    events.emit("finished", {{"best_step", state.best_step}, {"best_val_auc", state.best_auc}, {"steps", state.global_step},
+                             {"stopped_early", state.evals_without_improvement >= spec.early_stopping_patience},
+                             {"adapter", (out / "adapter").string()}, {"test_auc", test_aucs}});
+    return 0;
+  }
+};
+
+}  // namespace
+
+int run_training(const RunSpec& spec, const fs::path& out_dir) {
+  fs::create_directories(out_dir);
+  Trainer trainer(spec, out_dir);
+  try {
+    return trainer.run();
+  } catch (const InputError& e) {
+    trainer.events.emit("failed", {{"reason", e.what()}, {"retryable", false}});
+    return 2;
+  } catch (const std::exception& e) {
+    trainer.events.emit("failed", {{"reason", e.what()}, {"retryable", true}});
+    return 1;
+  }
+}
+
+}  // namespace tallrec

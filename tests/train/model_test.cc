@@ -1,0 +1,122 @@
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+#include <gtest/gtest.h>
+
+#include "jobs/train/llama.h"
+#include "jobs/train/lora.h"
+#include "jobs/train/optimizer.h"
+#include "jobs/train/roc_auc.h"
+#include "jobs/train/scoring.h"
+
+namespace tallrec {
+namespace {
+
+LlamaConfig small_config() {
+  LlamaConfig c;
+  c.vocab_size = 50;
+  c.hidden_size = 16;
+  c.intermediate_size = 24;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.max_position_embeddings = 64;
+  return c;
+}
+
+TEST(Lora, FreshAdapterGivesExactlyTheBaseLogits) {
+  LlamaModel model = random_llama_model(small_config(), 1, at::kFloat);
+  LoraConfig lc;
+  lc.target_modules = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+  LoraAdapters lora(model.config, lc, 7, at::kFloat);
+  at::Tensor ids = at::randint(0, 50, {2, 9}, at::kLong);
+  at::NoGradGuard no_grad;
+  at::Tensor base = llama_forward(model, ids, at::Tensor(), at::Tensor());
+  at::Tensor adapted = llama_forward(model, ids, at::Tensor(), at::Tensor(), {&lora, false});
+  EXPECT_TRUE(at::equal(base, adapted));  // B = 0: bit for bit
+  // A is kaiming-uniform(a=sqrt(5)): within +-1/sqrt(fan_in), and not all zero.
+  const LoraPair* q = lora.find(0, "q_proj");
+  ASSERT_NE(q, nullptr);
+  EXPECT_LE(q->a.abs().max().item<float>(), 1.0f / 4.0f);
+  EXPECT_GT(q->a.abs().max().item<float>(), 0.1f);
+  EXPECT_EQ(q->b.abs().max().item<float>(), 0.0f);
+}
+
+TEST(Lora, GradientsMatchFiniteDifferences) {
+  LlamaModel model = random_llama_model(small_config(), 2, at::kDouble);  // double: tight check
+  LoraConfig lc;
+  lc.dropout = 0.0;
+  LoraAdapters lora(model.config, lc, 3, at::kDouble);
+  for (auto& p : lora.parameters()) {
+    at::NoGradGuard g;
+    p.normal_(0, 0.3);
+    p.requires_grad_(true);
+  }
+  at::Tensor ids = at::randint(0, 50, {2, 7}, at::kLong);
+  at::Tensor labels = ids.clone();
+  labels.index_put_({0, 2}, kIgnoreIndex);
+  auto loss_of = [&] {
+    at::Tensor logits = llama_forward(model, ids, at::Tensor(), at::Tensor(), {&lora, true});
+    auto [sum, count] = shifted_cross_entropy_sum(logits, labels);
+    return sum / double(count);
+  };
+  at::Tensor loss = loss_of();
+  loss.backward();
+  for (const char* module : {"q_proj", "v_proj"}) {
+    LoraPair* p = lora.find(1, module);
+    for (at::Tensor* t : {&p->a, &p->b}) {
+      at::Tensor grad = t->grad().clone();
+      for (int64_t k : {0L, 5L}) {
+        const double eps = 1e-6;
+        double saved;
+        {
+          at::NoGradGuard g;
+          saved = t->view(-1)[k].item<double>();
+          t->view(-1)[k].fill_(saved + eps);
+        }
+        double up = loss_of().item<double>();
+        {
+          at::NoGradGuard g;
+          t->view(-1)[k].fill_(saved - eps);
+        }
+        double down = loss_of().item<double>();
+        {
+          at::NoGradGuard g;
+          t->view(-1)[k].fill_(saved);
+        }
+        double numeric = (up - down) / (2 * eps);
+        EXPECT_NEAR(grad.view(-1)[k].item<double>(), numeric, 1e-7 + 1e-5 * std::abs(numeric)) << module << " " << k;
+      }
+    }
+  }
+}
+
+TEST(Llama, LeftPaddingWithMaskPositionsScoresLikeNoPadding) {
+  LlamaModel model = random_llama_model(small_config(), 4, at::kFloat);
+  at::NoGradGuard no_grad;
+  at::Tensor seq = at::randint(3, 50, {1, 6}, at::kLong);
+  at::Tensor alone = llama_forward(model, seq, at::Tensor(), at::Tensor());
+  at::Tensor padded = at::cat({at::zeros({1, 3}, at::kLong), seq}, 1);
+  at::Tensor mask = at::cat({at::zeros({1, 3}, at::kLong), at::ones({1, 6}, at::kLong)}, 1);
+  at::Tensor out = llama_forward(model, padded, mask, positions_from_mask(mask));
+  EXPECT_FALSE(at::isnan(out).any().item<bool>()) << "padding rows must not produce NaN";
+  EXPECT_TRUE(at::allclose(out.narrow(1, 3, 6), alone, 1e-5, 1e-5));
+}
+
+TEST(Optimizer, WarmupThenLinearDecay) {
+  EXPECT_EQ(linear_warmup_multiplier(0, 20, 100), 0.0);
+  EXPECT_EQ(linear_warmup_multiplier(10, 20, 100), 0.5);
+  EXPECT_EQ(linear_warmup_multiplier(20, 20, 100), 1.0);
+  EXPECT_EQ(linear_warmup_multiplier(60, 20, 100), 0.5);
+  EXPECT_EQ(linear_warmup_multiplier(100, 20, 100), 0.0);
+  EXPECT_EQ(linear_warmup_multiplier(150, 20, 100), 0.0);
+}
+
+TEST(RocAuc, DegenerateInputIsAClearError) {
+  EXPECT_THROW(roc_auc({1, 1, 1}, {0.1, 0.2, 0.3}), std::exception);
+  EXPECT_THROW(roc_auc({0, 1}, {0.1}), std::exception);
+  EXPECT_DOUBLE_EQ(roc_auc({0, 1}, {0.1, 0.9}), 1.0);
+  EXPECT_DOUBLE_EQ(roc_auc({0, 1, 0, 1}, {0.5, 0.5, 0.5, 0.5}), 0.5);
+}
+
+}  // namespace
+}  // namespace tallrec
