@@ -28,6 +28,7 @@
 #include "jobs/train/roc_auc.h"
 #include "jobs/train/run_spec.h"
 #include "jobs/train/safetensors.h"
+#include "jobs/train/scoring.h"
 #include "jobs/train/trainer.h"
 
 namespace {
@@ -165,6 +166,31 @@ int main(int argc, char** argv) {
     at::NoGradGuard no_grad;
     at::Tensor out = tallrec::llama_forward(model, ids, mask, positions, options).to(at::kFloat);
     tallrec::write_safetensors(logits_out, {{"logits", out.contiguous()}});
+  });
+
+  std::string score_model, score_adapter, score_tokens, score_out, score_scoring = "tallrec";
+  int64_t score_batch = 32;
+  auto* score = app.add_subcommand("score", "P(Yes) of every prompt of a tokenized test set (one forward pass each), and its ROC AUC");
+  score->add_option("--model", score_model, "HF model folder")->required();
+  score->add_option("--adapter", score_adapter, "PEFT LoRA adapter folder (none: the base model)");
+  score->add_option("--tokens", score_tokens, "Folder written by `tallrec data tokenize`")->required();
+  score->add_option("--out", score_out, "Write {labels, scores, auc} here as JSON (default: print the AUC only)");
+  score->add_option("--scoring", score_scoring, "tallrec (softmax, then softmax over [No, Yes]) or logit_diff")->capture_default_str();
+  score->add_option("--batch-size", score_batch, "Prompts per forward pass (left-padded; scores equal unbatched ones)")->capture_default_str();
+  score->callback([&] {
+    set_threads();
+    tallrec::LlamaModel model = tallrec::load_hf_model(score_model, at::kFloat);
+    tallrec::TokenizedDataset data(score_tokens);
+    tallrec::LoraAdapters adapter;
+    if (!score_adapter.empty()) adapter = tallrec::LoraAdapters::load_peft(score_adapter, model.config, at::kFloat);
+    auto r = tallrec::evaluate_test(model, score_adapter.empty() ? nullptr : &adapter, data, score_batch,
+                                    tallrec::parse_scoring(score_scoring));
+    const double auc_value = tallrec::roc_auc(r.labels, r.scores);
+    if (!score_out.empty()) {
+      nlohmann::ordered_json j = {{"labels", r.labels}, {"scores", r.scores}, {"auc", auc_value}, {"skipped", r.skipped}};
+      tallrec::write_file_atomically(score_out, j.dump() + "\n");
+    }
+    std::printf("%zu prompts scored (%zu skipped), ROC AUC %.6f\n", r.scores.size(), r.skipped, auc_value);
   });
 
   std::string auc_input;
