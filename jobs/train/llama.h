@@ -42,7 +42,11 @@ struct LlamaModel {
   at::Tensor final_norm;    // [H]
   at::Tensor lm_head;       // [V, H]; the same tensor as embed_tokens when tied
 
+  // The weight of a projection ("q_proj", ..., "down_proj") of a layer.
   const at::Tensor& weight(int64_t layer, const std::string& module) const;
+  at::Tensor& weight(int64_t layer, const std::string& module) {
+    return const_cast<at::Tensor&>(static_cast<const LlamaModel&>(*this).weight(layer, module));
+  }
 };
 
 // HF layout: config.json + model.safetensors, or shards listed in model.safetensors.index.json.

@@ -2,12 +2,14 @@
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>
 
 #include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "jobs/train/llama.h"
 #include "jobs/train/safetensors.h"
 
 namespace tallrec {
@@ -138,6 +140,19 @@ LoraAdapters LoraAdapters::load_peft(const fs::path& dir, const LlamaConfig& mod
     }
   }
   return out;
+}
+
+void merge_lora_into(LlamaModel& model, const LoraAdapters& adapters) {
+  at::NoGradGuard no_grad;
+  for (int64_t l = 0; l < model.config.num_hidden_layers; ++l) {
+    for (const auto& module : adapters.config().target_modules) {
+      const LoraPair* p = adapters.find(l, module);
+      if (!p) continue;
+      at::Tensor& w = model.weight(l, module);
+      at::Tensor delta = at::matmul(p->b.to(at::kFloat), p->a.to(at::kFloat)) * adapters.config().scaling();
+      w = (w.to(at::kFloat) + delta).to(w.scalar_type());
+    }
+  }
 }
 
 }  // namespace tallrec

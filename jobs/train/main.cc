@@ -193,6 +193,20 @@ int main(int argc, char** argv) {
     std::printf("%zu prompts scored (%zu skipped), ROC AUC %.6f\n", r.scores.size(), r.skipped, auc_value);
   });
 
+  std::string merge_model, merge_adapter, merge_out;
+  auto* merge = app.add_subcommand("merge", "Fold a LoRA adapter into the base weights and write an HF model (for inference)");
+  merge->add_option("--model", merge_model, "HF model folder")->required();
+  merge->add_option("--adapter", merge_adapter, "PEFT LoRA adapter folder")->required();
+  merge->add_option("--out", merge_out, "Output HF model folder")->required();
+  merge->callback([&] {
+    set_threads();
+    tallrec::LlamaModel model = tallrec::load_hf_model(merge_model, at::kFloat);
+    tallrec::merge_lora_into(model, tallrec::LoraAdapters::load_peft(merge_adapter, model.config, at::kFloat));
+    model.config.torch_dtype = tallrec::read_llama_config(std::filesystem::path(merge_model) / "config.json").torch_dtype;
+    tallrec::save_hf_model(model, merge_out);
+    std::printf("%s: %s merged into %s\n", merge_out.c_str(), merge_adapter.c_str(), merge_model.c_str());
+  });
+
   std::string auc_input;
   auto* auc = app.add_subcommand("roc-auc", "ROC AUC (scikit-learn's) of {\"labels\": [...], \"scores\": [...]} or a list of such");
   auc->add_option("input", auc_input, "JSON file")->required();

@@ -156,6 +156,17 @@ def test_test_scores_equal_unbatched_hf_and_auc_equals_sklearn(run, name):
     np.testing.assert_allclose(ours["scores"][:12], want, rtol=1e-5, atol=1e-6)
 
 
+def test_merged_model_equals_peft_merge_and_unload(run):
+    w, _, _ = run
+    subprocess.run([str(TRAIN), "merge", "--model", str(w / "model"), "--adapter", str(w / "out" / "adapter"),
+                    "--out", str(w / "merged")], check=True, capture_output=True)
+    ours = transformers.LlamaForCausalLM.from_pretrained(w / "merged", torch_dtype=torch.float32).eval()
+    theirs = peft.PeftModel.from_pretrained(hf_model(w), w / "out" / "adapter").merge_and_unload().eval()
+    ids = torch.randint(3, 32000, (2, 10))
+    with torch.no_grad():
+        torch.testing.assert_close(ours(input_ids=ids).logits, theirs(input_ids=ids).logits, atol=2e-5, rtol=1e-5)
+
+
 def test_bad_spec_fails_fast_and_not_retryable(tmp_path):
     (tmp_path / "s.json").write_text(json.dumps({"base_model": "m", "train_tokens": "t", "valid_tokens": "v",
                                                   "batch_size": 100, "micro_batch_size": 32}))
