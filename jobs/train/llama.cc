@@ -271,6 +271,11 @@ at::Tensor positions_from_mask(const at::Tensor& attention_mask) {
 
 at::Tensor llama_forward(const LlamaModel& model, const at::Tensor& input_ids, const at::Tensor& attention_mask,
                          const at::Tensor& position_ids, const ForwardOptions& o) {
+  return at::linear(llama_hidden(model, input_ids, attention_mask, position_ids, o), model.lm_head);  // [B, T, V]
+}
+
+at::Tensor llama_hidden(const LlamaModel& model, const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                        const at::Tensor& position_ids, const ForwardOptions& o) {
   const LlamaConfig& c = model.config;
   const int64_t B = input_ids.size(0), T = input_ids.size(1), Nh = c.num_attention_heads,
                 Nkv = c.num_key_value_heads, D = c.head_dim();
@@ -313,7 +318,7 @@ at::Tensor llama_forward(const LlamaModel& model, const at::Tensor& input_ids, c
     at::Tensor up = project(m, L.up_proj, l, "up_proj", o);
     h = h + project(at::silu(gate) * up, L.down_proj, l, "down_proj", o);
   }
-  return at::linear(rms_norm(h, model.final_norm, c.rms_norm_eps), model.lm_head);  // [B, T, V]
+  return rms_norm(h, model.final_norm, c.rms_norm_eps);  // [B, T, H]
 }
 
 std::vector<int64_t> greedy_generate(const LlamaModel& model, const std::vector<int64_t>& prompt, int64_t steps,

@@ -76,6 +76,12 @@ struct ForwardOptions {
 at::Tensor llama_forward(const LlamaModel& model, const at::Tensor& input_ids, const at::Tensor& attention_mask,
                          const at::Tensor& position_ids, const ForwardOptions& options = {});
 
+// The same pass without the vocabulary projection: the final normed hidden states [B, T, H].
+// Training and scoring project only the rows they need (label positions, answer positions):
+// the [B, T, V] logits are most of a small model's cost.
+at::Tensor llama_hidden(const LlamaModel& model, const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                        const at::Tensor& position_ids, const ForwardOptions& options = {});
+
 // Greedy decoding from `prompt`, `steps` new tokens, stopping early at `stop_id` (if >= 0).
 std::vector<int64_t> greedy_generate(const LlamaModel& model, const std::vector<int64_t>& prompt, int64_t steps,
                                      int64_t stop_id = -1);

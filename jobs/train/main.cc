@@ -73,6 +73,7 @@ int main(int argc, char** argv) {
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());
   mallopt(M_ARENA_MAX, 1);
+  mallopt(M_TOP_PAD, std::numeric_limits<int>::max());
   CLI::App app{"tallrec-train: one TALLRec LoRA rec-tuning attempt (libtorch)"};
   app.set_version_flag("--version", std::string(tallrec::kVersion));
   app.require_subcommand(1);

@@ -21,6 +21,17 @@ std::pair<at::Tensor, int64_t> shifted_cross_entropy_sum(const at::Tensor& logit
   return {sum, shifted.ne(kIgnoreIndex).sum().item<int64_t>()};
 }
 
+std::pair<at::Tensor, int64_t> causal_lm_loss_sum(const LlamaModel& model, const at::Tensor& hidden,
+                                                 const at::Tensor& labels) {
+  const int64_t H = hidden.size(-1);
+  at::Tensor shifted = at::constant_pad_nd(labels.narrow(1, 1, labels.size(1) - 1), {0, 1}, kIgnoreIndex).reshape({-1});
+  at::Tensor rows = shifted.ne(kIgnoreIndex).nonzero().squeeze(1);
+  at::Tensor logits = at::linear(hidden.reshape({-1, H}).index_select(0, rows), model.lm_head);  // [N, V]
+  if (logits.scalar_type() != at::kFloat && logits.scalar_type() != at::kDouble) logits = logits.to(at::kFloat);
+  at::Tensor sum = at::cross_entropy_loss(logits, shifted.index_select(0, rows), {}, at::Reduction::Sum, kIgnoreIndex);
+  return {sum, rows.size(0)};
+}
+
 Scoring parse_scoring(const std::string& name) {
   if (name == "tallrec") return Scoring::kTallrec;
   if (name == "logit_diff") return Scoring::kLogitDiff;
@@ -58,8 +69,8 @@ EvalResult evaluate_validation(const LlamaModel& model, const LoraAdapters* lora
     std::vector<size_t> rows(std::min(size_t(batch_size), data.size() - start));
     std::iota(rows.begin(), rows.end(), start);
     Batch b = collate_training_batch(data, rows);
-    at::Tensor logits = llama_forward(model, b.input_ids, b.attention_mask, at::Tensor(), {lora, false});
-    auto [sum, count] = shifted_cross_entropy_sum(logits, b.labels);
+    at::Tensor hidden = llama_hidden(model, b.input_ids, b.attention_mask, at::Tensor(), {lora, false});
+    auto [sum, count] = causal_lm_loss_sum(model, hidden, b.labels);
     if (count > 0) {  // HF: the mean of per-batch mean losses, weighted by batch size
       loss_weighted += sum.item<double>() / double(count) * double(rows.size());
       loss_rows += rows.size();
@@ -80,7 +91,8 @@ EvalResult evaluate_validation(const LlamaModel& model, const LoraAdapters* lora
       labels.push_back(label);
     }
     if (batch_index.empty()) continue;
-    at::Tensor picked = logits.index({at::tensor(batch_index, at::kLong), at::tensor(position, at::kLong)});
+    at::Tensor picked = at::linear(hidden.index({at::tensor(batch_index, at::kLong), at::tensor(position, at::kLong)}),
+                                   model.lm_head);
     append_scores(r, yes_scores(picked, meta.yes_id, meta.no_id, scoring), labels);
   }
   r.loss = loss_rows ? loss_weighted / double(loss_rows) : 0.0;
@@ -118,8 +130,9 @@ EvalResult evaluate_test(const LlamaModel& model, const LoraAdapters* lora, cons
         mask_a[int64_t(k)][begin + int64_t(t)] = 1;
       }
     }
-    at::Tensor logits = llama_forward(model, ids, mask, positions_from_mask(mask), {lora, false});
-    append_scores(r, yes_scores(logits.select(1, int64_t(width) - 1), meta.yes_id, meta.no_id, scoring), labels);
+    at::Tensor hidden = llama_hidden(model, ids, mask, positions_from_mask(mask), {lora, false});
+    at::Tensor last = at::linear(hidden.select(1, int64_t(width) - 1), model.lm_head);  // [N, V]
+    append_scores(r, yes_scores(last, meta.yes_id, meta.no_id, scoring), labels);
   }
   return r;
 }

@@ -15,6 +15,10 @@ namespace tallrec {
 // returns {sum over label tokens, number of label tokens}.
 std::pair<at::Tensor, int64_t> shifted_cross_entropy_sum(const at::Tensor& logits, const at::Tensor& labels);
 
+// The same loss from hidden states [B, T, H], projecting only the positions that have a label.
+std::pair<at::Tensor, int64_t> causal_lm_loss_sum(const LlamaModel& model, const at::Tensor& hidden,
+                                                 const at::Tensor& labels);
+
 enum class Scoring { kTallrec, kLogitDiff };
 Scoring parse_scoring(const std::string& name);
 

@@ -147,8 +147,8 @@ struct Trainer {
             }
         }
         Batch b = collate_training_batch(*train, rows);
-        at::Tensor logits = llama_forward(model, b.input_ids, b.attention_mask, at::Tensor(), {&lora, true});
-        auto [sum, count] = shifted_cross_entropy_sum(logits, b.labels);
+        at::Tensor hidden = llama_hidden(model, b.input_ids, b.attention_mask, at::Tensor(), {&lora, true});
+        auto [sum, count] = causal_lm_loss_sum(model, hidden, b.labels);
         at::Tensor loss = tallrec_accumulation ? sum / double(std::max<int64_t>(count, 1)) / double(accum)
                                                : sum / double(std::max<int64_t>(group_tokens, 1));
         loss.backward();
