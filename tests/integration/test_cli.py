@@ -94,8 +94,10 @@ def test_trainer_reads_tokens_and_builds_left_padded_batches(tmp_path):
 
 def test_demo_runs_end_to_end(tmp_path):
     proc = run_tallrec("demo", "--data", SHARED_DIR / "data", "--tokenizer", TOKENIZER, "--work-dir", tmp_path,
-                       "--samples", 16, "--seeds", 0)
+                       "--samples", 16, "--seeds", 0, "--train-steps", 2)
     assert "train   8000 records  yes ratio 0.5571" in proc.stdout
     assert "movie-train-s16-seed0" in proc.stdout and "book-test" in proc.stdout
     assert "answer ids: yes=8241 no=3782" in proc.stdout
     assert (tmp_path / "tokens" / "movie-train-s16-seed0" / "tokens.bin").exists()
+    assert "TALLRec Table 1 layout" in proc.stdout and "movie-train-s16-seed0    best val AUC" in proc.stdout
+    assert (tmp_path / "runs" / "movie-train-s16-seed0" / "adapter" / "adapter_model.safetensors").exists()
