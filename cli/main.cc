@@ -1,9 +1,7 @@
 // `tallrec`: every user-facing subcommand. Never links libtorch (see DESIGN.md).
 // Exit codes: 0 success, 1 failure (I/O, network, internal), 2 bad input or usage.
-#include <iostream>
-
 #include "cli/commands.h"
-#include "common/error.h"
+#include "common/cli_main.h"
 #include "common/version.h"
 
 int main(int argc, char** argv) {
@@ -12,17 +10,5 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   tallrec::add_data_commands(app);
   tallrec::add_demo_command(app);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    int code = app.exit(e);
-    return code == 0 ? 0 : 2;
-  } catch (const tallrec::InputError& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return 2;
-  } catch (const std::exception& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return 1;
-  }
-  return 0;
+  return tallrec::run_cli(app, argc, argv);
 }

@@ -1,15 +1,11 @@
 #include "jobs/data/token_file.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/mapped_file.h"
 #include "common/sha256.h"
 
 namespace tallrec {
@@ -131,25 +127,11 @@ TokenizedDataset::TokenizedDataset(const fs::path& dir) : dir_(dir) {
   const auto bin_path = (dir / "tokens.bin").string();
   meta_ = meta_from_json(read_file(meta_path), meta_path.string());
 
-  int fd = ::open(bin_path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw InputError(bin_path + ": cannot open: " + std::strerror(errno));
-  struct stat st {};
-  ::fstat(fd, &st);
-  mapped_size_ = size_t(st.st_size);
-  if (mapped_size_ < kHeaderSize) {
-    ::close(fd);
-    throw InputError(bin_path + ": truncated (" + std::to_string(mapped_size_) + " bytes)");
-  }
-  void* p = ::mmap(nullptr, mapped_size_, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);
-  if (p == MAP_FAILED) throw Error(bin_path + ": mmap failed: " + std::strerror(errno));
-  base_ = static_cast<const uint8_t*>(p);
-
-  auto fail = [&](const std::string& what) {
-    ::munmap(const_cast<uint8_t*>(base_), mapped_size_);
-    base_ = nullptr;
-    throw InputError(bin_path + ": " + what);
-  };
+  file_ = std::make_unique<MappedFile>(bin_path);
+  base_ = file_->data();
+  mapped_size_ = file_->size();
+  auto fail = [&](const std::string& what) { throw InputError(bin_path + ": " + what); };
+  if (mapped_size_ < kHeaderSize) fail("truncated (" + std::to_string(mapped_size_) + " bytes)");
   if (std::memcmp(base_, kMagic, 8) != 0) fail("not a tallrec tokens file (bad magic)");
   uint64_t header[3];
   std::memcpy(header, base_ + 8, sizeof header);
@@ -183,9 +165,7 @@ TokenizedDataset::TokenizedDataset(const fs::path& dir) : dir_(dir) {
   check_ids(eval_ids_, header[2], "eval");
 }
 
-TokenizedDataset::~TokenizedDataset() {
-  if (base_) ::munmap(const_cast<uint8_t*>(base_), mapped_size_);
-}
+TokenizedDataset::~TokenizedDataset() = default;
 
 std::span<const int32_t> TokenizedDataset::train_ids(size_t i) const {
   return {train_ids_ + train_offsets_[i], size_t(train_offsets_[i + 1] - train_offsets_[i])};

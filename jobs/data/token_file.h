@@ -20,6 +20,7 @@
 
 namespace tallrec {
 
+class MappedFile;
 inline constexpr int kIgnoreIndex = -100;  // label of tokens that do not count in the loss
 
 struct TokenizedMeta {
@@ -77,6 +78,7 @@ class TokenizedDataset {
  private:
   std::filesystem::path dir_;
   TokenizedMeta meta_;
+  std::unique_ptr<MappedFile> file_;
   size_t records_ = 0;
   const uint8_t* base_ = nullptr;
   size_t mapped_size_ = 0;

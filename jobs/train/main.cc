@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "common/atomic_file.h"
+#include "common/cli_main.h"
 #include "common/error.h"
 #include "common/version.h"
 #include "jobs/data/token_file.h"
@@ -222,17 +223,6 @@ int main(int argc, char** argv) {
     for (double v : out) std::printf("%.17g\n", v);
   });
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    int code = app.exit(e);
-    return code == 0 ? 0 : 2;
-  } catch (const tallrec::InputError& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return 2;
-  } catch (const std::exception& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return 1;
-  }
-  return train_exit;
+  const int code = tallrec::run_cli(app, argc, argv);
+  return code != 0 ? code : train_exit;
 }

@@ -1,8 +1,5 @@
 #include "jobs/train/safetensors.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <ATen/ATen.h>
@@ -11,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/mapped_file.h"
 
 namespace tallrec {
 namespace fs = std::filesystem;
@@ -79,24 +77,11 @@ at::ScalarType parse_torch_dtype(const std::string& name) {
 
 SafetensorsFile::SafetensorsFile(const fs::path& path) : path_(path) {
   const std::string origin = path.string();
-  int fd = ::open(origin.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw InputError(origin + ": cannot open: " + std::strerror(errno));
-  struct stat st {};
-  ::fstat(fd, &st);
-  size_ = size_t(st.st_size);
-  if (size_ < 8) {
-    ::close(fd);
-    throw InputError(origin + ": truncated (" + std::to_string(size_) + " bytes, no header)");
-  }
-  void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);
-  if (p == MAP_FAILED) throw Error(origin + ": mmap failed: " + std::strerror(errno));
-  base_ = static_cast<const uint8_t*>(p);
-  auto fail = [&](const std::string& what) {
-    ::munmap(const_cast<uint8_t*>(base_), size_);
-    base_ = nullptr;
-    throw InputError(origin + ": " + what);
-  };
+  file_ = std::make_unique<MappedFile>(path);
+  base_ = file_->data();
+  size_ = file_->size();
+  auto fail = [&](const std::string& what) { throw InputError(origin + ": " + what); };
+  if (size_ < 8) fail("truncated (" + std::to_string(size_) + " bytes, no header)");
   uint64_t header_size = 0;
   std::memcpy(&header_size, base_, 8);
   if (header_size > size_ - 8) fail("bad header: header size " + std::to_string(header_size) + " exceeds the file");
@@ -128,9 +113,7 @@ SafetensorsFile::SafetensorsFile(const fs::path& path) : path_(path) {
   }
 }
 
-SafetensorsFile::~SafetensorsFile() {
-  if (base_) ::munmap(const_cast<uint8_t*>(base_), size_);
-}
+SafetensorsFile::~SafetensorsFile() = default;
 
 std::vector<std::string> SafetensorsFile::names() const {
   std::vector<std::string> out;

@@ -9,10 +9,13 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace tallrec {
+
+class MappedFile;
 
 class SafetensorsFile {
  public:
@@ -40,6 +43,7 @@ class SafetensorsFile {
     size_t begin, end;
   };
   std::filesystem::path path_;
+  std::unique_ptr<MappedFile> file_;
   const uint8_t* base_ = nullptr;
   size_t size_ = 0;
   size_t data_start_ = 0;

@@ -1,9 +1,11 @@
 """Shared pieces of the oracle tests: they run our binaries and compare what they produce with
 the real Python libraries (HF datasets, sentencepiece, pandas). CTest sets the paths."""
+import json
 import os
 import pathlib
 import subprocess
 
+import numpy as np
 import pytest
 
 BUILD_DIR = pathlib.Path(os.environ.get("TALLREC_BUILD_DIR", "build")).resolve()
@@ -23,3 +25,27 @@ def run_tallrec(*args, check=True):
 @pytest.fixture
 def scratch(tmp_path):
     return tmp_path
+
+
+def read_tokens(folder):
+    """A tokenized folder read with numpy from the layout documented in
+    jobs/data/token_file.h, independently of the C++ reader. Returns (meta, arrays)."""
+    meta = json.loads((folder / "meta.json").read_text())
+    raw = (folder / "tokens.bin").read_bytes()
+    assert raw[:8] == b"TLRTOK01"
+    n, n_train, n_eval = np.frombuffer(raw, np.uint64, 3, 8)
+    at = 64
+
+    def take(dtype, count):
+        nonlocal at
+        arr = np.frombuffer(raw, dtype, int(count), at)
+        at += (arr.nbytes + 7) // 8 * 8
+        return arr
+
+    t = dict(train_off=take(np.uint64, n + 1), eval_off=take(np.uint64, n + 1), train=take(np.int32, n_train),
+             eval=take(np.int32, n_eval), prompt_len=take(np.uint32, n), label=take(np.int8, n),
+             source=take(np.uint32, n))
+    assert at == len(raw)
+    t["train_ids"] = [t["train"][t["train_off"][i]:t["train_off"][i + 1]].tolist() for i in range(n)]
+    t["eval_ids"] = [t["eval"][t["eval_off"][i]:t["eval_off"][i + 1]].tolist() for i in range(n)]
+    return meta, t

@@ -4,11 +4,10 @@ for the whole movie and book sets. tokens.bin is read here with numpy from its d
 layout (jobs/data/token_file.h), independently of the C++ reader."""
 import json
 
-import numpy as np
 import pytest
 import sentencepiece as spm
 
-from conftest import SHARED_DIR, TOKENIZER, run_tallrec
+from conftest import SHARED_DIR, TOKENIZER, read_tokens, run_tallrec
 
 SP = spm.SentencePieceProcessor(model_file=str(TOKENIZER))
 NOQA = "  # noqa: E501"
@@ -32,34 +31,14 @@ def expected_train_ids(text, cutoff):
     return ids
 
 
-def read_tokens(folder):
-    meta = json.loads((folder / "meta.json").read_text())
-    raw = (folder / "tokens.bin").read_bytes()
-    assert raw[:8] == b"TLRTOK01"
-    n, n_train, n_eval = np.frombuffer(raw, np.uint64, 3, 8)
-    at = 64
-
-    def take(dtype, count):
-        nonlocal at
-        arr = np.frombuffer(raw, dtype, int(count), at)
-        at += (arr.nbytes + 7) // 8 * 8
-        return arr
-
-    t = dict(train_off=take(np.uint64, n + 1), eval_off=take(np.uint64, n + 1), train=take(np.int32, n_train),
-             eval=take(np.int32, n_eval), prompt_len=take(np.uint32, n), label=take(np.int8, n),
-             source=take(np.uint32, n))
-    assert at == len(raw)
-    return meta, t
-
-
 def check(folder, records, cutoff=512, noqa=NOQA):
     meta, t = read_tokens(folder)
     assert meta["answer_ids"] == {"yes": 8241, "no": 3782}
     assert meta["records"] == len(records)
     for i, rec in enumerate(records):
-        train = t["train"][t["train_off"][i]:t["train_off"][i + 1]].tolist()
+        train = t["train_ids"][i]
         assert train == expected_train_ids(prompt(rec, True, noqa), cutoff), f"train ids of record {i}"
-        evaluation = t["eval"][t["eval_off"][i]:t["eval_off"][i + 1]].tolist()
+        evaluation = t["eval_ids"][i]
         want_eval = [SP.bos_id()] + SP.encode(prompt(rec, False, noqa))
         assert evaluation == want_eval, f"eval ids of record {i}"
         assert t["prompt_len"][i] == min(len(want_eval), cutoff)

@@ -14,7 +14,7 @@ import sklearn.metrics
 import torch
 import transformers
 
-from conftest import BUILD_DIR, SHARED_DIR, SOURCE_DIR, TOKENIZER, run_tallrec
+from conftest import BUILD_DIR, SHARED_DIR, SOURCE_DIR, TOKENIZER, read_tokens, run_tallrec
 
 transformers.logging.set_verbosity_error()
 TRAIN = BUILD_DIR / "tallrec-train"
@@ -85,20 +85,9 @@ def hf_model(w):
     return transformers.LlamaForCausalLM.from_pretrained(w / "model", torch_dtype=torch.float32).eval()
 
 
-def read_tokens(folder):
-    # Layout documented in jobs/data/token_file.h (also read in test_tokens_vs_sentencepiece.py).
-    raw = (folder / "tokens.bin").read_bytes()
-    n, n_train, n_eval = np.frombuffer(raw, np.uint64, 3, 8)
-    at = 64
-    out = []
-    for dtype, count in ((np.uint64, n + 1), (np.uint64, n + 1), (np.int32, n_train), (np.int32, n_eval),
-                         (np.uint32, n), (np.int8, n)):
-        arr = np.frombuffer(raw, dtype, int(count), at)
-        at += (arr.nbytes + 7) // 8 * 8
-        out.append(arr)
-    toff, eoff, train, evals, plen, label = out
-    return ([train[toff[i]:toff[i + 1]].tolist() for i in range(n)], [evals[eoff[i]:eoff[i + 1]].tolist() for i in range(n)],
-            plen.tolist(), label.tolist())
+def token_lists(folder):
+    _, t = read_tokens(folder)
+    return t["train_ids"], t["eval_ids"], t["prompt_len"].tolist(), t["label"].tolist()
 
 
 def tallrec_score(logits_row):
@@ -121,7 +110,7 @@ def test_peft_loads_our_adapter_and_validation_auc_matches(run):
                                    atol=2e-5, rtol=1e-5)
     # Validation AUC, recomputed as TALLRec's Trainer does it (answer included, left padding to a
     # multiple of 8, positions 0..T-1, score at the token before the answer), same batches of 16.
-    train_ids, _, prompt_len, labels = read_tokens(w / "valid")
+    train_ids, _, prompt_len, labels = token_lists(w / "valid")
     scores = []
     for start in range(0, len(train_ids), spec["eval_batch_size"]):
         rows = range(start, min(len(train_ids), start + spec["eval_batch_size"]))
@@ -147,7 +136,7 @@ def test_test_scores_equal_unbatched_hf_and_auc_equals_sklearn(run, name):
     assert ours["auc"] == finished["test_auc"][name]
     assert ours["auc"] == sklearn.metrics.roc_auc_score(ours["labels"], ours["scores"])
     model = peft.PeftModel.from_pretrained(hf_model(w), w / "out" / "adapter").eval()
-    _, eval_ids, _, labels = read_tokens(w / f"test-{name}")
+    _, eval_ids, _, labels = token_lists(w / f"test-{name}")
     want = []
     for ids in eval_ids[:12]:  # evaluate.py: one unpadded prompt per forward pass
         with torch.no_grad():

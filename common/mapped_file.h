@@ -1,0 +1,27 @@
+// A read-only memory map of a whole file, unmapped on destruction. Token arrays and model
+// weights are read through it, so opening a file costs no copy.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+
+namespace tallrec {
+
+class MappedFile {
+ public:
+  // Throws InputError naming the path if it cannot be opened, Error if mmap fails.
+  explicit MappedFile(const std::filesystem::path& path);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+}  // namespace tallrec
