@@ -19,7 +19,8 @@ const char* kFiles[] = {"adapter_model.safetensors", "adapter_config.json", "opt
 nlohmann::json state_to_json(const TrainerState& s) {
   return {{"global_step", s.global_step}, {"epoch", s.epoch}, {"micro_batch", s.micro_batch},
           {"best_auc", s.best_auc},       {"best_step", s.best_step},
-          {"evals_without_improvement", s.evals_without_improvement}, {"history", s.history}};
+          {"evals_without_improvement", s.evals_without_improvement}, {"history", s.history},
+          {"scheduler_steps", s.scheduler_steps}, {"loss_scale", s.loss_scale}, {"clean_steps", s.clean_steps}};
 }
 
 }  // namespace
@@ -77,6 +78,9 @@ CheckpointData read_checkpoint(const fs::path& dir, size_t parameter_count) {
   d.state.best_step = j.at("best_step");
   d.state.evals_without_improvement = j.at("evals_without_improvement");
   d.state.history = j.at("history");
+  d.state.scheduler_steps = j.at("scheduler_steps");
+  d.state.loss_scale = j.at("loss_scale");
+  d.state.clean_steps = j.at("clean_steps");
   SafetensorsFile opt(dir / "optimizer.safetensors");
   for (size_t i = 0; i < parameter_count; ++i) {
     d.exp_avg.push_back(opt.load("exp_avg." + std::to_string(i), at::kFloat));

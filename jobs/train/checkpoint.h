@@ -25,6 +25,9 @@ struct TrainerState {
   double best_auc = -1;        // best validation AUC so far (-1: none yet)
   int64_t best_step = -1;
   int64_t evals_without_improvement = 0;
+  int64_t scheduler_steps = 0;  // differs from global_step when fp16 overflow skipped updates
+  double loss_scale = 1.0;      // float16 dynamic loss scaling
+  int64_t clean_steps = 0;      //   steps since the scale last changed
   nlohmann::json history = nlohmann::json::array();  // every eval: {step, val_auc, val_loss}
 };
 

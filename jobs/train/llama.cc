@@ -110,7 +110,9 @@ at::Tensor project(const at::Tensor& x, const at::Tensor& w, int64_t layer, cons
   if (o.lora) {
     if (const LoraPair* p = o.lora->find(layer, module)) {
       at::Tensor dropped = at::dropout(x, o.lora->config().dropout, o.training);
-      y = y + at::linear(at::linear(dropped, p->a), p->b) * o.lora->config().scaling();
+      // Adapters are fp32 master weights; they compute in the activations' dtype (bf16/fp16 runs).
+      const auto dt = x.scalar_type();
+      y = y + at::linear(at::linear(dropped, p->a.to(dt)), p->b.to(dt)) * o.lora->config().scaling();
     }
   }
   return y;

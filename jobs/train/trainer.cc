@@ -82,7 +82,6 @@ struct Trainer {
     }
     lora = spec.init_adapter.empty() ? LoraAdapters(model.config, spec.lora, spec.seed, at::kFloat)
                                      : LoraAdapters::load_peft(spec.init_adapter, model.config, at::kFloat);
-    if (dtype != at::kFloat) throw InputError("dtype " + spec.dtype + ": only float32 training is implemented (CPU)");
     for (auto& p : lora.parameters()) p.requires_grad_(true);
     std::vector<at::Tensor> params = lora.parameters();
     AdamW optimizer(params, spec.optim);
@@ -98,6 +97,8 @@ struct Trainer {
     const int64_t eval_every = spec.eval_every > 0 ? spec.eval_every : tallrec_eval_every(sample > 0 ? sample : n);
 
     TrainerState state;
+    const bool fp16 = dtype == at::kHalf;
+    state.loss_scale = fp16 ? spec.loss_scale_init : 1.0;
     at::manual_seed(spec.seed);
     const fs::path checkpoints = out / "checkpoints";
     fs::create_directories(checkpoints);
@@ -112,7 +113,7 @@ struct Trainer {
         optimizer.exp_avg()[i].copy_(d.exp_avg[i]);
         optimizer.exp_avg_sq()[i].copy_(d.exp_avg_sq[i]);
       }
-      optimizer.set_steps(d.state.global_step);
+      optimizer.set_steps(d.state.scheduler_steps);
       set_rng_state(d.rng_state);
       state = d.state;
       if (state.best_step >= 0) {
@@ -122,7 +123,7 @@ struct Trainer {
       }
     }
 
-    events.emit("started", {{"records", n}, {"steps", total_steps}, {"steps_per_epoch", steps_per_epoch},
+    events.emit("started", {{"records", n}, {"dtype", spec.dtype}, {"steps", total_steps}, {"steps_per_epoch", steps_per_epoch},
                             {"eval_every", eval_every}, {"micro_batch_size", micro}, {"accumulation", accum},
                             {"resumed_from_step", state.global_step}, {"threads", at::get_num_threads()},
                             {"trainable_parameters", [&] { int64_t c = 0; for (auto& p : params) c += p.numel(); return c; }()}});
@@ -151,7 +152,7 @@ struct Trainer {
         auto [sum, count] = causal_lm_loss_sum(model, hidden, b.labels);
         at::Tensor loss = tallrec_accumulation ? sum / double(std::max<int64_t>(count, 1)) / double(accum)
                                                : sum / double(std::max<int64_t>(group_tokens, 1));
-        loss.backward();
+        (loss * state.loss_scale).backward();
         loss_since += sum.item<double>() / double(std::max<int64_t>(count, 1));
         ++micro_since;
         tokens_since += b.attention_mask.sum().item<int64_t>();
@@ -160,10 +161,31 @@ struct Trainer {
         const bool step_now = tallrec_accumulation ? ((i + 1) % accum == 0 || (micro_per_epoch <= accum && last))
                                                    : ((i + 1) % accum == 0 || last);
         if (!step_now) continue;
-        const double grad_norm = clip_grad_norm(params, spec.max_grad_norm);
-        const double lr = spec.optim.lr * linear_warmup_multiplier(state.global_step, spec.warmup_steps, total_steps);
-        optimizer.step(lr);
+        // float16: unscale, and skip the update (halving the scale) on inf/NaN, as GradScaler;
+        // HF then does not advance the schedule either.
+        bool skipped = false;
+        if (fp16) {
+          at::NoGradGuard no_grad;
+          for (auto& p : params)
+            if (p.grad().defined()) p.grad().div_(state.loss_scale);
+          for (auto& p : params) skipped = skipped || (p.grad().defined() && !at::isfinite(p.grad()).all().item<bool>());
+        }
+        const double grad_norm = skipped ? std::nan("") : clip_grad_norm(params, spec.max_grad_norm);
+        const double lr = spec.optim.lr * linear_warmup_multiplier(state.scheduler_steps, spec.warmup_steps, total_steps);
+        if (!skipped) {
+          optimizer.step(lr);
+          ++state.scheduler_steps;
+        }
         optimizer.zero_grad();
+        if (fp16) {
+          if (skipped) {
+            state.loss_scale *= 0.5;
+            state.clean_steps = 0;
+          } else if (++state.clean_steps == 2000) {
+            state.loss_scale *= 2.0;
+            state.clean_steps = 0;
+          }
+        }
         ++state.global_step;
         state.epoch = last ? epoch + 1 : epoch;
         state.micro_batch = last ? 0 : i + 1;
@@ -171,7 +193,8 @@ struct Trainer {
         events.emit("progress", {{"step", state.global_step}, {"epoch", double(epoch) + double(i + 1) / double(micro_per_epoch)},
                                  {"loss", loss_since / double(micro_since)}, {"lr", lr}, {"grad_norm", grad_norm},
                                  {"tokens_per_s", double(tokens_since) / std::max(seconds, 1e-9)},
-                                 {"memory_bytes", resident_bytes()}});
+                                 {"memory_bytes", resident_bytes()}, {"loss_scale", state.loss_scale},
+                                 {"skipped", skipped}});
         loss_since = 0;
         micro_since = 0;
         tokens_since = 0;

@@ -1,0 +1,61 @@
+"""Half-precision training on CPU: bfloat16 trains (frozen base in bf16, fp32 LoRA master
+weights), float16 uses dynamic loss scaling as torch's GradScaler: an update whose gradients
+overflow is skipped, the scale halves, and the learning-rate schedule does not advance."""
+import json
+import subprocess
+import sys
+import pathlib
+
+import pytest
+import safetensors
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "oracle"))
+from conftest import BUILD_DIR, SHARED_DIR, TOKENIZER, run_tallrec  # noqa: E402
+
+TRAIN = BUILD_DIR / "tallrec-train"
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    w = tmp_path_factory.mktemp("precision")
+    subprocess.run([str(TRAIN), "init", "--preset", "tiny", "--out", str(w / "model")], check=True, capture_output=True)
+    run_tallrec("data", "prepare", "movielens", "--raw", SHARED_DIR / "data" / "ml-100k", "--out", w / "movie")
+    for split, sample in (("train", 8), ("valid", 16)):
+        run_tallrec("data", "tokenize", "--records", w / "movie" / f"{split}.json", "--tokenizer", TOKENIZER,
+                    "--out", w / split, "--sample", sample, "--seed", 1)
+    return w
+
+
+def train(w, name, **overrides):
+    spec = {"base_model": str(w / "model"), "train_tokens": str(w / "train"), "valid_tokens": str(w / "valid"),
+            "micro_batch_size": 4, "batch_size": 4, "max_steps": 6, "eval_every": 6, "warmup_steps": 1,
+            "eval_batch_size": 16, "seed": 3, "optim": {"lr": 0.003}, **overrides}
+    (w / f"{name}.json").write_text(json.dumps(spec))
+    proc = subprocess.run([str(TRAIN), "train", "--spec", str(w / f"{name}.json"), "--out", str(w / name)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-1000:] + proc.stderr
+    return [json.loads(line) for line in proc.stdout.splitlines()]
+
+
+def test_bfloat16_trains_with_fp32_adapters(data):
+    # One update per epoch over the same 8 records, so the losses are comparable step to step.
+    events = train(data, "bf16", dtype="bfloat16", batch_size=8,
+                   lora={"target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]})
+    losses = [e["loss"] for e in events if e["type"] == "progress"]
+    assert losses[-1] < losses[1], losses  # step 1 runs at warm-up lr 0
+    assert events[0]["dtype"] == "bfloat16" and events[-1]["type"] == "finished"
+    with safetensors.safe_open(data / "bf16" / "adapter" / "adapter_model.safetensors", "pt") as f:
+        assert all(f.get_tensor(k).dtype.is_floating_point and f.get_tensor(k).element_size() == 4 for k in f.keys())
+
+
+def test_float16_skips_overflowing_updates_and_halves_the_scale(data):
+    events = train(data, "fp16", dtype="float16", loss_scale_init=2.0 ** 23)
+    progress = [e for e in events if e["type"] == "progress"]
+    skipped = [e["skipped"] for e in progress]
+    assert skipped[0] and not skipped[-1], skipped  # overflow at 2^23, fine once the scale has come down
+    first_ok = skipped.index(False)
+    assert all(skipped[:first_ok]) and not any(skipped[first_ok:])
+    assert [e["loss_scale"] for e in progress[:first_ok]] == [2.0 ** (22 - k) for k in range(first_ok)]
+    # Skipped updates do not advance the schedule: the first real update runs at warm-up lr 0.
+    assert progress[first_ok]["lr"] == 0.0 and progress[first_ok + 1]["lr"] > 0
+    assert events[-1]["type"] == "finished"
