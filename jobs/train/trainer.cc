@@ -48,6 +48,23 @@ std::vector<size_t> epoch_order(size_t n, uint64_t seed, int64_t epoch) {
   return {p.begin(), p.end()};
 }
 
+// HF's group_by_length (LengthGroupedSampler): the shuffled order cut into megabatches of 50
+// update batches, each sorted by length, longest first; the longest sequence overall leads, so
+// an out-of-memory error shows on the first step. Similar lengths share micro-batches: less padding.
+std::vector<size_t> group_by_length(std::vector<size_t> order, const TokenizedDataset& data, size_t batch) {
+  const size_t mega = 50 * batch;
+  auto length = [&](size_t i) { return data.train_ids(i).size(); };
+  for (size_t start = 0; start < order.size(); start += mega) {
+    auto end = order.begin() + std::ptrdiff_t(std::min(order.size(), start + mega));
+    std::stable_sort(order.begin() + std::ptrdiff_t(start), end, [&](size_t a, size_t b) { return length(a) > length(b); });
+  }
+  size_t longest = 0;
+  for (size_t k = 0; k < order.size(); k += mega)
+    if (length(order[k]) > length(order[longest])) longest = k;
+  std::swap(order[0], order[longest]);
+  return order;
+}
+
 // Resident memory of this process (CPU runs; a GPU run would report the device's peak).
 int64_t resident_bytes() {
   long pages = 0, resident = 0;
@@ -130,11 +147,12 @@ struct Trainer {
 
     bool stop = state.global_step >= total_steps;
     auto clock = std::chrono::steady_clock::now();
-    int64_t tokens_since = 0;
+    int64_t tokens_since = 0, positions_since = 0;
     double loss_since = 0;
     int64_t micro_since = 0;
     for (int64_t epoch = state.epoch; !stop; ++epoch) {
-      const auto order = epoch_order(size_t(n), spec.seed, epoch);
+      auto order = epoch_order(size_t(n), spec.seed, epoch);
+      if (spec.group_by_length) order = group_by_length(std::move(order), *train, size_t(spec.batch_size));
       const int64_t first = epoch == state.epoch ? state.micro_batch : 0;
       int64_t group_tokens = 0;  // token_mean: label tokens in the current update group
       for (int64_t i = first; i < micro_per_epoch && !stop; ++i) {
@@ -156,6 +174,7 @@ struct Trainer {
         loss_since += sum.item<double>() / double(std::max<int64_t>(count, 1));
         ++micro_since;
         tokens_since += b.attention_mask.sum().item<int64_t>();
+        positions_since += b.attention_mask.numel();
 
         const bool last = i + 1 == micro_per_epoch;
         const bool step_now = tallrec_accumulation ? ((i + 1) % accum == 0 || (micro_per_epoch <= accum && last))
@@ -193,11 +212,13 @@ struct Trainer {
         events.emit("progress", {{"step", state.global_step}, {"epoch", double(epoch) + double(i + 1) / double(micro_per_epoch)},
                                  {"loss", loss_since / double(micro_since)}, {"lr", lr}, {"grad_norm", grad_norm},
                                  {"tokens_per_s", double(tokens_since) / std::max(seconds, 1e-9)},
-                                 {"memory_bytes", resident_bytes()}, {"loss_scale", state.loss_scale},
+                                 {"memory_bytes", resident_bytes()},
+                                 {"padding_fraction", 1.0 - double(tokens_since) / double(std::max<int64_t>(positions_since, 1))}, {"loss_scale", state.loss_scale},
                                  {"skipped", skipped}});
         loss_since = 0;
         micro_since = 0;
         tokens_since = 0;
+        positions_since = 0;
         clock = std::chrono::steady_clock::now();
 
         if (state.global_step % eval_every == 0 || state.global_step >= total_steps) {

@@ -59,3 +59,14 @@ def test_float16_skips_overflowing_updates_and_halves_the_scale(data):
     # Skipped updates do not advance the schedule: the first real update runs at warm-up lr 0.
     assert progress[first_ok]["lr"] == 0.0 and progress[first_ok + 1]["lr"] > 0
     assert events[-1]["type"] == "finished"
+
+
+def test_group_by_length_reduces_padding(data):
+    run_tallrec("data", "tokenize", "--records", data / "movie" / "train.json", "--tokenizer", TOKENIZER,
+                "--out", data / "train64", "--sample", 64, "--seed", 2)
+    padding = {}
+    for grouped in (False, True):
+        events = train(data, f"grouped-{grouped}", train_tokens=str(data / "train64"), micro_batch_size=8,
+                       batch_size=8, max_steps=8, eval_every=8, group_by_length=grouped)
+        padding[grouped] = sum(e["padding_fraction"] for e in events if e["type"] == "progress") / 8
+    assert padding[True] < padding[False] / 2, padding
