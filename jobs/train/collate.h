@@ -15,6 +15,10 @@ struct Batch {
   at::Tensor input_ids;       // [B, T] int64
   at::Tensor attention_mask;  // [B, T] int64, 1 on real tokens
   at::Tensor labels;          // [B, T] int64, kIgnoreIndex on padding (and masked prompt)
+
+  Batch to(const at::Device& device) const {
+    return {input_ids.to(device), attention_mask.to(device), labels.to(device)};
+  }
 };
 
 Batch collate_training_batch(const TokenizedDataset& data, std::span<const size_t> records,

@@ -128,7 +128,7 @@ const at::Tensor& LlamaModel::weight(int64_t layer, const std::string& module) c
   return tensor_by_name(*this, "model.layers." + std::to_string(layer) + "." + name + ".weight");
 }
 
-LlamaModel load_hf_model(const fs::path& dir, at::ScalarType dtype) {
+LlamaModel load_hf_model(const fs::path& dir, at::ScalarType dtype, const at::Device& device) {
   LlamaModel m;
   m.config = read_llama_config(dir / "config.json");
   m.layers.resize(size_t(m.config.num_hidden_layers));
@@ -155,7 +155,7 @@ LlamaModel load_hf_model(const fs::path& dir, at::ScalarType dtype) {
     }
     auto& f = open[file];
     if (!f) f = std::make_unique<SafetensorsFile>(dir / file);
-    assign(m, name, f->load(name, dtype, shape));
+    assign(m, name, f->load(name, dtype, shape).to(device));
   }
   if (m.config.tie_word_embeddings) m.lm_head = m.embed_tokens;
   return m;
@@ -286,8 +286,9 @@ at::Tensor llama_hidden(const LlamaModel& model, const at::Tensor& input_ids, co
   at::Tensor h = at::embedding(model.embed_tokens, input_ids);  // [B, T, H]
 
   // Rotary tables, computed in fp32 as HF does: angles = pos * inv_freq, emb = [angles, angles].
-  at::Tensor pos = position_ids.defined() ? position_ids : at::arange(T, at::kLong).unsqueeze(0).expand({B, T});
-  at::Tensor inv_freq = 1.0 / at::pow(c.rope_theta, at::arange(0, D, 2, at::kLong).to(at::kFloat) / double(D));
+  const auto on = at::TensorOptions().device(input_ids.device());
+  at::Tensor pos = position_ids.defined() ? position_ids : at::arange(T, on.dtype(at::kLong)).unsqueeze(0).expand({B, T});
+  at::Tensor inv_freq = 1.0 / at::pow(c.rope_theta, at::arange(0, D, 2, on.dtype(at::kLong)).to(at::kFloat) / double(D));
   at::Tensor angles = pos.to(at::kFloat).unsqueeze(-1) * inv_freq;       // [B, T, D/2]
   at::Tensor emb = at::cat({angles, angles}, -1);                          // [B, T, D]
   at::Tensor cos = emb.cos().to(dtype).unsqueeze(1), sin = emb.sin().to(dtype).unsqueeze(1);  // [B, 1, T, D]
@@ -295,9 +296,9 @@ at::Tensor llama_hidden(const LlamaModel& model, const at::Tensor& input_ids, co
   // Additive mask [B, 1, T, T]: 0 where query i may see key j (j <= i, j not padding), the
   // dtype's lowest value elsewhere. Rows with no visible key (padding queries) then attend
   // uniformly instead of producing NaN, as in HF.
-  at::Tensor allowed = at::ones({T, T}, at::kBool).tril().unsqueeze(0).unsqueeze(0);
+  at::Tensor allowed = at::ones({T, T}, on.dtype(at::kBool)).tril().unsqueeze(0).unsqueeze(0);
   if (attention_mask.defined()) allowed = allowed & attention_mask.to(at::kBool).view({B, 1, 1, T});
-  at::Tensor mask = at::zeros(allowed.sizes(), at::TensorOptions().dtype(dtype))
+  at::Tensor mask = at::zeros(allowed.sizes(), on.dtype(dtype))
                         .masked_fill(allowed.logical_not(), lowest_value(dtype));
 
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
@@ -329,7 +330,7 @@ std::vector<int64_t> greedy_generate(const LlamaModel& model, const std::vector<
   std::vector<int64_t> tokens = prompt, generated;
   for (int64_t s = 0; s < steps; ++s) {
     if (int64_t(tokens.size()) > model.config.max_position_embeddings) break;
-    at::Tensor ids = at::tensor(tokens, at::kLong).unsqueeze(0);
+    at::Tensor ids = at::tensor(tokens, at::kLong).unsqueeze(0).to(model.embed_tokens.device());
     at::Tensor logits = llama_forward(model, ids, at::Tensor(), at::Tensor());
     int64_t next = logits[0][int64_t(tokens.size()) - 1].argmax().item<int64_t>();
     if (next == stop_id) break;

@@ -51,7 +51,7 @@ struct LlamaModel {
 
 // HF layout: config.json + model.safetensors, or shards listed in model.safetensors.index.json.
 // Weights are converted to `dtype` tensor by tensor while loading.
-LlamaModel load_hf_model(const std::filesystem::path& dir, at::ScalarType dtype);
+LlamaModel load_hf_model(const std::filesystem::path& dir, at::ScalarType dtype, const at::Device& device = at::kCPU);
 // A llama2.c checkpoint (legacy version-0 .bin). q/k rows are permuted from Meta's interleaved
 // rotary layout to HF's rotate-half layout, as HF's convert_llama_weights_to_hf does.
 LlamaModel load_llama2c_model(const std::filesystem::path& path);

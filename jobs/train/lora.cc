@@ -65,6 +65,13 @@ LoraPair* LoraAdapters::find(int64_t layer, const std::string& module) {
   return it == pairs_.end() ? nullptr : &it->second;
 }
 
+void LoraAdapters::to(const at::Device& device) {
+  for (auto& [key, pair] : pairs_) {
+    pair.a = pair.a.to(device);
+    pair.b = pair.b.to(device);
+  }
+}
+
 std::vector<at::Tensor> LoraAdapters::parameters() const {
   std::vector<at::Tensor> out;
   for (const auto& [key, pair] : pairs_) {

@@ -39,6 +39,8 @@ class LoraAdapters {
   // nullptr when (layer, module) is not adapted.
   const LoraPair* find(int64_t layer, const std::string& module) const;
   LoraPair* find(int64_t layer, const std::string& module);
+  // Moves every adapter tensor to `device` (the trainer keeps them beside the model).
+  void to(const at::Device& device);
   // Every trainable tensor, in a fixed order (layer, module, A then B).
   std::vector<at::Tensor> parameters() const;
   std::vector<std::string> parameter_names() const;  // PEFT's key names, same order

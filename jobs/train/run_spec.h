@@ -35,6 +35,7 @@ struct RunSpec {
   std::string scoring = "tallrec";               // tallrec (softmax, then softmax over [No, Yes]) | logit_diff
   std::string loss_normalization = "micro_batch_mean";  // TALLRec-era HF | "token_mean" over the whole batch
   int threads = 0;
+  std::string device = "cpu";                    // "cpu" or "cuda[:N]" (the CUDA path is not tested yet)
 };
 
 // Parses and validates a spec file; InputError names the file and the field.

@@ -161,7 +161,7 @@ void write_safetensors_streaming(const fs::path& path, const std::vector<TensorS
   write(&header_size, 8);
   write(header.data(), header.size());
   for (size_t i = 0; i < specs.size(); ++i) {
-    at::Tensor t = produce(i).to(specs[i].dtype).contiguous();
+    at::Tensor t = produce(i).to(at::kCPU, specs[i].dtype).contiguous();  // from any device
     if (t.sizes().vec() != specs[i].shape) {
       std::fclose(f);
       fs::remove(tmp);

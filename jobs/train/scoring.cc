@@ -49,7 +49,7 @@ at::Tensor yes_scores(const at::Tensor& answer_logits, int64_t yes_id, int64_t n
 namespace {
 
 void append_scores(EvalResult& r, const at::Tensor& scores, const std::vector<int>& labels) {
-  auto s = scores.to(at::kDouble).contiguous();
+  auto s = scores.to(at::kCPU).to(at::kDouble).contiguous();
   for (int64_t i = 0; i < s.size(0); ++i) {
     r.scores.push_back(s.data_ptr<double>()[i]);
     r.labels.push_back(labels[size_t(i)]);
@@ -68,7 +68,7 @@ EvalResult evaluate_validation(const LlamaModel& model, const LoraAdapters* lora
   for (size_t start = 0; start < data.size(); start += size_t(batch_size)) {
     std::vector<size_t> rows(std::min(size_t(batch_size), data.size() - start));
     std::iota(rows.begin(), rows.end(), start);
-    Batch b = collate_training_batch(data, rows);
+    Batch b = collate_training_batch(data, rows).to(model.embed_tokens.device());
     at::Tensor hidden = llama_hidden(model, b.input_ids, b.attention_mask, at::Tensor(), {lora, false});
     auto [sum, count] = causal_lm_loss_sum(model, hidden, b.labels);
     if (count > 0) {  // HF: the mean of per-batch mean losses, weighted by batch size
@@ -91,7 +91,8 @@ EvalResult evaluate_validation(const LlamaModel& model, const LoraAdapters* lora
       labels.push_back(label);
     }
     if (batch_index.empty()) continue;
-    at::Tensor picked = at::linear(hidden.index({at::tensor(batch_index, at::kLong), at::tensor(position, at::kLong)}),
+    const auto device = hidden.device();
+    at::Tensor picked = at::linear(hidden.index({at::tensor(batch_index, at::kLong).to(device), at::tensor(position, at::kLong).to(device)}),
                                    model.lm_head);
     append_scores(r, yes_scores(picked, meta.yes_id, meta.no_id, scoring), labels);
   }
@@ -130,6 +131,8 @@ EvalResult evaluate_test(const LlamaModel& model, const LoraAdapters* lora, cons
         mask_a[int64_t(k)][begin + int64_t(t)] = 1;
       }
     }
+    ids = ids.to(model.embed_tokens.device());
+    mask = mask.to(model.embed_tokens.device());
     at::Tensor hidden = llama_hidden(model, ids, mask, positions_from_mask(mask), {lora, false});
     at::Tensor last = at::linear(hidden.select(1, int64_t(width) - 1), model.lm_head);  // [N, V]
     append_scores(r, yes_scores(last, meta.yes_id, meta.no_id, scoring), labels);

@@ -92,13 +92,15 @@ struct Trainer {
     train = std::make_unique<TokenizedDataset>(spec.train_tokens);
     valid = std::make_unique<TokenizedDataset>(spec.valid_tokens);
     if (train->size() == 0) throw InputError(spec.train_tokens + ": no training records");
-    model = load_hf_model(spec.base_model, dtype);
+    const at::Device device(spec.device);
+    model = load_hf_model(spec.base_model, dtype, device);
     if (train->meta().vocab_size > model.config.vocab_size) {
       throw InputError(spec.train_tokens + ": token ids reach " + std::to_string(train->meta().vocab_size) +
                        ", the model's vocabulary has " + std::to_string(model.config.vocab_size));
     }
     lora = spec.init_adapter.empty() ? LoraAdapters(model.config, spec.lora, spec.seed, at::kFloat)
                                      : LoraAdapters::load_peft(spec.init_adapter, model.config, at::kFloat);
+    lora.to(device);
     for (auto& p : lora.parameters()) p.requires_grad_(true);
     std::vector<at::Tensor> params = lora.parameters();
     AdamW optimizer(params, spec.optim);
@@ -125,10 +127,10 @@ struct Trainer {
       LoraAdapters restored = LoraAdapters::load_peft(*resume, model.config, at::kFloat);
       at::NoGradGuard no_grad;
       auto restored_params = restored.parameters();
-      for (size_t i = 0; i < params.size(); ++i) params[i].copy_(restored_params[i]);
+      for (size_t i = 0; i < params.size(); ++i) params[i].copy_(restored_params[i].to(device));
       for (size_t i = 0; i < params.size(); ++i) {
-        optimizer.exp_avg()[i].copy_(d.exp_avg[i]);
-        optimizer.exp_avg_sq()[i].copy_(d.exp_avg_sq[i]);
+        optimizer.exp_avg()[i].copy_(d.exp_avg[i].to(device));
+        optimizer.exp_avg_sq()[i].copy_(d.exp_avg_sq[i].to(device));
       }
       optimizer.set_steps(d.state.scheduler_steps);
       set_rng_state(d.rng_state);
@@ -165,7 +167,7 @@ struct Trainer {
               group_tokens += std::count_if(labels.begin() + 1, labels.end(), [](int32_t l) { return l != kIgnoreIndex; });
             }
         }
-        Batch b = collate_training_batch(*train, rows);
+        Batch b = collate_training_batch(*train, rows).to(device);
         at::Tensor hidden = llama_hidden(model, b.input_ids, b.attention_mask, at::Tensor(), {&lora, true});
         auto [sum, count] = causal_lm_loss_sum(model, hidden, b.labels);
         at::Tensor loss = tallrec_accumulation ? sum / double(std::max<int64_t>(count, 1)) / double(accum)
@@ -251,6 +253,7 @@ struct Trainer {
     // The result is the best adapter; score the test sets with it.
     if (best_checkpoint.empty()) throw Error("no evaluation happened, so there is no best adapter");
     LoraAdapters best = LoraAdapters::load_peft(best_checkpoint, model.config, at::kFloat);
+    best.to(device);
     StagedDirectory result(out / "adapter");
     best.save_peft(result.path(), spec.base_model);
     result.commit();
