@@ -279,8 +279,7 @@ at::Tensor llama_forward(const LlamaModel& model, const at::Tensor& input_ids, c
 at::Tensor llama_hidden(const LlamaModel& model, const at::Tensor& input_ids, const at::Tensor& attention_mask,
                         const at::Tensor& position_ids, const ForwardOptions& o) {
   const LlamaConfig& c = model.config;
-  const int64_t B = input_ids.size(0), T = input_ids.size(1), Nh = c.num_attention_heads,
-                Nkv = c.num_key_value_heads, D = c.head_dim();
+  const int64_t B = input_ids.size(0), T = input_ids.size(1), D = c.head_dim();
   const auto dtype = model.embed_tokens.scalar_type();
 
   at::Tensor h = at::embedding(model.embed_tokens, input_ids);  // [B, T, H]
@@ -301,7 +300,25 @@ at::Tensor llama_hidden(const LlamaModel& model, const at::Tensor& input_ids, co
   at::Tensor mask = at::zeros(allowed.sizes(), on.dtype(dtype))
                         .masked_fill(allowed.logical_not(), lowest_value(dtype));
 
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+  const LayerContext ctx{cos, sin, mask};
+  if (o.gradient_checkpointing && at::GradMode::is_enabled()) {
+    // The checkpointed layers need an input that requires grad to stay in the graph (HF's
+    // enable_input_require_grads does the same for the embeddings' output).
+    h.requires_grad_(true);
+    for (int64_t l = 0; l < c.num_hidden_layers; ++l) h = checkpointed_layer(model, l, h, ctx, o);
+  } else {
+    for (int64_t l = 0; l < c.num_hidden_layers; ++l) h = llama_layer(model, l, h, ctx, o);
+  }
+  return rms_norm(h, model.final_norm, c.rms_norm_eps);  // [B, T, H]
+}
+
+at::Tensor llama_layer(const LlamaModel& model, int64_t l, at::Tensor h, const LayerContext& ctx,
+                       const ForwardOptions& o) {
+  const LlamaConfig& c = model.config;
+  const int64_t B = h.size(0), T = h.size(1), Nh = c.num_attention_heads, Nkv = c.num_key_value_heads,
+                D = c.head_dim();
+  const at::Tensor &cos = ctx.cos, &sin = ctx.sin, &mask = ctx.mask;
+  {
     const LlamaLayer& L = model.layers[size_t(l)];
     at::Tensor a = rms_norm(h, L.input_norm, c.rms_norm_eps);
     at::Tensor q = project(a, L.q_proj, l, "q_proj", o).view({B, T, Nh, D}).transpose(1, 2);   // [B, Nh, T, D]
@@ -321,7 +338,7 @@ at::Tensor llama_hidden(const LlamaModel& model, const at::Tensor& input_ids, co
     at::Tensor up = project(m, L.up_proj, l, "up_proj", o);
     h = h + project(at::silu(gate) * up, L.down_proj, l, "down_proj", o);
   }
-  return rms_norm(h, model.final_norm, c.rms_norm_eps);  // [B, T, H]
+  return h;
 }
 
 std::vector<int64_t> greedy_generate(const LlamaModel& model, const std::vector<int64_t>& prompt, int64_t steps,

@@ -68,8 +68,22 @@ at::Tensor positions_from_mask(const at::Tensor& attention_mask);
 
 struct ForwardOptions {
   const LoraAdapters* lora = nullptr;
-  bool training = false;  // LoRA dropout on
+  bool training = false;                // LoRA dropout on
+  bool gradient_checkpointing = false;  // keep only layer inputs; recompute each layer in backward
 };
+
+// What every layer shares: rotary tables [B, 1, T, D] and the additive mask [B, 1, T, T].
+struct LayerContext {
+  at::Tensor cos, sin, mask;
+};
+
+// One decoder layer: h [B, T, H] -> h [B, T, H].
+at::Tensor llama_layer(const LlamaModel& model, int64_t layer, at::Tensor h, const LayerContext& ctx,
+                       const ForwardOptions& options);
+// The same layer under gradient checkpointing (checkpointing.cc): activations are not kept;
+// backward recomputes the layer with the RNG state of the forward pass (same dropout masks).
+at::Tensor checkpointed_layer(const LlamaModel& model, int64_t layer, const at::Tensor& h, const LayerContext& ctx,
+                              const ForwardOptions& options);
 
 // input_ids [B, T] int64; attention_mask [B, T] (1 real, 0 padding) or undefined (no padding);
 // position_ids [B, T] or undefined (0..T-1). Returns logits [B, T, V] in the model's dtype.

@@ -35,7 +35,7 @@ RunSpec parse_run_spec(const std::string& text, const std::string& origin) {
   };
   static const char* known[] = {"base_model", "init_adapter", "train_tokens", "valid_tokens", "test_tokens", "seed",
                                 "lora", "optim", "warmup_steps", "max_grad_norm", "batch_size", "micro_batch_size",
-                                "epochs", "max_steps", "eval_every", "early_stopping_patience", "eval_batch_size", "group_by_length",
+                                "epochs", "max_steps", "eval_every", "early_stopping_patience", "eval_batch_size", "group_by_length", "gradient_checkpointing",
                                 "dtype", "loss_scale_init", "scoring", "loss_normalization", "threads", "device"};
   for (auto& [key, value] : j.items()) {
     if (std::find(std::begin(known), std::end(known), key) == std::end(known)) {
@@ -73,6 +73,7 @@ RunSpec parse_run_spec(const std::string& text, const std::string& origin) {
   get(j, "early_stopping_patience", s.early_stopping_patience, "");
   get(j, "eval_batch_size", s.eval_batch_size, "");
   get(j, "group_by_length", s.group_by_length, "");
+  get(j, "gradient_checkpointing", s.gradient_checkpointing, "");
   get(j, "dtype", s.dtype, "");
   get(j, "loss_scale_init", s.loss_scale_init, "");
   get(j, "scoring", s.scoring, "");

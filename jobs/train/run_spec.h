@@ -29,7 +29,8 @@ struct RunSpec {
   int64_t eval_every = 0;                        // 0: TALLRec's rule from the sample count
   int64_t early_stopping_patience = 10;
   int64_t eval_batch_size = 32;
-  bool group_by_length = false;                  // TALLRec's flag: HF's length-grouped micro-batches
+  bool group_by_length = false;
+  bool gradient_checkpointing = false;           // recompute layers in backward: less memory, ~1/3 more compute                  // TALLRec's flag: HF's length-grouped micro-batches
   std::string dtype = "float32";                 // base weights and activations: float32 | bfloat16 | float16
   double loss_scale_init = 65536.0;              // float16 only: dynamic loss scaling, as torch's GradScaler
   std::string scoring = "tallrec";               // tallrec (softmax, then softmax over [No, Yes]) | logit_diff

@@ -168,7 +168,8 @@ struct Trainer {
             }
         }
         Batch b = collate_training_batch(*train, rows).to(device);
-        at::Tensor hidden = llama_hidden(model, b.input_ids, b.attention_mask, at::Tensor(), {&lora, true});
+        at::Tensor hidden = llama_hidden(model, b.input_ids, b.attention_mask, at::Tensor(),
+                                         {&lora, true, spec.gradient_checkpointing});
         auto [sum, count] = causal_lm_loss_sum(model, hidden, b.labels);
         at::Tensor loss = tallrec_accumulation ? sum / double(std::max<int64_t>(count, 1)) / double(accum)
                                                : sum / double(std::max<int64_t>(group_tokens, 1));
