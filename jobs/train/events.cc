@@ -8,7 +8,7 @@
 
 namespace tallrec {
 
-EventLog::EventLog(const std::filesystem::path& file) : file_(std::fopen(file.c_str(), "a")) {
+EventLog::EventLog(const std::filesystem::path& file, bool echo) : file_(std::fopen(file.c_str(), "a")), echo_(echo) {
   if (!file_) throw Error(file.string() + ": cannot open for appending: " + std::strerror(errno));
 }
 
@@ -22,7 +22,7 @@ void EventLog::emit(const std::string& type, nlohmann::ordered_json fields) {
   const std::string line = e.dump() + "\n";
   std::fwrite(line.data(), 1, line.size(), file_);
   std::fflush(file_);
-  std::cout << line << std::flush;
+  if (echo_) std::cout << line << std::flush;
 }
 
 }  // namespace tallrec

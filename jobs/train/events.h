@@ -11,7 +11,8 @@ namespace tallrec {
 
 class EventLog {
  public:
-  explicit EventLog(const std::filesystem::path& file);
+  // `echo`: also print each event on stdout (rank 0); other ranks only keep their file.
+  explicit EventLog(const std::filesystem::path& file, bool echo = true);
   ~EventLog();
   EventLog(const EventLog&) = delete;
   EventLog& operator=(const EventLog&) = delete;
@@ -19,6 +20,7 @@ class EventLog {
 
  private:
   FILE* file_;
+  bool echo_;
 };
 
 }  // namespace tallrec

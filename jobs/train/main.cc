@@ -136,12 +136,21 @@ int main(int argc, char** argv) {
     std::printf("\n");
   });
 
-  std::string spec_path, train_out;
-  int train_exit = 0;
+  std::string spec_path, train_out, rendezvous;
+  int train_exit = 0, rank = -1;
   auto* train = app.add_subcommand("train", "Run one TALLRec LoRA rec-tuning attempt (resumes from OUT's newest checkpoint)");
   train->add_option("--spec", spec_path, "Run spec JSON (schemas/run_spec.schema.json)")->required();
   train->add_option("--out", train_out, "Output folder: events.jsonl, checkpoints/, adapter/")->required();
-  train->callback([&] { train_exit = tallrec::run_training(tallrec::read_run_spec(spec_path), train_out); });
+  train->add_option("--rank", rank, "This process's rank when world_size > 1 (without it, all ranks are started here)");
+  train->add_option("--rendezvous", rendezvous, "FileStore path shared by the ranks (with --rank)");
+  train->callback([&] {
+    const tallrec::RunSpec spec = tallrec::read_run_spec(spec_path);
+    if (spec.world_size > 1 && rank < 0) {
+      train_exit = tallrec::launch_ranks(std::filesystem::read_symlink("/proc/self/exe").string(), spec_path, spec, train_out);
+    } else {
+      train_exit = tallrec::run_training(spec, train_out, std::max(rank, 0), rendezvous);
+    }
+  });
 
   std::string logits_model, logits_batch, logits_out, logits_adapter, logits_positions = "arange";
   auto* logits = app.add_subcommand("logits", "Forward pass on a batch: input_ids (+ attention_mask) in, logits out (safetensors)");

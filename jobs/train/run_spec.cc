@@ -36,7 +36,7 @@ RunSpec parse_run_spec(const std::string& text, const std::string& origin) {
   static const char* known[] = {"base_model", "init_adapter", "train_tokens", "valid_tokens", "test_tokens", "seed",
                                 "lora", "optim", "warmup_steps", "max_grad_norm", "batch_size", "micro_batch_size",
                                 "epochs", "max_steps", "eval_every", "early_stopping_patience", "eval_batch_size", "group_by_length", "gradient_checkpointing",
-                                "dtype", "loss_scale_init", "scoring", "loss_normalization", "threads", "device"};
+                                "dtype", "loss_scale_init", "scoring", "loss_normalization", "threads", "device", "world_size"};
   for (auto& [key, value] : j.items()) {
     if (std::find(std::begin(known), std::end(known), key) == std::end(known)) {
       throw InputError(origin + ": unknown field \"" + key + "\"");
@@ -80,6 +80,7 @@ RunSpec parse_run_spec(const std::string& text, const std::string& origin) {
   get(j, "loss_normalization", s.loss_normalization, "");
   get(j, "threads", s.threads, "");
   get(j, "device", s.device, "");
+  get(j, "world_size", s.world_size, "");
 
   auto need = [&](bool ok, const std::string& what) {
     if (!ok) throw InputError(origin + ": " + what);
@@ -93,6 +94,8 @@ RunSpec parse_run_spec(const std::string& text, const std::string& origin) {
   need(s.scoring == "tallrec" || s.scoring == "logit_diff", "scoring must be tallrec or logit_diff");
   need(s.loss_normalization == "micro_batch_mean" || s.loss_normalization == "token_mean",
        "loss_normalization must be micro_batch_mean or token_mean");
+  need(s.world_size >= 1 && (s.batch_size / s.micro_batch_size) % s.world_size == 0,
+       "world_size must divide batch_size / micro_batch_size (each rank takes an equal share of every update)");
   need(s.device == "cpu" || s.device.rfind("cuda", 0) == 0, "device must be cpu or cuda[:N]");
   need(s.loss_scale_init >= 1, "loss_scale_init must be at least 1");
   need(s.optim.lr > 0 && s.warmup_steps >= 0 && s.max_grad_norm > 0, "lr and max_grad_norm must be positive");

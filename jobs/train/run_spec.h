@@ -36,6 +36,7 @@ struct RunSpec {
   std::string scoring = "tallrec";               // tallrec (softmax, then softmax over [No, Yes]) | logit_diff
   std::string loss_normalization = "micro_batch_mean";  // TALLRec-era HF | "token_mean" over the whole batch
   int threads = 0;
+  int world_size = 1;                            // data-parallel ranks (c10d Gloo), one process each
   std::string device = "cpu";                    // "cpu" or "cuda[:N]" (the CUDA path is not tested yet)
 };
 

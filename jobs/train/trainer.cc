@@ -5,7 +5,12 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
 
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
 
 #include <chrono>
 #include <cstdio>
@@ -19,6 +24,7 @@
 #include "jobs/data/token_file.h"
 #include "jobs/train/checkpoint.h"
 #include "jobs/train/collate.h"
+#include "jobs/train/distributed.h"
 #include "jobs/train/events.h"
 #include "jobs/train/llama.h"
 #include "jobs/train/roc_auc.h"
@@ -84,11 +90,18 @@ struct Trainer {
   std::unique_ptr<TokenizedDataset> train, valid;
   Scoring scoring;
 
-  Trainer(const RunSpec& s, const fs::path& o) : spec(s), out(o), events(o / "events.jsonl"), scoring(parse_scoring(s.scoring)) {}
+  int rank;
+  std::string rendezvous_file;
+  std::unique_ptr<ProcessGroup> group;
+
+  Trainer(const RunSpec& s, const fs::path& o, int r)
+      : spec(s), out(o), events(r == 0 ? o / "events.jsonl" : o / ("rank-" + std::to_string(r) + ".events.jsonl"), r == 0),
+        scoring(parse_scoring(s.scoring)), rank(r) {}
 
   int run() {
     const auto dtype = parse_torch_dtype(spec.dtype);
     at::set_num_threads(spec.threads > 0 ? spec.threads : int(std::max(1u, std::thread::hardware_concurrency())));
+    if (spec.world_size > 1) group = make_process_group(rendezvous_file, rank, spec.world_size);
     train = std::make_unique<TokenizedDataset>(spec.train_tokens);
     valid = std::make_unique<TokenizedDataset>(spec.valid_tokens);
     if (train->size() == 0) throw InputError(spec.train_tokens + ": no training records");
@@ -118,7 +131,7 @@ struct Trainer {
     TrainerState state;
     const bool fp16 = dtype == at::kHalf;
     state.loss_scale = fp16 ? spec.loss_scale_init : 1.0;
-    at::manual_seed(spec.seed);
+    at::manual_seed(spec.seed + uint64_t(rank));  // each rank its own dropout masks
     const fs::path checkpoints = out / "checkpoints";
     fs::create_directories(checkpoints);
     fs::path best_checkpoint;
@@ -167,17 +180,21 @@ struct Trainer {
               group_tokens += std::count_if(labels.begin() + 1, labels.end(), [](int32_t l) { return l != kIgnoreIndex; });
             }
         }
-        Batch b = collate_training_batch(*train, rows).to(device);
-        at::Tensor hidden = llama_hidden(model, b.input_ids, b.attention_mask, at::Tensor(),
-                                         {&lora, true, spec.gradient_checkpointing});
-        auto [sum, count] = causal_lm_loss_sum(model, hidden, b.labels);
-        at::Tensor loss = tallrec_accumulation ? sum / double(std::max<int64_t>(count, 1)) / double(accum)
-                                               : sum / double(std::max<int64_t>(group_tokens, 1));
-        (loss * state.loss_scale).backward();
-        loss_since += sum.item<double>() / double(std::max<int64_t>(count, 1));
-        ++micro_since;
-        tokens_since += b.attention_mask.sum().item<int64_t>();
-        positions_since += b.attention_mask.numel();
+        // Data parallel: rank r takes its equal, contiguous share of every update's micro-batches.
+        const bool mine = !group || (i % accum) / (accum / group->world_size) == rank;
+        if (mine) {
+          Batch b = collate_training_batch(*train, rows).to(device);
+          at::Tensor hidden = llama_hidden(model, b.input_ids, b.attention_mask, at::Tensor(),
+                                           {&lora, true, spec.gradient_checkpointing});
+          auto [sum, count] = causal_lm_loss_sum(model, hidden, b.labels);
+          at::Tensor loss = tallrec_accumulation ? sum / double(std::max<int64_t>(count, 1)) / double(accum)
+                                                 : sum / double(std::max<int64_t>(group_tokens, 1));
+          (loss * state.loss_scale).backward();
+          loss_since += sum.item<double>() / double(std::max<int64_t>(count, 1));
+          ++micro_since;
+          tokens_since += b.attention_mask.sum().item<int64_t>();
+          positions_since += b.attention_mask.numel();
+        }
 
         const bool last = i + 1 == micro_per_epoch;
         const bool step_now = tallrec_accumulation ? ((i + 1) % accum == 0 || (micro_per_epoch <= accum && last))
@@ -185,6 +202,27 @@ struct Trainer {
         if (!step_now) continue;
         // float16: unscale, and skip the update (halving the scale) on inf/NaN, as GradScaler;
         // HF then does not advance the schedule either.
+        if (group) {
+          // Sum every rank's gradients (one flat buffer); the losses were already divided by
+          // the whole update's accumulation count, so the sum is the single-process gradient.
+          at::NoGradGuard no_grad;
+          std::vector<at::Tensor> grads;
+          for (auto& p : params) grads.push_back(p.grad().defined() ? p.grad().reshape({-1}) : at::zeros({p.numel()}, p.options()));
+          grads.push_back(at::tensor({loss_since, double(micro_since), double(tokens_since), double(positions_since)},
+                                     at::TensorOptions().dtype(at::kFloat).device(device)));  // for the progress event
+          std::vector<at::Tensor> flat{at::cat(grads)};
+          group->allreduce_sum(flat);
+          at::Tensor stats = flat[0].narrow(0, flat[0].numel() - 4, 4).to(at::kCPU, at::kDouble);
+          loss_since = stats[0].item<double>();
+          micro_since = int64_t(stats[1].item<double>());
+          tokens_since = int64_t(stats[2].item<double>());
+          positions_since = int64_t(stats[3].item<double>());
+          int64_t at_ = 0;
+          for (auto& p : params) {
+            p.mutable_grad() = flat[0].narrow(0, at_, p.numel()).view(p.sizes()).clone();
+            at_ += p.numel();
+          }
+        }
         bool skipped = false;
         if (fp16) {
           at::NoGradGuard no_grad;
@@ -224,7 +262,8 @@ struct Trainer {
         positions_since = 0;
         clock = std::chrono::steady_clock::now();
 
-        if (state.global_step % eval_every == 0 || state.global_step >= total_steps) {
+        const bool eval_now = state.global_step % eval_every == 0 || state.global_step >= total_steps;
+        if (eval_now && rank == 0) {
           EvalResult r = evaluate_validation(model, &lora, *valid, spec.eval_batch_size, scoring);
           const double auc = roc_auc(r.labels, r.scores);
           state.history.push_back({{"step", state.global_step}, {"val_auc", auc}, {"val_loss", r.loss}});
@@ -246,11 +285,17 @@ struct Trainer {
           events.emit("checkpoint", {{"step", state.global_step}, {"path", path.string()}, {"sha256", manifest_sha}});
           if (state.evals_without_improvement >= spec.early_stopping_patience) stop = true;
         }
+        if (eval_now && group) {  // rank 0 decides whether to stop early; every rank follows
+          at::Tensor flag = at::full({1}, stop ? 1 : 0, at::kInt);
+          group->broadcast(flag, 0);
+          stop = flag.item<int>() != 0;
+        }
         if (state.global_step >= total_steps) stop = true;
       }
       if (!stop && spec.max_steps <= 0 && epoch + 1 >= spec.epochs) stop = true;
     }
 
+    if (rank != 0) return 0;
     // The result is the best adapter; score the test sets with it.
     if (best_checkpoint.empty()) throw Error("no evaluation happened, so there is no best adapter");
     LoraAdapters best = LoraAdapters::load_peft(best_checkpoint, model.config, at::kFloat);
@@ -273,9 +318,10 @@ struct Trainer {
 
 }  // namespace
 
-int run_training(const RunSpec& spec, const fs::path& out_dir) {
+int run_training(const RunSpec& spec, const fs::path& out_dir, int rank, const std::string& rendezvous_file) {
   fs::create_directories(out_dir);
-  Trainer trainer(spec, out_dir);
+  Trainer trainer(spec, out_dir, rank);
+  trainer.rendezvous_file = rendezvous_file;
   try {
     return trainer.run();
   } catch (const InputError& e) {
@@ -285,6 +331,39 @@ int run_training(const RunSpec& spec, const fs::path& out_dir) {
     trainer.events.emit("failed", {{"reason", e.what()}, {"retryable", true}});
     return 1;
   }
+}
+
+int launch_ranks(const std::string& self, const std::string& spec_path, const RunSpec& spec, const fs::path& out_dir) {
+  fs::create_directories(out_dir);
+  const fs::path rendezvous = out_dir / (".rendezvous-" + std::to_string(::getpid()));
+  fs::remove(rendezvous);
+  std::vector<pid_t> children;
+  for (int r = 0; r < spec.world_size; ++r) {
+    const std::string rank = std::to_string(r), store = rendezvous.string(), out = out_dir.string();
+    pid_t pid = ::fork();
+    if (pid < 0) throw Error(std::string("fork failed: ") + std::strerror(errno));
+    if (pid == 0) {
+      ::execl(self.c_str(), self.c_str(), "train", "--spec", spec_path.c_str(), "--out", out.c_str(), "--rank",
+              rank.c_str(), "--rendezvous", store.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    children.push_back(pid);
+  }
+  int result = 0;
+  for (size_t left = children.size(); left > 0; --left) {
+    int status = 0;
+    pid_t pid = ::wait(&status);
+    if (pid < 0) break;
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    if (code != 0 && result == 0) {
+      result = code;
+      for (pid_t c : children)
+        if (c != pid) ::kill(c, SIGTERM);  // the others would wait for it forever
+    }
+  }
+  std::error_code ec;
+  fs::remove(rendezvous, ec);
+  return result;
 }
 
 }  // namespace tallrec

@@ -14,6 +14,14 @@ namespace tallrec {
 
 // Returns the process exit code: 0 finished, 1 failed (retryable), 2 bad input (not retryable).
 // A "failed" event is emitted before a non-zero return.
-int run_training(const RunSpec& spec, const std::filesystem::path& out_dir);
+// With spec.world_size > 1 this is one rank: `rank` and `rendezvous_file` (a FileStore path all
+// ranks share) say which; rank 0 evaluates, checkpoints and writes the result.
+int run_training(const RunSpec& spec, const std::filesystem::path& out_dir, int rank = 0,
+                 const std::string& rendezvous_file = "");
+
+// Starts spec.world_size processes of `self` (this binary) for one training run and waits for
+// them; returns the first non-zero exit code (the others are then killed), else 0.
+int launch_ranks(const std::string& self, const std::string& spec_path, const RunSpec& spec,
+                 const std::filesystem::path& out_dir);
 
 }  // namespace tallrec
