@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# On the development machine: tokenize the GPU benchmark's data into out/gpu-bench (git-ignored)
+# and vendor the header-only libraries, so that the device run needs neither SentencePiece nor
+# Debian packages. Then, with the device tool: run `bench/gpu/run.sh` with
+# carry [".headers", "out/gpu-bench"].
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+shared=$root/../shared
+out=$root/out/gpu-bench
+rm -rf "$out" && mkdir -p "$out"
+"$root/build/tallrec" data prepare movielens --raw "$shared/data/ml-100k" --out "$out/movie" > /dev/null
+tok=$shared/models/llama-tokenizer/tokenizer.model
+"$root/build/tallrec" data tokenize --records "$out/movie/train.json" --tokenizer "$tok" --out "$out/train" --sample 256 --seed 0
+"$root/build/tallrec" data tokenize --records "$out/movie/valid.json" --tokenizer "$tok" --out "$out/valid" --sample 64 --seed 0
+rm -rf "$out/movie"
+"$root/scripts/build-train-only.sh" --vendor-headers

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# On a GPU machine (CMake, nvcc, PyTorch; no Debian -dev packages): LLaMA-7B shapes (random
+# weights, bf16), TALLRec's micro-batch (32) of real MovieLens prompts, LoRA q/v, gradient
+# checkpointing, in tallrec-train and in transformers + PEFT, side by side. Prints tokens/s and
+# peak GPU memory of both and the ratio. Goals: >= 1.5x the Python tokens/s; peak <= 22 GiB.
+# Needs out/gpu-bench and .headers from bench/gpu/prepare.sh.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+work=${WORK:-/tmp/tallrec-gpu-bench}
+steps=${STEPS:-6}
+mkdir -p "$work"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+TALLREC_TRAIN_BUILD="$work/build" "$root/scripts/build-train-only.sh" > "$work/build.log" 2>&1 || { tail -30 "$work/build.log"; exit 1; }
+train="$work/build/tallrec-train"
+[ -f "$work/7b/config.json" ] || "$train" init --preset 7b --out "$work/7b"
+
+cat > "$work/spec.json" <<JSON
+{"base_model": "$work/7b", "train_tokens": "$root/out/gpu-bench/train", "valid_tokens": "$root/out/gpu-bench/valid",
+ "device": "cuda", "dtype": "bfloat16", "micro_batch_size": 32, "batch_size": 32, "max_steps": $steps,
+ "eval_every": 100000, "warmup_steps": 2, "gradient_checkpointing": true, "eval_batch_size": 8}
+JSON
+# Peak memory of our process as the driver sees it, sampled twice a second.
+( while sleep 0.5; do nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits; done ) > "$work/smi.log" &
+sampler=$!
+rm -rf "$work/run"
+"$train" train --spec "$work/spec.json" --out "$work/run" > "$work/events.jsonl"
+kill $sampler
+python3 - "$work" "$root" "$steps" <<'PY'
+import json, pathlib, sys, time
+import numpy as np, torch, transformers, peft
+work, root, steps = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), int(sys.argv[3])
+ev = [json.loads(l) for l in (work / "events.jsonl").read_text().splitlines() if l.startswith("{")]
+prog = [e for e in ev if e["type"] == "progress"]
+ours_tps = float(np.mean([e["tokens_per_s"] for e in prog[2:]]))
+peaks = [int(l.split(",")[1]) for l in (work / "smi.log").read_text().splitlines() if l.strip()]
+ours_peak = max(peaks) / 1024 if peaks else float("nan")
+
+raw = (root / "out/gpu-bench/train/tokens.bin").read_bytes()
+n, nt = np.frombuffer(raw, np.uint64, 2, 8)
+off = np.frombuffer(raw, np.uint64, int(n) + 1, 64)
+ids_all = np.frombuffer(raw, np.int32, int(nt), 64 + 2 * ((int(n) + 1) * 8))
+seqs = [ids_all[off[i]:off[i + 1]].tolist() for i in range(int(n))]
+model = transformers.LlamaForCausalLM.from_pretrained(work / "7b", dtype=torch.bfloat16).cuda()
+model.gradient_checkpointing_enable()
+model.enable_input_require_grads()
+model = peft.get_peft_model(model, peft.LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+torch.cuda.reset_peak_memory_stats()
+rates = []
+for s in range(steps):
+    batch = seqs[s * 32:(s + 1) * 32]
+    width = -(-max(map(len, batch)) // 8) * 8
+    ids = torch.tensor([[0] * (width - len(x)) + x for x in batch]).cuda()
+    mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in batch]).cuda()
+    torch.cuda.synchronize(); t = time.perf_counter()
+    loss = model(input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100)).loss
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+    opt.step(); opt.zero_grad()
+    torch.cuda.synchronize()
+    rates.append(int(mask.sum()) / (time.perf_counter() - t))
+hf_tps = float(np.mean(rates[2:]))
+hf_peak = torch.cuda.max_memory_allocated() / 2**30
+print(f"tallrec-train: {ours_tps:.0f} tokens/s, peak {ours_peak:.1f} GiB (nvidia-smi)")
+print(f"HF + PEFT:     {hf_tps:.0f} tokens/s, peak {hf_peak:.1f} GiB (max_memory_allocated)")
+print(f"ratio tokens/s tallrec / HF: {ours_tps / hf_tps:.2f}x (goal >= 1.5x); our peak <= 22 GiB: {ours_peak <= 22}")
+PY
