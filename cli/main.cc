@@ -10,5 +10,6 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   tallrec::add_data_commands(app);
   tallrec::add_demo_command(app);
+  tallrec::add_sweep_commands(app);
   return tallrec::run_cli(app, argc, argv);
 }

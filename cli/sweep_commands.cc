@@ -1,0 +1,99 @@
+// `tallrec submit | status | runs`: sweeps in the coordinator's SQLite store. Until the
+// coordinator process exists (issue: coordinator and workers), these open the store file directly.
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "common/atomic_file.h"
+#include "coordinator/grid.h"
+#include "coordinator/store.h"
+
+namespace tallrec {
+namespace {
+
+std::string default_db() {
+  const char* env = std::getenv("TALLREC_DB");
+  return env ? env : "tallrec.db";
+}
+
+std::string progress_bar(const SweepStatus& s, int width = 30) {
+  const int64_t total = s.total(), done = s.runs_by_state.at("succeeded") + s.runs_by_state.at("failed") +
+                                          s.runs_by_state.at("canceled");
+  const int filled = total ? int(width * done / total) : 0;
+  return "[" + std::string(size_t(filled), '#') + std::string(size_t(width - filled), '.') + "]";
+}
+
+}  // namespace
+
+void add_sweep_commands(CLI::App& app) {
+  auto db = std::make_shared<std::string>(default_db());
+  auto json_out = std::make_shared<bool>(false);
+
+  auto grid_path = std::make_shared<std::string>();
+  auto* submit = app.add_subcommand("submit", "Add a grid's sweep and its runs to the store (only what is new)");
+  submit->add_option("grid", *grid_path, "Grid document (schemas/grid.schema.json)")->required();
+  submit->add_option("--db", *db, "Store file (default $TALLREC_DB or ./tallrec.db)");
+  submit->add_flag("--json", *json_out, "Print the result as JSON");
+  submit->callback([=] {
+    Grid grid = parse_grid(read_file(*grid_path), *grid_path);
+    Store store(*db);
+    SubmitResult r = store.submit(grid);
+    if (*json_out) {
+      std::cout << nlohmann::json{{"sweep_id", r.sweep_id}, {"sweep", grid.name}, {"new_sweep", r.new_sweep},
+                                  {"runs_added", r.added}, {"runs_existing", r.existing}}.dump() << "\n";
+    } else {
+      std::printf("sweep %s (%lld)%s: %zu runs added, %zu already stored\n", grid.name.c_str(),
+                  static_cast<long long>(r.sweep_id), r.new_sweep ? " created" : "", r.added, r.existing);
+    }
+  });
+
+  auto sweep_name = std::make_shared<std::string>();
+  auto* status = app.add_subcommand("status", "Progress of each sweep: runs per state");
+  status->add_option("sweep", *sweep_name, "Only this sweep");
+  status->add_option("--db", *db, "Store file (default $TALLREC_DB or ./tallrec.db)");
+  status->add_flag("--json", *json_out, "Print JSON");
+  status->callback([=] {
+    Store store(*db);
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& s : store.status()) {
+      if (!sweep_name->empty() && s.name != *sweep_name) continue;
+      if (*json_out) {
+        out.push_back({{"id", s.id}, {"name", s.name}, {"runs", s.total()}, {"by_state", s.runs_by_state}});
+        continue;
+      }
+      std::printf("%-24s %s %lld runs:", s.name.c_str(), progress_bar(s).c_str(), static_cast<long long>(s.total()));
+      for (const auto& [state, n] : s.runs_by_state)
+        if (n) std::printf(" %s %lld", state.c_str(), static_cast<long long>(n));
+      std::printf("\n");
+    }
+    if (*json_out) std::cout << out.dump() << "\n";
+  });
+
+  struct RunsArgs { std::string sweep, state; int64_t limit = 50, offset = 0; };
+  auto args = std::make_shared<RunsArgs>();
+  auto* runs = app.add_subcommand("runs", "List runs (paged), optionally of one sweep or state");
+  runs->add_option("--sweep", args->sweep, "Sweep name");
+  runs->add_option("--state", args->state, "queued, leased, running, succeeded, failed or canceled");
+  runs->add_option("--limit", args->limit, "Rows per page")->capture_default_str();
+  runs->add_option("--offset", args->offset, "Rows to skip")->capture_default_str();
+  runs->add_option("--db", *db, "Store file (default $TALLREC_DB or ./tallrec.db)");
+  runs->add_flag("--json", *json_out, "Print JSON");
+  runs->callback([=] {
+    Store store(*db);
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& r : store.runs(args->sweep, args->state, args->limit, args->offset)) {
+      if (*json_out) {
+        out.push_back({{"id", r.id}, {"key", r.key}, {"state", r.state}, {"domain", r.domain}, {"sample", r.sample},
+                       {"seed", r.seed}, {"attempts", r.attempts}});
+      } else {
+        std::printf("%6lld  %-9s %-6s sample %-5lld seed %-6llu attempts %lld  %.12s\n", static_cast<long long>(r.id),
+                    r.state.c_str(), r.domain.c_str(), static_cast<long long>(r.sample),
+                    static_cast<unsigned long long>(r.seed), static_cast<long long>(r.attempts), r.key.c_str());
+      }
+    }
+    if (*json_out) std::cout << out.dump() << "\n";
+  });
+}
+
+}  // namespace tallrec

@@ -1,0 +1,121 @@
+#include "coordinator/grid.h"
+
+#include "common/error.h"
+#include "common/sha256.h"
+
+namespace tallrec {
+namespace {
+
+using json = nlohmann::json;
+
+// Hyper-parameters a grid may vary, with TALLRec's defaults.
+const std::vector<std::pair<std::string, json>> kHyper = {
+    {"lr", 1e-4},          {"lora_r", 8},   {"lora_alpha", 16},  {"lora_dropout", 0.05},
+    {"target_modules", json::array({"q_proj", "v_proj"})},       {"epochs", 200},
+    {"cutoff_len", 512},   {"batch_size", 128}, {"micro_batch_size", 32}};
+
+}  // namespace
+
+Grid parse_grid(const std::string& text, const std::string& origin) {
+  json doc;
+  try {
+    doc = json::parse(text);
+  } catch (const json::parse_error& e) {
+    throw InputError(origin + ": malformed JSON: " + e.what());
+  }
+  auto fail = [&](const std::string& what) -> void { throw InputError(origin + ": " + what); };
+  if (!doc.is_object()) fail("a grid is a JSON object");
+  static const char* known[] = {"name", "base_model", "init_adapter", "tokenizer", "datasets", "domains", "test_domains",
+                                "samples", "seeds", "hyper", "priority", "max_attempts"};
+  for (auto& [k, v] : doc.items())
+    if (std::find(std::begin(known), std::end(known), k) == std::end(known)) fail("unknown field \"" + k + "\"");
+  auto need_string = [&](const char* key) {
+    if (!doc.contains(key) || !doc[key].is_string() || doc[key].get<std::string>().empty())
+      fail("field \"" + std::string(key) + "\" must be a non-empty string");
+    return doc[key].get<std::string>();
+  };
+  Grid g;
+  g.document = doc;
+  g.name = need_string("name");
+  const std::string base_model = need_string("base_model");
+  const std::string tokenizer = need_string("tokenizer");
+  if (doc.contains("priority")) {
+    if (!doc["priority"].is_number_integer()) fail("field \"priority\" must be an integer");
+    g.priority = doc["priority"];
+  }
+  if (doc.contains("max_attempts")) {
+    if (!doc["max_attempts"].is_number_integer() || doc["max_attempts"].get<int64_t>() < 1)
+      fail("field \"max_attempts\" must be an integer >= 1");
+    g.max_attempts = doc["max_attempts"];
+  }
+  if (!doc.contains("datasets") || !doc["datasets"].is_object()) fail("field \"datasets\" must be an object");
+  const json& datasets = doc["datasets"];
+  for (auto& [domain, files] : datasets.items()) {
+    for (const char* split : {"train", "valid", "test"}) {
+      if (!files.is_object() || !files.contains(split) || !files[split].is_string())
+        fail("datasets." + domain + "." + split + " must be a path");
+    }
+  }
+  auto list = [&](const char* key) {
+    if (!doc.contains(key) || !doc[key].is_array() || doc[key].empty()) fail("field \"" + std::string(key) + "\" must be a non-empty list");
+    return doc[key];
+  };
+  auto check_domains = [&](const json& names, const char* field) {
+    for (const auto& d : names) {
+      if (!d.is_string()) fail(std::string(field) + ": " + d.dump() + " is not a domain name");
+      if (!datasets.contains(d.get<std::string>())) fail(std::string(field) + ": \"" + d.get<std::string>() + "\" is not in datasets");
+    }
+  };
+  const json domains = list("domains");
+  check_domains(domains, "domains");
+  const json test_domains = doc.contains("test_domains") ? list("test_domains") : json();
+  if (!test_domains.is_null()) check_domains(test_domains, "test_domains");
+  const json samples = list("samples");
+  for (const auto& s : samples)
+    if (!s.is_number_integer() || s.get<int64_t>() < -1 || s.get<int64_t>() == 0) fail("samples: " + s.dump() + " must be -1 or a positive count");
+  const json seeds = list("seeds");
+  for (const auto& s : seeds)
+    if (!s.is_number_unsigned() && !(s.is_number_integer() && s.get<int64_t>() >= 0)) fail("seeds: " + s.dump() + " must be a non-negative integer");
+
+  // Hyper-parameter axes: each a non-empty list (default: TALLRec's single value).
+  std::vector<std::pair<std::string, json>> axes;
+  const json hyper = doc.value("hyper", json::object());
+  if (!hyper.is_object()) fail("field \"hyper\" must be an object");
+  for (auto& [k, v] : hyper.items()) {
+    if (std::none_of(kHyper.begin(), kHyper.end(), [&](const auto& h) { return h.first == k; }))
+      fail("hyper: unknown hyper-parameter \"" + k + "\"");
+    if (!v.is_array() || v.empty()) fail("hyper." + k + " must be a non-empty list");
+  }
+  for (const auto& [k, def] : kHyper) axes.push_back({k, hyper.contains(k) ? hyper[k] : json::array({def})});
+
+  // Cartesian product: domain x sample x seed x every hyper axis.
+  std::vector<size_t> index(axes.size(), 0);
+  for (const auto& domain : domains) {
+    for (const auto& sample : samples) {
+      for (const auto& seed : seeds) {
+        std::fill(index.begin(), index.end(), 0);
+        for (bool more = true; more;) {
+          const std::string d = domain.get<std::string>();
+          json tests = json::object();
+          for (const auto& t : test_domains.is_null() ? json::array({d}) : test_domains)
+            tests[t.get<std::string>()] = datasets[t.get<std::string>()]["test"];
+          json spec = {{"base_model", base_model}, {"tokenizer", tokenizer}, {"domain", d},
+                       {"train", datasets[d]["train"]}, {"valid", datasets[d]["valid"]}, {"tests", tests},
+                       {"sample", sample}, {"seed", seed}};
+          if (doc.contains("init_adapter")) spec["init_adapter"] = doc["init_adapter"];
+          for (size_t a = 0; a < axes.size(); ++a) spec[axes[a].first] = axes[a].second[index[a]];
+          // nlohmann::json keeps keys sorted, so dump() is canonical.
+          g.runs.push_back({sha256_hex(spec.dump()), spec, d, sample.get<int64_t>(), seed.get<uint64_t>()});
+          more = false;
+          for (size_t a = axes.size(); a-- > 0;) {
+            if (++index[a] < axes[a].second.size()) { more = true; break; }
+            index[a] = 0;
+          }
+        }
+      }
+    }
+  }
+  return g;
+}
+
+}  // namespace tallrec

@@ -1,0 +1,32 @@
+// Experiment grids (schemas/grid.schema.json): a sweep over train domain x few-shot sample
+// count x seed x hyper-parameters. Expansion is the cartesian product; each run is keyed by
+// the SHA-256 of its resolved spec, so the same point submitted twice is the same run.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace tallrec {
+
+struct GridRun {
+  std::string key;        // SHA-256 of `spec` (canonical JSON)
+  nlohmann::json spec;    // everything a worker needs to prepare data and train
+  std::string domain;
+  int64_t sample;
+  uint64_t seed;
+};
+
+struct Grid {
+  std::string name;
+  int64_t priority = 0;
+  int64_t max_attempts = 3;
+  nlohmann::json document;  // as submitted
+  std::vector<GridRun> runs;
+};
+
+// Parses and expands a grid document. Throws InputError naming `origin` and the field.
+Grid parse_grid(const std::string& text, const std::string& origin);
+
+}  // namespace tallrec

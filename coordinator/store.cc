@@ -1,0 +1,219 @@
+#include "coordinator/store.h"
+
+#include <sqlite3.h>
+
+#include <chrono>
+
+#include "common/error.h"
+
+namespace tallrec {
+namespace {
+
+constexpr const char* kStates[] = {"queued", "leased", "running", "succeeded", "failed", "canceled"};
+
+// Migration k brings the schema from version k to k + 1. Append, never edit.
+constexpr const char* kMigrations[] = {
+    R"sql(
+    CREATE TABLE sweeps (
+      id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, grid TEXT NOT NULL,
+      priority INTEGER NOT NULL, max_attempts INTEGER NOT NULL, created REAL NOT NULL);
+    CREATE TABLE runs (
+      id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, spec TEXT NOT NULL,
+      state TEXT NOT NULL CHECK (state IN ('queued','leased','running','succeeded','failed','canceled')),
+      domain TEXT NOT NULL, sample INTEGER NOT NULL, seed INTEGER NOT NULL,
+      priority INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, max_attempts INTEGER NOT NULL,
+      not_before REAL NOT NULL DEFAULT 0, result TEXT, created REAL NOT NULL, updated REAL NOT NULL);
+    CREATE INDEX runs_by_state ON runs (state, priority DESC, id);
+    CREATE TABLE sweep_runs (
+      sweep_id INTEGER NOT NULL REFERENCES sweeps(id), run_id INTEGER NOT NULL REFERENCES runs(id),
+      PRIMARY KEY (sweep_id, run_id)) WITHOUT ROWID;
+    CREATE TABLE workers (
+      id TEXT PRIMARY KEY, host TEXT, gpus TEXT, slots INTEGER, version TEXT, last_seen REAL);
+    CREATE TABLE attempts (
+      id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES runs(id), worker_id TEXT REFERENCES workers(id),
+      state TEXT NOT NULL, lease_until REAL, started REAL, ended REAL, exit_code INTEGER, reason TEXT);
+    CREATE TABLE metrics (
+      attempt_id INTEGER NOT NULL REFERENCES attempts(id), step INTEGER NOT NULL, name TEXT NOT NULL,
+      value REAL NOT NULL, PRIMARY KEY (attempt_id, step, name)) WITHOUT ROWID;
+    CREATE TABLE checkpoints (
+      id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES runs(id), attempt_id INTEGER REFERENCES attempts(id),
+      step INTEGER NOT NULL, path TEXT NOT NULL, sha256 TEXT NOT NULL, bytes INTEGER NOT NULL, created REAL NOT NULL);
+    CREATE TABLE events (
+      id INTEGER PRIMARY KEY, attempt_id INTEGER NOT NULL REFERENCES attempts(id), seq INTEGER NOT NULL,
+      type TEXT NOT NULL, body TEXT NOT NULL, UNIQUE (attempt_id, seq));
+    )sql",
+};
+
+double now() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
+
+// A prepared statement, finalized on scope exit.
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql, const std::string& path) : db_(db), path_(path) {
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) fail("prepare");
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement& bind(int i, int64_t v) { check(sqlite3_bind_int64(stmt_, i, v)); return *this; }
+  Statement& bind(int i, const std::string& v) {
+    check(sqlite3_bind_text(stmt_, i, v.data(), int(v.size()), SQLITE_TRANSIENT));
+    return *this;
+  }
+  Statement& bind(int i, double v) { check(sqlite3_bind_double(stmt_, i, v)); return *this; }
+  bool step() {
+    int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    fail("step");
+  }
+  void reset() { sqlite3_reset(stmt_); sqlite3_clear_bindings(stmt_); }
+  int64_t integer(int col) { return sqlite3_column_int64(stmt_, col); }
+  std::string text(int col) {
+    auto p = sqlite3_column_text(stmt_, col);
+    return p ? reinterpret_cast<const char*>(p) : "";
+  }
+
+ private:
+  void check(int rc) { if (rc != SQLITE_OK) fail("bind"); }
+  [[noreturn]] void fail(const char* what) { throw Error(path_ + ": sqlite " + what + ": " + sqlite3_errmsg(db_)); }
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+  std::string path_;
+};
+
+}  // namespace
+
+const char* run_state_name(RunState s) { return kStates[int(s)]; }
+
+int64_t SweepStatus::total() const {
+  int64_t t = 0;
+  for (const auto& [state, n] : runs_by_state) t += n;
+  return t;
+}
+
+Store::Store(const std::filesystem::path& path) : path_(path.string()) {
+  if (sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                      nullptr) != SQLITE_OK) {
+    std::string why = db_ ? sqlite3_errmsg(db_) : "out of memory";
+    sqlite3_close(db_);
+    throw Error(path_ + ": cannot open database: " + why);
+  }
+  // Writers wait for each other instead of failing with "database is locked".
+  sqlite3_busy_timeout(db_, 30000);
+  exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;");
+  migrate();
+}
+
+Store::~Store() { sqlite3_close(db_); }
+
+void Store::exec(const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string why = err ? err : sqlite3_errmsg(db_);
+    sqlite3_free(err);
+    throw Error(path_ + ": sqlite: " + why);
+  }
+}
+
+int Store::schema_version() {
+  Statement s(db_, "SELECT version FROM schema_version", path_);
+  return s.step() ? int(s.integer(0)) : 0;
+}
+
+void Store::migrate() {
+  exec("BEGIN IMMEDIATE");
+  try {
+    exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
+    int version = schema_version();
+    if (version == 0) exec("INSERT INTO schema_version VALUES (0)");
+    const int latest = int(std::size(kMigrations));
+    if (version > latest) throw Error(path_ + ": schema version " + std::to_string(version) + " is newer than this tallrec");
+    for (; version < latest; ++version) {
+      exec(kMigrations[version]);
+      Statement(db_, "UPDATE schema_version SET version = ?", path_).bind(1, int64_t(version + 1)).step();
+    }
+    exec("COMMIT");
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+SubmitResult Store::submit(const Grid& grid) {
+  SubmitResult r{0, false, 0, 0};
+  exec("BEGIN IMMEDIATE");
+  try {
+    const double t = now();
+    Statement find(db_, "SELECT id FROM sweeps WHERE name = ?", path_);
+    find.bind(1, grid.name);
+    if (find.step()) {
+      r.sweep_id = find.integer(0);
+    } else {
+      Statement add(db_, "INSERT INTO sweeps (name, grid, priority, max_attempts, created) VALUES (?, ?, ?, ?, ?)", path_);
+      add.bind(1, grid.name).bind(2, grid.document.dump()).bind(3, grid.priority).bind(4, grid.max_attempts).bind(5, t);
+      add.step();
+      r.sweep_id = sqlite3_last_insert_rowid(db_);
+      r.new_sweep = true;
+    }
+    Statement insert(db_,
+                     "INSERT INTO runs (key, spec, state, domain, sample, seed, priority, max_attempts, created, updated) "
+                     "VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+                     path_);
+    Statement id_of(db_, "SELECT id FROM runs WHERE key = ?", path_);
+    Statement link(db_, "INSERT OR IGNORE INTO sweep_runs (sweep_id, run_id) VALUES (?, ?)", path_);
+    for (const auto& run : grid.runs) {
+      insert.bind(1, run.key).bind(2, run.spec.dump()).bind(3, run.domain).bind(4, run.sample)
+          .bind(5, int64_t(run.seed)).bind(6, grid.priority).bind(7, grid.max_attempts).bind(8, t).bind(9, t);
+      insert.step();
+      const bool added = sqlite3_changes(db_) > 0;
+      insert.reset();
+      (added ? r.added : r.existing)++;
+      id_of.bind(1, run.key);
+      id_of.step();
+      const int64_t run_id = id_of.integer(0);
+      id_of.reset();
+      link.bind(1, r.sweep_id).bind(2, run_id);
+      link.step();
+      link.reset();
+    }
+    exec("COMMIT");
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+  return r;
+}
+
+std::vector<SweepStatus> Store::status() {
+  std::vector<SweepStatus> out;
+  Statement s(db_,
+              "SELECT s.id, s.name, r.state, COUNT(r.id) FROM sweeps s LEFT JOIN sweep_runs sr ON sr.sweep_id = s.id "
+              "LEFT JOIN runs r ON r.id = sr.run_id GROUP BY s.id, r.state ORDER BY s.id",
+              path_);
+  while (s.step()) {
+    if (out.empty() || out.back().id != s.integer(0)) {
+      out.push_back({s.integer(0), s.text(1), {}});
+      for (const char* st : kStates) out.back().runs_by_state[st] = 0;
+    }
+    if (!s.text(2).empty()) out.back().runs_by_state[s.text(2)] = s.integer(3);
+  }
+  return out;
+}
+
+std::vector<RunRow> Store::runs(const std::string& sweep_name, const std::string& state, int64_t limit, int64_t offset) {
+  Statement s(db_,
+              "SELECT DISTINCT r.id, r.key, r.state, r.domain, r.sample, r.seed, r.attempts FROM runs r "
+              "JOIN sweep_runs sr ON sr.run_id = r.id JOIN sweeps s ON s.id = sr.sweep_id "
+              "WHERE (?1 = '' OR s.name = ?1) AND (?2 = '' OR r.state = ?2) ORDER BY r.id LIMIT ?3 OFFSET ?4",
+              path_);
+  s.bind(1, sweep_name).bind(2, state).bind(3, limit).bind(4, offset);
+  std::vector<RunRow> out;
+  while (s.step()) out.push_back({s.integer(0), s.text(1), s.text(2), s.text(3), s.integer(4), uint64_t(s.integer(5)), s.integer(6)});
+  return out;
+}
+
+std::string Store::integrity_check() {
+  Statement s(db_, "PRAGMA integrity_check", path_);
+  return s.step() ? s.text(0) : "";
+}
+
+}  // namespace tallrec

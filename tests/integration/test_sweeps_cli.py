@@ -1,0 +1,45 @@
+"""`tallrec submit | status | runs` on a real SQLite file: idempotent submission, the grid's
+schema, JSON output, errors that name the field, nothing written on bad input."""
+import json
+import pathlib
+import sqlite3
+import sys
+
+import jsonschema
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "oracle"))
+from conftest import SOURCE_DIR, run_tallrec  # noqa: E402
+
+GRID = {"name": "table1", "base_model": "/models/llama-7b", "tokenizer": "/models/tokenizer.model",
+        "datasets": {"movie": {"train": "m/train.json", "valid": "m/valid.json", "test": "m/test.json"},
+                     "book": {"train": "b/train.json", "valid": "b/valid.json", "test": "b/test.json"}},
+        "domains": ["movie", "book"], "test_domains": ["movie", "book"], "samples": [16, 64, 256],
+        "seeds": [0, 1, 2], "hyper": {"lr": [0.0001, 0.0003]}}
+
+
+def test_submit_status_runs(tmp_path):
+    jsonschema.validate(GRID, json.loads((SOURCE_DIR / "schemas" / "grid.schema.json").read_text()))
+    (tmp_path / "g.json").write_text(json.dumps(GRID))
+    db = tmp_path / "store.db"
+    first = json.loads(run_tallrec("submit", tmp_path / "g.json", "--db", db, "--json").stdout)
+    assert first["new_sweep"] and first["runs_added"] == 36
+    again = json.loads(run_tallrec("submit", tmp_path / "g.json", "--db", db, "--json").stdout)
+    assert again["runs_added"] == 0 and again["runs_existing"] == 36 and again["sweep_id"] == first["sweep_id"]
+    status = json.loads(run_tallrec("status", "--db", db, "--json").stdout)
+    assert status[0]["name"] == "table1" and status[0]["by_state"]["queued"] == 36
+    assert "36 runs: queued 36" in run_tallrec("status", "table1", "--db", db).stdout
+    page = json.loads(run_tallrec("runs", "--db", db, "--json", "--limit", 10, "--offset", 30).stdout)
+    assert len(page) == 6 and {r["state"] for r in page} == {"queued"}
+    with sqlite3.connect(db) as c:
+        assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        spec = json.loads(c.execute("SELECT spec FROM runs LIMIT 1").fetchone()[0])
+    assert spec["tests"] == {"movie": "m/test.json", "book": "b/test.json"} and spec["lora_r"] == 8
+
+
+def test_bad_grid_is_refused_and_writes_nothing(tmp_path):
+    bad = dict(GRID, samples=[16, 0])
+    (tmp_path / "g.json").write_text(json.dumps(bad))
+    proc = run_tallrec("submit", tmp_path / "g.json", "--db", tmp_path / "store.db", check=False)
+    assert proc.returncode == 2 and "g.json: samples: 0 must be -1 or a positive count" in proc.stderr
+    assert not (tmp_path / "store.db").exists()

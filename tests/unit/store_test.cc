@@ -1,0 +1,137 @@
+#include <sqlite3.h>
+
+#include <atomic>
+#include <set>
+#include <thread>
+
+#include "common/error.h"
+#include "coordinator/grid.h"
+#include "coordinator/store.h"
+#include "test_paths.h"
+
+namespace tallrec {
+namespace {
+
+// A grid over two domains and two seeds; `extra` adds fields (a JSON object's members).
+std::string grid_text(const std::string& name, const std::string& samples, const std::string& extra = "") {
+  nlohmann::json g = {{"name", name},
+                      {"base_model", "/m"},
+                      {"tokenizer", "/t.model"},
+                      {"datasets", {{"movie", {{"train", "mt"}, {"valid", "mv"}, {"test", "ms"}}},
+                                    {"book", {{"train", "bt"}, {"valid", "bv"}, {"test", "bs"}}}}},
+                      {"domains", {"movie", "book"}},
+                      {"samples", nlohmann::json::parse(samples)},
+                      {"seeds", {0, 1}}};
+  if (!extra.empty()) g.update(nlohmann::json::parse("{" + extra.substr(1) + "}"));
+  return g.dump();
+}
+
+TEST(Grid, ExpandsTheCartesianProductWithStableKeys) {
+  Grid g = parse_grid(grid_text("g", "[16, 64, 256]", R"(, "hyper": {"lr": [0.0001, 0.0003], "lora_r": [8, 16]})"), "g.json");
+  EXPECT_EQ(g.runs.size(), 2u * 3 * 2 * 2 * 2);
+  std::set<std::string> keys;
+  for (const auto& r : g.runs) keys.insert(r.key);
+  EXPECT_EQ(keys.size(), g.runs.size());
+  Grid again = parse_grid(grid_text("other-name", "[16, 64, 256]", R"(, "hyper": {"lr": [0.0001, 0.0003], "lora_r": [8, 16]})"), "g.json");
+  EXPECT_EQ(again.runs.front().key, g.runs.front().key) << "a run's key depends on its spec, not on the sweep";
+  EXPECT_EQ(g.runs.front().spec["tests"], (nlohmann::json{{"movie", "ms"}}));  // own domain by default
+  EXPECT_EQ(g.runs.front().spec["lora_alpha"], 16);                           // TALLRec's default
+}
+
+TEST(Grid, MalformedGridsNameTheField) {
+  auto error_of = [](const std::string& text) {
+    try {
+      parse_grid(text, "g.json");
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(error_of("{").find("g.json: malformed JSON"), std::string::npos);
+  EXPECT_NE(error_of(grid_text("g", "[]")).find("\"samples\" must be a non-empty list"), std::string::npos);
+  EXPECT_NE(error_of(grid_text("g", "[0]")).find("samples: 0 must be -1 or a positive count"), std::string::npos);
+  EXPECT_NE(error_of(grid_text("g", "[16]", R"(, "hyper": {"momentum": [1]})")).find("unknown hyper-parameter \"momentum\""),
+            std::string::npos);
+  EXPECT_NE(error_of(grid_text("g", "[16]", R"(, "test_domains": ["games"])")).find("test_domains: \"games\" is not in datasets"),
+            std::string::npos);
+}
+
+TEST(Store, SubmittingTwiceOrOverlappingAddsOnlyWhatIsNew) {
+  test::ScratchDir dir;
+  Store store(dir / "s.db");
+  EXPECT_EQ(store.schema_version(), 1);
+  auto a = store.submit(parse_grid(grid_text("a", "[16, 64]"), "a"));
+  EXPECT_TRUE(a.new_sweep);
+  EXPECT_EQ(a.added, 8u);
+  auto again = store.submit(parse_grid(grid_text("a", "[16, 64]"), "a"));
+  EXPECT_FALSE(again.new_sweep);
+  EXPECT_EQ(again.sweep_id, a.sweep_id);
+  EXPECT_EQ(again.added, 0u);
+  EXPECT_EQ(again.existing, 8u);
+  auto b = store.submit(parse_grid(grid_text("b", "[64, 256]"), "b"));  // shares the sample-64 runs
+  EXPECT_EQ(b.added, 4u);
+  EXPECT_EQ(b.existing, 4u);
+  auto status = store.status();
+  ASSERT_EQ(status.size(), 2u);
+  EXPECT_EQ(status[0].total(), 8);
+  EXPECT_EQ(status[1].total(), 8);
+  EXPECT_EQ(status[1].runs_by_state.at("queued"), 8);
+  EXPECT_EQ(store.runs().size(), 12u);
+  EXPECT_EQ(store.runs("b", "queued", 3, 0).size(), 3u);
+  EXPECT_EQ(store.integrity_check(), "ok");
+}
+
+TEST(Store, ReopeningKeepsDataAndSchema) {
+  test::ScratchDir dir;
+  { Store(dir / "s.db").submit(parse_grid(grid_text("a", "[16]"), "a")); }
+  Store again(dir / "s.db");
+  EXPECT_EQ(again.schema_version(), 1);
+  EXPECT_EQ(again.runs().size(), 4u);
+}
+
+TEST(Store, ReadersNeverBreakAWriter) {
+  test::ScratchDir dir;
+  { Store init(dir / "s.db"); }
+  std::atomic<bool> done{false};
+  std::atomic<int> reads{0}, failures{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 4; ++t) {
+    readers.emplace_back([&] {
+      Store reader(dir / "s.db");  // a separate connection, as the CLI or the dashboard
+      while (!done) {
+        try {
+          reader.status();
+          reader.runs("", "", 100, 0);
+          ++reads;
+        } catch (const std::exception&) {
+          ++failures;
+        }
+      }
+    });
+  }
+  Store writer(dir / "s.db");
+  for (int i = 0; i < 40; ++i) {
+    char name[16];
+    std::snprintf(name, sizeof name, "w%d", i);  // GCC 12 warns falsely (-Wrestrict) on "w" + to_string(i)
+    writer.submit(parse_grid(grid_text(name, "[16, 64]"), "w"));
+  }
+  done = true;
+  for (auto& t : readers) t.join();
+  EXPECT_EQ(failures, 0);
+  EXPECT_GT(reads, 0);
+  EXPECT_EQ(writer.status().size(), 40u);
+  EXPECT_EQ(writer.integrity_check(), "ok");
+}
+
+TEST(Store, ANewerSchemaIsRefused) {
+  test::ScratchDir dir;
+  { Store init(dir / "s.db"); }
+  sqlite3* db = nullptr;
+  sqlite3_open((dir / "s.db").c_str(), &db);
+  sqlite3_exec(db, "UPDATE schema_version SET version = 99", nullptr, nullptr, nullptr);
+  sqlite3_close(db);
+  EXPECT_THROW(Store(dir / "s.db"), Error);
+}
+
+}  // namespace
+}  // namespace tallrec
