@@ -7,6 +7,7 @@
 #include "cli/commands.h"
 #include "common/atomic_file.h"
 #include "coordinator/grid.h"
+#include "coordinator/results.h"
 #include "coordinator/store.h"
 
 namespace tallrec {
@@ -68,6 +69,19 @@ void add_sweep_commands(CLI::App& app) {
       std::printf("\n");
     }
     if (*json_out) std::cout << out.dump() << "\n";
+  });
+
+  auto results_sweep = std::make_shared<std::string>();
+  auto tallrec_layout = std::make_shared<bool>(false);
+  auto* results = app.add_subcommand("results", "TALLRec's Table 1 for a sweep: AUC mean +- std over seeds");
+  results->add_option("sweep", *results_sweep, "Sweep name")->required();
+  results->add_option("--db", *db, "Store file (default $TALLREC_DB or ./tallrec.db)");
+  results->add_flag("--tallrec-json", *tallrec_layout, "Print TALLRec's results JSON layout instead");
+  results->callback([=] {
+    Store store(*db);
+    ResultsTable table = build_results_table(store.results(*results_sweep));
+    if (*tallrec_layout) std::cout << table.tallrec_json.dump(4) << "\n";
+    else std::cout << format_results_table(table);
   });
 
   struct RunsArgs { std::string sweep, state; int64_t limit = 50, offset = 0; };

@@ -216,4 +216,178 @@ std::string Store::integrity_check() {
   return s.step() ? s.text(0) : "";
 }
 
+namespace {
+
+// BEGIN IMMEDIATE ... COMMIT around `body`; ROLLBACK if it throws.
+template <typename F>
+auto in_transaction(sqlite3* db, const std::string& path, F&& body) {
+  char* err = nullptr;
+  if (sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string why = err ? err : "";
+    sqlite3_free(err);
+    throw Error(path + ": sqlite: " + why);
+  }
+  try {
+    auto result = body();
+    if (sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) throw Error(path + ": sqlite: commit failed");
+    return result;
+  } catch (...) {
+    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+double backoff(int64_t attempts, const RetryPolicy& p) {
+  double b = p.backoff_base;
+  for (int64_t k = 1; k < attempts && b < p.backoff_max; ++k) b *= 2;
+  return std::min(b, p.backoff_max);
+}
+
+}  // namespace
+
+std::optional<Lease> Store::lease_next(const std::string& worker, double t, const RetryPolicy& policy) {
+  return in_transaction(db_, path_, [&]() -> std::optional<Lease> {
+    Statement pick(db_,
+                   "SELECT id, key, spec, attempts FROM runs WHERE state = 'queued' AND not_before <= ? "
+                   "ORDER BY priority DESC, id LIMIT 1",
+                   path_);
+    pick.bind(1, t);
+    if (!pick.step()) return std::nullopt;
+    Lease l{0, pick.integer(0), pick.text(1), nlohmann::json::parse(pick.text(2)), pick.integer(3) + 1,
+            t + policy.lease_seconds};
+    Statement(db_, "INSERT OR IGNORE INTO workers (id, last_seen) VALUES (?, ?)", path_).bind(1, worker).bind(2, t).step();
+    Statement add(db_, "INSERT INTO attempts (run_id, worker_id, state, lease_until, started) VALUES (?, ?, 'leased', ?, ?)",
+                  path_);
+    add.bind(1, l.run_id).bind(2, worker).bind(3, l.lease_until).bind(4, t).step();
+    l.attempt_id = sqlite3_last_insert_rowid(db_);
+    Statement(db_, "UPDATE runs SET state = 'leased', attempts = attempts + 1, updated = ? WHERE id = ?", path_)
+        .bind(1, t).bind(2, l.run_id).step();
+    return l;
+  });
+}
+
+namespace {
+// The live attempt's run id, or -1 if the attempt is stale (fencing).
+int64_t live_run(sqlite3* db, const std::string& path, int64_t attempt_id) {
+  Statement s(db,
+              "SELECT a.run_id FROM attempts a JOIN runs r ON r.id = a.run_id WHERE a.id = ? "
+              "AND a.state IN ('leased', 'running') AND r.state IN ('leased', 'running') "
+              "AND a.id = (SELECT MAX(id) FROM attempts WHERE run_id = a.run_id)",
+              path);
+  s.bind(1, attempt_id);
+  return s.step() ? s.integer(0) : -1;
+}
+}  // namespace
+
+bool Store::heartbeat(int64_t attempt_id, double t, const RetryPolicy& policy) {
+  return in_transaction(db_, path_, [&] {
+    if (live_run(db_, path_, attempt_id) < 0) return false;
+    Statement(db_, "UPDATE attempts SET lease_until = ? WHERE id = ?", path_).bind(1, t + policy.lease_seconds)
+        .bind(2, attempt_id).step();
+    return true;
+  });
+}
+
+bool Store::mark_running(int64_t attempt_id, double t) {
+  return in_transaction(db_, path_, [&] {
+    const int64_t run = live_run(db_, path_, attempt_id);
+    if (run < 0) return false;
+    Statement(db_, "UPDATE attempts SET state = 'running' WHERE id = ?", path_).bind(1, attempt_id).step();
+    Statement(db_, "UPDATE runs SET state = 'running', updated = ? WHERE id = ?", path_).bind(1, t).bind(2, run).step();
+    return true;
+  });
+}
+
+bool Store::finish(int64_t attempt_id, const nlohmann::json& result, double t) {
+  return in_transaction(db_, path_, [&] {
+    const int64_t run = live_run(db_, path_, attempt_id);
+    if (run < 0) return false;
+    Statement(db_, "UPDATE attempts SET state = 'succeeded', ended = ?, exit_code = 0 WHERE id = ?", path_)
+        .bind(1, t).bind(2, attempt_id).step();
+    Statement(db_, "UPDATE runs SET state = 'succeeded', result = ?, updated = ? WHERE id = ?", path_)
+        .bind(1, result.dump()).bind(2, t).bind(3, run).step();
+    return true;
+  });
+}
+
+namespace {
+// Ends attempt `attempt_id` of run `run` as `attempt_state` and re-queues or fails the run.
+void end_attempt(sqlite3* db, const std::string& path, int64_t attempt_id, int64_t run, const char* attempt_state,
+                 const std::string& reason, bool retryable, double t, const RetryPolicy& policy) {
+  Statement(db, "UPDATE attempts SET state = ?, ended = ?, reason = ? WHERE id = ?", path)
+      .bind(1, std::string(attempt_state)).bind(2, t).bind(3, reason).bind(4, attempt_id).step();
+  Statement q(db, "SELECT attempts, max_attempts FROM runs WHERE id = ?", path);
+  q.bind(1, run).step();
+  const int64_t attempts = q.integer(0), max_attempts = q.integer(1);
+  if (retryable && attempts < max_attempts) {
+    Statement(db, "UPDATE runs SET state = 'queued', not_before = ?, updated = ? WHERE id = ?", path)
+        .bind(1, t + backoff(attempts, policy)).bind(2, t).bind(3, run).step();
+  } else {
+    Statement(db, "UPDATE runs SET state = 'failed', updated = ? WHERE id = ?", path).bind(1, t).bind(2, run).step();
+  }
+}
+}  // namespace
+
+bool Store::fail(int64_t attempt_id, const std::string& reason, bool retryable, double t, const RetryPolicy& policy) {
+  return in_transaction(db_, path_, [&] {
+    const int64_t run = live_run(db_, path_, attempt_id);
+    if (run < 0) return false;
+    end_attempt(db_, path_, attempt_id, run, "failed", reason, retryable, t, policy);
+    return true;
+  });
+}
+
+int Store::expire_leases(double t, const RetryPolicy& policy) {
+  return in_transaction(db_, path_, [&] {
+    std::vector<std::pair<int64_t, int64_t>> lost;
+    {
+      Statement s(db_, "SELECT id, run_id FROM attempts WHERE state IN ('leased', 'running') AND lease_until < ?", path_);
+      s.bind(1, t);
+      while (s.step()) lost.push_back({s.integer(0), s.integer(1)});
+    }
+    for (const auto& [attempt, run] : lost) end_attempt(db_, path_, attempt, run, "lost", "lease expired", true, t, policy);
+    return int(lost.size());
+  });
+}
+
+bool Store::cancel(int64_t run_id, double t) {
+  return in_transaction(db_, path_, [&] {
+    Statement(db_, "UPDATE attempts SET state = 'canceled', ended = ? WHERE run_id = ? AND state IN ('leased', 'running')",
+              path_).bind(1, t).bind(2, run_id).step();
+    Statement u(db_, "UPDATE runs SET state = 'canceled', updated = ? WHERE id = ? AND state IN ('queued', 'leased', 'running')",
+                path_);
+    u.bind(1, t).bind(2, run_id).step();
+    return sqlite3_changes(db_) > 0;
+  });
+}
+
+bool Store::retry(int64_t run_id, double t) {
+  return in_transaction(db_, path_, [&] {
+    Statement u(db_,
+                "UPDATE runs SET state = 'queued', max_attempts = attempts + (SELECT max_attempts FROM sweeps s JOIN "
+                "sweep_runs sr ON sr.sweep_id = s.id WHERE sr.run_id = runs.id ORDER BY s.id LIMIT 1), not_before = 0, "
+                "updated = ? WHERE id = ? AND state IN ('failed', 'canceled')",
+                path_);
+    u.bind(1, t).bind(2, run_id).step();
+    return sqlite3_changes(db_) > 0;
+  });
+}
+
+std::string Store::run_state(int64_t run_id) {
+  Statement s(db_, "SELECT state FROM runs WHERE id = ?", path_);
+  s.bind(1, run_id);
+  return s.step() ? s.text(0) : "";
+}
+
+std::vector<std::pair<nlohmann::json, nlohmann::json>> Store::results(const std::string& sweep_name) {
+  Statement s(db_,
+              "SELECT r.spec, r.result FROM runs r JOIN sweep_runs sr ON sr.run_id = r.id JOIN sweeps s ON s.id = sr.sweep_id "
+              "WHERE s.name = ? AND r.state = 'succeeded' ORDER BY r.id",
+              path_);
+  s.bind(1, sweep_name);
+  std::vector<std::pair<nlohmann::json, nlohmann::json>> out;
+  while (s.step()) out.push_back({nlohmann::json::parse(s.text(0)), nlohmann::json::parse(s.text(1))});
+  return out;
+}
+
 }  // namespace tallrec

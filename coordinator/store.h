@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,24 @@ struct SweepStatus {
   std::string name;
   std::map<std::string, int64_t> runs_by_state;  // every state present, 0 when none
   int64_t total() const;
+};
+
+// A lease on a run: the worker holds it while heartbeats renew it. Every message about the
+// attempt carries its id; a stale id (the lease expired, the run was cancelled or re-leased)
+// is refused, so a zombie worker can change nothing (fencing).
+struct Lease {
+  int64_t attempt_id;
+  int64_t run_id;
+  std::string run_key;
+  nlohmann::json spec;
+  int64_t attempt_number;  // 1 for the first try
+  double lease_until;
+};
+
+struct RetryPolicy {
+  double lease_seconds = 30;
+  double backoff_base = 5;   // seconds before attempt k+1: base * 2^(k-1), capped
+  double backoff_max = 300;
 };
 
 struct RunRow {
@@ -55,6 +74,27 @@ class Store {
   std::vector<RunRow> runs(const std::string& sweep_name = "", const std::string& state = "", int64_t limit = -1,
                            int64_t offset = 0);
   std::string integrity_check();
+
+  // Queue and lease transitions, one transaction each. `now` is seconds since the epoch.
+  // The highest-priority queued run whose backoff has passed becomes leased to `worker`.
+  std::optional<Lease> lease_next(const std::string& worker, double now, const RetryPolicy& policy = {});
+  // False (and nothing changes) when the attempt is not the run's live attempt any more.
+  bool heartbeat(int64_t attempt_id, double now, const RetryPolicy& policy = {});
+  bool mark_running(int64_t attempt_id, double now);
+  bool finish(int64_t attempt_id, const nlohmann::json& result, double now);
+  // A failed attempt: the run is queued again after a backoff, unless `retryable` is false or
+  // the run has used max_attempts, in which case it fails.
+  bool fail(int64_t attempt_id, const std::string& reason, bool retryable, double now,
+            const RetryPolicy& policy = {});
+  // Leases past their time are lost: each such run is failed or re-queued as by fail(..., true).
+  // Returns the number of attempts expired.
+  int expire_leases(double now, const RetryPolicy& policy = {});
+  bool cancel(int64_t run_id, double now);
+  // A failed or cancelled run goes back to the queue with a fresh attempt budget.
+  bool retry(int64_t run_id, double now);
+  std::string run_state(int64_t run_id);
+  // Results of a sweep's succeeded runs: (spec, result) pairs.
+  std::vector<std::pair<nlohmann::json, nlohmann::json>> results(const std::string& sweep_name);
 
  private:
   void exec(const char* sql);
