@@ -10,17 +10,6 @@
 
 namespace tallrec {
 
-std::pair<at::Tensor, int64_t> shifted_cross_entropy_sum(const at::Tensor& logits, const at::Tensor& labels) {
-  // Shift the labels left rather than the logits right: the logits stay contiguous, so the
-  // [B*T, V] view costs no copy. The last position has no next token and is ignored.
-  const int64_t V = logits.size(-1);
-  at::Tensor shifted = at::constant_pad_nd(labels.narrow(1, 1, labels.size(1) - 1), {0, 1}, kIgnoreIndex);
-  const bool wide = logits.scalar_type() == at::kFloat || logits.scalar_type() == at::kDouble;
-  at::Tensor flat_logits = wide ? logits.view({-1, V}) : logits.to(at::kFloat).view({-1, V});  // fp16/bf16: loss in fp32
-  at::Tensor sum = at::cross_entropy_loss(flat_logits, shifted.reshape({-1}), {}, at::Reduction::Sum, kIgnoreIndex);
-  return {sum, shifted.ne(kIgnoreIndex).sum().item<int64_t>()};
-}
-
 std::pair<at::Tensor, int64_t> causal_lm_loss_sum(const LlamaModel& model, const at::Tensor& hidden,
                                                  const at::Tensor& labels) {
   const int64_t H = hidden.size(-1);

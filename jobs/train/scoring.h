@@ -11,11 +11,9 @@
 
 namespace tallrec {
 
-// Cross-entropy of logits[:, t] against labels[:, t+1] (HF's shift), kIgnoreIndex ignored:
-// returns {sum over label tokens, number of label tokens}.
-std::pair<at::Tensor, int64_t> shifted_cross_entropy_sum(const at::Tensor& logits, const at::Tensor& labels);
-
-// The same loss from hidden states [B, T, H], projecting only the positions that have a label.
+// Cross-entropy of position t against labels[:, t+1] (HF's shift), kIgnoreIndex ignored, from
+// hidden states [B, T, H]: only positions that have a label go through the vocabulary.
+// Returns {sum over label tokens, number of label tokens}.
 std::pair<at::Tensor, int64_t> causal_lm_loss_sum(const LlamaModel& model, const at::Tensor& hidden,
                                                  const at::Tensor& labels);
 

@@ -55,8 +55,8 @@ TEST(Lora, GradientsMatchFiniteDifferences) {
   at::Tensor labels = ids.clone();
   labels.index_put_({0, 2}, kIgnoreIndex);
   auto loss_of = [&] {
-    at::Tensor logits = llama_forward(model, ids, at::Tensor(), at::Tensor(), {&lora, true});
-    auto [sum, count] = shifted_cross_entropy_sum(logits, labels);
+    at::Tensor hidden = llama_hidden(model, ids, at::Tensor(), at::Tensor(), {&lora, true});
+    auto [sum, count] = causal_lm_loss_sum(model, hidden, labels);
     return sum / double(count);
   };
   at::Tensor loss = loss_of();

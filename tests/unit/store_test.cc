@@ -110,6 +110,7 @@ TEST(Store, ReadersNeverBreakAWriter) {
     });
   }
   Store writer(dir / "s.db");
+  while (reads < 4) std::this_thread::yield();  // every reader is connected and reading
   for (int i = 0; i < 40; ++i) {
     char name[16];
     std::snprintf(name, sizeof name, "w%d", i);  // GCC 12 warns falsely (-Wrestrict) on "w" + to_string(i)
