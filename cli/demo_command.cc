@@ -69,7 +69,7 @@ void add_demo_command(CLI::App& app) {
     int64_t train_steps = 20;
   };
   auto args = std::make_shared<Args>();
-  auto* demo = app.add_subcommand("demo", "Prepare and tokenize a small TALLRec grid's data on this machine, then summarise");
+  auto* demo = app.add_subcommand("demo", "Run a small TALLRec grid on this machine: data, one tallrec-train per point, TALLRec's Table 1");
   demo->add_option("--data", args->data, "Folder holding ml-100k/ (and optionally book-crossing/)")->capture_default_str();
   demo->add_option("--tokenizer", args->tokenizer, "LLaMA SentencePiece model")->capture_default_str();
   demo->add_option("--work-dir", args->work_dir, "Where prompts and tokens are written")->capture_default_str();

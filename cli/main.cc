@@ -5,7 +5,7 @@
 #include "common/version.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"tallrec: TALLRec-style LoRA rec-tuning sweeps (data preparation, and more to come)"};
+  CLI::App app{"tallrec: TALLRec-style LoRA rec-tuning sweeps (data, demo grid, sweep store)"};
   app.set_version_flag("--version", std::string(tallrec::kVersion));
   app.require_subcommand(1);
   tallrec::add_data_commands(app);

@@ -1,7 +1,7 @@
-// `tallrec-train`: one training attempt per process (DESIGN.md, "Training job"). Links libtorch,
-// never SentencePiece or the network. Today it reads tokenized datasets and builds TALLRec's
-// micro-batches (`inspect-tokens`); the model, LoRA and the training loop are not built yet.
-// Exit codes: 0 success, 1 failure, 2 bad input or usage.
+// `tallrec-train`: one training attempt per process (DESIGN.md, "Training job"), plus the tools
+// around the model: init, generate, logits, score, merge, roc-auc, inspect-tokens. Links
+// libtorch, never SentencePiece or the network.
+// Exit codes: 0 success, 1 failure (retryable), 2 bad input or usage (not retryable).
 #include <malloc.h>
 
 #include <limits>
@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string(tallrec::kVersion));
   app.require_subcommand(1);
   int threads = 0;
-  app.add_option("--threads", threads, "Intra-op CPU threads (0: all cores)");
+  app.add_option("--threads", threads, "Intra-op CPU threads (0: all cores; for train, the spec's unless given)");
   auto set_threads = [&] {
     // libtorch's default intra-op thread count has been seen to be 1 (DESIGN.md): set it.
     at::set_num_threads(threads > 0 ? threads : int(std::max(1u, std::thread::hardware_concurrency())));
@@ -144,7 +144,8 @@ int main(int argc, char** argv) {
   train->add_option("--rank", rank, "This process's rank when world_size > 1 (without it, all ranks are started here)");
   train->add_option("--rendezvous", rendezvous, "FileStore path shared by the ranks (with --rank)");
   train->callback([&] {
-    const tallrec::RunSpec spec = tallrec::read_run_spec(spec_path);
+    tallrec::RunSpec spec = tallrec::read_run_spec(spec_path);
+    if (threads > 0) spec.threads = threads;
     if (spec.world_size > 1 && rank < 0) {
       train_exit = tallrec::launch_ranks(std::filesystem::read_symlink("/proc/self/exe").string(), spec_path, spec, train_out);
     } else {

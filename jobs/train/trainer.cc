@@ -5,12 +5,8 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
 
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <csignal>
-#include <cstring>
 
 #include <chrono>
 #include <cstdio>
@@ -20,10 +16,10 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
-#include "jobs/data/numpy_random.h"
 #include "jobs/data/token_file.h"
 #include "jobs/train/checkpoint.h"
 #include "jobs/train/collate.h"
+#include "jobs/train/data_order.h"
 #include "jobs/train/distributed.h"
 #include "jobs/train/events.h"
 #include "jobs/train/llama.h"
@@ -45,30 +41,6 @@ void set_rng_state(const at::Tensor& state) {
   auto gen = at::detail::getDefaultCPUGenerator();
   std::lock_guard<std::mutex> lock(gen.mutex());
   gen.set_state(state);
-}
-
-// The order of the training records in `epoch`: a seeded permutation per epoch. (HF's
-// RandomSampler draws from torch's generator; that order is not reproduced.)
-std::vector<size_t> epoch_order(size_t n, uint64_t seed, int64_t epoch) {
-  auto p = numpy_permutation(n, seed * 1000003ULL + uint64_t(epoch));
-  return {p.begin(), p.end()};
-}
-
-// HF's group_by_length (LengthGroupedSampler): the shuffled order cut into megabatches of 50
-// update batches, each sorted by length, longest first; the longest sequence overall leads, so
-// an out-of-memory error shows on the first step. Similar lengths share micro-batches: less padding.
-std::vector<size_t> group_by_length(std::vector<size_t> order, const TokenizedDataset& data, size_t batch) {
-  const size_t mega = 50 * batch;
-  auto length = [&](size_t i) { return data.train_ids(i).size(); };
-  for (size_t start = 0; start < order.size(); start += mega) {
-    auto end = order.begin() + std::ptrdiff_t(std::min(order.size(), start + mega));
-    std::stable_sort(order.begin() + std::ptrdiff_t(start), end, [&](size_t a, size_t b) { return length(a) > length(b); });
-  }
-  size_t longest = 0;
-  for (size_t k = 0; k < order.size(); k += mega)
-    if (length(order[k]) > length(order[longest])) longest = k;
-  std::swap(order[0], order[longest]);
-  return order;
 }
 
 // Resident memory of this process (CPU runs; a GPU run would report the device's peak).
@@ -331,39 +303,6 @@ int run_training(const RunSpec& spec, const fs::path& out_dir, int rank, const s
     trainer.events.emit("failed", {{"reason", e.what()}, {"retryable", true}});
     return 1;
   }
-}
-
-int launch_ranks(const std::string& self, const std::string& spec_path, const RunSpec& spec, const fs::path& out_dir) {
-  fs::create_directories(out_dir);
-  const fs::path rendezvous = out_dir / (".rendezvous-" + std::to_string(::getpid()));
-  fs::remove(rendezvous);
-  std::vector<pid_t> children;
-  for (int r = 0; r < spec.world_size; ++r) {
-    const std::string rank = std::to_string(r), store = rendezvous.string(), out = out_dir.string();
-    pid_t pid = ::fork();
-    if (pid < 0) throw Error(std::string("fork failed: ") + std::strerror(errno));
-    if (pid == 0) {
-      ::execl(self.c_str(), self.c_str(), "train", "--spec", spec_path.c_str(), "--out", out.c_str(), "--rank",
-              rank.c_str(), "--rendezvous", store.c_str(), static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    children.push_back(pid);
-  }
-  int result = 0;
-  for (size_t left = children.size(); left > 0; --left) {
-    int status = 0;
-    pid_t pid = ::wait(&status);
-    if (pid < 0) break;
-    int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    if (code != 0 && result == 0) {
-      result = code;
-      for (pid_t c : children)
-        if (c != pid) ::kill(c, SIGTERM);  // the others would wait for it forever
-    }
-  }
-  std::error_code ec;
-  fs::remove(rendezvous, ec);
-  return result;
 }
 
 }  // namespace tallrec
