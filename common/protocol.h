@@ -1,0 +1,41 @@
+// TRP/1 messages (docs/protocol.md) as frames: ["TRP01", TYPE, JSON body (, data)]. This is
+// the codec only; the sockets (ZeroMQ ROUTER/DEALER) belong to the broker and the agent.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace tallrec {
+
+enum class MessageType {
+  kReady, kRequest, kLease, kNoWork, kHeartbeat, kEvent, kAck, kDone, kCancel, kOffer, kCredit, kChunk, kFetch, kError
+};
+
+inline constexpr const char* kProtocolVersion = "TRP01";
+inline constexpr size_t kMaxMessageBytes = 1u << 20;  // frames 0-2
+inline constexpr size_t kMaxChunkBytes = 4u << 20;    // frame 3 of CHUNK
+
+struct Message {
+  MessageType type;
+  nlohmann::json body = nlohmann::json::object();
+  std::string data;  // CHUNK only
+};
+
+// A message that must be refused; `code` is the ERROR code to answer with.
+class ProtocolError : public std::runtime_error {
+ public:
+  ProtocolError(std::string code, const std::string& what) : std::runtime_error(what), code_(std::move(code)) {}
+  const std::string& code() const { return code_; }
+
+ private:
+  std::string code_;
+};
+
+const char* message_type_name(MessageType t);
+std::vector<std::string> encode_message(const Message& m);
+// Checks version, type, frame count, sizes, JSON and each type's required fields.
+Message decode_message(const std::vector<std::string>& frames);
+
+}  // namespace tallrec
