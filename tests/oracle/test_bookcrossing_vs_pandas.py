@@ -7,14 +7,17 @@ reference below follows TALLRec's script with three stated adaptations:
   - the user shuffle is seeded (random.seed(seed)); TALLRec left it unseeded.
 The target string follows TALLRec's released files ("\"TITLE\" written by AUTHOR", quoted)."""
 import json
+import os
+import pathlib
 import random
 
 import pandas as pd
 import pytest
 
-from conftest import SOURCE_DIR, run_tallrec
+from conftest import BUILD_DIR, run_tallrec
 
-FIXTURE = SOURCE_DIR / "tests" / "fixtures" / "bookcrossing"
+# Generated at configure time by tests/fixtures/bookcrossing/make_fixture.py (see tests/CMakeLists.txt).
+FIXTURE = pathlib.Path(os.environ.get("TALLREC_BX_FIXTURE", BUILD_DIR / "tests" / "fixtures" / "bookcrossing"))
 INSTRUCTION = ("Given the user's preference and unpreference, identify whether the user will like the target "
                "book by answering \"Yes.\" or \"No.\".")
 
