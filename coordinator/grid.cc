@@ -26,7 +26,7 @@ Grid parse_grid(const std::string& text, const std::string& origin) {
   auto fail = [&](const std::string& what) -> void { throw InputError(origin + ": " + what); };
   if (!doc.is_object()) fail("a grid is a JSON object");
   static const char* known[] = {"name", "base_model", "init_adapter", "tokenizer", "datasets", "domains", "test_domains",
-                                "samples", "seeds", "hyper", "priority", "max_attempts"};
+                                "samples", "seeds", "hyper", "priority", "max_attempts", "valid_sample"};
   for (auto& [k, v] : doc.items())
     if (std::find(std::begin(known), std::end(known), k) == std::end(known)) fail("unknown field \"" + k + "\"");
   auto need_string = [&](const char* key) {
@@ -50,12 +50,11 @@ Grid parse_grid(const std::string& text, const std::string& origin) {
   }
   if (!doc.contains("datasets") || !doc["datasets"].is_object()) fail("field \"datasets\" must be an object");
   const json& datasets = doc["datasets"];
-  for (auto& [domain, files] : datasets.items()) {
-    for (const char* split : {"train", "valid", "test"}) {
-      if (!files.is_object() || !files.contains(split) || !files[split].is_string())
-        fail("datasets." + domain + "." + split + " must be a path");
-    }
-  }
+  auto need_path = [&](const std::string& domain, const char* split) {
+    const json& files = datasets[domain];
+    if (!files.is_object() || !files.contains(split) || !files[split].is_string())
+      fail("datasets." + domain + "." + split + " must be a path");
+  };
   auto list = [&](const char* key) {
     if (!doc.contains(key) || !doc[key].is_array() || doc[key].empty()) fail("field \"" + std::string(key) + "\" must be a non-empty list");
     return doc[key];
@@ -68,8 +67,13 @@ Grid parse_grid(const std::string& text, const std::string& origin) {
   };
   const json domains = list("domains");
   check_domains(domains, "domains");
+  for (const auto& d : domains)
+    for (const char* split : {"train", "valid", "test"}) need_path(d.get<std::string>(), split);
   const json test_domains = doc.contains("test_domains") ? list("test_domains") : json();
   if (!test_domains.is_null()) check_domains(test_domains, "test_domains");
+  for (const auto& d : test_domains.is_null() ? domains : test_domains) need_path(d.get<std::string>(), "test");
+  if (doc.contains("valid_sample") && (!doc["valid_sample"].is_number_integer() || doc["valid_sample"].get<int64_t>() < 1))
+    fail("field \"valid_sample\" must be a positive count");
   const json samples = list("samples");
   for (const auto& s : samples)
     if (!s.is_number_integer() || s.get<int64_t>() < -1 || s.get<int64_t>() == 0) fail("samples: " + s.dump() + " must be -1 or a positive count");
@@ -103,6 +107,7 @@ Grid parse_grid(const std::string& text, const std::string& origin) {
                        {"train", datasets[d]["train"]}, {"valid", datasets[d]["valid"]}, {"tests", tests},
                        {"sample", sample}, {"seed", seed}};
           if (doc.contains("init_adapter")) spec["init_adapter"] = doc["init_adapter"];
+          if (doc.contains("valid_sample")) spec["valid_sample"] = doc["valid_sample"];
           for (size_t a = 0; a < axes.size(); ++a) spec[axes[a].first] = axes[a].second[index[a]];
           // nlohmann::json keeps keys sorted, so dump() is canonical.
           g.runs.push_back({sha256_hex(spec.dump()), spec, d, sample.get<int64_t>(), seed.get<uint64_t>()});

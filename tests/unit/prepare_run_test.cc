@@ -1,0 +1,51 @@
+#include "worker/prepare_run.h"
+
+#include "common/atomic_file.h"
+#include "coordinator/grid.h"
+#include "jobs/data/token_cache.h"
+#include "jobs/data/token_file.h"
+#include "test_paths.h"
+
+namespace tallrec {
+namespace {
+
+const PromptRecord kYes{"Say it.", "User Preference: \"A\"", "Yes."};
+const PromptRecord kNo{"Say it.", "User Preference: \"B\"", "No."};
+
+TEST(TokenCache, SameDataSameFolderChangedDataNewFolder) {
+  test::ScratchDir dir;
+  Tokenizer tok(test::tokenizer_model());
+  write_prompt_records(dir / "r.json", {kYes, kNo, kYes});
+  auto first = cached_tokens(tok, dir / "r.json", {}, std::nullopt, dir / "cache");
+  const auto stamp = std::filesystem::last_write_time(first / "tokens.bin");
+  EXPECT_EQ(cached_tokens(tok, dir / "r.json", {}, std::nullopt, dir / "cache"), first);
+  EXPECT_EQ(std::filesystem::last_write_time(first / "tokens.bin"), stamp) << "reused, not rewritten";
+  EXPECT_NE(cached_tokens(tok, dir / "r.json", {}, FewShotSubset{2, 0}, dir / "cache"), first);
+  write_prompt_records(dir / "r.json", {kNo, kNo, kYes});
+  EXPECT_NE(cached_tokens(tok, dir / "r.json", {}, std::nullopt, dir / "cache"), first);
+}
+
+TEST(PrepareRun, GridRunBecomesATrainerSpec) {
+  test::ScratchDir dir;
+  Tokenizer tok(test::tokenizer_model());
+  write_prompt_records(dir / "train.json", {kYes, kNo, kYes, kNo});
+  write_prompt_records(dir / "valid.json", {kYes, kNo});
+  nlohmann::json g = {{"name", "p"}, {"base_model", "/m"}, {"tokenizer", "/t"},
+                      {"datasets", {{"movie", {{"train", (dir / "train.json").string()}, {"valid", (dir / "valid.json").string()},
+                                               {"test", (dir / "valid.json").string()}}}}},
+                      {"domains", {"movie"}}, {"samples", {2}}, {"seeds", {5}}, {"hyper", {{"lr", {0.0003}}}}};
+  const auto run = parse_grid(g.dump(), "p").runs.at(0).spec;
+  auto spec = nlohmann::json::parse(read_file(prepare_run(run, tok, dir / "cache", dir / "run", {{"max_steps", 3}})));
+  EXPECT_EQ(spec["optim"]["lr"], 0.0003);
+  EXPECT_EQ(spec["lora"]["r"], 8);
+  EXPECT_EQ(spec["seed"], 5);
+  EXPECT_EQ(spec["max_steps"], 3);
+  TokenizedDataset train(spec["train_tokens"].get<std::string>());
+  EXPECT_EQ(train.size(), 2u);
+  EXPECT_TRUE(train.meta().few_shot);
+  EXPECT_EQ(train.meta().seed, 5u);
+  EXPECT_EQ(TokenizedDataset(spec["test_tokens"]["movie"].get<std::string>()).size(), 2u);
+}
+
+}  // namespace
+}  // namespace tallrec

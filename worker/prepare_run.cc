@@ -1,0 +1,44 @@
+#include "worker/prepare_run.h"
+
+#include "common/atomic_file.h"
+#include "common/error.h"
+#include "jobs/data/token_cache.h"
+
+namespace tallrec {
+
+std::filesystem::path prepare_run(const nlohmann::json& run, const Tokenizer& tokenizer,
+                                  const std::filesystem::path& cache_dir, const std::filesystem::path& run_dir,
+                                  const nlohmann::json& overrides) {
+  try {
+    TokenizeOptions options;
+    options.cutoff_len = run.at("cutoff_len");
+    auto tokens = [&](const std::string& records, std::optional<FewShotSubset> subset) {
+      return cached_tokens(tokenizer, records, options, subset, cache_dir).string();
+    };
+    nlohmann::json tests = nlohmann::json::object();
+    for (const auto& [domain, path] : run.at("tests").items()) tests[domain] = tokens(path, std::nullopt);
+    std::optional<FewShotSubset> valid_subset;
+    if (run.contains("valid_sample")) valid_subset = FewShotSubset{run["valid_sample"].get<int64_t>(), 0};
+    nlohmann::json spec = {
+        {"base_model", run.at("base_model")},
+        {"train_tokens", tokens(run.at("train"), FewShotSubset{run.at("sample"), run.at("seed")})},
+        {"valid_tokens", tokens(run.at("valid"), valid_subset)},
+        {"test_tokens", tests},
+        {"seed", run.at("seed")},
+        {"lora", {{"r", run.at("lora_r")}, {"alpha", run.at("lora_alpha")}, {"dropout", run.at("lora_dropout")},
+                  {"target_modules", run.at("target_modules")}}},
+        {"optim", {{"lr", run.at("lr")}}},
+        {"epochs", run.at("epochs")},
+        {"batch_size", run.at("batch_size")},
+        {"micro_batch_size", run.at("micro_batch_size")}};
+    if (run.contains("init_adapter")) spec["init_adapter"] = run["init_adapter"];
+    spec.update(overrides);
+    std::filesystem::create_directories(run_dir);
+    write_file_atomically(run_dir / "spec.json", spec.dump(2) + "\n");
+    return run_dir / "spec.json";
+  } catch (const nlohmann::json::exception& e) {
+    throw InputError(std::string("run spec from the coordinator is malformed: ") + e.what());
+  }
+}
+
+}  // namespace tallrec
