@@ -8,5 +8,6 @@ namespace tallrec {
 void add_data_commands(CLI::App& app);  // data prepare | fetch | tokenize | subset
 void add_demo_command(CLI::App& app);   // demo
 void add_sweep_commands(CLI::App& app);  // submit | status | runs | results
+void add_coordinator_command(CLI::App& app);  // coordinator
 
 }  // namespace tallrec

@@ -373,6 +373,54 @@ bool Store::retry(int64_t run_id, double t) {
   });
 }
 
+void Store::register_worker(const std::string& id, const std::string& host, const nlohmann::json& gpus, int64_t slots,
+                            const std::string& version, double t) {
+  in_transaction(db_, path_, [&] {
+    Statement(db_,
+              "INSERT INTO workers (id, host, gpus, slots, version, last_seen) VALUES (?, ?, ?, ?, ?, ?) "
+              "ON CONFLICT (id) DO UPDATE SET host = excluded.host, gpus = excluded.gpus, slots = excluded.slots, "
+              "version = excluded.version, last_seen = excluded.last_seen",
+              path_)
+        .bind(1, id).bind(2, host).bind(3, gpus.dump()).bind(4, slots).bind(5, version).bind(6, t).step();
+    return 0;
+  });
+}
+
+bool Store::record_event(int64_t attempt_id, int64_t seq, const nlohmann::json& event) {
+  return in_transaction(db_, path_, [&] {
+    if (live_run(db_, path_, attempt_id) < 0) return false;
+    Statement ins(db_, "INSERT OR IGNORE INTO events (attempt_id, seq, type, body) VALUES (?, ?, ?, ?)", path_);
+    ins.bind(1, attempt_id).bind(2, seq).bind(3, event.value("type", std::string("?"))).bind(4, event.dump()).step();
+    if (sqlite3_changes(db_) == 0) return true;  // a duplicate: stored before
+    const std::string type = event.value("type", "");
+    if ((type == "progress" || type == "eval") && event.contains("step")) {
+      Statement m(db_, "INSERT OR REPLACE INTO metrics (attempt_id, step, name, value) VALUES (?, ?, ?, ?)", path_);
+      for (const char* name : {"loss", "lr", "tokens_per_s", "val_auc", "val_loss"}) {
+        if (!event.contains(name) || !event[name].is_number()) continue;
+        m.bind(1, attempt_id).bind(2, event["step"].get<int64_t>()).bind(3, std::string(name))
+            .bind(4, event[name].get<double>());
+        m.step();
+        m.reset();
+      }
+    }
+    return true;
+  });
+}
+
+nlohmann::json Store::last_outcome(int64_t attempt_id) {
+  Statement s(db_,
+              "SELECT body FROM events WHERE attempt_id = ? AND type IN ('finished', 'failed') ORDER BY seq DESC LIMIT 1",
+              path_);
+  s.bind(1, attempt_id);
+  return s.step() ? nlohmann::json::parse(s.text(0)) : nlohmann::json();
+}
+
+int64_t Store::event_count(int64_t attempt_id) {
+  Statement s(db_, "SELECT COUNT(*) FROM events WHERE attempt_id = ?", path_);
+  s.bind(1, attempt_id).step();
+  return s.integer(0);
+}
+
 std::string Store::run_state(int64_t run_id) {
   Statement s(db_, "SELECT state FROM runs WHERE id = ?", path_);
   s.bind(1, run_id);

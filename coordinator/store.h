@@ -93,6 +93,15 @@ class Store {
   // A failed or cancelled run goes back to the queue with a fresh attempt budget.
   bool retry(int64_t run_id, double now);
   std::string run_state(int64_t run_id);
+  // A worker announced itself (READY): insert or refresh its row.
+  void register_worker(const std::string& id, const std::string& host, const nlohmann::json& gpus, int64_t slots,
+                       const std::string& version, double now);
+  // Stores event `seq` of a live attempt once (a re-sent duplicate is accepted and ignored);
+  // progress and eval events also become metric rows. False if the attempt is stale.
+  bool record_event(int64_t attempt_id, int64_t seq, const nlohmann::json& event);
+  int64_t event_count(int64_t attempt_id);
+  // The attempt's last stored `finished` or `failed` event, or null.
+  nlohmann::json last_outcome(int64_t attempt_id);
   // Results of a sweep's succeeded runs: (spec, result) pairs.
   std::vector<std::pair<nlohmann::json, nlohmann::json>> results(const std::string& sweep_name);
 

@@ -43,3 +43,19 @@ def test_bad_grid_is_refused_and_writes_nothing(tmp_path):
     proc = run_tallrec("submit", tmp_path / "g.json", "--db", tmp_path / "store.db", check=False)
     assert proc.returncode == 2 and "g.json: samples: 0 must be -1 or a positive count" in proc.stderr
     assert not (tmp_path / "store.db").exists()
+
+
+def test_coordinator_serves_until_a_signal(tmp_path):
+    import signal
+    import subprocess
+    import time
+    from conftest import BUILD_DIR
+    proc = subprocess.Popen([str(BUILD_DIR / "tallrec"), "coordinator", "--db", str(tmp_path / "c.db"), "--listen",
+                             "tcp://127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    assert "listening on tcp://127.0.0.1:" in line
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert "stopped" in out

@@ -1,0 +1,137 @@
+#include "coordinator/broker.h"
+
+#include <cerrno>
+#include <chrono>
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include "common/protocol.h"
+
+namespace tallrec {
+namespace {
+
+double now() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
+
+}  // namespace
+
+struct Broker::Impl {
+  Store& store;
+  RetryPolicy policy;
+  zmq::context_t context{1};
+  zmq::socket_t socket{context, zmq::socket_type::router};
+
+  Impl(Store& s, RetryPolicy p) : store(s), policy(p) {}
+
+  void send(const std::string& worker, const Message& m) {
+    std::vector<zmq::const_buffer> frames{zmq::buffer(worker)};
+    auto encoded = encode_message(m);
+    for (const auto& f : encoded) frames.push_back(zmq::buffer(f));
+    zmq::send_multipart(socket, frames, zmq::send_flags::dontwait);
+  }
+
+  void error(const std::string& worker, const std::string& code, const std::string& what, const nlohmann::json& attempt) {
+    nlohmann::json body = {{"code", code}, {"message", what}};
+    if (!attempt.is_null()) body["attempt"] = attempt;
+    send(worker, {MessageType::kError, body, ""});
+  }
+
+  void handle(const std::string& worker, const Message& m) {
+    const nlohmann::json& b = m.body;
+    switch (m.type) {
+      case MessageType::kReady:
+        store.register_worker(worker, b["host"], b["gpus"], b["slots"], b["version"], now());
+        return;
+      case MessageType::kRequest: {
+        if (auto lease = store.lease_next(worker, now(), policy)) {
+          send(worker, {MessageType::kLease,
+                        {{"attempt", lease->attempt_id},
+                         {"run", {{"id", lease->run_id}, {"key", lease->run_key}, {"spec", lease->spec}}},
+                         {"lease_seconds", policy.lease_seconds},
+                         {"resume", nullptr}},
+                        ""});
+        } else {
+          send(worker, {MessageType::kNoWork, {{"retry_after_ms", 1000}}, ""});
+        }
+        return;
+      }
+      case MessageType::kHeartbeat:
+        if (b.contains("attempts") && b["attempts"].is_array())
+          for (const auto& a : b["attempts"])
+            if (a.is_number_integer()) store.heartbeat(a.get<int64_t>(), now(), policy);
+        send(worker, {MessageType::kHeartbeat, nlohmann::json::object(), ""});
+        return;
+      case MessageType::kEvent: {
+        const int64_t attempt = b["attempt"];
+        if (!store.record_event(attempt, b["seq"], b["event"])) {
+          return error(worker, "stale-attempt", "attempt " + std::to_string(attempt) + " is not live", attempt);
+        }
+        if (b["event"].value("type", "") == "started") store.mark_running(attempt, now());
+        send(worker, {MessageType::kAck, {{"attempt", attempt}, {"seq", b["seq"]}}, ""});
+        return;
+      }
+      case MessageType::kDone: {
+        const int64_t attempt = b["attempt"];
+        const nlohmann::json outcome = store.last_outcome(attempt);
+        const int exit_code = b["exit_code"];
+        bool ok;
+        if (exit_code == 0 && outcome.value("type", "") == "finished") {
+          ok = store.finish(attempt, outcome, now());
+        } else {
+          const bool retryable = exit_code != 2 && outcome.value("retryable", true);
+          const std::string reason = outcome.is_null() ? "exit " + std::to_string(exit_code) + ": " + b["stderr_tail"].get<std::string>()
+                                                       : outcome.value("reason", "failed");
+          ok = store.fail(attempt, reason, retryable, now(), policy);
+        }
+        if (!ok) return error(worker, "stale-attempt", "attempt " + std::to_string(attempt) + " is not live", attempt);
+        send(worker, {MessageType::kAck, {{"attempt", attempt}, {"seq", b["seq"]}}, ""});
+        return;
+      }
+      default:
+        return error(worker, "bad-message", std::string(message_type_name(m.type)) + " is not served yet", nullptr);
+    }
+  }
+};
+
+Broker::Broker(Store& store, const std::string& endpoint, RetryPolicy policy)
+    : impl_(std::make_unique<Impl>(store, policy)) {
+  impl_->socket.set(zmq::sockopt::router_mandatory, 0);
+  impl_->socket.set(zmq::sockopt::maxmsgsize, int64_t(kMaxChunkBytes + kMaxMessageBytes));
+  impl_->socket.bind(endpoint);
+}
+
+Broker::~Broker() = default;
+
+std::string Broker::endpoint() const { return impl_->socket.get(zmq::sockopt::last_endpoint); }
+
+void Broker::serve(const std::atomic<bool>& stop) {
+  double next_expiry = 0;
+  while (!stop) {
+    zmq::pollitem_t items[] = {{impl_->socket.handle(), 0, ZMQ_POLLIN, 0}};
+    try {
+      zmq::poll(items, 1, std::chrono::milliseconds(100));
+    } catch (const zmq::error_t& e) {
+      if (e.num() == EINTR) continue;  // a signal (Ctrl-C): `stop` says whether to go on
+      throw;
+    }
+    if (now() >= next_expiry) {
+      impl_->store.expire_leases(now(), impl_->policy);
+      next_expiry = now() + 1.0;
+    }
+    if (!(items[0].revents & ZMQ_POLLIN)) continue;
+    std::vector<zmq::message_t> parts;
+    if (!zmq::recv_multipart(impl_->socket, std::back_inserter(parts), zmq::recv_flags::dontwait)) continue;
+    if (parts.empty()) continue;
+    const std::string worker = parts[0].to_string();
+    std::vector<std::string> frames;
+    for (size_t i = 1; i < parts.size(); ++i) frames.push_back(parts[i].to_string());
+    try {
+      impl_->handle(worker, decode_message(frames));
+    } catch (const ProtocolError& e) {
+      impl_->error(worker, e.code(), e.what(), nullptr);
+    } catch (const nlohmann::json::exception& e) {
+      impl_->error(worker, "bad-message", e.what(), nullptr);
+    }
+  }
+}
+
+}  // namespace tallrec

@@ -1,0 +1,29 @@
+// The coordinator's broker: one ZeroMQ ROUTER socket speaking TRP/1 (docs/protocol.md) on top
+// of the store. Every message is handled in one store transaction; a malformed or stale message
+// is answered with ERROR and the broker keeps serving. Not yet: CURVE, checkpoint transfer.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "coordinator/store.h"
+
+namespace tallrec {
+
+class Broker {
+ public:
+  // Binds `endpoint` (e.g. "tcp://127.0.0.1:5555"; port "*" picks a free one).
+  Broker(Store& store, const std::string& endpoint, RetryPolicy policy = {});
+  ~Broker();
+  // The address actually bound.
+  std::string endpoint() const;
+  // Serves until `stop` becomes true; expires lost leases about once a second.
+  void serve(const std::atomic<bool>& stop);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tallrec
