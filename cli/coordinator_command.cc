@@ -1,4 +1,5 @@
-// `tallrec coordinator`: the store plus the TRP/1 broker, serving until SIGINT or SIGTERM.
+// `tallrec coordinator` (the store plus the TRP/1 broker) and `tallrec worker` (the agent), each
+// serving until SIGINT or SIGTERM.
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -6,6 +7,10 @@
 #include "cli/commands.h"
 #include "coordinator/broker.h"
 #include "coordinator/store.h"
+#include "common/error.h"
+#include "worker/agent.h"
+
+#include <unistd.h>
 
 namespace tallrec {
 namespace {
@@ -32,6 +37,31 @@ void add_coordinator_command(CLI::App& app) {
     std::fflush(stdout);
     broker.serve(g_stop);
     std::printf("coordinator: stopped\n");
+  });
+}
+
+}  // namespace tallrec
+
+namespace tallrec {
+
+void add_worker_command(CLI::App& app) {
+  auto o = std::make_shared<AgentOptions>();
+  auto* w = app.add_subcommand("worker", "Take runs from a coordinator, train them with tallrec-train, report back (TRP/1)");
+  w->add_option("--coordinator", o->coordinator, "Coordinator endpoint, e.g. tcp://127.0.0.1:5555")->required();
+  w->add_option("--id", o->id, "Worker id (default: HOST-PID)");
+  w->add_option("--work-dir", o->work_dir, "Token cache and run folders")->default_str("out/worker");
+  w->add_flag("--exit-when-idle", o->exit_when_idle, "Exit when the coordinator has no queued run");
+  w->callback([o] {
+    if (o->work_dir.empty()) o->work_dir = "out/worker";
+    if (o->id.empty()) {
+      char host[256] = "host";
+      ::gethostname(host, sizeof host);
+      o->id = std::string(host) + "-" + std::to_string(::getpid());
+    }
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    const int code = run_agent(*o, g_stop);
+    if (code != 0) throw Error("worker " + o->id + ": lost the coordinator at " + o->coordinator);
   });
 }
 

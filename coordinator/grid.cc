@@ -12,7 +12,8 @@ using json = nlohmann::json;
 const std::vector<std::pair<std::string, json>> kHyper = {
     {"lr", 1e-4},          {"lora_r", 8},   {"lora_alpha", 16},  {"lora_dropout", 0.05},
     {"target_modules", json::array({"q_proj", "v_proj"})},       {"epochs", 200},
-    {"cutoff_len", 512},   {"batch_size", 128}, {"micro_batch_size", 32}};
+    {"cutoff_len", 512},   {"batch_size", 128}, {"micro_batch_size", 32},
+    {"max_steps", -1}};  // -1: as many as the epochs make (TALLRec); a cap for quick sweeps
 
 }  // namespace
 

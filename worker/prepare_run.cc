@@ -32,6 +32,7 @@ std::filesystem::path prepare_run(const nlohmann::json& run, const Tokenizer& to
         {"batch_size", run.at("batch_size")},
         {"micro_batch_size", run.at("micro_batch_size")}};
     if (run.contains("init_adapter")) spec["init_adapter"] = run["init_adapter"];
+    if (run.value("max_steps", -1) > 0) spec["max_steps"] = run["max_steps"];
     spec.update(overrides);
     std::filesystem::create_directories(run_dir);
     write_file_atomically(run_dir / "spec.json", spec.dump(2) + "\n");

@@ -1,0 +1,51 @@
+"""A coordinator and two workers, real processes talking TRP/1 over ZeroMQ on 127.0.0.1: a grid
+submitted to the store is leased, trained by tallrec-train (tiny model, capped steps), its events
+relayed and stored, and every run ends succeeded once with its result."""
+import json
+import pathlib
+import signal
+import sqlite3
+import subprocess
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "oracle"))
+from conftest import BUILD_DIR, SHARED_DIR, TOKENIZER, run_tallrec  # noqa: E402
+
+
+def test_grid_runs_on_two_workers(tmp_path):
+    subprocess.run([str(BUILD_DIR / "tallrec-train"), "init", "--preset", "tiny", "--out", str(tmp_path / "model")],
+                   check=True, capture_output=True)
+    run_tallrec("data", "prepare", "movielens", "--raw", SHARED_DIR / "data" / "ml-100k", "--out", tmp_path / "movie")
+    grid = {"name": "two-workers", "base_model": str(tmp_path / "model"), "tokenizer": str(TOKENIZER.resolve()),
+            "datasets": {"movie": {k: str(tmp_path / "movie" / f"{k}.json") for k in ("train", "valid", "test")}},
+            "domains": ["movie"], "samples": [16], "seeds": [0, 1, 2], "valid_sample": 32,
+            "hyper": {"micro_batch_size": [8], "batch_size": [16], "max_steps": [2]}}
+    (tmp_path / "grid.json").write_text(json.dumps(grid))
+    db = tmp_path / "store.db"
+    run_tallrec("submit", tmp_path / "grid.json", "--db", db)
+
+    coordinator = subprocess.Popen([str(BUILD_DIR / "tallrec"), "coordinator", "--db", str(db), "--listen",
+                                    "tcp://127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        endpoint = coordinator.stdout.readline().split("listening on ")[1].split()[0]
+        workers = [subprocess.Popen([str(BUILD_DIR / "tallrec"), "worker", "--coordinator", endpoint, "--id", f"w{i}",
+                                     "--work-dir", str(tmp_path / f"w{i}"), "--exit-when-idle"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in (1, 2)]
+        for w in workers:
+            out, err = w.communicate(timeout=600)
+            assert w.returncode == 0, err
+    finally:
+        coordinator.send_signal(signal.SIGTERM)
+        coordinator.communicate(timeout=10)
+    assert coordinator.returncode == 0
+
+    status = json.loads(run_tallrec("status", "--db", db, "--json").stdout)[0]["by_state"]
+    assert status["succeeded"] == 3 and sum(status.values()) == 3
+    with sqlite3.connect(db) as c:
+        attempts = c.execute("SELECT worker_id, state FROM attempts").fetchall()
+        assert sorted(state for _, state in attempts) == ["succeeded"] * 3
+        assert {w for w, _ in attempts} <= {"w1", "w2"}
+        types = [t for (t,) in c.execute("SELECT type FROM events ORDER BY attempt_id, seq")]
+        assert types.count("started") == 3 and types.count("finished") == 3
+        assert c.execute("SELECT COUNT(*) FROM metrics WHERE name = 'val_auc'").fetchone()[0] >= 3
+    assert "movie -> movie" in run_tallrec("results", "two-workers", "--db", db).stdout
