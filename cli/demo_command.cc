@@ -1,10 +1,12 @@
 // `tallrec demo`: the project's main job on one machine, through the same pieces a lab's sweep
-// uses: MovieLens-100K -> prompts; a grid submitted to a SQLite store; each run leased from
-// the store, its data tokenized (cached by content), one `tallrec-train` process trained
-// (tiny random LLaMA, CPU, a capped number of steps) and its result recorded; then TALLRec's
-// Table 1 from the store. What is missing is the network between store and trainers: the
-// coordinator process and remote workers (README, "What is missing").
+// uses: MovieLens-100K -> prompts; a grid submitted to a SQLite store; the coordinator's broker
+// serving it over ZeroMQ on 127.0.0.1 to two `tallrec worker` processes, which prepare each
+// run's data (token cache), train it with `tallrec-train` (tiny random LLaMA, CPU, a capped
+// number of steps) and report back; then TALLRec's Table 1 from the store.
+#include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <thread>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -12,11 +14,11 @@
 
 #include "cli/commands.h"
 #include "common/error.h"
+#include "coordinator/broker.h"
 #include "coordinator/results.h"
 #include "coordinator/store.h"
 #include "jobs/data/movielens.h"
 #include "jobs/data/tokenize_records.h"
-#include "worker/prepare_run.h"
 
 namespace tallrec {
 namespace fs = std::filesystem;
@@ -48,7 +50,6 @@ std::pair<int, std::vector<nlohmann::json>> run_trainer(const std::string& args)
   return {::pclose(pipe), events};
 }
 
-double now() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 
 }  // namespace
 
@@ -87,7 +88,7 @@ void add_demo_command(CLI::App& app) {
     Tokenizer tokenizer(args->tokenizer);
     const AnswerIds answers = lookup_answer_ids(tokenizer);
 
-    std::cout << "[2/3] Sweep: grid -> store (" << (work / "tallrec.db").string() << ") -> one tallrec-train per run\n";
+    std::cout << "[2/3] Sweep: grid -> store (" << (work / "tallrec.db").string() << ") -> coordinator -> 2 workers\n";
     const fs::path model = work / "model-tiny";
     if (!fs::exists(model / "config.json")) {
       auto [status, events] = run_trainer("init --preset tiny --seed 0 --out " + shell_quote(model.string()));
@@ -99,7 +100,8 @@ void add_demo_command(CLI::App& app) {
                                  {"valid", (work / "movie/valid.json").string()},
                                  {"test", (work / "movie/test.json").string()}}}}},
         {"domains", {"movie"}}, {"test_domains", {"movie"}}, {"samples", args->samples}, {"seeds", args->seeds},
-        {"valid_sample", args->valid_sample}, {"hyper", {{"micro_batch_size", {16}}}}, {"max_attempts", 1}};
+        {"valid_sample", args->valid_sample}, {"hyper", {{"micro_batch_size", {16}}, {"max_steps", {args->train_steps}}}},
+        {"max_attempts", 1}};
     const fs::path book_test = fs::path(args->data) / "book-crossing" / "test.json";
     if (fs::exists(book_test)) {  // cross-domain: TALLRec's released book test prompts
       grid["datasets"]["book"] = {{"test", fs::absolute(book_test).string()}};
@@ -108,38 +110,43 @@ void add_demo_command(CLI::App& app) {
     Store store(work / "tallrec.db");
     SubmitResult submitted = store.submit(parse_grid(grid.dump(), "demo grid"));
     std::printf("  %zu runs submitted (%zu already in the store)\n", submitted.added, submitted.existing);
-    while (auto lease = store.lease_next("demo", now())) {
-      const nlohmann::json& run = lease->spec;
-      char name[64];
-      std::snprintf(name, sizeof name, "%s-s%lld-seed%llu", run["domain"].get<std::string>().c_str(),
-                    static_cast<long long>(run["sample"].get<int64_t>()),
-                    static_cast<unsigned long long>(run["seed"].get<uint64_t>()));
-      const fs::path run_dir = work / "runs" / name;
-      const fs::path spec = prepare_run(run, tokenizer, work / "token-cache", run_dir,
-                                        {{"max_steps", args->train_steps}});
-      store.mark_running(lease->attempt_id, now());
-      auto [status, events] = run_trainer("train --spec " + shell_quote(spec.string()) + " --out " +
-                                          shell_quote(run_dir.string()) + " 2>&1");
-      if (status == 0 && !events.empty() && events.back()["type"] == "finished") {
-        const auto& done = events.back();
-        store.finish(lease->attempt_id, done, now());
-        std::printf("  %-20s best val AUC %.4f at step %lld;", name, done["best_val_auc"].get<double>(),
-                    static_cast<long long>(done["best_step"].get<int64_t>()));
-        for (const auto& [test, auc] : done["test_auc"].items()) std::printf(" test %s %.4f", test.c_str(), auc.get<double>());
-        std::printf("\n");
-      } else {
-        const std::string reason = events.empty() ? "no events" : events.back().value("reason", events.back().dump());
-        store.fail(lease->attempt_id, reason, /*retryable=*/false, now());
-        std::printf("  %-20s failed: %s\n", name, reason.c_str());
-      }
+    // The coordinator's broker serves the store from this process; two worker processes take
+    // the runs over ZeroMQ on 127.0.0.1, each running tallrec-train per run.
+    Broker broker(store, "tcp://127.0.0.1:*");
+    std::atomic<bool> stop{false};
+    std::thread serving([&] { broker.serve(stop); });
+    std::printf("  coordinator on %s; 2 workers\n", broker.endpoint().c_str());
+    std::fflush(stdout);
+    const std::string self = fs::read_symlink("/proc/self/exe").string();
+    std::vector<std::string> worker_status;
+    for (int w = 1; w <= 2; ++w) {
+      worker_status.push_back(shell_quote(self) + " worker --coordinator " + broker.endpoint() + " --id demo-worker-" +
+                              std::to_string(w) + " --work-dir " + shell_quote((work / ("worker-" + std::to_string(w))).string()) +
+                              " --exit-when-idle");
     }
+    // Both workers at once: `a & b & wait` in one shell.
+    const int rc = std::system((worker_status[0] + " 2>/dev/null & " + worker_status[1] + " 2>/dev/null & wait").c_str());
+    stop = true;
+    serving.join();
+    if (rc != 0) std::printf("  a worker exited with status %d\n", rc);
+    for (const auto& [spec, done] : store.results("demo")) {
+      char name[64];
+      std::snprintf(name, sizeof name, "%s-s%lld-seed%llu", spec["domain"].get<std::string>().c_str(),
+                    static_cast<long long>(spec["sample"].get<int64_t>()),
+                    static_cast<unsigned long long>(spec["seed"].get<uint64_t>()));
+      std::printf("  %-20s best val AUC %.4f at step %lld;", name, done["best_val_auc"].get<double>(),
+                  static_cast<long long>(done["best_step"].get<int64_t>()));
+      for (const auto& [test, auc] : done["test_auc"].items()) std::printf(" test %s %.4f", test.c_str(), auc.get<double>());
+      std::printf("\n");
+    }
+    for (const auto& row : store.runs("demo", "failed")) std::printf("  run %lld failed\n", static_cast<long long>(row.id));
 
     std::cout << "[3/3] TALLRec Table 1 layout (AUC mean +- std over seeds; also `tallrec results demo --db "
               << (work / "tallrec.db").string() << "`)\n";
     std::cout << format_results_table(build_results_table(store.results("demo")));
     std::printf("  answer ids: yes=%d no=%d. A randomly initialised tiny model trained for a few steps: AUC near 0.5\n"
-                "  is what to expect; real runs start from LLaMA weights. Runs, events and adapters: %s\n",
-                answers.yes, answers.no, (work / "runs").c_str());
+                "  is what to expect; real runs start from LLaMA weights. Runs, events and adapters: %s/worker-*/runs\n",
+                answers.yes, answers.no, work.c_str());
     std::printf("  %.1f s in all\n", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   });
 }
