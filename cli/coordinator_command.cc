@@ -51,6 +51,7 @@ void add_worker_command(CLI::App& app) {
   w->add_option("--id", o->id, "Worker id (default: HOST-PID)");
   w->add_option("--work-dir", o->work_dir, "Token cache and run folders")->default_str("out/worker");
   w->add_flag("--exit-when-idle", o->exit_when_idle, "Exit when the coordinator has no queued run");
+  w->add_option("--threads", o->threads, "CPU threads per trainer (0: all cores)");
   w->callback([o] {
     if (o->work_dir.empty()) o->work_dir = "out/worker";
     if (o->id.empty()) {

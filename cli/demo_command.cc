@@ -122,7 +122,7 @@ void add_demo_command(CLI::App& app) {
     for (int w = 1; w <= 2; ++w) {
       worker_status.push_back(shell_quote(self) + " worker --coordinator " + broker.endpoint() + " --id demo-worker-" +
                               std::to_string(w) + " --work-dir " + shell_quote((work / ("worker-" + std::to_string(w))).string()) +
-                              " --exit-when-idle");
+                              " --exit-when-idle --threads 1");  // two workers share this machine's cores
     }
     // Both workers at once: `a & b & wait` in one shell.
     const int rc = std::system((worker_status[0] + " 2>/dev/null & " + worker_status[1] + " 2>/dev/null & wait").c_str());

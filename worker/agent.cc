@@ -109,7 +109,9 @@ void run_attempt(Link& link, const Message& lease, const AgentOptions& o, const 
   Child child;
   try {
     Tokenizer tokenizer(run.at("tokenizer").get<std::string>());
-    const fs::path spec = prepare_run(run, tokenizer, o.work_dir / "token-cache", run_dir);
+    nlohmann::json overrides = nlohmann::json::object();
+    if (o.threads > 0) overrides["threads"] = o.threads;
+    const fs::path spec = prepare_run(run, tokenizer, o.work_dir / "token-cache", run_dir, overrides);
     child = spawn_trainer(spec, run_dir);
   } catch (const std::exception& e) {
     emit(MessageType::kEvent, {{"event", {{"type", "failed"}, {"reason", e.what()}, {"retryable", false}}}});

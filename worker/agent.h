@@ -15,6 +15,7 @@ struct AgentOptions {
   std::string id;                 // routing id (default: host-pid)
   std::filesystem::path work_dir; // token cache and run folders
   bool exit_when_idle = false;    // return when the coordinator has no work (tests, batch use)
+  int threads = 0;                // CPU threads per trainer (0: tallrec-train's default, all cores)
 };
 
 // Returns 0 when stopped or idle (with exit_when_idle), 1 on a lost coordinator.
