@@ -33,24 +33,6 @@ std::string shell_quote(const std::string& s) {
 // tallrec-train lives next to this binary (both are built into the same folder).
 fs::path trainer_path() { return fs::read_symlink("/proc/self/exe").parent_path() / "tallrec-train"; }
 
-// Runs tallrec-train with `args`; returns its exit status and JSON events.
-std::pair<int, std::vector<nlohmann::json>> run_trainer(const std::string& args) {
-  const std::string cmd = shell_quote(trainer_path().string()) + " " + args;
-  FILE* pipe = ::popen(cmd.c_str(), "r");
-  if (!pipe) throw Error("cannot start " + trainer_path().string());
-  std::vector<nlohmann::json> events;
-  std::string line;
-  char buf[4096];
-  while (std::fgets(buf, sizeof buf, pipe)) {
-    line += buf;
-    if (line.back() != '\n') continue;
-    if (line.front() == '{') events.push_back(nlohmann::json::parse(line, nullptr, false));
-    line.clear();
-  }
-  return {::pclose(pipe), events};
-}
-
-
 }  // namespace
 
 void add_demo_command(CLI::App& app) {
@@ -91,8 +73,9 @@ void add_demo_command(CLI::App& app) {
     std::cout << "[2/3] Sweep: grid -> store (" << (work / "tallrec.db").string() << ") -> coordinator -> 2 workers\n";
     const fs::path model = work / "model-tiny";
     if (!fs::exists(model / "config.json")) {
-      auto [status, events] = run_trainer("init --preset tiny --seed 0 --out " + shell_quote(model.string()));
-      if (status != 0) throw Error("tallrec-train init failed");
+      const std::string init = shell_quote(trainer_path().string()) + " init --preset tiny --seed 0 --out " +
+                               shell_quote(model.string()) + " > /dev/null";
+      if (std::system(init.c_str()) != 0) throw Error("tallrec-train init failed");
     }
     nlohmann::json grid = {
         {"name", "demo"}, {"base_model", model.string()}, {"tokenizer", fs::absolute(args->tokenizer).string()},

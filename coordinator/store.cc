@@ -80,6 +80,25 @@ class Statement {
   std::string path_;
 };
 
+// BEGIN IMMEDIATE ... COMMIT around `body`; ROLLBACK if it throws.
+template <typename F>
+auto in_transaction(sqlite3* db, const std::string& path, F&& body) {
+  char* err = nullptr;
+  if (sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string why = err ? err : "";
+    sqlite3_free(err);
+    throw Error(path + ": sqlite: " + why);
+  }
+  try {
+    auto result = body();
+    if (sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) throw Error(path + ": sqlite: commit failed");
+    return result;
+  } catch (...) {
+    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
 }  // namespace
 
 const char* run_state_name(RunState s) { return kStates[int(s)]; }
@@ -120,8 +139,7 @@ int Store::schema_version() {
 }
 
 void Store::migrate() {
-  exec("BEGIN IMMEDIATE");
-  try {
+  in_transaction(db_, path_, [&] {
     exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
     int version = schema_version();
     if (version == 0) exec("INSERT INTO schema_version VALUES (0)");
@@ -131,17 +149,13 @@ void Store::migrate() {
       exec(kMigrations[version]);
       Statement(db_, "UPDATE schema_version SET version = ?", path_).bind(1, int64_t(version + 1)).step();
     }
-    exec("COMMIT");
-  } catch (...) {
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    throw;
-  }
+    return 0;
+  });
 }
 
 SubmitResult Store::submit(const Grid& grid) {
-  SubmitResult r{0, false, 0, 0};
-  exec("BEGIN IMMEDIATE");
-  try {
+  return in_transaction(db_, path_, [&] {
+    SubmitResult r{0, false, 0, 0};
     const double t = now();
     Statement find(db_, "SELECT id FROM sweeps WHERE name = ?", path_);
     find.bind(1, grid.name);
@@ -175,12 +189,8 @@ SubmitResult Store::submit(const Grid& grid) {
       link.step();
       link.reset();
     }
-    exec("COMMIT");
-  } catch (...) {
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    throw;
-  }
-  return r;
+    return r;
+  });
 }
 
 std::vector<SweepStatus> Store::status() {
@@ -217,25 +227,6 @@ std::string Store::integrity_check() {
 }
 
 namespace {
-
-// BEGIN IMMEDIATE ... COMMIT around `body`; ROLLBACK if it throws.
-template <typename F>
-auto in_transaction(sqlite3* db, const std::string& path, F&& body) {
-  char* err = nullptr;
-  if (sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string why = err ? err : "";
-    sqlite3_free(err);
-    throw Error(path + ": sqlite: " + why);
-  }
-  try {
-    auto result = body();
-    if (sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) throw Error(path + ": sqlite: commit failed");
-    return result;
-  } catch (...) {
-    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
-    throw;
-  }
-}
 
 double backoff(int64_t attempts, const RetryPolicy& p) {
   double b = p.backoff_base;
