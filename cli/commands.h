@@ -8,6 +8,7 @@ namespace tallrec {
 void add_data_commands(CLI::App& app);  // data prepare | fetch | tokenize | subset
 void add_demo_command(CLI::App& app);   // demo
 void add_sweep_commands(CLI::App& app);  // submit | status | runs | results
+void add_run_commands(CLI::App& app);         // cancel | retry | workers
 void add_coordinator_command(CLI::App& app);  // coordinator
 void add_worker_command(CLI::App& app);       // worker
 

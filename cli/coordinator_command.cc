@@ -3,6 +3,7 @@
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 
 #include "cli/commands.h"
 #include "coordinator/broker.h"
@@ -19,21 +20,24 @@ extern "C" void on_signal(int) { g_stop = true; }
 }  // namespace
 
 void add_coordinator_command(CLI::App& app) {
-  struct Args { std::string db = "tallrec.db", listen = "tcp://127.0.0.1:5555"; double lease_seconds = 30; };
+  struct Args { std::string db = "tallrec.db", listen = "tcp://127.0.0.1:5555", artifacts; double lease_seconds = 30; };
   auto args = std::make_shared<Args>();
   auto* c = app.add_subcommand("coordinator", "Serve the store to workers over ZeroMQ (TRP/1, docs/protocol.md) until Ctrl-C");
   c->add_option("--db", args->db, "Store file")->capture_default_str();
   c->add_option("--listen", args->listen, "ZeroMQ endpoint to bind (127.0.0.1 unless told otherwise)")->capture_default_str();
+  c->add_option("--artifacts", args->artifacts, "Folder for stored checkpoints (default: artifacts/ next to the store)");
   c->add_option("--lease-seconds", args->lease_seconds, "How long a worker's silence is tolerated")->capture_default_str();
   c->callback([args] {
     Store store(args->db);
     RetryPolicy policy;
     policy.lease_seconds = args->lease_seconds;
-    Broker broker(store, args->listen, policy);
+    const std::filesystem::path artifacts =
+        args->artifacts.empty() ? std::filesystem::absolute(args->db).parent_path() / "artifacts" : std::filesystem::path(args->artifacts);
+    Broker broker(store, args->listen, artifacts, policy);
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
-    std::printf("coordinator: store %s, listening on %s (no CURVE yet: bind to loopback only)\n", args->db.c_str(),
-                broker.endpoint().c_str());
+    std::printf("coordinator: store %s, artifacts %s, listening on %s (no CURVE yet: bind to loopback only)\n",
+                args->db.c_str(), artifacts.string().c_str(), broker.endpoint().c_str());
     std::fflush(stdout);
     broker.serve(g_stop);
     std::printf("coordinator: stopped\n");
@@ -52,6 +56,9 @@ void add_worker_command(CLI::App& app) {
   w->add_option("--work-dir", o->work_dir, "Token cache and run folders")->default_str("out/worker");
   w->add_flag("--exit-when-idle", o->exit_when_idle, "Exit when the coordinator has no queued run");
   w->add_option("--threads", o->threads, "CPU threads per trainer (0: all cores)");
+  w->add_option("--give-up-after", o->give_up_after, "Exit 1 after this many seconds without a word from the coordinator (0: never)");
+  w->add_option("--cancel-grace", o->cancel_grace_seconds, "Seconds between SIGTERM and SIGKILL when an attempt is cancelled")
+      ->capture_default_str();
   w->callback([o] {
     if (o->work_dir.empty()) o->work_dir = "out/worker";
     if (o->id.empty()) {
@@ -62,7 +69,7 @@ void add_worker_command(CLI::App& app) {
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
     const int code = run_agent(*o, g_stop);
-    if (code != 0) throw Error("worker " + o->id + ": lost the coordinator at " + o->coordinator);
+    if (code != 0) throw Error("worker " + o->id + ": the coordinator at " + o->coordinator + " stayed silent");
   });
 }
 

@@ -95,7 +95,7 @@ void add_demo_command(CLI::App& app) {
     std::printf("  %zu runs submitted (%zu already in the store)\n", submitted.added, submitted.existing);
     // The coordinator's broker serves the store from this process; two worker processes take
     // the runs over ZeroMQ on 127.0.0.1, each running tallrec-train per run.
-    Broker broker(store, "tcp://127.0.0.1:*");
+    Broker broker(store, "tcp://127.0.0.1:*", work / "artifacts");
     std::atomic<bool> stop{false};
     std::thread serving([&] { broker.serve(stop); });
     std::printf("  coordinator on %s; 2 workers\n", broker.endpoint().c_str());

@@ -1,5 +1,5 @@
-// `tallrec submit | status | runs`: sweeps in the coordinator's SQLite store. Until the
-// coordinator process exists (issue: coordinator and workers), these open the store file directly.
+// `tallrec submit | status | runs | results`: sweeps in the coordinator's SQLite store. The CLI
+// opens the store file itself (WAL: it never blocks the running coordinator).
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>

@@ -1,6 +1,7 @@
 #include "common/protocol.h"
 
 #include <algorithm>
+#include <regex>
 
 namespace tallrec {
 namespace {
@@ -56,6 +57,16 @@ bool has_kind(const json& v, Kind k) {
 }
 
 }  // namespace
+
+bool is_checkpoint_name(const std::string& name) {
+  static const std::regex pattern("step-[0-9]{8}");
+  return std::regex_match(name, pattern);
+}
+
+bool is_plain_file_name(const std::string& name) {
+  return !name.empty() && name.size() <= 128 && name != "." && name != ".." && name.find('/') == std::string::npos &&
+         name.find('\0') == std::string::npos;
+}
 
 const char* message_type_name(MessageType t) {
   for (const auto& info : types())

@@ -35,6 +35,11 @@ class ProtocolError : public std::runtime_error {
 
 const char* message_type_name(MessageType t);
 std::vector<std::string> encode_message(const Message& m);
+// A checkpoint folder's name: "step-" and eight digits. Transfers carry no other.
+bool is_checkpoint_name(const std::string& name);
+// A file name a transfer may carry: no path separators, not "." or "..", at most 128 bytes.
+bool is_plain_file_name(const std::string& name);
+
 // Checks version, type, frame count, sizes, JSON and each type's required fields.
 Message decode_message(const std::vector<std::string>& frames);
 

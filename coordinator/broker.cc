@@ -6,6 +6,7 @@
 #include <zmq_addon.hpp>
 
 #include "common/protocol.h"
+#include "coordinator/checkpoint_transfers.h"
 
 namespace tallrec {
 namespace {
@@ -19,8 +20,18 @@ struct Broker::Impl {
   RetryPolicy policy;
   zmq::context_t context{1};
   zmq::socket_t socket{context, zmq::socket_type::router};
+  CheckpointTransfers transfers;
 
-  Impl(Store& s, RetryPolicy p) : store(s), policy(p) {}
+  Impl(Store& s, const std::filesystem::path& artifacts, RetryPolicy p)
+      : store(s), policy(p), transfers(s, artifacts, [this](const std::string& w, const Message& m) { send(w, m); }) {}
+
+  // Fencing and cancel in one rule: an attempt a worker still runs but the store no longer
+  // holds live (cancelled, lease lost, re-leased) is told to stop.
+  void cancel_unless_live(const std::string& worker, const nlohmann::json& attempts) {
+    for (const auto& a : attempts)
+      if (a.is_number_integer() && !store.heartbeat(a.get<int64_t>(), now(), policy))
+        send(worker, {MessageType::kCancel, {{"attempt", a}}, ""});
+  }
 
   void send(const std::string& worker, const Message& m) {
     std::vector<zmq::const_buffer> frames{zmq::buffer(worker)};
@@ -40,6 +51,7 @@ struct Broker::Impl {
     switch (m.type) {
       case MessageType::kReady:
         store.register_worker(worker, b["host"], b["gpus"], b["slots"], b["version"], now());
+        cancel_unless_live(worker, b["attempts"]);
         return;
       case MessageType::kRequest: {
         if (auto lease = store.lease_next(worker, now(), policy)) {
@@ -47,7 +59,7 @@ struct Broker::Impl {
                         {{"attempt", lease->attempt_id},
                          {"run", {{"id", lease->run_id}, {"key", lease->run_key}, {"spec", lease->spec}}},
                          {"lease_seconds", policy.lease_seconds},
-                         {"resume", nullptr}},
+                         {"resume", transfers.resume_point(lease->run_id)}},
                         ""});
         } else {
           send(worker, {MessageType::kNoWork, {{"retry_after_ms", 1000}}, ""});
@@ -55,9 +67,8 @@ struct Broker::Impl {
         return;
       }
       case MessageType::kHeartbeat:
-        if (b.contains("attempts") && b["attempts"].is_array())
-          for (const auto& a : b["attempts"])
-            if (a.is_number_integer()) store.heartbeat(a.get<int64_t>(), now(), policy);
+        store.worker_seen(worker, now());
+        if (b.contains("attempts") && b["attempts"].is_array()) cancel_unless_live(worker, b["attempts"]);
         send(worker, {MessageType::kHeartbeat, nlohmann::json::object(), ""});
         return;
       case MessageType::kEvent: {
@@ -86,14 +97,18 @@ struct Broker::Impl {
         send(worker, {MessageType::kAck, {{"attempt", attempt}, {"seq", b["seq"]}}, ""});
         return;
       }
+      case MessageType::kOffer: return transfers.offer(worker, b, now());
+      case MessageType::kChunk: return transfers.chunk(worker, m, now());
+      case MessageType::kFetch: return transfers.fetch(worker, b, now());
+      case MessageType::kCredit: return transfers.credit(worker, b, now());
       default:
-        return error(worker, "bad-message", std::string(message_type_name(m.type)) + " is not served yet", nullptr);
+        return error(worker, "bad-message", std::string(message_type_name(m.type)) + " is not sent to a coordinator", nullptr);
     }
   }
 };
 
-Broker::Broker(Store& store, const std::string& endpoint, RetryPolicy policy)
-    : impl_(std::make_unique<Impl>(store, policy)) {
+Broker::Broker(Store& store, const std::string& endpoint, const std::filesystem::path& artifacts, RetryPolicy policy)
+    : impl_(std::make_unique<Impl>(store, artifacts, policy)) {
   impl_->socket.set(zmq::sockopt::router_mandatory, 0);
   impl_->socket.set(zmq::sockopt::maxmsgsize, int64_t(kMaxChunkBytes + kMaxMessageBytes));
   impl_->socket.bind(endpoint);
@@ -117,20 +132,22 @@ void Broker::serve(const std::atomic<bool>& stop) {
       impl_->store.expire_leases(now(), impl_->policy);
       next_expiry = now() + 1.0;
     }
-    if (!(items[0].revents & ZMQ_POLLIN)) continue;
-    std::vector<zmq::message_t> parts;
-    if (!zmq::recv_multipart(impl_->socket, std::back_inserter(parts), zmq::recv_flags::dontwait)) continue;
-    if (parts.empty()) continue;
-    const std::string worker = parts[0].to_string();
-    std::vector<std::string> frames;
-    for (size_t i = 1; i < parts.size(); ++i) frames.push_back(parts[i].to_string());
-    try {
-      impl_->handle(worker, decode_message(frames));
-    } catch (const ProtocolError& e) {
-      impl_->error(worker, e.code(), e.what(), nullptr);
-    } catch (const nlohmann::json::exception& e) {
-      impl_->error(worker, "bad-message", e.what(), nullptr);
+    for (int n = 0; n < 256 && (items[0].revents & ZMQ_POLLIN); ++n) {  // drain a burst, then look up again
+      std::vector<zmq::message_t> parts;
+      if (!zmq::recv_multipart(impl_->socket, std::back_inserter(parts), zmq::recv_flags::dontwait)) break;
+      if (parts.empty()) continue;
+      const std::string worker = parts[0].to_string();
+      std::vector<std::string> frames;
+      for (size_t i = 1; i < parts.size(); ++i) frames.push_back(parts[i].to_string());
+      try {
+        impl_->handle(worker, decode_message(frames));
+      } catch (const ProtocolError& e) {
+        impl_->error(worker, e.code(), e.what(), nullptr);
+      } catch (const nlohmann::json::exception& e) {
+        impl_->error(worker, "bad-message", e.what(), nullptr);
+      }
     }
+    impl_->transfers.pump(now());
   }
 }
 

@@ -1,9 +1,11 @@
 // The coordinator's broker: one ZeroMQ ROUTER socket speaking TRP/1 (docs/protocol.md) on top
 // of the store. Every message is handled in one store transaction; a malformed or stale message
-// is answered with ERROR and the broker keeps serving. Not yet: CURVE, checkpoint transfer.
+// is answered with ERROR and the broker keeps serving. Checkpoints are stored under `artifacts`
+// (coordinator/checkpoint_transfers.h).
 #pragma once
 
 #include <atomic>
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -14,7 +16,7 @@ namespace tallrec {
 class Broker {
  public:
   // Binds `endpoint` (e.g. "tcp://127.0.0.1:5555"; port "*" picks a free one).
-  Broker(Store& store, const std::string& endpoint, RetryPolicy policy = {});
+  Broker(Store& store, const std::string& endpoint, const std::filesystem::path& artifacts, RetryPolicy policy = {});
   ~Broker();
   // The address actually bound.
   std::string endpoint() const;

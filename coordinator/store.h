@@ -58,6 +58,22 @@ struct RunRow {
   int64_t attempts;
 };
 
+// A checkpoint stored under the coordinator's artifacts folder (`path` is relative to it).
+struct StoredCheckpoint {
+  int64_t step;
+  std::string path;    // runs/<run key>/step-NNNNNNNN
+  std::string sha256;  // of its manifest.json
+  int64_t bytes;
+};
+
+struct WorkerRow {
+  std::string id, host, version;
+  int64_t slots;
+  nlohmann::json gpus;
+  double last_seen;
+  std::vector<int64_t> attempts;  // the live attempts it holds
+};
+
 class Store {
  public:
   // Opens (creating if needed) and migrates the database. Throws Error naming the file.
@@ -102,6 +118,18 @@ class Store {
   int64_t event_count(int64_t attempt_id);
   // The attempt's last stored `finished` or `failed` event, or null.
   nlohmann::json last_outcome(int64_t attempt_id);
+  // The run (id, key) of a live attempt, or nullopt when the attempt is stale.
+  std::optional<std::pair<int64_t, std::string>> live_attempt(int64_t attempt_id);
+  // Records a verified checkpoint of a live attempt's run and forgets the run's other checkpoints
+  // except `best_step`'s. Returns the paths no longer recorded, for the caller to delete, or nullopt
+  // (nothing recorded) when the attempt is stale.
+  std::optional<std::vector<std::string>> record_checkpoint(int64_t attempt_id, const StoredCheckpoint& checkpoint,
+                                                            int64_t best_step, double now);
+  // The run's recorded checkpoints, oldest first.
+  std::vector<StoredCheckpoint> checkpoints(int64_t run_id);
+  std::vector<WorkerRow> workers();
+  // A sign of life from a worker (its HEARTBEAT): refreshes last_seen.
+  void worker_seen(const std::string& id, double now);
   // Results of a sweep's succeeded runs: (spec, result) pairs.
   std::vector<std::pair<nlohmann::json, nlohmann::json>> results(const std::string& sweep_name);
 

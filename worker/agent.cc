@@ -1,201 +1,186 @@
 #include "worker/agent.h"
 
-#include <fcntl.h>
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <map>
-#include <sstream>
 #include <thread>
-#include <zmq.hpp>
-#include <zmq_addon.hpp>
 
 #include "common/error.h"
 #include "common/protocol.h"
 #include "common/version.h"
 #include "jobs/data/tokenizer.h"
+#include "worker/checkpoint_sync.h"
+#include "worker/coordinator_link.h"
 #include "worker/prepare_run.h"
+#include "worker/trainer_process.h"
 
 namespace tallrec {
 namespace fs = std::filesystem;
+using json = nlohmann::json;
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-class Link {
+class Agent {
  public:
-  Link(zmq::context_t& ctx, const AgentOptions& o) : socket_(ctx, zmq::socket_type::dealer) {
-    socket_.set(zmq::sockopt::routing_id, o.id);
-    socket_.set(zmq::sockopt::linger, 1000);
-    socket_.connect(o.coordinator);
+  Agent(const AgentOptions& o, const std::atomic<bool>& stop) : o_(o), stop_(stop), link_(o.coordinator, o.id) {}
+
+  int run() {
+    ready(json::array());
+    while (!stop_) {
+      auto reply = ask_for_work();
+      if (!reply) return stop_ ? 0 : 1;
+      if (reply->type == MessageType::kNoWork) {
+        if (o_.exit_when_idle) return 0;
+        const auto until = Clock::now() + std::chrono::milliseconds(reply->body["retry_after_ms"].get<int64_t>());
+        while (!stop_ && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        continue;
+      }
+      std::fprintf(stderr, "worker %s: attempt %lld of run %s%s\n", o_.id.c_str(),
+                   static_cast<long long>(reply->body["attempt"].get<int64_t>()),
+                   reply->body["run"]["key"].get<std::string>().substr(0, 12).c_str(),
+                   reply->body["resume"].is_null() ? "" : " (resuming from the coordinator's checkpoint)");
+      run_attempt(*reply);
+    }
+    return 0;
   }
-  void send(MessageType t, const nlohmann::json& body) {
-    std::vector<zmq::const_buffer> frames;
-    auto encoded = encode_message({t, body, ""});
-    for (const auto& f : encoded) frames.push_back(zmq::buffer(f));
-    zmq::send_multipart(socket_, frames);
-  }
-  // A message if one arrives within `ms`, else nullopt.
-  std::optional<Message> receive(int ms) {
-    zmq::pollitem_t items[] = {{socket_.handle(), 0, ZMQ_POLLIN, 0}};
-    zmq::poll(items, 1, std::chrono::milliseconds(ms));
-    if (!(items[0].revents & ZMQ_POLLIN)) return std::nullopt;
-    std::vector<zmq::message_t> parts;
-    if (!zmq::recv_multipart(socket_, std::back_inserter(parts), zmq::recv_flags::dontwait)) return std::nullopt;
-    std::vector<std::string> frames;
-    for (auto& p : parts) frames.push_back(p.to_string());
-    return decode_message(frames);
-  }
-  zmq::socket_t& socket() { return socket_; }
 
  private:
-  zmq::socket_t socket_;
+  void ready(const json& attempts) {
+    char host[256] = "?";
+    ::gethostname(host, sizeof host);
+    link_.send(MessageType::kReady, {{"worker", o_.id}, {"host", host}, {"version", kVersion}, {"slots", 1},
+                                     {"gpus", json::array()}, {"attempts", attempts}});
+  }
+
+  // REQUEST, then wait for LEASE or NOWORK, reconnecting while the coordinator is silent.
+  std::optional<Message> ask_for_work() {
+    link_.send(MessageType::kRequest, {{"slots_free", 1}});
+    while (!stop_) {
+      if (auto m = link_.receive(200)) {
+        if (m->type == MessageType::kLease || m->type == MessageType::kNoWork) return m;
+        continue;  // late answers about an attempt that is over
+      }
+      if (o_.give_up_after > 0 && link_.silent_seconds() > o_.give_up_after) {
+        std::fprintf(stderr, "worker %s: no answer from %s for %.0f s; giving up\n", o_.id.c_str(),
+                     o_.coordinator.c_str(), link_.silent_seconds());
+        return std::nullopt;
+      }
+      if (link_.reconnect_if_silent()) {
+        ready(json::array());
+        link_.send(MessageType::kRequest, {{"slots_free", 1}});
+      }
+    }
+    return std::nullopt;
+  }
+
+  void run_attempt(const Message& lease) {
+    const int64_t attempt = lease.body["attempt"];
+    const json& run = lease.body["run"]["spec"];
+    const fs::path run_dir =
+        o_.work_dir / "runs" / (lease.body["run"]["key"].get<std::string>().substr(0, 16) + "-a" + std::to_string(attempt));
+    std::map<int64_t, std::pair<MessageType, json>> unacked;  // seq -> message
+    int64_t seq = 0;
+    bool lost = false;  // cancelled, or no longer ours: stop and report nothing more
+    auto emit = [&](MessageType t, json body) {
+      body["attempt"] = attempt;
+      body["seq"] = ++seq;
+      unacked[seq] = {t, body};
+      link_.send(t, body);
+    };
+    auto resend = [&] {
+      for (const auto& [s, m] : unacked) link_.send(m.first, m.second);
+    };
+    std::optional<CheckpointUploader> uploader;
+    auto last_beat = Clock::now();
+    auto tick = [&] {
+      if (link_.reconnect_if_silent()) {
+        ready(json::array({attempt}));
+        resend();
+        if (uploader) uploader->restart();
+      }
+      if (Clock::now() - last_beat >= std::chrono::seconds(1)) {
+        link_.send(MessageType::kHeartbeat, {{"attempts", json::array({attempt})}});
+        resend();
+        last_beat = Clock::now();
+      }
+    };
+    auto on_message = [&](const Message& m) {
+      if (uploader && uploader->handle(m)) return;
+      const bool ours = m.body.value("attempt", int64_t(-1)) == attempt;
+      if (m.type == MessageType::kAck && ours) {
+        for (auto it = unacked.begin(); it != unacked.end() && it->first <= m.body["seq"].get<int64_t>();) it = unacked.erase(it);
+      } else if ((m.type == MessageType::kCancel && ours) ||
+                 (m.type == MessageType::kError && ours && m.body.value("code", "") == "stale-attempt")) {
+        if (!lost) std::fprintf(stderr, "worker %s: attempt %lld is no longer ours; stopping it\n", o_.id.c_str(),
+                                static_cast<long long>(attempt));
+        lost = true;
+        unacked.clear();
+      }
+    };
+
+    std::optional<TrainerProcess> trainer;
+    try {
+      Tokenizer tokenizer(run.at("tokenizer").get<std::string>());
+      json overrides = json::object();
+      if (o_.threads > 0) overrides["threads"] = o_.threads;
+      const fs::path spec = prepare_run(run, tokenizer, o_.work_dir / "token-cache", run_dir, overrides);
+      switch (fetch_checkpoints(link_, attempt, lease.body["resume"], run_dir / "checkpoints", [&] {
+        tick();
+        return !stop_;
+      })) {
+        case FetchResult::kCanceled: return;
+        case FetchResult::kFailed:  // starting over gives the same result, only later
+          std::fprintf(stderr, "worker %s: could not fetch the resume checkpoint; starting from step 0\n", o_.id.c_str());
+          fs::remove_all(run_dir / "checkpoints");
+          break;
+        case FetchResult::kFetched: break;
+      }
+      trainer.emplace(spec, run_dir);
+      uploader.emplace(link_, attempt, run_dir / "upload");
+    } catch (const std::exception& e) {
+      emit(MessageType::kEvent, {{"event", {{"type", "failed"}, {"reason", e.what()}, {"retryable", false}}}});
+      emit(MessageType::kDone, {{"exit_code", 2}, {"signal", nullptr}, {"stderr_tail", e.what()}});
+    }
+
+    bool done_sent = !trainer;
+    while (!(done_sent && unacked.empty())) {
+      if (trainer) {
+        for (const auto& line : trainer->read_lines()) {
+          auto event = json::parse(line, nullptr, false);
+          if (event.is_discarded() || !event.is_object() || lost) continue;
+          emit(MessageType::kEvent, {{"event", event}});
+          if (event.value("type", "") == "checkpoint" && event.contains("path")) uploader->add(event["path"].get<std::string>());
+        }
+        if (lost || stop_) trainer->terminate(std::chrono::seconds(o_.cancel_grace_seconds));
+        if (lost && trainer->finished()) return;
+        // DONE only after every checkpoint is stored, so a succeeded run has its best one.
+        if (!done_sent && trainer->finished() && (uploader->idle() || stop_)) {
+          emit(MessageType::kDone, {{"exit_code", trainer->exit_code()},
+                                    {"signal", trainer->signal() ? json(*trainer->signal()) : json(nullptr)},
+                                    {"stderr_tail", trainer->stderr_tail(4096)}});
+          done_sent = true;
+        }
+        if (!lost) uploader->pump();
+      } else if (lost) {
+        return;
+      }
+      if (stop_ && done_sent && link_.silent_seconds() > 5) return;  // shutting down: no more waiting
+      if (o_.give_up_after > 0 && link_.silent_seconds() > o_.give_up_after) return;
+      tick();
+      if (auto m = link_.receive(100)) on_message(*m);
+    }
+  }
+
+  const AgentOptions& o_;
+  const std::atomic<bool>& stop_;
+  CoordinatorLink link_;
 };
-
-struct Child {
-  pid_t pid = -1;
-  int out = -1;
-  fs::path stderr_file;
-};
-
-Child spawn_trainer(const fs::path& spec, const fs::path& run_dir) {
-  const fs::path trainer = fs::read_symlink("/proc/self/exe").parent_path() / "tallrec-train";
-  int pipe_fds[2];
-  if (::pipe(pipe_fds) != 0) throw Error("pipe failed");
-  Child c;
-  c.stderr_file = run_dir / "trainer.stderr";
-  c.pid = ::fork();
-  if (c.pid == 0) {
-    ::dup2(pipe_fds[1], 1);
-    int err = ::open(c.stderr_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (err >= 0) ::dup2(err, 2);
-    ::close(pipe_fds[0]);
-    ::execl(trainer.c_str(), trainer.c_str(), "train", "--spec", spec.c_str(), "--out", run_dir.c_str(),
-            static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  ::close(pipe_fds[1]);
-  ::fcntl(pipe_fds[0], F_SETFL, O_NONBLOCK);
-  c.out = pipe_fds[0];
-  return c;
-}
-
-std::string tail_of(const fs::path& file, size_t bytes) {
-  std::ifstream in(file);
-  std::stringstream s;
-  s << in.rdbuf();
-  std::string all = s.str();
-  return all.size() > bytes ? all.substr(all.size() - bytes) : all;
-}
-
-// Runs one leased attempt to its end; events are relayed and kept until ACKed.
-void run_attempt(Link& link, const Message& lease, const AgentOptions& o, const std::atomic<bool>& stop) {
-  const int64_t attempt = lease.body["attempt"];
-  const nlohmann::json& run = lease.body["run"]["spec"];
-  const fs::path run_dir = o.work_dir / "runs" / (lease.body["run"]["key"].get<std::string>().substr(0, 16) + "-a" +
-                                                   std::to_string(attempt));
-  std::map<int64_t, nlohmann::json> unacked;  // seq -> message body
-  int64_t seq = 0;
-  auto emit = [&](MessageType t, nlohmann::json body) {
-    body["attempt"] = attempt;
-    body["seq"] = ++seq;
-    unacked[seq] = body;
-    link.send(t, body);
-  };
-  Child child;
-  try {
-    Tokenizer tokenizer(run.at("tokenizer").get<std::string>());
-    nlohmann::json overrides = nlohmann::json::object();
-    if (o.threads > 0) overrides["threads"] = o.threads;
-    const fs::path spec = prepare_run(run, tokenizer, o.work_dir / "token-cache", run_dir, overrides);
-    child = spawn_trainer(spec, run_dir);
-  } catch (const std::exception& e) {
-    emit(MessageType::kEvent, {{"event", {{"type", "failed"}, {"reason", e.what()}, {"retryable", false}}}});
-    emit(MessageType::kDone, {{"exit_code", 2}, {"signal", nullptr}, {"stderr_tail", e.what()}});
-  }
-  std::string partial;
-  int child_status = 0;
-  bool exited = child.pid < 0, done_sent = child.pid < 0;
-  auto last_beat = Clock::now();
-  const auto deadline_after_done = std::chrono::seconds(30);
-  Clock::time_point done_at = Clock::now();
-  while (!unacked.empty() || !done_sent) {
-    if (child.out >= 0) {  // relay whole lines of the trainer's stdout
-      char buf[8192];
-      ssize_t n;
-      while ((n = ::read(child.out, buf, sizeof buf)) > 0) partial.append(buf, size_t(n));
-      for (size_t nl; (nl = partial.find('\n')) != std::string::npos;) {
-        std::string line = partial.substr(0, nl);
-        partial.erase(0, nl + 1);
-        auto event = nlohmann::json::parse(line, nullptr, false);
-        if (!event.is_discarded() && event.is_object()) emit(MessageType::kEvent, {{"event", event}});
-      }
-    }
-    if (!exited) {
-      if (::waitpid(child.pid, &child_status, WNOHANG) == child.pid) {
-        exited = true;
-        continue;  // drain the pipe once more before DONE
-      }
-    } else if (!done_sent) {  // the trainer exited and its output is drained
-      ::close(child.out);
-      child.out = -1;
-      const bool signaled = WIFSIGNALED(child_status);
-      emit(MessageType::kDone, {{"exit_code", signaled ? 128 + WTERMSIG(child_status) : WEXITSTATUS(child_status)},
-                                {"signal", signaled ? nlohmann::json(WTERMSIG(child_status)) : nlohmann::json(nullptr)},
-                                {"stderr_tail", tail_of(child.stderr_file, 4096)}});
-      done_sent = true;
-      done_at = Clock::now();
-    }
-    if (Clock::now() - last_beat > std::chrono::seconds(1)) {
-      link.send(MessageType::kHeartbeat, {{"attempts", nlohmann::json::array({attempt})}});
-      last_beat = Clock::now();
-      for (const auto& [s, body] : unacked)  // resend what the coordinator has not confirmed
-        link.send(body.contains("exit_code") ? MessageType::kDone : MessageType::kEvent, body);
-    }
-    if (done_sent && Clock::now() - done_at > deadline_after_done) break;  // give up on the ACKs
-    if (stop && !exited) ::kill(child.pid, SIGTERM);
-    if (auto m = link.receive(100)) {
-      if (m->type == MessageType::kAck) {
-        for (auto it = unacked.begin(); it != unacked.end() && it->first <= m->body["seq"].get<int64_t>();) it = unacked.erase(it);
-      } else if (m->type == MessageType::kError && m->body.value("code", "") == "stale-attempt" && !exited) {
-        ::kill(child.pid, SIGTERM);  // we lost the lease: the run is someone else's now
-      }
-    }
-  }
-}
 
 }  // namespace
 
-int run_agent(const AgentOptions& o, const std::atomic<bool>& stop) {
-  zmq::context_t ctx(1);
-  Link link(ctx, o);
-  char host[256] = "?";
-  ::gethostname(host, sizeof host);
-  link.send(MessageType::kReady, {{"worker", o.id}, {"host", host}, {"version", kVersion}, {"slots", 1},
-                                  {"gpus", nlohmann::json::array()}, {"attempts", nlohmann::json::array()}});
-  while (!stop) {
-    link.send(MessageType::kRequest, {{"slots_free", 1}});
-    auto reply = link.receive(5000);
-    if (!reply) {
-      std::fprintf(stderr, "worker %s: no answer from %s\n", o.id.c_str(), o.coordinator.c_str());
-      return 1;
-    }
-    if (reply->type == MessageType::kNoWork) {
-      if (o.exit_when_idle) return 0;
-      std::this_thread::sleep_for(std::chrono::milliseconds(reply->body["retry_after_ms"].get<int64_t>()));
-      continue;
-    }
-    if (reply->type != MessageType::kLease) continue;
-    std::fprintf(stderr, "worker %s: attempt %lld of run %s\n", o.id.c_str(),
-                 static_cast<long long>(reply->body["attempt"].get<int64_t>()),
-                 reply->body["run"]["key"].get<std::string>().substr(0, 12).c_str());
-    run_attempt(link, *reply, o, stop);
-  }
-  return 0;
-}
+int run_agent(const AgentOptions& o, const std::atomic<bool>& stop) { return Agent(o, stop).run(); }
 
 }  // namespace tallrec

@@ -1,7 +1,9 @@
-// The worker agent (`tallrec worker`): a ZeroMQ DEALER speaking TRP/1 (docs/protocol.md) to the
-// coordinator. Per lease: prepare the data (worker/prepare_run.h), spawn tallrec-train, relay
-// each JSON line of its stdout as an EVENT (kept until ACKed), heartbeat, report DONE.
-// One slot. Not yet: reconnect after a coordinator restart, CURVE, checkpoint upload, CANCEL.
+// The worker agent (`tallrec worker`): speaks TRP/1 (docs/protocol.md) to the coordinator over
+// worker/coordinator_link.h. Per lease: prepare the data (worker/prepare_run.h), fetch the run's
+// stored checkpoints when it resumes, start tallrec-train (worker/trainer_process.h), relay each
+// JSON line of its stdout as an EVENT (kept and re-sent until ACKed), upload every checkpoint it
+// writes (worker/checkpoint_sync.h), heartbeat, stop it on CANCEL, report DONE once the uploads
+// are stored. One slot; the link reconnects on its own when the coordinator goes quiet.
 #pragma once
 
 #include <atomic>
@@ -16,9 +18,12 @@ struct AgentOptions {
   std::filesystem::path work_dir; // token cache and run folders
   bool exit_when_idle = false;    // return when the coordinator has no work (tests, batch use)
   int threads = 0;                // CPU threads per trainer (0: tallrec-train's default, all cores)
+  double give_up_after = 0;       // seconds without a word from the coordinator before exiting 1 (0: never)
+  int cancel_grace_seconds = 10;  // SIGTERM, then SIGKILL after this long
 };
 
-// Returns 0 when stopped or idle (with exit_when_idle), 1 on a lost coordinator.
+// Returns 0 when stopped or idle (with exit_when_idle), 1 when the coordinator stayed silent
+// for give_up_after seconds.
 int run_agent(const AgentOptions& options, const std::atomic<bool>& stop);
 
 }  // namespace tallrec

@@ -1,6 +1,7 @@
 """A coordinator and two workers, real processes talking TRP/1 over ZeroMQ on 127.0.0.1: a grid
 submitted to the store is leased, trained by tallrec-train (tiny model, capped steps), its events
 relayed and stored, and every run ends succeeded once with its result."""
+import hashlib
 import json
 import pathlib
 import signal
@@ -48,4 +49,13 @@ def test_grid_runs_on_two_workers(tmp_path):
         types = [t for (t,) in c.execute("SELECT type FROM events ORDER BY attempt_id, seq")]
         assert types.count("started") == 3 and types.count("finished") == 3
         assert c.execute("SELECT COUNT(*) FROM metrics WHERE name = 'val_auc'").fetchone()[0] >= 3
+        # Every run's best checkpoint was uploaded, verified and recorded before the run ended.
+        for run_id, result in c.execute("SELECT id, result FROM runs"):
+            best = json.loads(result)["best_step"]
+            stored = c.execute("SELECT path, sha256 FROM checkpoints WHERE run_id = ? AND step = ?", (run_id, best)).fetchall()
+            assert len(stored) == 1, (run_id, best)
+            folder = tmp_path / "artifacts" / stored[0][0]
+            assert hashlib.sha256((folder / "manifest.json").read_bytes()).hexdigest() == stored[0][1]
+            for name, sha in json.loads((folder / "manifest.json").read_text()).items():
+                assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == sha
     assert "movie -> movie" in run_tallrec("results", "two-workers", "--db", db).stdout

@@ -51,7 +51,7 @@ TEST(Broker, LeasesRelaysEventsAndFencesStaleAttempts) {
   Store store(dir / "b.db");
   store.submit(parse_grid(two_run_grid().dump(), "b"));
   Store broker_store(dir / "b.db");  // the broker's own connection, as in the coordinator
-  Broker broker(broker_store, "tcp://127.0.0.1:*", RetryPolicy{1.0, 0.1, 1.0});
+  Broker broker(broker_store, "tcp://127.0.0.1:*", dir / "artifacts", RetryPolicy{1.0, 0.1, 1.0});
   std::atomic<bool> stop{false};
   std::thread serving([&] { broker.serve(stop); });
 

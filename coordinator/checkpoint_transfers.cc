@@ -1,0 +1,236 @@
+#include "coordinator/checkpoint_transfers.h"
+
+#include <fstream>
+
+#include "common/atomic_file.h"
+#include "common/sha256.h"
+
+namespace tallrec {
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+constexpr size_t kChunkBytes = 1u << 20;
+constexpr int64_t kUploadWindow = 8;  // CHUNKs a worker may have in flight
+constexpr int64_t kMaxFileBytes = int64_t(64) << 30;
+
+struct FileEntry {
+  std::string name;
+  int64_t bytes;
+  std::string sha256;
+};
+
+// The files of a stored checkpoint folder: those its manifest names, then the manifest itself.
+std::vector<FileEntry> stored_files(const fs::path& dir, const std::string& manifest_sha) {
+  std::vector<FileEntry> files;
+  const json manifest = json::parse(read_file(dir / "manifest.json"));
+  for (const auto& [name, sha] : manifest.items()) files.push_back({name, int64_t(fs::file_size(dir / name)), sha});
+  files.push_back({"manifest.json", int64_t(fs::file_size(dir / "manifest.json")), manifest_sha});
+  return files;
+}
+}  // namespace
+
+struct CheckpointTransfers::Upload {
+  int64_t attempt;
+  std::string run_key, name;
+  int64_t step;
+  std::vector<FileEntry> files;
+  std::map<std::string, int64_t> written;  // bytes received per file
+  size_t complete = 0;                     // files whose last chunk arrived
+  std::unique_ptr<StagedDirectory> staged;
+  double last_activity;
+};
+
+struct CheckpointTransfers::Download {
+  fs::path dir;
+  std::vector<FileEntry> files;
+  size_t file = 0;
+  int64_t offset = 0;
+  int64_t credit = 0;
+  double last_activity;
+};
+
+CheckpointTransfers::CheckpointTransfers(Store& store, fs::path artifacts, Send send)
+    : store_(store), artifacts_(std::move(artifacts)), send_(std::move(send)) {
+  fs::create_directories(artifacts_ / "runs");
+}
+
+CheckpointTransfers::~CheckpointTransfers() = default;
+
+void CheckpointTransfers::error(const std::string& worker, const std::string& code, const std::string& what,
+                                const std::string& transfer) {
+  send_(worker, {MessageType::kError, {{"code", code}, {"message", what}, {"transfer", transfer}}, ""});
+}
+
+void CheckpointTransfers::offer(const std::string& worker, const json& body, double now) {
+  const int64_t attempt = body["attempt"];
+  const std::string transfer = body.value("transfer", "");
+  const json& c = body["checkpoint"];
+  auto live = store_.live_attempt(attempt);
+  if (!live) return error(worker, "stale-attempt", "attempt " + std::to_string(attempt) + " is not live", transfer);
+  if (transfer.empty() || transfer.size() > 64 || !c.contains("name") || !c["name"].is_string() ||
+      !is_checkpoint_name(c["name"]) || !c.contains("step") || !c["step"].is_number_integer() || !c.contains("files") ||
+      !c["files"].is_array() || c["files"].empty() || c["files"].size() > 64) {
+    return error(worker, "bad-message", "OFFER needs a transfer id and a checkpoint {name: step-NNNNNNNN, step, files}", transfer);
+  }
+  auto u = std::make_unique<Upload>();
+  u->attempt = attempt;
+  u->run_key = live->second;
+  u->name = c["name"];
+  u->step = c["step"];
+  for (const auto& f : c["files"]) {
+    if (!f.is_object() || !f.contains("name") || !f["name"].is_string() || !is_plain_file_name(f["name"]) ||
+        !f.contains("bytes") || !f["bytes"].is_number_integer() || f["bytes"].get<int64_t>() < 0 ||
+        f["bytes"].get<int64_t>() > kMaxFileBytes || !f.contains("sha256") || !f["sha256"].is_string()) {
+      return error(worker, "bad-message", "OFFER: every file needs a plain name, bytes and sha256", transfer);
+    }
+    u->files.push_back({f["name"], f["bytes"], f["sha256"]});
+    u->written[f["name"]] = 0;
+  }
+  if (u->written.size() != u->files.size() || !u->written.count("manifest.json"))
+    return error(worker, "bad-message", "OFFER: file names must be distinct and include manifest.json", transfer);
+  // Already stored (a re-offer after a reconnect): nothing to send.
+  for (const auto& s : store_.checkpoints(live->first)) {
+    if (s.step == u->step && s.sha256 == u->files.back().sha256 && fs::exists(artifacts_ / s.path)) {
+      send_(worker, {MessageType::kCredit, {{"transfer", transfer}, {"chunks", 0}, {"stored", true}}, ""});
+      return;
+    }
+  }
+  const fs::path final_dir = artifacts_ / "runs" / u->run_key / u->name;
+  fs::create_directories(final_dir.parent_path());
+  u->staged = std::make_unique<StagedDirectory>(final_dir);
+  u->last_activity = now;
+  uploads_[{worker, transfer}] = std::move(u);
+  send_(worker, {MessageType::kCredit, {{"transfer", transfer}, {"chunks", kUploadWindow}}, ""});
+}
+
+void CheckpointTransfers::chunk(const std::string& worker, const Message& m, double now) {
+  const std::string transfer = m.body["transfer"], file = m.body["file"];
+  auto it = uploads_.find({worker, transfer});
+  if (it == uploads_.end()) return error(worker, "bad-message", "no upload \"" + transfer + "\" is open", transfer);
+  Upload& u = *it->second;
+  auto w = u.written.find(file);
+  const int64_t offset = m.body["offset"];
+  const auto entry = std::find_if(u.files.begin(), u.files.end(), [&](const FileEntry& f) { return f.name == file; });
+  if (w == u.written.end() || offset != w->second || w->second + int64_t(m.data.size()) > entry->bytes) {
+    uploads_.erase(it);
+    return error(worker, "bad-message", "CHUNK of \"" + file + "\" at offset " + std::to_string(offset) +
+                                            " does not continue the offer; upload dropped", transfer);
+  }
+  {
+    std::ofstream out(u.staged->path() / file, std::ios::binary | std::ios::app);
+    out.write(m.data.data(), std::streamsize(m.data.size()));
+    if (!out) {
+      uploads_.erase(it);
+      return error(worker, "bad-message", "cannot write " + (u.staged->path() / file).string(), transfer);
+    }
+  }
+  w->second += int64_t(m.data.size());
+  u.last_activity = now;
+  if (m.body["last"].get<bool>()) {
+    if (w->second != entry->bytes) {
+      uploads_.erase(it);
+      return error(worker, "bad-checkpoint", file + ": got " + std::to_string(w->second) + " bytes, offered " +
+                                                 std::to_string(entry->bytes), transfer);
+    }
+    ++u.complete;
+  }
+  if (u.complete == u.files.size()) {
+    finish_upload(worker, transfer, u, now);
+    uploads_.erase({worker, transfer});
+  } else {
+    send_(worker, {MessageType::kCredit, {{"transfer", transfer}, {"chunks", 1}}, ""});
+  }
+}
+
+void CheckpointTransfers::finish_upload(const std::string& worker, const std::string& id, Upload& u, double now) {
+  for (const auto& f : u.files) {
+    if (sha256_file(u.staged->path() / f.name) != f.sha256)
+      return error(worker, "bad-checkpoint", f.name + ": SHA-256 does not match the offer; nothing stored", id);
+  }
+  int64_t best_step = u.step, bytes = 0;
+  for (const auto& f : u.files) bytes += f.bytes;
+  try {  // keep the best checkpoint as well as the newest, as the trainer does
+    best_step = json::parse(read_file(u.staged->path() / "state.json")).value("best_step", u.step);
+  } catch (const std::exception&) {
+  }
+  if (!store_.live_attempt(u.attempt))
+    return error(worker, "stale-attempt", "attempt " + std::to_string(u.attempt) + " is not live", id);
+  u.staged->commit();
+  const std::string relative = "runs/" + u.run_key + "/" + u.name;
+  auto forgotten = store_.record_checkpoint(u.attempt, {u.step, relative, u.files.back().sha256, bytes}, best_step, now);
+  if (!forgotten) return error(worker, "stale-attempt", "attempt " + std::to_string(u.attempt) + " is not live", id);
+  for (const auto& p : *forgotten) {
+    std::error_code ec;
+    fs::remove_all(artifacts_ / p, ec);
+  }
+  send_(worker, {MessageType::kCredit, {{"transfer", id}, {"chunks", 0}, {"stored", true}}, ""});
+}
+
+void CheckpointTransfers::fetch(const std::string& worker, const json& body, double now) {
+  const int64_t attempt = body["attempt"];
+  const std::string transfer = body.value("transfer", ""), name = body["checkpoint"];
+  auto live = store_.live_attempt(attempt);
+  if (!live) return error(worker, "stale-attempt", "attempt " + std::to_string(attempt) + " is not live", transfer);
+  if (transfer.empty() || transfer.size() > 64) return error(worker, "bad-message", "FETCH needs a transfer id", transfer);
+  for (const auto& s : store_.checkpoints(live->first)) {
+    if (s.path != "runs/" + live->second + "/" + name) continue;
+    auto d = std::make_unique<Download>();
+    d->dir = artifacts_ / s.path;
+    d->files = stored_files(d->dir, s.sha256);
+    d->credit = std::max<int64_t>(0, body.value("chunks", int64_t(0)));
+    d->last_activity = now;
+    downloads_[{worker, transfer}] = std::move(d);
+    return;
+  }
+  error(worker, "bad-message", "run " + live->second.substr(0, 12) + " has no stored checkpoint \"" + name + "\"", transfer);
+}
+
+void CheckpointTransfers::credit(const std::string& worker, const json& body, double now) {
+  auto it = downloads_.find({worker, body["transfer"].get<std::string>()});
+  if (it == downloads_.end()) return;  // a late grant for a finished or dropped download
+  it->second->credit += std::max<int64_t>(0, body["chunks"].get<int64_t>());
+  it->second->last_activity = now;
+}
+
+void CheckpointTransfers::pump(double now, double idle_seconds) {
+  for (auto it = downloads_.begin(); it != downloads_.end();) {
+    Download& d = *it->second;
+    while (d.credit > 0 && d.file < d.files.size()) {
+      const FileEntry& f = d.files[d.file];
+      std::string data(size_t(std::min<int64_t>(kChunkBytes, f.bytes - d.offset)), '\0');
+      std::ifstream in(d.dir / f.name, std::ios::binary);
+      in.seekg(d.offset);
+      in.read(data.data(), std::streamsize(data.size()));
+      const bool last = d.offset + int64_t(data.size()) >= f.bytes;
+      send_(it->first.first, {MessageType::kChunk,
+                              {{"transfer", it->first.second}, {"file", f.name}, {"offset", d.offset}, {"last", last}},
+                              data});
+      d.offset += int64_t(data.size());
+      --d.credit;
+      d.last_activity = now;
+      if (last) {
+        ++d.file;
+        d.offset = 0;
+      }
+    }
+    const bool finished = d.file == d.files.size();
+    it = finished || now - d.last_activity > idle_seconds ? downloads_.erase(it) : std::next(it);
+  }
+  for (auto it = uploads_.begin(); it != uploads_.end();)
+    it = now - it->second->last_activity > idle_seconds ? uploads_.erase(it) : std::next(it);
+}
+
+json CheckpointTransfers::resume_point(int64_t run_id) {
+  json out = json::array();
+  for (const auto& s : store_.checkpoints(run_id)) {
+    const fs::path dir = artifacts_ / s.path;
+    if (!fs::exists(dir / "manifest.json")) continue;  // recorded but lost from disk: not offered
+    json files = json::array();
+    for (const auto& f : stored_files(dir, s.sha256)) files.push_back({{"name", f.name}, {"bytes", f.bytes}, {"sha256", f.sha256}});
+    out.push_back({{"checkpoint", dir.filename().string()}, {"step", s.step}, {"files", files}});
+  }
+  return out.empty() ? json(nullptr) : json{{"checkpoints", out}};
+}
+
+}  // namespace tallrec

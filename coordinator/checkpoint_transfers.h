@@ -1,0 +1,50 @@
+// The coordinator's side of checkpoint transfer in TRP/1 (docs/protocol.md §3.4, §3.5).
+// Uploads (OFFER, then CHUNKs under CREDIT) are staged next to their final folder and recorded in
+// the store only when every file's size and SHA-256 match the offer; downloads (FETCH, then
+// CREDIT) stream a stored checkpoint back as CHUNKs, never more than the worker has granted,
+// because a ROUTER socket drops what it cannot queue. Layout:
+//   ARTIFACTS/runs/<run key>/step-NNNNNNNN/{adapter_model.safetensors, ..., manifest.json}
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "common/protocol.h"
+#include "coordinator/store.h"
+
+namespace tallrec {
+
+class CheckpointTransfers {
+ public:
+  using Send = std::function<void(const std::string& worker, const Message&)>;
+  CheckpointTransfers(Store& store, std::filesystem::path artifacts, Send send);
+  ~CheckpointTransfers();
+
+  // Each handles one message from `worker`; a bad one is answered with ERROR.
+  void offer(const std::string& worker, const nlohmann::json& body, double now);
+  void chunk(const std::string& worker, const Message& m, double now);
+  void fetch(const std::string& worker, const nlohmann::json& body, double now);
+  void credit(const std::string& worker, const nlohmann::json& body, double now);
+  // Sends what granted credit allows and drops transfers idle for `idle_seconds`.
+  void pump(double now, double idle_seconds = 60);
+  // LEASE's `resume` for a run: its stored checkpoints with their files, or null when none.
+  nlohmann::json resume_point(int64_t run_id);
+  const std::filesystem::path& artifacts() const { return artifacts_; }
+
+ private:
+  struct Upload;
+  struct Download;
+  void error(const std::string& worker, const std::string& code, const std::string& what, const std::string& transfer);
+  void finish_upload(const std::string& worker, const std::string& id, Upload& u, double now);
+
+  Store& store_;
+  std::filesystem::path artifacts_;
+  Send send_;
+  std::map<std::pair<std::string, std::string>, std::unique_ptr<Upload>> uploads_;      // (worker, transfer)
+  std::map<std::pair<std::string, std::string>, std::unique_ptr<Download>> downloads_;  // (worker, transfer)
+};
+
+}  // namespace tallrec

@@ -1,0 +1,68 @@
+// The store's records of checkpoints and workers (declared in coordinator/store.h).
+#include <sqlite3.h>
+
+#include "coordinator/store.h"
+#include "coordinator/store_sql.h"
+
+namespace tallrec {
+
+std::optional<std::pair<int64_t, std::string>> Store::live_attempt(int64_t attempt_id) {
+  const int64_t run = live_run(db_, path_, attempt_id);
+  if (run < 0) return std::nullopt;
+  Statement s(db_, "SELECT key FROM runs WHERE id = ?", path_);
+  s.bind(1, run).step();
+  return std::make_pair(run, s.text(0));
+}
+
+std::optional<std::vector<std::string>> Store::record_checkpoint(int64_t attempt_id, const StoredCheckpoint& c,
+                                                                 int64_t best_step, double t) {
+  return in_transaction(db_, path_, [&]() -> std::optional<std::vector<std::string>> {
+    const int64_t run = live_run(db_, path_, attempt_id);
+    if (run < 0) return std::nullopt;
+    Statement(db_, "DELETE FROM checkpoints WHERE run_id = ? AND step = ?", path_).bind(1, run).bind(2, c.step).step();
+    Statement(db_,
+              "INSERT INTO checkpoints (run_id, attempt_id, step, path, sha256, bytes, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+              path_)
+        .bind(1, run).bind(2, attempt_id).bind(3, c.step).bind(4, c.path).bind(5, c.sha256).bind(6, c.bytes).bind(7, t)
+        .step();
+    std::vector<std::string> forgotten;
+    Statement old(db_, "SELECT path FROM checkpoints WHERE run_id = ?1 AND step NOT IN (?2, ?3) AND path != ?4", path_);
+    old.bind(1, run).bind(2, c.step).bind(3, best_step).bind(4, c.path);
+    while (old.step()) forgotten.push_back(old.text(0));
+    Statement(db_, "DELETE FROM checkpoints WHERE run_id = ?1 AND step NOT IN (?2, ?3)", path_)
+        .bind(1, run).bind(2, c.step).bind(3, best_step).step();
+    return forgotten;
+  });
+}
+
+std::vector<StoredCheckpoint> Store::checkpoints(int64_t run_id) {
+  Statement s(db_, "SELECT step, path, sha256, bytes FROM checkpoints WHERE run_id = ? ORDER BY step", path_);
+  s.bind(1, run_id);
+  std::vector<StoredCheckpoint> out;
+  while (s.step()) out.push_back({s.integer(0), s.text(1), s.text(2), s.integer(3)});
+  return out;
+}
+
+std::vector<WorkerRow> Store::workers() {
+  std::vector<WorkerRow> out;
+  Statement s(db_, "SELECT id, host, version, slots, gpus, last_seen FROM workers ORDER BY id", path_);
+  Statement held(db_, "SELECT id FROM attempts WHERE worker_id = ? AND state IN ('leased', 'running') ORDER BY id", path_);
+  while (s.step()) {
+    WorkerRow w{s.text(0), s.text(1), s.text(2), s.integer(3),
+                nlohmann::json::parse(s.text(4).empty() ? "[]" : s.text(4)), s.real(5), {}};
+    held.bind(1, w.id);
+    while (held.step()) w.attempts.push_back(held.integer(0));
+    held.reset();
+    out.push_back(std::move(w));
+  }
+  return out;
+}
+
+void Store::worker_seen(const std::string& id, double t) {
+  in_transaction(db_, path_, [&] {
+    Statement(db_, "UPDATE workers SET last_seen = ? WHERE id = ?", path_).bind(1, t).bind(2, id).step();
+    return 0;
+  });
+}
+
+}  // namespace tallrec

@@ -1,0 +1,97 @@
+#include "worker/trainer_process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "common/error.h"
+
+namespace tallrec {
+namespace fs = std::filesystem;
+
+TrainerProcess::TrainerProcess(const fs::path& spec, const fs::path& run_dir)
+    : stderr_file_(run_dir / "trainer.stderr") {
+  const fs::path trainer = fs::read_symlink("/proc/self/exe").parent_path() / "tallrec-train";
+  int pipe_fds[2];
+  if (::pipe(pipe_fds) != 0) throw Error("cannot start " + trainer.string() + ": pipe failed");
+  const pid_t parent = ::getpid();
+  pid_ = ::fork();
+  if (pid_ < 0) throw Error("cannot start " + trainer.string() + ": fork failed");
+  if (pid_ == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);  // the worker died before prctl took effect
+    ::dup2(pipe_fds[1], 1);
+    const int err = ::open(stderr_file_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (err >= 0) ::dup2(err, 2);
+    ::close(pipe_fds[0]);
+    ::execl(trainer.c_str(), trainer.c_str(), "train", "--spec", spec.c_str(), "--out", run_dir.c_str(),
+            static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::close(pipe_fds[1]);
+  ::fcntl(pipe_fds[0], F_SETFL, O_NONBLOCK);
+  out_ = pipe_fds[0];
+}
+
+TrainerProcess::~TrainerProcess() {
+  if (!exited_ && pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  if (out_ >= 0) ::close(out_);
+}
+
+std::vector<std::string> TrainerProcess::read_lines() {
+  std::vector<std::string> lines;
+  if (out_ < 0) return lines;
+  char buf[8192];
+  ssize_t n;
+  while ((n = ::read(out_, buf, sizeof buf)) > 0) partial_.append(buf, size_t(n));
+  for (size_t nl; (nl = partial_.find('\n')) != std::string::npos;) {
+    lines.push_back(partial_.substr(0, nl));
+    partial_.erase(0, nl + 1);
+  }
+  return lines;
+}
+
+bool TrainerProcess::finished() {
+  if (!exited_) {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) != pid_) return false;
+    exited_ = true;
+    if (WIFSIGNALED(status)) {
+      signal_ = WTERMSIG(status);
+      exit_code_ = 128 + *signal_;
+    } else {
+      exit_code_ = WEXITSTATUS(status);
+    }
+    return false;  // the caller reads the pipe once more before it hears "finished"
+  }
+  return true;
+}
+
+void TrainerProcess::terminate(std::chrono::seconds grace) {
+  if (exited_) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (!terminated_at_) {
+    terminated_at_ = now;
+    ::kill(pid_, SIGTERM);
+  } else if (now - *terminated_at_ >= grace) {
+    ::kill(pid_, SIGKILL);
+  }
+}
+
+std::string TrainerProcess::stderr_tail(size_t bytes) const {
+  std::ifstream in(stderr_file_);
+  std::stringstream s;
+  s << in.rdbuf();
+  const std::string all = s.str();
+  return all.size() > bytes ? all.substr(all.size() - bytes) : all;
+}
+
+}  // namespace tallrec

@@ -1,0 +1,47 @@
+// One tallrec-train process run by the worker: stdout is a pipe of JSON event lines, stderr goes
+// to a file in the run folder (its tail is reported when the trainer fails). The trainer dies
+// with the worker (PR_SET_PDEATHSIG), so a killed worker leaves no orphan training on.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace tallrec {
+
+class TrainerProcess {
+ public:
+  // Starts `tallrec-train train --spec SPEC --out RUN_DIR` from the folder of this executable.
+  TrainerProcess(const std::filesystem::path& spec, const std::filesystem::path& run_dir);
+  ~TrainerProcess();  // kills and reaps a trainer still running
+  TrainerProcess(const TrainerProcess&) = delete;
+  TrainerProcess& operator=(const TrainerProcess&) = delete;
+
+  // The whole lines written to stdout since the last call (never blocks).
+  std::vector<std::string> read_lines();
+  // True once the process has exited and its stdout is drained.
+  bool finished();
+  // SIGTERM on the first call, SIGKILL on a call `grace` or more after the first.
+  void terminate(std::chrono::seconds grace);
+
+  // Valid once finished(): the exit code (128 + signal when killed), the signal or nullopt.
+  int exit_code() const { return exit_code_; }
+  std::optional<int> signal() const { return signal_; }
+  std::string stderr_tail(size_t bytes) const;
+
+ private:
+  pid_t pid_ = -1;
+  int out_ = -1;
+  std::string partial_;
+  bool exited_ = false;
+  int exit_code_ = -1;
+  std::optional<int> signal_;
+  std::filesystem::path stderr_file_;
+  std::optional<std::chrono::steady_clock::time_point> terminated_at_;
+};
+
+}  // namespace tallrec
