@@ -20,17 +20,20 @@ extern "C" void on_signal(int) { g_stop = true; }
 }  // namespace
 
 void add_coordinator_command(CLI::App& app) {
-  struct Args { std::string db = "tallrec.db", listen = "tcp://127.0.0.1:5555", artifacts; double lease_seconds = 30; };
+  struct Args { std::string db = "tallrec.db", listen = "tcp://127.0.0.1:5555", artifacts; double lease_seconds = 30, backoff_seconds = 5; };
   auto args = std::make_shared<Args>();
   auto* c = app.add_subcommand("coordinator", "Serve the store to workers over ZeroMQ (TRP/1, docs/protocol.md) until Ctrl-C");
   c->add_option("--db", args->db, "Store file")->capture_default_str();
   c->add_option("--listen", args->listen, "ZeroMQ endpoint to bind (127.0.0.1 unless told otherwise)")->capture_default_str();
   c->add_option("--artifacts", args->artifacts, "Folder for stored checkpoints (default: artifacts/ next to the store)");
   c->add_option("--lease-seconds", args->lease_seconds, "How long a worker's silence is tolerated")->capture_default_str();
+  c->add_option("--backoff-seconds", args->backoff_seconds, "Wait before a failed run's next attempt (doubles per attempt, up to 300 s)")
+      ->capture_default_str();
   c->callback([args] {
     Store store(args->db);
     RetryPolicy policy;
     policy.lease_seconds = args->lease_seconds;
+    policy.backoff_base = args->backoff_seconds;
     const std::filesystem::path artifacts =
         args->artifacts.empty() ? std::filesystem::absolute(args->db).parent_path() / "artifacts" : std::filesystem::path(args->artifacts);
     Broker broker(store, args->listen, artifacts, policy);

@@ -1,0 +1,96 @@
+"""Real processes for the coordinator/worker tests: a `tallrec coordinator` that can be killed
+and restarted on the same port, `tallrec worker` processes, and the tiny model plus MovieLens
+grid they train. Everything talks over ZeroMQ on 127.0.0.1."""
+import json
+import pathlib
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "oracle"))
+from conftest import BUILD_DIR, SHARED_DIR, TOKENIZER, run_tallrec  # noqa: E402,F401
+
+
+def make_grid(root, name, seeds, max_steps, samples=(16,)):
+    """Writes a tiny model (once), MovieLens prompts (once) and a grid document; returns its path."""
+    model, movie = root / "model", root / "movie"
+    if not model.exists():
+        subprocess.run([str(BUILD_DIR / "tallrec-train"), "init", "--preset", "tiny", "--out", str(model)],
+                       check=True, capture_output=True)
+    if not movie.exists():
+        run_tallrec("data", "prepare", "movielens", "--raw", SHARED_DIR / "data" / "ml-100k", "--out", movie)
+    grid = {"name": name, "base_model": str(model), "tokenizer": str(TOKENIZER.resolve()),
+            "datasets": {"movie": {k: str(movie / f"{k}.json") for k in ("train", "valid", "test")}},
+            "domains": ["movie"], "samples": list(samples), "seeds": list(seeds), "valid_sample": 32,
+            "hyper": {"micro_batch_size": [4], "batch_size": [4], "max_steps": [max_steps]}}
+    path = root / f"{name}.json"
+    path.write_text(json.dumps(grid))
+    return path
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Coordinator:
+    """`tallrec coordinator` on a fixed port, so that a restarted one is found by the same workers."""
+
+    def __init__(self, db, artifacts, lease_seconds=30, backoff_seconds=0.2):
+        self.endpoint = f"tcp://127.0.0.1:{free_port()}"
+        self.args = [str(BUILD_DIR / "tallrec"), "coordinator", "--db", str(db), "--artifacts", str(artifacts),
+                     "--listen", self.endpoint, "--lease-seconds", str(lease_seconds),
+                     "--backoff-seconds", str(backoff_seconds)]
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert "listening on" in self.proc.stdout.readline()
+
+    def kill(self, sig):
+        self.proc.send_signal(sig)
+        self.proc.communicate(timeout=30)
+        return self.proc.returncode
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.communicate(timeout=30)
+
+
+def start_worker(endpoint, root, worker_id, *extra):
+    log = open(root / f"{worker_id}.log", "w")
+    return subprocess.Popen([str(BUILD_DIR / "tallrec"), "worker", "--coordinator", endpoint, "--id", worker_id,
+                             "--work-dir", str(root / worker_id), "--threads", "1", *extra],
+                            stdout=log, stderr=subprocess.STDOUT, text=True)
+
+
+def query(db, sql, *params):
+    with sqlite3.connect(db, timeout=30) as c:
+        return c.execute(sql, params).fetchall()
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def all_runs_ended(db):
+    return query(db, "SELECT COUNT(*) FROM runs WHERE state NOT IN ('succeeded', 'failed', 'canceled')")[0][0] == 0
+
+
+def best_adapter(db, artifacts, run_id=1):
+    """The bytes of the stored best checkpoint's adapter of a succeeded run."""
+    (result,), = query(db, "SELECT result FROM runs WHERE id = ? AND state = 'succeeded'", run_id)
+    best = json.loads(result)["best_step"]
+    (path,), = query(db, "SELECT path FROM checkpoints WHERE run_id = ? AND step = ?", run_id, best)
+    return (pathlib.Path(artifacts) / path / "adapter_model.safetensors").read_bytes(), json.loads(result)

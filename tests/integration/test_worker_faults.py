@@ -1,0 +1,159 @@
+"""Faults with real processes on 127.0.0.1 (issue: coordinator and workers). A worker killed with
+SIGKILL, a coordinator killed and restarted several times, a zombie worker stopped with SIGSTOP
+past its lease, a run cancelled and retried from the CLI: every run still ends once, and a run
+resumed from the coordinator's stored checkpoint ends with the same adapter, byte for byte, as
+one that was never interrupted (CPU, one thread per trainer)."""
+import json
+import signal
+import time
+
+import pytest
+
+from cluster import (Coordinator, all_runs_ended, best_adapter, make_grid, query, run_tallrec, start_worker,
+                     wait_for)
+
+STEPS = 20  # checkpoints at steps 10 and 20
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    return tmp_path_factory.mktemp("faults")
+
+
+@pytest.fixture(scope="module")
+def reference(root):
+    """The run nobody interrupts: its stored best adapter and result."""
+    work = root / "reference"
+    work.mkdir()
+    run_tallrec("submit", make_grid(root, "faults", [0], STEPS), "--db", work / "store.db")
+    coordinator = Coordinator(work / "store.db", work / "artifacts")
+    try:
+        worker = start_worker(coordinator.endpoint, work, "w0", "--exit-when-idle")
+        assert worker.wait(timeout=300) == 0
+    finally:
+        coordinator.stop()
+    return best_adapter(work / "store.db", work / "artifacts")
+
+
+def submit(root, name, seeds=(0,)):
+    work = root / name
+    work.mkdir()
+    db = work / "store.db"
+    run_tallrec("submit", make_grid(root, "faults", list(seeds), STEPS), "--db", db)
+    return work, db
+
+
+def first_checkpoint_stored(db):
+    return query(db, "SELECT COUNT(*) FROM checkpoints")[0][0] > 0
+
+
+def resumed_from(db, attempt):
+    (body,), = query(db, "SELECT body FROM events WHERE attempt_id = ? AND type = 'started'", attempt)
+    return json.loads(body)["resumed_from_step"]
+
+
+def test_killed_worker_resumes_elsewhere_bit_identical(root, reference):
+    work, db = submit(root, "killed-worker")
+    coordinator = Coordinator(db, work / "artifacts", lease_seconds=2)
+    try:
+        w1 = start_worker(coordinator.endpoint, work, "w1")
+        wait_for(lambda: first_checkpoint_stored(db), 120, "the first stored checkpoint")
+        w1.send_signal(signal.SIGKILL)
+        w1.wait(timeout=10)
+        w2 = start_worker(coordinator.endpoint, work, "w2")
+        wait_for(lambda: all_runs_ended(db), 180, "the run to end")
+        w2.terminate()
+        assert w2.wait(timeout=30) == 0
+    finally:
+        coordinator.stop()
+    attempts = query(db, "SELECT id, worker_id, state, reason FROM attempts ORDER BY id")
+    assert [(w, s) for _, w, s, _ in attempts] == [("w1", "lost"), ("w2", "succeeded")], attempts
+    assert resumed_from(db, attempts[1][0]) >= 10
+    adapter, result = best_adapter(db, work / "artifacts")
+    assert adapter == reference[0]
+    assert result["test_auc"] == reference[1]["test_auc"] and result["best_step"] == reference[1]["best_step"]
+
+
+def test_coordinator_killed_repeatedly_loses_nothing(root):
+    work, db = submit(root, "killed-coordinator", seeds=(0, 1, 2, 3))
+    coordinator = Coordinator(db, work / "artifacts")
+    workers = [start_worker(coordinator.endpoint, work, f"w{i}", "--exit-when-idle") for i in (1, 2)]
+    try:
+        for delay, down in ((3.0, 0.0), (5.0, 7.0), (4.0, 0.5)):  # 7 s down: workers re-open their sockets
+            try:
+                wait_for(lambda: all_runs_ended(db), delay, "")
+                break
+            except AssertionError:
+                pass
+            assert coordinator.kill(signal.SIGKILL) == -signal.SIGKILL
+            time.sleep(down)
+            coordinator.start()
+        for w in workers:
+            assert w.wait(timeout=300) == 0
+    finally:
+        for w in workers:
+            w.kill()
+        coordinator.stop()
+    assert query(db, "PRAGMA integrity_check") == [("ok",)]
+    assert query(db, "SELECT state, COUNT(*) FROM runs GROUP BY state") == [("succeeded", 4)]
+    # Each run ended once: one succeeded attempt each, whose events are stored once, in order.
+    succeeded = query(db, "SELECT run_id, id FROM attempts WHERE state = 'succeeded' ORDER BY run_id")
+    assert [r for r, _ in succeeded] == [1, 2, 3, 4]
+    for _, attempt in succeeded:
+        seqs = [s for (s,) in query(db, "SELECT seq FROM events WHERE attempt_id = ? ORDER BY seq", attempt)]
+        assert seqs == list(range(1, len(seqs) + 1))
+        types = [t for (t,) in query(db, "SELECT type FROM events WHERE attempt_id = ?", attempt)]
+        assert types.count("started") == 1 and types.count("finished") == 1
+    assert "movie -> movie" in run_tallrec("results", "faults", "--db", db).stdout
+    assert any("reconnecting" in (work / f"w{i}.log").read_text() for i in (1, 2))
+
+
+def test_zombie_worker_changes_nothing(root, reference):
+    work, db = submit(root, "zombie")
+    coordinator = Coordinator(db, work / "artifacts", lease_seconds=2)
+    try:
+        zombie = start_worker(coordinator.endpoint, work, "zombie", "--exit-when-idle")
+        wait_for(lambda: query(db, "SELECT COUNT(*) FROM events WHERE type = 'progress'")[0][0] > 0, 120,
+                 "training to start")
+        zombie.send_signal(signal.SIGSTOP)
+        healthy = start_worker(coordinator.endpoint, work, "healthy")
+        wait_for(lambda: all_runs_ended(db), 180, "the healthy worker to finish the run")
+        healthy.terminate()
+        assert healthy.wait(timeout=30) == 0
+        before = query(db, "SELECT * FROM events ORDER BY id"), query(db, "SELECT * FROM runs"), \
+            query(db, "SELECT * FROM checkpoints ORDER BY id"), query(db, "SELECT id, state FROM attempts")
+        zombie.send_signal(signal.SIGCONT)  # it re-sends its events and DONE for a lease it lost
+        assert zombie.wait(timeout=60) == 0
+        after = query(db, "SELECT * FROM events ORDER BY id"), query(db, "SELECT * FROM runs"), \
+            query(db, "SELECT * FROM checkpoints ORDER BY id"), query(db, "SELECT id, state FROM attempts")
+    finally:
+        coordinator.stop()
+    assert after == before
+    assert [s for _, s in after[3]] == ["lost", "succeeded"]
+    assert best_adapter(db, work / "artifacts")[0] == reference[0]
+    assert "no longer ours" in (work / "zombie.log").read_text()
+
+
+def test_cancel_then_retry_resumes_from_the_stored_checkpoint(root, reference):
+    work, db = submit(root, "cancel-retry")
+    coordinator = Coordinator(db, work / "artifacts")
+    try:
+        w1 = start_worker(coordinator.endpoint, work, "w1", "--exit-when-idle")
+        wait_for(lambda: first_checkpoint_stored(db), 120, "the first stored checkpoint")
+        assert "run 1 canceled (was running)" in run_tallrec("cancel", "1", "--db", db).stdout
+        assert w1.wait(timeout=30) == 0  # CANCEL at its next heartbeat: trainer stopped, no work left
+        assert query(db, "SELECT state FROM attempts") == [("canceled",)]
+        again = run_tallrec("cancel", "1", "--db", db, check=False)
+        assert again.returncode == 1 and "only queued, leased or running runs" in again.stdout
+        assert "run 1 queued again" in run_tallrec("retry", "1", "--db", db).stdout
+        w2 = start_worker(coordinator.endpoint, work, "w2", "--exit-when-idle")
+        assert w2.wait(timeout=180) == 0
+        workers = json.loads(run_tallrec("workers", "--db", db, "--json").stdout)
+    finally:
+        coordinator.stop()
+    assert {w["id"] for w in workers} == {"w1", "w2"} and all(w["attempts"] == [] for w in workers)
+    (attempt,), = query(db, "SELECT id FROM attempts WHERE state = 'succeeded'")
+    assert resumed_from(db, attempt) >= 10
+    assert best_adapter(db, work / "artifacts")[0] == reference[0]
+    unknown = run_tallrec("retry", "99", "--db", db, check=False)
+    assert unknown.returncode == 2 and "run 99 is not in the store" in unknown.stderr
