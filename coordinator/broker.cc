@@ -88,9 +88,10 @@ struct Broker::Impl {
         if (exit_code == 0 && outcome.value("type", "") == "finished") {
           ok = store.finish(attempt, outcome, now());
         } else {
-          const bool retryable = exit_code != 2 && outcome.value("retryable", true);
+          // No outcome event at all (the trainer died before its first line): retryable.
+          const bool retryable = exit_code != 2 && (!outcome.is_object() || outcome.value("retryable", true));
           const std::string reason = outcome.is_null() ? "exit " + std::to_string(exit_code) + ": " + b["stderr_tail"].get<std::string>()
-                                                       : outcome.value("reason", "failed");
+                                                       : outcome.value("reason", std::string("failed"));
           ok = store.fail(attempt, reason, retryable, now(), policy);
         }
         if (!ok) return error(worker, "stale-attempt", "attempt " + std::to_string(attempt) + " is not live", attempt);

@@ -1,5 +1,6 @@
 #include "coordinator/checkpoint_transfers.h"
 
+#include <algorithm>
 #include <fstream>
 
 #include "common/atomic_file.h"
@@ -27,6 +28,9 @@ std::vector<FileEntry> stored_files(const fs::path& dir, const std::string& mani
   for (const auto& [name, sha] : manifest.items()) files.push_back({name, int64_t(fs::file_size(dir / name)), sha});
   files.push_back({"manifest.json", int64_t(fs::file_size(dir / "manifest.json")), manifest_sha});
   return files;
+}
+const FileEntry& manifest_entry(const std::vector<FileEntry>& files) {
+  return *std::find_if(files.begin(), files.end(), [](const FileEntry& f) { return f.name == "manifest.json"; });
 }
 }  // namespace
 
@@ -90,8 +94,9 @@ void CheckpointTransfers::offer(const std::string& worker, const json& body, dou
   if (u->written.size() != u->files.size() || !u->written.count("manifest.json"))
     return error(worker, "bad-message", "OFFER: file names must be distinct and include manifest.json", transfer);
   // Already stored (a re-offer after a reconnect): nothing to send.
+  const std::string manifest_sha = manifest_entry(u->files).sha256;
   for (const auto& s : store_.checkpoints(live->first)) {
-    if (s.step == u->step && s.sha256 == u->files.back().sha256 && fs::exists(artifacts_ / s.path)) {
+    if (s.step == u->step && s.sha256 == manifest_sha && fs::exists(artifacts_ / s.path)) {
       send_(worker, {MessageType::kCredit, {{"transfer", transfer}, {"chunks", 0}, {"stored", true}}, ""});
       return;
     }
@@ -158,7 +163,7 @@ void CheckpointTransfers::finish_upload(const std::string& worker, const std::st
     return error(worker, "stale-attempt", "attempt " + std::to_string(u.attempt) + " is not live", id);
   u.staged->commit();
   const std::string relative = "runs/" + u.run_key + "/" + u.name;
-  auto forgotten = store_.record_checkpoint(u.attempt, {u.step, relative, u.files.back().sha256, bytes}, best_step, now);
+  auto forgotten = store_.record_checkpoint(u.attempt, {u.step, relative, manifest_entry(u.files).sha256, bytes}, best_step, now);
   if (!forgotten) return error(worker, "stale-attempt", "attempt " + std::to_string(u.attempt) + " is not live", id);
   for (const auto& p : *forgotten) {
     std::error_code ec;

@@ -1,11 +1,15 @@
 // The broker on a real ROUTER socket on 127.0.0.1, driven by a real DEALER as a worker would.
 #include "coordinator/broker.h"
 
+#include <filesystem>
+#include <fstream>
 #include <thread>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "common/atomic_file.h"
 #include "common/protocol.h"
+#include "common/sha256.h"
 #include "test_paths.h"
 
 namespace tallrec {
@@ -23,7 +27,16 @@ class FakeWorker {
     for (const auto& f : frames) b.push_back(zmq::buffer(f));
     zmq::send_multipart(socket_, b);
   }
-  void send(MessageType t, const nlohmann::json& body) { send_frames(encode_message({t, body, ""})); }
+  void send(MessageType t, const nlohmann::json& body, const std::string& data = "") {
+    send_frames(encode_message({t, body, data}));
+  }
+  // A message within `ms`, or nullopt.
+  std::optional<Message> poll(int ms) {
+    zmq::pollitem_t items[] = {{socket_.handle(), 0, ZMQ_POLLIN, 0}};
+    zmq::poll(items, 1, std::chrono::milliseconds(ms));
+    if (!(items[0].revents & ZMQ_POLLIN)) return std::nullopt;
+    return receive();
+  }
   Message receive() {
     std::vector<zmq::message_t> parts;
     if (!zmq::recv_multipart(socket_, std::back_inserter(parts))) throw std::runtime_error("no reply within 5 s");
@@ -101,6 +114,139 @@ TEST(Broker, LeasesRelaysEventsAndFencesStaleAttempts) {
   stop = true;
   serving.join();
   EXPECT_EQ(store.integrity_check(), "ok");
+}
+
+// Uploads `files` (name -> bytes) as checkpoint `name` under CREDIT; returns the final answer.
+Message upload(FakeWorker& w, int64_t attempt, const std::string& transfer, const std::string& name,
+               const std::map<std::string, std::string>& files, const std::map<std::string, std::string>& offered_sha) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& [f, bytes] : files)
+    list.push_back({{"name", f}, {"bytes", bytes.size()}, {"sha256", offered_sha.count(f) ? offered_sha.at(f) : sha256_hex(bytes)}});
+  Message credit = w.ask(MessageType::kOffer, {{"attempt", attempt}, {"transfer", transfer},
+                                               {"checkpoint", {{"name", name}, {"step", std::stoll(name.substr(5))}, {"files", list}}}});
+  if (credit.type != MessageType::kCredit || credit.body.value("stored", false)) return credit;
+  int64_t granted = credit.body["chunks"];
+  std::vector<Message> chunks;
+  for (const auto& [f, bytes] : files) {
+    for (size_t at = 0; at == 0 || at < bytes.size(); at += 1u << 20) {
+      const std::string data = bytes.substr(at, 1u << 20);
+      chunks.push_back({MessageType::kChunk, {{"transfer", transfer}, {"file", f}, {"offset", at}, {"last", at + data.size() >= bytes.size()}}, data});
+    }
+  }
+  Message last{MessageType::kError};
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    while (granted == 0) {  // never more than granted: the ROUTER would drop the excess
+      last = w.receive();
+      if (last.type != MessageType::kCredit) return last;
+      granted += last.body["chunks"].get<int64_t>();
+    }
+    w.send(MessageType::kChunk, chunks[i].body, chunks[i].data);
+    --granted;
+  }
+  for (;;) {  // the answer to the last chunk: stored, or an error
+    last = w.receive();
+    if (last.type != MessageType::kCredit || last.body.value("stored", false)) return last;
+  }
+}
+
+TEST(Broker, StoresACheckpointOnlyWhenEveryHashChecksAndStreamsItBackUnderCredit) {
+  test::ScratchDir dir;
+  Store store(dir / "t.db");
+  store.submit(parse_grid(two_run_grid().dump(), "t"));
+  Store broker_store(dir / "t.db");
+  Broker broker(broker_store, "tcp://127.0.0.1:*", dir / "artifacts", RetryPolicy{30.0, 0.1, 0.1});
+  std::atomic<bool> stop{false};
+  std::thread serving([&] { broker.serve(stop); });
+  zmq::context_t ctx;
+  FakeWorker w(ctx, broker.endpoint(), "w1");
+  Message lease = w.ask(MessageType::kRequest, {{"slots_free", 1}});
+  ASSERT_EQ(lease.type, MessageType::kLease);
+  EXPECT_TRUE(lease.body["resume"].is_null());
+  const int64_t attempt = lease.body["attempt"], run = lease.body["run"]["id"];
+
+  std::string adapter(2621440 + 7, '\0');  // three chunks
+  for (size_t i = 0; i < adapter.size(); ++i) adapter[i] = char(i * 131 % 251);
+  const std::string state = R"({"best_step": 10})";
+  const std::string manifest = nlohmann::json{{"adapter_model.safetensors", sha256_hex(adapter)}, {"state.json", sha256_hex(state)}}.dump();
+  const std::map<std::string, std::string> files{{"adapter_model.safetensors", adapter}, {"state.json", state}, {"manifest.json", manifest}};
+
+  // A file that does not hash as offered: refused, nothing recorded, nothing left on disk.
+  Message bad = upload(w, attempt, "t1", "step-00000010", files, {{"adapter_model.safetensors", std::string(64, 'a')}});
+  EXPECT_EQ(bad.type, MessageType::kError);
+  EXPECT_EQ(bad.body["code"], "bad-checkpoint");
+  EXPECT_TRUE(store.checkpoints(run).empty());
+  EXPECT_FALSE(std::filesystem::exists(dir / "artifacts" / "runs" / lease.body["run"]["key"].get<std::string>() / "step-00000010"));
+
+  Message ok = upload(w, attempt, "t2", "step-00000010", files, {});
+  ASSERT_EQ(ok.type, MessageType::kCredit) << ok.body.dump();
+  ASSERT_EQ(store.checkpoints(run).size(), 1u);
+  const auto stored = dir / "artifacts" / store.checkpoints(run)[0].path;
+  EXPECT_EQ(read_file(stored / "adapter_model.safetensors"), adapter);
+  EXPECT_EQ(store.checkpoints(run)[0].sha256, sha256_hex(manifest));
+  // Offered again (after a reconnect): already stored, nothing to send.
+  EXPECT_TRUE(upload(w, attempt, "t3", "step-00000010", files, {}).body.value("stored", false));
+
+  // Refusals: a path in a file name, a chunk of no open transfer.
+  Message evil = w.ask(MessageType::kOffer, {{"attempt", attempt}, {"transfer", "t4"},
+                                             {"checkpoint", {{"name", "step-00000011"}, {"step", 11},
+                                                             {"files", {{{"name", "../../evil"}, {"bytes", 1}, {"sha256", "x"}}}}}}});
+  EXPECT_EQ(evil.body["code"], "bad-message");
+  w.send(MessageType::kChunk, {{"transfer", "nope"}, {"file", "a"}, {"offset", 0}, {"last", true}}, "x");
+  EXPECT_EQ(w.receive().body["code"], "bad-message");
+
+  // FETCH: the coordinator sends no more CHUNKs than granted.
+  w.send(MessageType::kFetch, {{"attempt", attempt}, {"transfer", "f1"}, {"checkpoint", "step-00000010"}, {"chunks", 2}});
+  std::map<std::string, std::string> got;
+  auto take = [&](const Message& m) {
+    EXPECT_EQ(m.type, MessageType::kChunk);
+    EXPECT_EQ(m.body["offset"].get<size_t>(), got[m.body["file"]].size());
+    got[m.body["file"]] += m.data;
+  };
+  take(w.receive());
+  take(w.receive());
+  EXPECT_FALSE(w.poll(300)) << "a third CHUNK without credit";
+  w.send(MessageType::kCredit, {{"transfer", "f1"}, {"chunks", 100}});
+  while (auto m = w.poll(300)) take(*m);
+  EXPECT_EQ(got, files);
+
+  // A failed attempt's next LEASE names the stored checkpoint to resume from.
+  Message failed = w.ask(MessageType::kDone, {{"attempt", attempt}, {"seq", 1}, {"exit_code", 1}, {"signal", nullptr}, {"stderr_tail", "boom"}});
+  EXPECT_EQ(failed.type, MessageType::kAck) << failed.body.dump();
+  std::optional<Message> again;
+  for (int i = 0; i < 50 && !(again && again->type == MessageType::kLease && again->body["run"]["id"] == run); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    again = w.ask(MessageType::kRequest, {{"slots_free", 1}});
+  }
+  ASSERT_TRUE(again && again->body["run"]["id"] == run);
+  const auto& resume = again->body["resume"]["checkpoints"];
+  ASSERT_EQ(resume.size(), 1u);
+  EXPECT_EQ(resume[0]["checkpoint"], "step-00000010");
+  EXPECT_EQ(resume[0]["files"].size(), 3u);
+
+  stop = true;
+  serving.join();
+}
+
+TEST(Broker, RefusesOversizedMessagesAndKeepsServingOthers) {
+  test::ScratchDir dir;
+  Store store(dir / "o.db");
+  store.submit(parse_grid(two_run_grid().dump(), "o"));
+  Broker broker(store, "tcp://127.0.0.1:*", dir / "artifacts");
+  std::atomic<bool> stop{false};
+  std::thread serving([&] { broker.serve(stop); });
+  zmq::context_t ctx;
+  FakeWorker big(ctx, broker.endpoint(), "big");
+  // Over the 1 MiB message limit but under the socket's: an ERROR names the limit.
+  big.send_frames({"TRP01", "REQUEST", nlohmann::json{{"slots_free", 1}, {"pad", std::string(2u << 20, 'x')}}.dump()});
+  Message refused = big.receive();
+  EXPECT_EQ(refused.body["code"], "too-large");
+  // Over the socket's limit (CHUNK data + body): ZeroMQ drops it, and the connection with it.
+  big.send_frames({"TRP01", "CHUNK", "{}", std::string(6u << 20, 'x')});
+  FakeWorker other(ctx, broker.endpoint(), "other");
+  EXPECT_EQ(other.ask(MessageType::kRequest, {{"slots_free", 1}}).type, MessageType::kLease);
+  EXPECT_EQ(store.runs("b", "leased").size(), 1u) << "only the well-formed request leased a run";
+  stop = true;
+  serving.join();
 }
 
 }  // namespace
