@@ -9,6 +9,7 @@ void add_data_commands(CLI::App& app);  // data prepare | fetch | tokenize | sub
 void add_demo_command(CLI::App& app);   // demo
 void add_sweep_commands(CLI::App& app);  // submit | status | runs | results
 void add_run_commands(CLI::App& app);         // cancel | retry | workers
+void add_keys_command(CLI::App& app);         // keys
 void add_coordinator_command(CLI::App& app);  // coordinator
 void add_worker_command(CLI::App& app);       // worker
 

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   tallrec::add_demo_command(app);
   tallrec::add_sweep_commands(app);
   tallrec::add_run_commands(app);
+  tallrec::add_keys_command(app);
   tallrec::add_coordinator_command(app);
   tallrec::add_worker_command(app);
   return tallrec::run_cli(app, argc, argv);

@@ -1,6 +1,7 @@
 #include "common/atomic_file.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -40,11 +41,12 @@ std::string read_file(const fs::path& path) {
   return s.str();
 }
 
-void write_file_atomically(const fs::path& path, std::string_view content) {
+void write_file_atomically(const fs::path& path, std::string_view content, unsigned mode) {
   fs::path tmp = path;
   tmp += unique_suffix();
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   if (fd < 0) throw_errno("cannot create", tmp);
+  ::fchmod(fd, mode);  // the umask may have taken bits away; these are the ones asked for
   const char* p = content.data();
   size_t left = content.size();
   while (left > 0) {

@@ -7,6 +7,7 @@
 
 #include "common/protocol.h"
 #include "coordinator/checkpoint_transfers.h"
+#include "coordinator/zap_handler.h"
 
 namespace tallrec {
 namespace {
@@ -19,6 +20,7 @@ struct Broker::Impl {
   Store& store;
   RetryPolicy policy;
   zmq::context_t context{1};
+  std::unique_ptr<ZapHandler> zap;  // bound before the socket, when CURVE is on
   zmq::socket_t socket{context, zmq::socket_type::router};
   CheckpointTransfers transfers;
 
@@ -108,8 +110,16 @@ struct Broker::Impl {
   }
 };
 
-Broker::Broker(Store& store, const std::string& endpoint, const std::filesystem::path& artifacts, RetryPolicy policy)
+Broker::Broker(Store& store, const std::string& endpoint, const std::filesystem::path& artifacts, RetryPolicy policy,
+               std::optional<CurveServer> curve)
     : impl_(std::make_unique<Impl>(store, artifacts, policy)) {
+  if (curve) {
+    impl_->zap = std::make_unique<ZapHandler>(impl_->context, curve->worker_keys);
+    impl_->socket.set(zmq::sockopt::curve_server, 1);
+    impl_->socket.set(zmq::sockopt::curve_secretkey, curve->secret_key);
+    impl_->socket.set(zmq::sockopt::curve_publickey, curve->public_key);
+    impl_->socket.set(zmq::sockopt::zap_domain, "tallrec");
+  }
   impl_->socket.set(zmq::sockopt::router_mandatory, 0);
   impl_->socket.set(zmq::sockopt::maxmsgsize, int64_t(kMaxChunkBytes + kMaxMessageBytes));
   impl_->socket.bind(endpoint);
@@ -122,13 +132,15 @@ std::string Broker::endpoint() const { return impl_->socket.get(zmq::sockopt::la
 void Broker::serve(const std::atomic<bool>& stop) {
   double next_expiry = 0;
   while (!stop) {
-    zmq::pollitem_t items[] = {{impl_->socket.handle(), 0, ZMQ_POLLIN, 0}};
+    zmq::pollitem_t items[] = {{impl_->socket.handle(), 0, ZMQ_POLLIN, 0},
+                               {impl_->zap ? impl_->zap->socket().handle() : nullptr, 0, ZMQ_POLLIN, 0}};
     try {
-      zmq::poll(items, 1, std::chrono::milliseconds(100));
+      zmq::poll(items, impl_->zap ? 2 : 1, std::chrono::milliseconds(100));
     } catch (const zmq::error_t& e) {
       if (e.num() == EINTR) continue;  // a signal (Ctrl-C): `stop` says whether to go on
       throw;
     }
+    if (impl_->zap && (items[1].revents & ZMQ_POLLIN)) impl_->zap->answer();
     if (now() >= next_expiry) {
       impl_->store.expire_leases(now(), impl_->policy);
       next_expiry = now() + 1.0;

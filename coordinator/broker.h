@@ -7,16 +7,26 @@
 #include <atomic>
 #include <filesystem>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 
 #include "coordinator/store.h"
 
 namespace tallrec {
 
+// CURVE on the broker's socket: its key pair and the public keys of the workers it lets in.
+struct CurveServer {
+  std::string public_key, secret_key;
+  std::set<std::string> worker_keys;
+};
+
 class Broker {
  public:
   // Binds `endpoint` (e.g. "tcp://127.0.0.1:5555"; port "*" picks a free one).
-  Broker(Store& store, const std::string& endpoint, const std::filesystem::path& artifacts, RetryPolicy policy = {});
+  // With `curve`, only workers whose public key is listed complete the handshake (ZAP).
+  Broker(Store& store, const std::string& endpoint, const std::filesystem::path& artifacts, RetryPolicy policy = {},
+         std::optional<CurveServer> curve = std::nullopt);
   ~Broker();
   // The address actually bound.
   std::string endpoint() const;

@@ -25,7 +25,7 @@ using Clock = std::chrono::steady_clock;
 
 class Agent {
  public:
-  Agent(const AgentOptions& o, const std::atomic<bool>& stop) : o_(o), stop_(stop), link_(o.coordinator, o.id) {}
+  Agent(const AgentOptions& o, const std::atomic<bool>& stop) : o_(o), stop_(stop), link_(o.coordinator, o.id, o.curve) {}
 
   int run() {
     ready(json::array());

@@ -8,7 +8,10 @@
 
 #include <atomic>
 #include <filesystem>
+#include <optional>
 #include <string>
+
+#include "common/curve_keys.h"
 
 namespace tallrec {
 
@@ -20,6 +23,7 @@ struct AgentOptions {
   int threads = 0;                // CPU threads per trainer (0: tallrec-train's default, all cores)
   double give_up_after = 0;       // seconds without a word from the coordinator before exiting 1 (0: never)
   int cancel_grace_seconds = 10;  // SIGTERM, then SIGKILL after this long
+  std::optional<CurveClient> curve;  // CURVE keys, when the coordinator requires them
 };
 
 // Returns 0 when stopped or idle (with exit_when_idle), 1 when the coordinator stayed silent

@@ -11,8 +11,9 @@ constexpr auto kSilenceLimit = std::chrono::seconds(5);
 constexpr auto kMaxBackoff = std::chrono::seconds(32);
 }  // namespace
 
-CoordinatorLink::CoordinatorLink(std::string endpoint, std::string worker_id)
-    : endpoint_(std::move(endpoint)), id_(std::move(worker_id)), context_(std::make_unique<zmq::context_t>(1)) {
+CoordinatorLink::CoordinatorLink(std::string endpoint, std::string worker_id, std::optional<CurveClient> curve)
+    : endpoint_(std::move(endpoint)), id_(std::move(worker_id)), curve_(std::move(curve)),
+      context_(std::make_unique<zmq::context_t>(1)) {
   open();
 }
 
@@ -23,6 +24,11 @@ void CoordinatorLink::open() {
   socket_->set(zmq::sockopt::routing_id, id_);
   socket_->set(zmq::sockopt::linger, 0);
   socket_->set(zmq::sockopt::maxmsgsize, int64_t(kMaxChunkBytes + kMaxMessageBytes));
+  if (curve_) {
+    socket_->set(zmq::sockopt::curve_serverkey, curve_->server_public_key);
+    socket_->set(zmq::sockopt::curve_publickey, curve_->own.public_key);
+    socket_->set(zmq::sockopt::curve_secretkey, curve_->own.secret_key);
+  }
   socket_->connect(endpoint_);
   last_heard_ = Clock::now();
   next_reconnect_ = last_heard_ + kSilenceLimit;

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 
+#include "common/curve_keys.h"
 #include "common/protocol.h"
 
 namespace zmq {
@@ -21,7 +22,8 @@ namespace tallrec {
 
 class CoordinatorLink {
  public:
-  CoordinatorLink(std::string endpoint, std::string worker_id);
+  // With `curve`, every (re)opened socket authenticates with it.
+  CoordinatorLink(std::string endpoint, std::string worker_id, std::optional<CurveClient> curve = std::nullopt);
   ~CoordinatorLink();
 
   void send(MessageType type, const nlohmann::json& body, const std::string& data = "");
@@ -36,6 +38,7 @@ class CoordinatorLink {
  private:
   void open();
   std::string endpoint_, id_;
+  std::optional<CurveClient> curve_;
   std::unique_ptr<zmq::context_t> context_;
   std::unique_ptr<zmq::socket_t> socket_;
   std::chrono::steady_clock::time_point last_heard_, next_reconnect_;

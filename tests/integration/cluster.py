@@ -39,12 +39,13 @@ def free_port():
 class Coordinator:
     """`tallrec coordinator` on a fixed port, so that a restarted one is found by the same workers."""
 
-    def __init__(self, db, artifacts, lease_seconds=30, backoff_seconds=0.2):
+    def __init__(self, db, artifacts, lease_seconds=30, backoff_seconds=0.2, extra=()):
         self.endpoint = f"tcp://127.0.0.1:{free_port()}"
         self.args = [str(BUILD_DIR / "tallrec"), "coordinator", "--db", str(db), "--artifacts", str(artifacts),
                      "--listen", self.endpoint, "--lease-seconds", str(lease_seconds),
-                     "--backoff-seconds", str(backoff_seconds)]
+                     "--backoff-seconds", str(backoff_seconds), *map(str, extra)]
         self.proc = None
+        self.stderr = ""
         self.start()
 
     def start(self):
@@ -53,13 +54,13 @@ class Coordinator:
 
     def kill(self, sig):
         self.proc.send_signal(sig)
-        self.proc.communicate(timeout=30)
+        self.stderr += self.proc.communicate(timeout=30)[1]
         return self.proc.returncode
 
     def stop(self):
         if self.proc.poll() is None:
             self.proc.terminate()
-            self.proc.communicate(timeout=30)
+            self.stderr += self.proc.communicate(timeout=30)[1]
 
 
 def start_worker(endpoint, root, worker_id, *extra):
