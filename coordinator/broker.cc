@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <optional>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
@@ -35,7 +36,16 @@ struct Broker::Impl {
         send(worker, {MessageType::kCancel, {{"attempt", a}}, ""});
   }
 
+  // Replies wait here while a batch is open and go out once it is committed.
+  std::vector<std::pair<std::string, Message>> held;
+  bool holding = false;
+
   void send(const std::string& worker, const Message& m) {
+    if (holding) return held.push_back({worker, m});
+    send_now(worker, m);
+  }
+
+  void send_now(const std::string& worker, const Message& m) {
     std::vector<zmq::const_buffer> frames{zmq::buffer(worker)};
     auto encoded = encode_message(m);
     for (const auto& f : encoded) frames.push_back(zmq::buffer(f));
@@ -145,7 +155,13 @@ void Broker::serve(const std::atomic<bool>& stop) {
       impl_->store.expire_leases(now(), impl_->policy);
       next_expiry = now() + 1.0;
     }
-    for (int n = 0; n < 256 && (items[0].revents & ZMQ_POLLIN); ++n) {  // drain a burst, then look up again
+    // A burst of messages is handled in one store batch (group commit); replies go out after it.
+    std::optional<Store::Batch> batch;
+    if (items[0].revents & ZMQ_POLLIN) {
+      batch.emplace(impl_->store);
+      impl_->holding = true;
+    }
+    for (int n = 0; n < 256 && (items[0].revents & ZMQ_POLLIN); ++n) {
       std::vector<zmq::message_t> parts;
       if (!zmq::recv_multipart(impl_->socket, std::back_inserter(parts), zmq::recv_flags::dontwait)) break;
       if (parts.empty()) continue;
@@ -159,6 +175,12 @@ void Broker::serve(const std::atomic<bool>& stop) {
       } catch (const nlohmann::json::exception& e) {
         impl_->error(worker, "bad-message", e.what(), nullptr);
       }
+    }
+    if (batch) {
+      batch->commit();
+      impl_->holding = false;
+      for (const auto& [worker, m] : impl_->held) impl_->send_now(worker, m);
+      impl_->held.clear();
     }
     impl_->transfers.pump(now());
   }

@@ -66,11 +66,20 @@ Store::Store(const std::filesystem::path& path) : path_(path.string()) {
   }
   // Writers wait for each other instead of failing with "database is locked".
   sqlite3_busy_timeout(db_, 30000);
-  exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;");
-  migrate();
+  try {
+    exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;");
+    migrate();
+  } catch (...) {
+    StatementCache::forget(db_);
+    sqlite3_close(db_);
+    throw;
+  }
 }
 
-Store::~Store() { sqlite3_close(db_); }
+Store::~Store() {
+  StatementCache::forget(db_);
+  sqlite3_close(db_);
+}
 
 void Store::exec(const char* sql) {
   char* err = nullptr;

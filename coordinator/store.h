@@ -82,6 +82,20 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
+  // Group commit: the changes made while a Batch is open share one COMMIT (each is still all or
+  // nothing, as a savepoint). The broker opens one per burst of messages and sends its replies
+  // only after commit(), so nothing is acknowledged before it is durable.
+  class Batch {
+   public:
+    explicit Batch(Store& store);
+    ~Batch();  // rolls back unless committed
+    void commit();
+
+   private:
+    Store& store_;
+    bool open_;
+  };
+
   int schema_version();
   // Adds the grid's sweep (by name) and its runs in one transaction; runs already stored
   // (same key, from this or another sweep) are linked, not duplicated.

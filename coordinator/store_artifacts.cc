@@ -6,6 +6,17 @@
 
 namespace tallrec {
 
+Store::Batch::Batch(Store& store) : store_(store), open_(true) { store_.exec("BEGIN IMMEDIATE"); }
+
+Store::Batch::~Batch() {
+  if (open_) sqlite3_exec(store_.db_, "ROLLBACK", nullptr, nullptr, nullptr);
+}
+
+void Store::Batch::commit() {
+  store_.exec("COMMIT");
+  open_ = false;
+}
+
 std::optional<std::pair<int64_t, std::string>> Store::live_attempt(int64_t attempt_id) {
   const int64_t run = live_run(db_, path_, attempt_id);
   if (run < 0) return std::nullopt;

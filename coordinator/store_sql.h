@@ -5,19 +5,62 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <map>
+#include <mutex>
 #include <string>
+#include <utility>
 
 #include "common/error.h"
 
 namespace tallrec {
 
-// A prepared statement, finalized on scope exit.
+// Prepared statements kept per connection, keyed by their SQL text's address (every statement
+// of the store is a string literal): preparing is most of the cost of a small query.
+class StatementCache {
+ public:
+  // An idle prepared statement for (db, sql), or nullptr.
+  static sqlite3_stmt* take(sqlite3* db, const char* sql) {
+    std::lock_guard<std::mutex> lock(mutex());
+    auto it = idle().find({db, sql});
+    if (it == idle().end()) return nullptr;
+    sqlite3_stmt* s = it->second;
+    idle().erase(it);
+    return s;
+  }
+  static void give_back(sqlite3* db, const char* sql, sqlite3_stmt* s) {
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    std::lock_guard<std::mutex> lock(mutex());
+    if (!idle().emplace(std::make_pair(db, sql), s).second) sqlite3_finalize(s);  // one idle copy is enough
+  }
+  // Finalizes the connection's statements; call before sqlite3_close.
+  static void forget(sqlite3* db) {
+    std::lock_guard<std::mutex> lock(mutex());
+    for (auto it = idle().begin(); it != idle().end();) {
+      if (it->first.first != db) { ++it; continue; }
+      sqlite3_finalize(it->second);
+      it = idle().erase(it);
+    }
+  }
+
+ private:
+  static std::mutex& mutex() { static std::mutex m; return m; }
+  static std::map<std::pair<sqlite3*, const char*>, sqlite3_stmt*>& idle() {
+    static std::map<std::pair<sqlite3*, const char*>, sqlite3_stmt*> m;
+    return m;
+  }
+};
+
+// A prepared statement (from the cache when one is idle), returned to the cache on scope exit.
 class Statement {
  public:
-  Statement(sqlite3* db, const char* sql, const std::string& path) : db_(db), path_(path) {
-    if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) fail("prepare");
+  Statement(sqlite3* db, const char* sql, const std::string& path) : db_(db), sql_(sql), path_(path) {
+    stmt_ = StatementCache::take(db, sql);
+    if (!stmt_ && sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr) != SQLITE_OK) fail("prepare");
   }
-  ~Statement() { sqlite3_finalize(stmt_); }
+  ~Statement() { StatementCache::give_back(db_, sql_, stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
   Statement& bind(int i, int64_t v) { check(sqlite3_bind_int64(stmt_, i, v)); return *this; }
   Statement& bind(int i, const std::string& v) {
     check(sqlite3_bind_text(stmt_, i, v.data(), int(v.size()), SQLITE_TRANSIENT));
@@ -42,29 +85,40 @@ class Statement {
   void check(int rc) { if (rc != SQLITE_OK) fail("bind"); }
   [[noreturn]] void fail(const char* what) { throw Error(path_ + ": sqlite " + what + ": " + sqlite3_errmsg(db_)); }
   sqlite3* db_;
+  const char* sql_;
   sqlite3_stmt* stmt_ = nullptr;
-  std::string path_;
+  const std::string& path_;
 };
 
-// BEGIN IMMEDIATE ... COMMIT around `body`; ROLLBACK if it throws.
+// One state change, all or nothing: BEGIN IMMEDIATE ... COMMIT around `body`, ROLLBACK if it
+// throws. Inside a batch (Store::Batch) it is a SAVEPOINT instead: still all or nothing, and
+// durable when the batch commits.
 template <typename F>
 auto in_transaction(sqlite3* db, const std::string& path, F&& body) {
-  char* err = nullptr;
-  if (sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string why = err ? err : "";
-    sqlite3_free(err);
-    throw Error(path + ": sqlite: " + why);
-  }
+  const bool nested = !sqlite3_get_autocommit(db);
+  auto run = [&](const char* sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string why = err ? err : sqlite3_errmsg(db);
+      sqlite3_free(err);
+      throw Error(path + ": sqlite: " + sql + ": " + why);
+    }
+  };
+  run(nested ? "SAVEPOINT change" : "BEGIN IMMEDIATE");
   try {
     auto result = body();
-    if (sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) throw Error(path + ": sqlite: commit failed");
+    run(nested ? "RELEASE change" : "COMMIT");
     return result;
   } catch (...) {
-    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+    if (nested) {
+      sqlite3_exec(db, "ROLLBACK TO change", nullptr, nullptr, nullptr);
+      sqlite3_exec(db, "RELEASE change", nullptr, nullptr, nullptr);
+    } else {
+      sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+    }
     throw;
   }
 }
-
 
 // The live attempt's run id, or -1 if the attempt is stale (fencing).
 inline int64_t live_run(sqlite3* db, const std::string& path, int64_t attempt_id) {
