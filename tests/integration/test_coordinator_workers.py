@@ -1,4 +1,4 @@
-"""A coordinator and two workers, real processes talking TRP/1 over ZeroMQ on 127.0.0.1: a grid
+"""A coordinator and two workers, real processes talking TRP/1 over ZeroMQ on 127.0.0.1: a grid of 8 runs
 submitted to the store is leased, trained by tallrec-train (tiny model, capped steps), its events
 relayed and stored, and every run ends succeeded once with its result."""
 import hashlib
@@ -19,7 +19,7 @@ def test_grid_runs_on_two_workers(tmp_path):
     run_tallrec("data", "prepare", "movielens", "--raw", SHARED_DIR / "data" / "ml-100k", "--out", tmp_path / "movie")
     grid = {"name": "two-workers", "base_model": str(tmp_path / "model"), "tokenizer": str(TOKENIZER.resolve()),
             "datasets": {"movie": {k: str(tmp_path / "movie" / f"{k}.json") for k in ("train", "valid", "test")}},
-            "domains": ["movie"], "samples": [16], "seeds": [0, 1, 2], "valid_sample": 32,
+            "domains": ["movie"], "samples": [16, 32], "seeds": [0, 1, 2, 3], "valid_sample": 32,
             "hyper": {"micro_batch_size": [8], "batch_size": [16], "max_steps": [2]}}
     (tmp_path / "grid.json").write_text(json.dumps(grid))
     db = tmp_path / "store.db"
@@ -30,7 +30,7 @@ def test_grid_runs_on_two_workers(tmp_path):
     try:
         endpoint = coordinator.stdout.readline().split("listening on ")[1].split()[0]
         workers = [subprocess.Popen([str(BUILD_DIR / "tallrec"), "worker", "--coordinator", endpoint, "--id", f"w{i}",
-                                     "--work-dir", str(tmp_path / f"w{i}"), "--exit-when-idle"],
+                                     "--work-dir", str(tmp_path / f"w{i}"), "--exit-when-idle", "--threads", "1"],
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in (1, 2)]
         for w in workers:
             out, err = w.communicate(timeout=600)
@@ -41,14 +41,14 @@ def test_grid_runs_on_two_workers(tmp_path):
     assert coordinator.returncode == 0
 
     status = json.loads(run_tallrec("status", "--db", db, "--json").stdout)[0]["by_state"]
-    assert status["succeeded"] == 3 and sum(status.values()) == 3
+    assert status["succeeded"] == 8 and sum(status.values()) == 8
     with sqlite3.connect(db) as c:
         attempts = c.execute("SELECT worker_id, state FROM attempts").fetchall()
-        assert sorted(state for _, state in attempts) == ["succeeded"] * 3
+        assert sorted(state for _, state in attempts) == ["succeeded"] * 8
         assert {w for w, _ in attempts} <= {"w1", "w2"}
         types = [t for (t,) in c.execute("SELECT type FROM events ORDER BY attempt_id, seq")]
-        assert types.count("started") == 3 and types.count("finished") == 3
-        assert c.execute("SELECT COUNT(*) FROM metrics WHERE name = 'val_auc'").fetchone()[0] >= 3
+        assert types.count("started") == 8 and types.count("finished") == 8
+        assert c.execute("SELECT COUNT(*) FROM metrics WHERE name = 'val_auc'").fetchone()[0] >= 8
         # Every run's best checkpoint was uploaded, verified and recorded before the run ended.
         for run_id, result in c.execute("SELECT id, result FROM runs"):
             best = json.loads(result)["best_step"]
