@@ -11,6 +11,7 @@
 #include "common/curve_keys.h"
 #include "common/error.h"
 #include "worker/agent.h"
+#include "worker/gpus.h"
 
 #include <unistd.h>
 
@@ -71,13 +72,18 @@ void add_worker_command(CLI::App& app) {
   w->add_option("--work-dir", o->work_dir, "Token cache and run folders")->default_str("out/worker");
   w->add_flag("--exit-when-idle", o->exit_when_idle, "Exit when the coordinator has no queued run");
   w->add_option("--threads", o->threads, "CPU threads per trainer (0: all cores)");
+  auto gpus = std::make_shared<std::string>("auto");
+  w->add_option("--gpus", *gpus, "GPUs to offer: auto (nvidia-smi), none, or indices like 0,1")->capture_default_str();
+  w->add_option("--slots", o->slots, "Attempts run at once; the GPUs are split evenly between them")->capture_default_str();
   auto keys = std::make_shared<std::pair<std::string, std::string>>();
   w->add_option("--curve-key", keys->first, "CURVE: this worker's key file (tallrec keys NAME)");
   w->add_option("--coordinator-key", keys->second, "CURVE: the coordinator's public key file (coordinator.pub)");
   w->add_option("--give-up-after", o->give_up_after, "Exit 1 after this many seconds without a word from the coordinator (0: never)");
   w->add_option("--cancel-grace", o->cancel_grace_seconds, "Seconds between SIGTERM and SIGKILL when an attempt is cancelled")
       ->capture_default_str();
-  w->callback([o, keys] {
+  w->callback([o, keys, gpus] {
+    o->gpus = select_gpus(*gpus);
+    split_slots(o->gpus, o->slots);  // checks that the slots divide the GPUs
     if (keys->first.empty() != keys->second.empty())
       throw InputError("worker: --curve-key and --coordinator-key go together");
     if (!keys->first.empty())

@@ -4,17 +4,12 @@
 
 #include <chrono>
 #include <cstdio>
-#include <map>
-#include <thread>
+#include <list>
 
-#include "common/error.h"
 #include "common/protocol.h"
 #include "common/version.h"
-#include "jobs/data/tokenizer.h"
-#include "worker/checkpoint_sync.h"
+#include "worker/attempt.h"
 #include "worker/coordinator_link.h"
-#include "worker/prepare_run.h"
-#include "worker/trainer_process.h"
 
 namespace tallrec {
 namespace fs = std::filesystem;
@@ -22,161 +17,133 @@ using json = nlohmann::json;
 namespace {
 
 using Clock = std::chrono::steady_clock;
+constexpr auto kAnswerWait = std::chrono::seconds(5);  // a REQUEST unanswered this long is asked again
 
 class Agent {
  public:
-  Agent(const AgentOptions& o, const std::atomic<bool>& stop) : o_(o), stop_(stop), link_(o.coordinator, o.id, o.curve) {}
+  Agent(const AgentOptions& o, const std::atomic<bool>& stop)
+      : o_(o), stop_(stop), link_(o.coordinator, o.id, o.curve), slots_(split_slots(o.gpus, o.slots)),
+        busy_(slots_.size(), nullptr) {}
 
   int run() {
-    ready(json::array());
-    while (!stop_) {
-      auto reply = ask_for_work();
-      if (!reply) return stop_ ? 0 : 1;
-      if (reply->type == MessageType::kNoWork) {
-        if (o_.exit_when_idle) return 0;
-        const auto until = Clock::now() + std::chrono::milliseconds(reply->body["retry_after_ms"].get<int64_t>());
-        while (!stop_ && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        continue;
+    ready();
+    for (;;) {
+      step_attempts();
+      tick();
+      if (stop_) {
+        if (attempts_.empty() || link_.silent_seconds() > 5) return 0;  // shutting down: DONEs sent, or nobody listens
+      } else if (o_.give_up_after > 0 && link_.silent_seconds() > o_.give_up_after) {
+        std::fprintf(stderr, "worker %s: no word from %s for %.0f s; giving up\n", o_.id.c_str(), o_.coordinator.c_str(),
+                     link_.silent_seconds());
+        return 1;
+      } else if (idle_and_told_so_) {
+        return 0;
+      } else {
+        maybe_request();
       }
-      std::fprintf(stderr, "worker %s: attempt %lld of run %s%s\n", o_.id.c_str(),
-                   static_cast<long long>(reply->body["attempt"].get<int64_t>()),
-                   reply->body["run"]["key"].get<std::string>().substr(0, 12).c_str(),
-                   reply->body["resume"].is_null() ? "" : " (resuming from the coordinator's checkpoint)");
-      run_attempt(*reply);
+      if (auto m = link_.receive(50)) on_message(*m);
     }
-    return 0;
   }
 
  private:
-  void ready(const json& attempts) {
+  json live_ids() const {
+    json ids = json::array();
+    for (const auto& a : attempts_) ids.push_back(a.id());
+    return ids;
+  }
+
+  void ready() {
     char host[256] = "?";
     ::gethostname(host, sizeof host);
-    link_.send(MessageType::kReady, {{"worker", o_.id}, {"host", host}, {"version", kVersion}, {"slots", 1},
-                                     {"gpus", json::array()}, {"attempts", attempts}});
+    link_.send(MessageType::kReady, {{"worker", o_.id}, {"host", host}, {"version", kVersion}, {"slots", slots_.size()},
+                                     {"gpus", gpus_json(o_.gpus)}, {"attempts", live_ids()}});
   }
 
-  // REQUEST, then wait for LEASE or NOWORK, reconnecting while the coordinator is silent.
-  std::optional<Message> ask_for_work() {
-    link_.send(MessageType::kRequest, {{"slots_free", 1}});
-    while (!stop_) {
-      if (auto m = link_.receive(200)) {
-        if (m->type == MessageType::kLease || m->type == MessageType::kNoWork) return m;
-        continue;  // late answers about an attempt that is over
-      }
-      if (o_.give_up_after > 0 && link_.silent_seconds() > o_.give_up_after) {
-        std::fprintf(stderr, "worker %s: no answer from %s for %.0f s; giving up\n", o_.id.c_str(),
-                     o_.coordinator.c_str(), link_.silent_seconds());
-        return std::nullopt;
-      }
-      if (link_.reconnect_if_silent()) {
-        ready(json::array());
-        link_.send(MessageType::kRequest, {{"slots_free", 1}});
+  // Heartbeats and Paranoid Pirate reconnects; every second, what is unacknowledged goes again.
+  void tick() {
+    if (link_.reconnect_if_silent()) {
+      ready();
+      asked_ = false;  // that REQUEST went with the old socket
+      for (auto& a : attempts_) {
+        a.resend();
+        a.restart_uploads();
       }
     }
-    return std::nullopt;
+    if (Clock::now() - last_beat_ >= std::chrono::seconds(1)) {
+      link_.send(MessageType::kHeartbeat, {{"attempts", live_ids()}});
+      for (auto& a : attempts_) a.resend();
+      last_beat_ = Clock::now();
+    }
   }
 
-  void run_attempt(const Message& lease) {
-    const int64_t attempt = lease.body["attempt"];
-    const json& run = lease.body["run"]["spec"];
-    const fs::path run_dir =
-        o_.work_dir / "runs" / (lease.body["run"]["key"].get<std::string>().substr(0, 16) + "-a" + std::to_string(attempt));
-    std::map<int64_t, std::pair<MessageType, json>> unacked;  // seq -> message
-    int64_t seq = 0;
-    bool lost = false;  // cancelled, or no longer ours: stop and report nothing more
-    auto emit = [&](MessageType t, json body) {
-      body["attempt"] = attempt;
-      body["seq"] = ++seq;
-      unacked[seq] = {t, body};
-      link_.send(t, body);
-    };
-    auto resend = [&] {
-      for (const auto& [s, m] : unacked) link_.send(m.first, m.second);
-    };
-    std::optional<CheckpointUploader> uploader;
-    auto last_beat = Clock::now();
-    auto tick = [&] {
-      if (link_.reconnect_if_silent()) {
-        ready(json::array({attempt}));
-        resend();
-        if (uploader) uploader->restart();
+  void step_attempts() {
+    for (auto it = attempts_.begin(); it != attempts_.end();) {
+      it->step(stop_);
+      if (!it->over()) {
+        ++it;
+        continue;
       }
-      if (Clock::now() - last_beat >= std::chrono::seconds(1)) {
-        link_.send(MessageType::kHeartbeat, {{"attempts", json::array({attempt})}});
-        resend();
-        last_beat = Clock::now();
-      }
-    };
-    auto on_message = [&](const Message& m) {
-      if (uploader && uploader->handle(m)) return;
-      const bool ours = m.body.value("attempt", int64_t(-1)) == attempt;
-      if (m.type == MessageType::kAck && ours) {
-        for (auto it = unacked.begin(); it != unacked.end() && it->first <= m.body["seq"].get<int64_t>();) it = unacked.erase(it);
-      } else if ((m.type == MessageType::kCancel && ours) ||
-                 (m.type == MessageType::kError && ours && m.body.value("code", "") == "stale-attempt")) {
-        if (!lost) std::fprintf(stderr, "worker %s: attempt %lld is no longer ours; stopping it\n", o_.id.c_str(),
-                                static_cast<long long>(attempt));
-        lost = true;
-        unacked.clear();
-      }
-    };
-
-    std::optional<TrainerProcess> trainer;
-    try {
-      Tokenizer tokenizer(run.at("tokenizer").get<std::string>());
-      json overrides = json::object();
-      if (o_.threads > 0) overrides["threads"] = o_.threads;
-      const fs::path spec = prepare_run(run, tokenizer, o_.work_dir / "token-cache", run_dir, overrides);
-      switch (fetch_checkpoints(link_, attempt, lease.body["resume"], run_dir / "checkpoints", [&] {
-        tick();
-        return !stop_;
-      })) {
-        case FetchResult::kCanceled: return;
-        case FetchResult::kFailed:  // starting over gives the same result, only later
-          std::fprintf(stderr, "worker %s: could not fetch the resume checkpoint; starting from step 0\n", o_.id.c_str());
-          fs::remove_all(run_dir / "checkpoints");
-          break;
-        case FetchResult::kFetched: break;
-      }
-      trainer.emplace(spec, run_dir);
-      uploader.emplace(link_, attempt, run_dir / "upload");
-    } catch (const std::exception& e) {
-      emit(MessageType::kEvent, {{"event", {{"type", "failed"}, {"reason", e.what()}, {"retryable", false}}}});
-      emit(MessageType::kDone, {{"exit_code", 2}, {"signal", nullptr}, {"stderr_tail", e.what()}});
+      for (auto& b : busy_)
+        if (b == &*it) b = nullptr;
+      it = attempts_.erase(it);
     }
+  }
 
-    bool done_sent = !trainer;
-    while (!(done_sent && unacked.empty())) {
-      if (trainer) {
-        for (const auto& line : trainer->read_lines()) {
-          auto event = json::parse(line, nullptr, false);
-          if (event.is_discarded() || !event.is_object() || lost) continue;
-          emit(MessageType::kEvent, {{"event", event}});
-          if (event.value("type", "") == "checkpoint" && event.contains("path")) uploader->add(event["path"].get<std::string>());
-        }
-        if (lost || stop_) trainer->terminate(std::chrono::seconds(o_.cancel_grace_seconds));
-        if (lost && trainer->finished()) return;
-        // DONE only after every checkpoint is stored, so a succeeded run has its best one.
-        if (!done_sent && trainer->finished() && (uploader->idle() || stop_)) {
-          emit(MessageType::kDone, {{"exit_code", trainer->exit_code()},
-                                    {"signal", trainer->signal() ? json(*trainer->signal()) : json(nullptr)},
-                                    {"stderr_tail", trainer->stderr_tail(4096)}});
-          done_sent = true;
-        }
-        if (!lost) uploader->pump();
-      } else if (lost) {
-        return;
-      }
-      if (stop_ && done_sent && link_.silent_seconds() > 5) return;  // shutting down: no more waiting
-      if (o_.give_up_after > 0 && link_.silent_seconds() > o_.give_up_after) return;
-      tick();
-      if (auto m = link_.receive(100)) on_message(*m);
+  size_t free_slots() const { return size_t(std::count(busy_.begin(), busy_.end(), nullptr)); }
+
+  void maybe_request() {
+    if (asked_ && Clock::now() - asked_at_ > kAnswerWait) asked_ = false;
+    if (asked_ || free_slots() == 0 || Clock::now() < next_request_) return;
+    link_.send(MessageType::kRequest, {{"slots_free", free_slots()}});
+    asked_ = true;
+    asked_at_ = Clock::now();
+  }
+
+  void on_message(const Message& m) {
+    if (m.type == MessageType::kLease) return start(m);
+    if (m.type == MessageType::kNoWork) {
+      asked_ = false;
+      next_request_ = Clock::now() + std::chrono::milliseconds(m.body["retry_after_ms"].get<int64_t>());
+      idle_and_told_so_ = o_.exit_when_idle && attempts_.empty();
+      return;
     }
+    for (auto& a : attempts_)
+      if (a.handle(m)) return;
+    // Otherwise a late answer about an attempt that is over: nothing to do.
+  }
+
+  void start(const Message& lease) {
+    asked_ = false;
+    const auto slot = std::find(busy_.begin(), busy_.end(), nullptr);
+    if (slot == busy_.end()) return;  // more leases than slots cannot happen: one REQUEST at a time
+    std::fprintf(stderr, "worker %s: attempt %lld of run %s%s\n", o_.id.c_str(),
+                 static_cast<long long>(lease.body["attempt"].get<int64_t>()),
+                 lease.body["run"]["key"].get<std::string>().substr(0, 12).c_str(),
+                 lease.body["resume"].is_null() ? "" : " (resuming from the coordinator's checkpoint)");
+    Attempt& a = attempts_.emplace_back(link_, lease, slots_[size_t(slot - busy_.begin())], o_);
+    *slot = &a;
+    // Preparing and fetching block; the other slots and the heartbeats go on meanwhile.
+    a.start(
+        [&] {
+          for (auto& other : attempts_)
+            if (&other != &a) other.step(stop_);
+          tick();
+          return !stop_;
+        },
+        [&](const Message& m) {
+          for (auto& other : attempts_)
+            if (&other != &a && other.handle(m)) return;
+        });
   }
 
   const AgentOptions& o_;
   const std::atomic<bool>& stop_;
   CoordinatorLink link_;
+  std::vector<SlotResources> slots_;
+  std::list<Attempt> attempts_;  // stable addresses: busy_ points into it
+  std::vector<Attempt*> busy_;   // per slot: its attempt, or nullptr
+  bool asked_ = false, idle_and_told_so_ = false;
+  Clock::time_point asked_at_, next_request_, last_beat_;
 };
 
 }  // namespace

@@ -3,15 +3,18 @@
 // stored checkpoints when it resumes, start tallrec-train (worker/trainer_process.h), relay each
 // JSON line of its stdout as an EVENT (kept and re-sent until ACKed), upload every checkpoint it
 // writes (worker/checkpoint_sync.h), heartbeat, stop it on CANCEL, report DONE once the uploads
-// are stored. One slot; the link reconnects on its own when the coordinator goes quiet.
+// are stored. Each of its slots runs one attempt (worker/attempt.h) on its share of the GPUs;
+// the link reconnects on its own when the coordinator goes quiet.
 #pragma once
 
 #include <atomic>
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/curve_keys.h"
+#include "worker/gpus.h"
 
 namespace tallrec {
 
@@ -24,6 +27,8 @@ struct AgentOptions {
   double give_up_after = 0;       // seconds without a word from the coordinator before exiting 1 (0: never)
   int cancel_grace_seconds = 10;  // SIGTERM, then SIGKILL after this long
   std::optional<CurveClient> curve;  // CURVE keys, when the coordinator requires them
+  int slots = 1;                  // attempts run at once
+  std::vector<GpuInfo> gpus;      // shared evenly by the slots (none: CPU)
 };
 
 // Returns 0 when stopped or idle (with exit_when_idle), 1 when the coordinator stayed silent

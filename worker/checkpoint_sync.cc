@@ -139,7 +139,7 @@ void CheckpointUploader::pump() {
 }
 
 FetchResult fetch_checkpoints(CoordinatorLink& link, int64_t attempt, const json& resume, const fs::path& checkpoints_dir,
-                              const std::function<bool()>& on_idle) {
+                              const std::function<bool()>& on_idle, const std::function<void(const Message&)>& elsewhere) {
   if (resume.is_null()) return FetchResult::kFetched;
   fs::create_directories(checkpoints_dir);
   for (const auto& c : resume.at("checkpoints")) {
@@ -164,9 +164,15 @@ FetchResult fetch_checkpoints(CoordinatorLink& link, int64_t attempt, const json
         if (Clock::now() - last_progress > kStall) break;
         auto m = link.receive(100);
         if (!m) continue;
-        if (m->type == MessageType::kCancel && m->body["attempt"] == attempt) return FetchResult::kCanceled;
-        if (m->type == MessageType::kError && m->body.value("code", "") == "stale-attempt") return FetchResult::kCanceled;
-        if (m->body.value("transfer", "") != transfer) continue;
+        const bool ours = m->body.value("attempt", int64_t(-1)) == attempt;
+        if (ours && (m->type == MessageType::kCancel ||
+                     (m->type == MessageType::kError && m->body.value("code", "") == "stale-attempt"))) {
+          return FetchResult::kCanceled;
+        }
+        if (m->body.value("transfer", "") != transfer) {
+          elsewhere(*m);
+          continue;
+        }
         if (m->type == MessageType::kError) break;
         if (m->type != MessageType::kChunk) continue;
         last_progress = Clock::now();

@@ -52,7 +52,9 @@ enum class FetchResult { kFetched, kFailed, kCanceled };
 
 // Fetches LEASE's `resume` checkpoints into `checkpoints_dir` (as step-NNNNNNNN folders).
 // `on_idle` runs about every 100 ms (heartbeats); it returns false to abandon the fetch.
+// Messages that are not about this fetch go to `elsewhere` (the worker's other attempts).
 FetchResult fetch_checkpoints(CoordinatorLink& link, int64_t attempt, const nlohmann::json& resume,
-                              const std::filesystem::path& checkpoints_dir, const std::function<bool()>& on_idle);
+                              const std::filesystem::path& checkpoints_dir, const std::function<bool()>& on_idle,
+                              const std::function<void(const Message&)>& elsewhere);
 
 }  // namespace tallrec

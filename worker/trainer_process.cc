@@ -14,7 +14,7 @@
 namespace tallrec {
 namespace fs = std::filesystem;
 
-TrainerProcess::TrainerProcess(const fs::path& spec, const fs::path& run_dir)
+TrainerProcess::TrainerProcess(const fs::path& spec, const fs::path& run_dir, const std::string& visible_devices)
     : stderr_file_(run_dir / "trainer.stderr") {
   const fs::path trainer = fs::read_symlink("/proc/self/exe").parent_path() / "tallrec-train";
   int pipe_fds[2];
@@ -25,6 +25,7 @@ TrainerProcess::TrainerProcess(const fs::path& spec, const fs::path& run_dir)
   if (pid_ == 0) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) ::_exit(127);  // the worker died before prctl took effect
+    if (!visible_devices.empty()) ::setenv("CUDA_VISIBLE_DEVICES", visible_devices.c_str(), 1);
     ::dup2(pipe_fds[1], 1);
     const int err = ::open(stderr_file_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (err >= 0) ::dup2(err, 2);

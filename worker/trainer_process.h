@@ -15,8 +15,10 @@ namespace tallrec {
 
 class TrainerProcess {
  public:
-  // Starts `tallrec-train train --spec SPEC --out RUN_DIR` from the folder of this executable.
-  TrainerProcess(const std::filesystem::path& spec, const std::filesystem::path& run_dir);
+  // Starts `tallrec-train train --spec SPEC --out RUN_DIR` from the folder of this executable,
+  // with CUDA_VISIBLE_DEVICES set to `visible_devices` when that is not empty.
+  TrainerProcess(const std::filesystem::path& spec, const std::filesystem::path& run_dir,
+                 const std::string& visible_devices = "");
   ~TrainerProcess();  // kills and reaps a trainer still running
   TrainerProcess(const TrainerProcess&) = delete;
   TrainerProcess& operator=(const TrainerProcess&) = delete;

@@ -1,4 +1,5 @@
 // Starting the ranks of a data-parallel run as child processes of tallrec-train.
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,6 +23,7 @@ int launch_ranks(const std::string& self, const std::string& spec_path, const Ru
     pid_t pid = ::fork();
     if (pid < 0) throw Error(std::string("fork failed: ") + std::strerror(errno));
     if (pid == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // a rank dies with its launcher (a cancelled or killed run)
       ::execl(self.c_str(), self.c_str(), "train", "--spec", spec_path.c_str(), "--out", out.c_str(), "--rank",
               rank.c_str(), "--rendezvous", store.c_str(), static_cast<char*>(nullptr));
       ::_exit(127);

@@ -77,7 +77,8 @@ struct Trainer {
     train = std::make_unique<TokenizedDataset>(spec.train_tokens);
     valid = std::make_unique<TokenizedDataset>(spec.valid_tokens);
     if (train->size() == 0) throw InputError(spec.train_tokens + ": no training records");
-    const at::Device device(spec.device);
+    // "cuda" with several ranks: rank r takes the r-th visible GPU.
+    const at::Device device(spec.device == "cuda" && spec.world_size > 1 ? "cuda:" + std::to_string(rank) : spec.device);
     model = load_hf_model(spec.base_model, dtype, device);
     if (train->meta().vocab_size > model.config.vocab_size) {
       throw InputError(spec.train_tokens + ": token ids reach " + std::to_string(train->meta().vocab_size) +

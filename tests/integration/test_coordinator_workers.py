@@ -59,3 +59,23 @@ def test_grid_runs_on_two_workers(tmp_path):
             for name, sha in json.loads((folder / "manifest.json").read_text()).items():
                 assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == sha
     assert "movie -> movie" in run_tallrec("results", "two-workers", "--db", db).stdout
+
+
+def test_one_worker_runs_two_attempts_at_once_with_two_slots(tmp_path):
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+    from cluster import Coordinator, make_grid, query, start_worker
+
+    db = tmp_path / "store.db"
+    run_tallrec("submit", make_grid(tmp_path, "slots", [0, 1], 10), "--db", db)
+    coordinator = Coordinator(db, tmp_path / "artifacts")
+    try:
+        worker = start_worker(coordinator.endpoint, tmp_path, "w", "--exit-when-idle", "--slots", "2", "--gpus", "none")
+        assert worker.wait(timeout=300) == 0
+    finally:
+        coordinator.stop()
+    assert query(db, "SELECT id, slots FROM workers") == [("w", 2)]
+    assert query(db, "SELECT state FROM runs") == [("succeeded",), ("succeeded",)]
+    spans = query(db, "SELECT MIN(json_extract(body, '$.time')), MAX(json_extract(body, '$.time')) FROM events "
+                      "GROUP BY attempt_id")
+    (a_start, a_end), (b_start, b_end) = spans
+    assert a_start < b_end and b_start < a_end, "the two attempts ran at the same time"

@@ -1,0 +1,99 @@
+#include "worker/attempt.h"
+
+#include <cstdio>
+
+#include "jobs/data/tokenizer.h"
+#include "worker/prepare_run.h"
+
+namespace tallrec {
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+Attempt::Attempt(CoordinatorLink& link, const Message& lease, const SlotResources& slot, const AgentOptions& options)
+    : link_(link), options_(options), slot_(slot), lease_(lease), id_(lease.body["attempt"]) {
+  run_dir_ = options.work_dir / "runs" /
+             (lease.body["run"]["key"].get<std::string>().substr(0, 16) + "-a" + std::to_string(id_));
+}
+
+void Attempt::emit(MessageType type, json body) {
+  body["attempt"] = id_;
+  body["seq"] = ++seq_;
+  unacked_[seq_] = {type, body};
+  link_.send(type, body);
+}
+
+void Attempt::resend() {
+  for (const auto& [seq, m] : unacked_) link_.send(m.first, m.second);
+}
+
+void Attempt::restart_uploads() {
+  if (uploader_) uploader_->restart();
+}
+
+void Attempt::start(const std::function<bool()>& keep_alive, const std::function<void(const Message&)>& elsewhere) {
+  try {
+    const json& run = lease_.body["run"]["spec"];
+    Tokenizer tokenizer(run.at("tokenizer").get<std::string>());
+    json overrides = slot_.overrides();
+    if (options_.threads > 0) overrides["threads"] = options_.threads;
+    const fs::path spec = prepare_run(run, tokenizer, options_.work_dir / "token-cache", run_dir_, overrides);
+    switch (fetch_checkpoints(link_, id_, lease_.body["resume"], run_dir_ / "checkpoints", keep_alive, elsewhere)) {
+      case FetchResult::kCanceled:
+        lost_ = true;
+        return;
+      case FetchResult::kFailed:  // starting over gives the same result, only later
+        std::fprintf(stderr, "worker %s: could not fetch the resume checkpoint; attempt %lld starts from step 0\n",
+                     options_.id.c_str(), static_cast<long long>(id_));
+        fs::remove_all(run_dir_ / "checkpoints");
+        break;
+      case FetchResult::kFetched: break;
+    }
+    trainer_.emplace(spec, run_dir_, slot_.visible_devices());
+    uploader_.emplace(link_, id_, run_dir_ / "upload");
+  } catch (const std::exception& e) {
+    emit(MessageType::kEvent, {{"event", {{"type", "failed"}, {"reason", e.what()}, {"retryable", false}}}});
+    emit(MessageType::kDone, {{"exit_code", 2}, {"signal", nullptr}, {"stderr_tail", e.what()}});
+    done_sent_ = true;
+  }
+}
+
+void Attempt::step(bool stopping) {
+  if (!trainer_) return;
+  for (const auto& line : trainer_->read_lines()) {
+    auto event = json::parse(line, nullptr, false);
+    if (event.is_discarded() || !event.is_object() || lost_) continue;
+    emit(MessageType::kEvent, {{"event", event}});
+    if (event.value("type", "") == "checkpoint" && event.contains("path")) uploader_->add(event["path"].get<std::string>());
+  }
+  if (lost_ || stopping) trainer_->terminate(std::chrono::seconds(options_.cancel_grace_seconds));
+  // DONE only after every checkpoint is stored, so a succeeded run has its best one.
+  if (!lost_ && !done_sent_ && trainer_->finished() && (uploader_->idle() || stopping)) {
+    emit(MessageType::kDone, {{"exit_code", trainer_->exit_code()},
+                              {"signal", trainer_->signal() ? json(*trainer_->signal()) : json(nullptr)},
+                              {"stderr_tail", trainer_->stderr_tail(4096)}});
+    done_sent_ = true;
+  }
+  if (!lost_) uploader_->pump();
+}
+
+bool Attempt::handle(const Message& m) {
+  if (uploader_ && uploader_->handle(m)) return true;
+  if (m.body.value("attempt", int64_t(-1)) != id_) return false;
+  if (m.type == MessageType::kAck) {
+    for (auto it = unacked_.begin(); it != unacked_.end() && it->first <= m.body["seq"].get<int64_t>();) it = unacked_.erase(it);
+  } else if (m.type == MessageType::kCancel ||
+             (m.type == MessageType::kError && m.body.value("code", "") == "stale-attempt")) {
+    if (!lost_) std::fprintf(stderr, "worker %s: attempt %lld is no longer ours; stopping it\n", options_.id.c_str(),
+                             static_cast<long long>(id_));
+    lost_ = true;
+    unacked_.clear();
+  }
+  return true;
+}
+
+bool Attempt::over() {
+  if (lost_) return !trainer_ || trainer_->finished();
+  return done_sent_ && unacked_.empty();
+}
+
+}  // namespace tallrec

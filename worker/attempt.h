@@ -1,0 +1,56 @@
+// One leased attempt on a worker, from LEASE to acknowledged DONE (docs/protocol.md §3.3-3.7):
+// prepare the data, fetch the run's stored checkpoints, run tallrec-train, relay its events
+// (numbered, kept until ACKed), upload its checkpoints, and send DONE once they are stored.
+// The agent (worker/agent.cc) drives several of these, one per slot, from one loop.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+
+#include "worker/agent.h"
+#include "worker/checkpoint_sync.h"
+#include "worker/coordinator_link.h"
+#include "worker/gpus.h"
+#include "worker/trainer_process.h"
+
+namespace tallrec {
+
+class Attempt {
+ public:
+  Attempt(CoordinatorLink& link, const Message& lease, const SlotResources& slot, const AgentOptions& options);
+  int64_t id() const { return id_; }
+
+  // Prepares the data, fetches the checkpoints to resume from and starts the trainer. It blocks;
+  // `keep_alive` runs about every 100 ms meanwhile (heartbeats, the other slots) and returns
+  // false to abandon, and `elsewhere` gets the messages that are not for this fetch.
+  void start(const std::function<bool()>& keep_alive, const std::function<void(const Message&)>& elsewhere);
+  // Relays the trainer's output, pumps uploads, sends DONE when due, stops a lost attempt.
+  void step(bool stopping);
+  // Takes a message about this attempt (ACK, CANCEL, ERROR, upload CREDIT); false if not its.
+  bool handle(const Message& m);
+  // Re-sends what is not acknowledged (after a heartbeat or a reconnect).
+  void resend();
+  void restart_uploads();
+  // DONE acknowledged, or the attempt was lost and its trainer has exited.
+  bool over();
+
+ private:
+  void emit(MessageType type, nlohmann::json body);
+
+  CoordinatorLink& link_;
+  const AgentOptions& options_;
+  SlotResources slot_;
+  Message lease_;
+  int64_t id_;
+  std::filesystem::path run_dir_;
+  std::map<int64_t, std::pair<MessageType, nlohmann::json>> unacked_;  // seq -> message
+  int64_t seq_ = 0;
+  bool lost_ = false;  // cancelled, or no longer ours: stop, report nothing more
+  bool done_sent_ = false;
+  std::optional<TrainerProcess> trainer_;
+  std::optional<CheckpointUploader> uploader_;
+};
+
+}  // namespace tallrec
