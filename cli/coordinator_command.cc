@@ -22,7 +22,7 @@ extern "C" void on_signal(int) { g_stop = true; }
 }  // namespace
 
 void add_coordinator_command(CLI::App& app) {
-  struct Args { std::string db = "tallrec.db", listen = "tcp://127.0.0.1:5555", artifacts; double lease_seconds = 30, backoff_seconds = 5; std::string curve_key, worker_keys; };
+  struct Args { std::string db = "tallrec.db", listen = "tcp://127.0.0.1:5555", artifacts; double lease_seconds = 30, backoff_seconds = 5; std::string curve_key, worker_keys, trace; };
   auto args = std::make_shared<Args>();
   auto* c = app.add_subcommand("coordinator", "Serve the store to workers over ZeroMQ (TRP/1, docs/protocol.md) until Ctrl-C");
   c->add_option("--db", args->db, "Store file")->capture_default_str();
@@ -30,6 +30,7 @@ void add_coordinator_command(CLI::App& app) {
   c->add_option("--artifacts", args->artifacts, "Folder for stored checkpoints (default: artifacts/ next to the store)");
   c->add_option("--curve-key", args->curve_key, "CURVE: the coordinator's key file (tallrec keys coordinator)");
   c->add_option("--worker-keys", args->worker_keys, "CURVE: folder of the .pub keys of the workers let in");
+  c->add_option("--trace", args->trace, "Append every TRP/1 message in and out to this file (JSON lines)");
   c->add_option("--lease-seconds", args->lease_seconds, "How long a worker's silence is tolerated")->capture_default_str();
   c->add_option("--backoff-seconds", args->backoff_seconds, "Wait before a failed run's next attempt (doubles per attempt, up to 300 s)")
       ->capture_default_str();
@@ -48,6 +49,7 @@ void add_coordinator_command(CLI::App& app) {
       curve = CurveServer{own.public_key, own.secret_key, read_curve_public_keys(args->worker_keys)};
     }
     Broker broker(store, args->listen, artifacts, policy, curve);
+    if (!args->trace.empty()) broker.trace_to(args->trace);
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
     std::printf("coordinator: store %s, artifacts %s, listening on %s (%s)\n", args->db.c_str(),

@@ -2,10 +2,12 @@
 
 #include <cerrno>
 #include <chrono>
+#include <fstream>
 #include <optional>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "common/error.h"
 #include "common/protocol.h"
 #include "coordinator/checkpoint_transfers.h"
 #include "coordinator/zap_handler.h"
@@ -45,7 +47,16 @@ struct Broker::Impl {
     send_now(worker, m);
   }
 
+  std::unique_ptr<std::ofstream> trace;
+  void trace_message(const char* dir, const std::string& worker, const Message& m) {
+    if (!trace) return;
+    nlohmann::json line = {{"dir", dir}, {"worker", worker}, {"type", message_type_name(m.type)}, {"body", m.body}};
+    if (m.type == MessageType::kChunk) line["data_bytes"] = m.data.size();
+    *trace << line.dump() << "\n" << std::flush;
+  }
+
   void send_now(const std::string& worker, const Message& m) {
+    trace_message("out", worker, m);
     std::vector<zmq::const_buffer> frames{zmq::buffer(worker)};
     auto encoded = encode_message(m);
     for (const auto& f : encoded) frames.push_back(zmq::buffer(f));
@@ -137,6 +148,11 @@ Broker::Broker(Store& store, const std::string& endpoint, const std::filesystem:
 
 Broker::~Broker() = default;
 
+void Broker::trace_to(const std::filesystem::path& file) {
+  impl_->trace = std::make_unique<std::ofstream>(file, std::ios::app);
+  if (!*impl_->trace) throw Error("cannot write the protocol trace " + file.string());
+}
+
 std::string Broker::endpoint() const { return impl_->socket.get(zmq::sockopt::last_endpoint); }
 
 void Broker::serve(const std::atomic<bool>& stop) {
@@ -169,7 +185,9 @@ void Broker::serve(const std::atomic<bool>& stop) {
       std::vector<std::string> frames;
       for (size_t i = 1; i < parts.size(); ++i) frames.push_back(parts[i].to_string());
       try {
-        impl_->handle(worker, decode_message(frames));
+        const Message m = decode_message(frames);
+        impl_->trace_message("in", worker, m);
+        impl_->handle(worker, m);
       } catch (const ProtocolError& e) {
         impl_->error(worker, e.code(), e.what(), nullptr);
       } catch (const nlohmann::json::exception& e) {

@@ -27,6 +27,10 @@ class Broker {
   // With `curve`, only workers whose public key is listed complete the handshake (ZAP).
   Broker(Store& store, const std::string& endpoint, const std::filesystem::path& artifacts, RetryPolicy policy = {},
          std::optional<CurveServer> curve = std::nullopt);
+  // Appends every message in and out to `file` as JSON lines {"dir", "worker", "type", "body"}
+  // (CHUNK data as its size): a protocol trace for debugging, and what tests check against
+  // schemas/trp1.schema.json.
+  void trace_to(const std::filesystem::path& file);
   ~Broker();
   // The address actually bound.
   std::string endpoint() const;

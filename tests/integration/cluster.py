@@ -95,3 +95,23 @@ def best_adapter(db, artifacts, run_id=1):
     best = json.loads(result)["best_step"]
     (path,), = query(db, "SELECT path FROM checkpoints WHERE run_id = ? AND step = ?", run_id, best)
     return (pathlib.Path(artifacts) / path / "adapter_model.safetensors").read_bytes(), json.loads(result)
+
+
+def check_trace(trace):
+    """Validates every message of a `tallrec coordinator --trace` file against
+    schemas/trp1.schema.json; returns the set of message types seen."""
+    import jsonschema
+    from referencing import Registry, Resource
+
+    schemas = pathlib.Path(__file__).resolve().parents[2] / "schemas"
+    trp = json.loads((schemas / "trp1.schema.json").read_text())
+    event = json.loads((schemas / "train_event.schema.json").read_text())
+    registry = Registry().with_resources([(s["$id"], Resource.from_contents(s)) for s in (trp, event)])
+    seen = set()
+    for line in pathlib.Path(trace).read_text().splitlines():
+        message = json.loads(line)
+        validator = jsonschema.Draft202012Validator({"$ref": f"{trp['$id']}#/$defs/{message['type']}"}, registry=registry)
+        errors = list(validator.iter_errors(message["body"]))
+        assert not errors, f"{message['dir']} {message['type']} {message['body']}: {errors[0].message}"
+        seen.add(message["type"])
+    return seen

@@ -26,7 +26,8 @@ def test_grid_runs_on_two_workers(tmp_path):
     run_tallrec("submit", tmp_path / "grid.json", "--db", db)
 
     coordinator = subprocess.Popen([str(BUILD_DIR / "tallrec"), "coordinator", "--db", str(db), "--listen",
-                                    "tcp://127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                    "tcp://127.0.0.1:0", "--trace", str(tmp_path / "trace.jsonl")],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         endpoint = coordinator.stdout.readline().split("listening on ")[1].split()[0]
         workers = [subprocess.Popen([str(BUILD_DIR / "tallrec"), "worker", "--coordinator", endpoint, "--id", f"w{i}",
@@ -59,6 +60,11 @@ def test_grid_runs_on_two_workers(tmp_path):
             for name, sha in json.loads((folder / "manifest.json").read_text()).items():
                 assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == sha
     assert "movie -> movie" in run_tallrec("results", "two-workers", "--db", db).stdout
+    # Every message both ways matches schemas/trp1.schema.json.
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+    from cluster import check_trace
+    assert check_trace(tmp_path / "trace.jsonl") >= {"READY", "REQUEST", "LEASE", "NOWORK", "HEARTBEAT", "EVENT", "ACK",
+                                                      "DONE", "OFFER", "CREDIT", "CHUNK"}
 
 
 def test_one_worker_runs_two_attempts_at_once_with_two_slots(tmp_path):

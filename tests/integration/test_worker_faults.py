@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from cluster import (Coordinator, all_runs_ended, best_adapter, make_grid, query, run_tallrec, start_worker,
-                     wait_for)
+from cluster import (Coordinator, all_runs_ended, best_adapter, check_trace, make_grid, query, run_tallrec,
+                     start_worker, wait_for)
 
 STEPS = 20  # checkpoints at steps 10 and 20
 
@@ -136,7 +136,7 @@ def test_zombie_worker_changes_nothing(root, reference):
 
 def test_cancel_then_retry_resumes_from_the_stored_checkpoint(root, reference):
     work, db = submit(root, "cancel-retry")
-    coordinator = Coordinator(db, work / "artifacts")
+    coordinator = Coordinator(db, work / "artifacts", extra=["--trace", work / "trace.jsonl"])
     try:
         w1 = start_worker(coordinator.endpoint, work, "w1", "--exit-when-idle")
         wait_for(lambda: first_checkpoint_stored(db), 120, "the first stored checkpoint")
@@ -155,5 +155,7 @@ def test_cancel_then_retry_resumes_from_the_stored_checkpoint(root, reference):
     (attempt,), = query(db, "SELECT id FROM attempts WHERE state = 'succeeded'")
     assert resumed_from(db, attempt) >= 10
     assert best_adapter(db, work / "artifacts")[0] == reference[0]
+    seen = check_trace(work / "trace.jsonl")
+    assert seen >= {"FETCH", "CHUNK", "CREDIT"} and seen & {"CANCEL", "ERROR"}  # told at a heartbeat, or by a refusal
     unknown = run_tallrec("retry", "99", "--db", db, check=False)
     assert unknown.returncode == 2 and "run 99 is not in the store" in unknown.stderr
