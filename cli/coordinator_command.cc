@@ -1,13 +1,12 @@
-// `tallrec coordinator` (the store plus the TRP/1 broker) and `tallrec worker` (the agent), each
-// serving until SIGINT or SIGTERM.
+// `tallrec coordinator` (coordinator/coordinator_service.h: store, TRP/1 broker, HTTP API) and
+// `tallrec worker` (the agent), each serving until SIGINT or SIGTERM.
 #include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
 
 #include "cli/commands.h"
-#include "coordinator/broker.h"
-#include "coordinator/store.h"
+#include "coordinator/coordinator_service.h"
 #include "common/curve_keys.h"
 #include "common/error.h"
 #include "worker/agent.h"
@@ -22,42 +21,54 @@ extern "C" void on_signal(int) { g_stop = true; }
 }  // namespace
 
 void add_coordinator_command(CLI::App& app) {
-  struct Args { std::string db = "tallrec.db", listen = "tcp://127.0.0.1:5555", artifacts; double lease_seconds = 30, backoff_seconds = 5; std::string curve_key, worker_keys, trace; };
-  auto args = std::make_shared<Args>();
-  auto* c = app.add_subcommand("coordinator", "Serve the store to workers over ZeroMQ (TRP/1, docs/protocol.md) until Ctrl-C");
-  c->add_option("--db", args->db, "Store file")->capture_default_str();
-  c->add_option("--listen", args->listen, "ZeroMQ endpoint to bind (127.0.0.1 unless told otherwise)")->capture_default_str();
-  c->add_option("--artifacts", args->artifacts, "Folder for stored checkpoints (default: artifacts/ next to the store)");
-  c->add_option("--curve-key", args->curve_key, "CURVE: the coordinator's key file (tallrec keys coordinator)");
-  c->add_option("--worker-keys", args->worker_keys, "CURVE: folder of the .pub keys of the workers let in");
-  c->add_option("--trace", args->trace, "Append every TRP/1 message in and out to this file (JSON lines)");
-  c->add_option("--lease-seconds", args->lease_seconds, "How long a worker's silence is tolerated")->capture_default_str();
-  c->add_option("--backoff-seconds", args->backoff_seconds, "Wait before a failed run's next attempt (doubles per attempt, up to 300 s)")
+  struct Args {
+    CoordinatorOptions o;
+    std::string curve_key, worker_keys;
+  };
+  auto a = std::make_shared<Args>();
+  CoordinatorOptions& o = a->o;
+  auto* c = app.add_subcommand("coordinator",
+                               "Serve the store to workers over ZeroMQ (TRP/1, docs/protocol.md) and the HTTP API and "
+                               "dashboard, until Ctrl-C");
+  c->add_option("--db", o.db, "Store file")->capture_default_str();
+  c->add_option("--listen", o.listen, "ZeroMQ endpoint to bind (127.0.0.1 unless told otherwise)")->capture_default_str();
+  c->add_option("--artifacts", o.artifacts, "Folder for stored checkpoints (default: artifacts/ next to the store)");
+  c->add_option("--curve-key", a->curve_key, "CURVE: the coordinator's key file (tallrec keys coordinator)");
+  c->add_option("--worker-keys", a->worker_keys, "CURVE: folder of the .pub keys of the workers let in");
+  c->add_option("--trace", o.trace, "Append every TRP/1 message in and out to this file (JSON lines)");
+  c->add_option("--lease-seconds", o.policy.lease_seconds, "How long a worker's silence is tolerated")->capture_default_str();
+  c->add_option("--backoff-seconds", o.policy.backoff_base, "Wait before a failed run's next attempt (doubles per attempt, up to 300 s)")
       ->capture_default_str();
-  c->callback([args] {
-    Store store(args->db);
-    RetryPolicy policy;
-    policy.lease_seconds = args->lease_seconds;
-    policy.backoff_base = args->backoff_seconds;
-    const std::filesystem::path artifacts =
-        args->artifacts.empty() ? std::filesystem::absolute(args->db).parent_path() / "artifacts" : std::filesystem::path(args->artifacts);
-    if (args->curve_key.empty() != args->worker_keys.empty())
+  c->add_option("--http", o.http, "ADDRESS:PORT of the HTTP API and dashboard (port 0: any free one), or off")->capture_default_str();
+  c->add_option("--token-file", o.token_file, "The API token for changes (made at the first start; default: api-token next to the store)");
+  c->add_flag("--read-token", o.reads_need_token, "Reads need the token too (by default they are open)");
+  c->add_option("--web-root", o.web_root, "The dashboard's static files")->capture_default_str();
+  c->add_option("--chart-js", o.chart_js, "Chart.js served as /vendor/chart.js (Debian: libjs-chart.js)")->capture_default_str();
+  c->callback([a] {
+    if (a->curve_key.empty() != a->worker_keys.empty())
       throw InputError("coordinator: --curve-key and --worker-keys go together");
-    std::optional<CurveServer> curve;
-    if (!args->curve_key.empty()) {
-      const CurveKeyPair own = read_curve_key_pair(args->curve_key);
-      curve = CurveServer{own.public_key, own.secret_key, read_curve_public_keys(args->worker_keys)};
+    if (!a->curve_key.empty()) {
+      const CurveKeyPair own = read_curve_key_pair(a->curve_key);
+      a->o.curve = CurveServer{own.public_key, own.secret_key, read_curve_public_keys(a->worker_keys)};
     }
-    Broker broker(store, args->listen, artifacts, policy, curve);
-    if (!args->trace.empty()) broker.trace_to(args->trace);
+    CoordinatorService service(a->o);
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
-    std::printf("coordinator: store %s, artifacts %s, listening on %s (%s)\n", args->db.c_str(),
-                artifacts.string().c_str(), broker.endpoint().c_str(),
-                curve ? ("CURVE, " + std::to_string(curve->worker_keys.size()) + " worker keys").c_str()
-                      : "no CURVE: keep it on loopback");
+    const auto& o = service.options();
+    std::printf("coordinator: store %s, artifacts %s, listening on %s (%s)\n", o.db.c_str(), o.artifacts.c_str(),
+                service.zmq_endpoint().c_str(),
+                o.curve ? ("CURVE, " + std::to_string(o.curve->worker_keys.size()) + " worker keys").c_str()
+                        : "no CURVE: keep it on loopback");
+    if (!service.http_url().empty()) {
+      std::printf("coordinator: dashboard and API at %s\n", service.http_url().c_str());
+      if (service.api_token_created())
+        std::printf("coordinator: API token (shown once; kept in %s, mode 0600): %s\n", o.token_file.c_str(),
+                    service.api_token().c_str());
+      else
+        std::printf("coordinator: API token in %s\n", o.token_file.c_str());
+    }
     std::fflush(stdout);
-    broker.serve(g_stop);
+    service.serve(g_stop);
     std::printf("coordinator: stopped\n");
   });
 }

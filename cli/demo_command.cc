@@ -5,6 +5,7 @@
 // number of steps) and report back; then TALLRec's Table 1 from the store.
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <thread>
 #include <cstdio>
@@ -14,7 +15,7 @@
 
 #include "cli/commands.h"
 #include "common/error.h"
-#include "coordinator/broker.h"
+#include "coordinator/coordinator_service.h"
 #include "coordinator/results.h"
 #include "coordinator/store.h"
 #include "jobs/data/movielens.h"
@@ -33,6 +34,15 @@ std::string shell_quote(const std::string& s) {
 // tallrec-train lives next to this binary (both are built into the same folder).
 fs::path trainer_path() { return fs::read_symlink("/proc/self/exe").parent_path() / "tallrec-train"; }
 
+std::atomic<bool> g_interrupted{false};
+extern "C" void on_interrupt(int) { g_interrupted = true; }
+
+void wait_for_interrupt() {
+  std::signal(SIGINT, on_interrupt);
+  std::signal(SIGTERM, on_interrupt);
+  while (!g_interrupted) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+}
+
 }  // namespace
 
 void add_demo_command(CLI::App& app) {
@@ -44,6 +54,8 @@ void add_demo_command(CLI::App& app) {
     std::vector<uint64_t> seeds{0, 42};
     int64_t train_steps = 20;
     int64_t valid_sample = 200;
+    std::string http = "127.0.0.1:8080";
+    bool no_wait = false;
   };
   auto args = std::make_shared<Args>();
   auto* demo = app.add_subcommand("demo", "Run a small TALLRec grid on this machine: data, one tallrec-train per point, TALLRec's Table 1");
@@ -54,6 +66,8 @@ void add_demo_command(CLI::App& app) {
   demo->add_option("--seeds", args->seeds, "Seeds")->capture_default_str();
   demo->add_option("--train-steps", args->train_steps, "Optimizer steps per grid point")->capture_default_str();
   demo->add_option("--valid-sample", args->valid_sample, "Validate on this many movie validation prompts")->capture_default_str();
+  demo->add_option("--http", args->http, "ADDRESS:PORT of the dashboard (port 0: any free one), or off")->capture_default_str();
+  demo->add_flag("--no-wait", args->no_wait, "Exit after the table instead of serving the dashboard until Ctrl-C");
   demo->callback([args] {
     const fs::path work = fs::absolute(args->work_dir);
     const fs::path raw = fs::path(args->data) / "ml-100k";
@@ -93,24 +107,28 @@ void add_demo_command(CLI::App& app) {
     Store store(work / "tallrec.db");
     SubmitResult submitted = store.submit(parse_grid(grid.dump(), "demo grid"));
     std::printf("  %zu runs submitted (%zu already in the store)\n", submitted.added, submitted.existing);
-    // The coordinator's broker serves the store from this process; two worker processes take
-    // the runs over ZeroMQ on 127.0.0.1, each running tallrec-train per run.
-    Broker broker(store, "tcp://127.0.0.1:*", work / "artifacts");
+    // The coordinator (broker and dashboard) serves the store from this process; two worker
+    // processes take the runs over ZeroMQ on 127.0.0.1, each running tallrec-train per run.
+    CoordinatorOptions options;
+    options.db = work / "tallrec.db";
+    options.listen = "tcp://127.0.0.1:*";
+    options.http = args->http;
+    CoordinatorService coordinator(options);
     std::atomic<bool> stop{false};
-    std::thread serving([&] { broker.serve(stop); });
-    std::printf("  coordinator on %s; 2 workers\n", broker.endpoint().c_str());
+    std::thread serving([&] { coordinator.serve(stop); });
+    std::printf("  coordinator on %s; 2 workers\n", coordinator.zmq_endpoint().c_str());
+    if (!coordinator.http_url().empty())
+      std::printf("  dashboard: %s  (API token in %s)\n", coordinator.http_url().c_str(), coordinator.options().token_file.c_str());
     std::fflush(stdout);
     const std::string self = fs::read_symlink("/proc/self/exe").string();
     std::vector<std::string> worker_status;
     for (int w = 1; w <= 2; ++w) {
-      worker_status.push_back(shell_quote(self) + " worker --coordinator " + broker.endpoint() + " --id demo-worker-" +
+      worker_status.push_back(shell_quote(self) + " worker --coordinator " + coordinator.zmq_endpoint() + " --id demo-worker-" +
                               std::to_string(w) + " --work-dir " + shell_quote((work / ("worker-" + std::to_string(w))).string()) +
                               " --exit-when-idle --threads 1");  // two workers share this machine's cores
     }
     // Both workers at once: `a & b & wait` in one shell.
     const int rc = std::system((worker_status[0] + " 2>/dev/null & " + worker_status[1] + " 2>/dev/null & wait").c_str());
-    stop = true;
-    serving.join();
     if (rc != 0) std::printf("  a worker exited with status %d\n", rc);
     for (const auto& [spec, done] : store.results("demo")) {
       char name[64];
@@ -131,6 +149,13 @@ void add_demo_command(CLI::App& app) {
                 "  is what to expect; real runs start from LLaMA weights. Runs, events and adapters: %s/worker-*/runs\n",
                 answers.yes, answers.no, work.c_str());
     std::printf("  %.1f s in all\n", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    if (!args->no_wait && !coordinator.http_url().empty()) {
+      std::printf("The dashboard stays up at %s until Ctrl-C.\n", coordinator.http_url().c_str());
+      std::fflush(stdout);
+      wait_for_interrupt();
+    }
+    stop = true;
+    serving.join();
   });
 }
 

@@ -41,6 +41,7 @@ struct Broker::Impl {
   // Replies wait here while a batch is open and go out once it is committed.
   std::vector<std::pair<std::string, Message>> held;
   bool holding = false;
+  CoordinatorMetrics* metrics = nullptr;
 
   void send(const std::string& worker, const Message& m) {
     if (holding) return held.push_back({worker, m});
@@ -148,6 +149,11 @@ Broker::Broker(Store& store, const std::string& endpoint, const std::filesystem:
 
 Broker::~Broker() = default;
 
+void Broker::set_metrics(CoordinatorMetrics* metrics) {
+  impl_->metrics = metrics;
+  impl_->transfers.set_metrics(metrics);
+}
+
 void Broker::trace_to(const std::filesystem::path& file) {
   impl_->trace = std::make_unique<std::ofstream>(file, std::ios::app);
   if (!*impl_->trace) throw Error("cannot write the protocol trace " + file.string());
@@ -169,10 +175,12 @@ void Broker::serve(const std::atomic<bool>& stop) {
     if (impl_->zap && (items[1].revents & ZMQ_POLLIN)) impl_->zap->answer();
     if (now() >= next_expiry) {
       impl_->store.expire_leases(now(), impl_->policy);
+      impl_->store.mark_silent_workers(now() - impl_->policy.lease_seconds, now());
       next_expiry = now() + 1.0;
     }
     // A burst of messages is handled in one store batch (group commit); replies go out after it.
     std::optional<Store::Batch> batch;
+    const auto burst_start = std::chrono::steady_clock::now();
     if (items[0].revents & ZMQ_POLLIN) {
       batch.emplace(impl_->store);
       impl_->holding = true;
@@ -197,7 +205,11 @@ void Broker::serve(const std::atomic<bool>& stop) {
     if (batch) {
       batch->commit();
       impl_->holding = false;
-      for (const auto& [worker, m] : impl_->held) impl_->send_now(worker, m);
+      const double latency = std::chrono::duration<double>(std::chrono::steady_clock::now() - burst_start).count();
+      for (const auto& [worker, m] : impl_->held) {
+        impl_->send_now(worker, m);
+        if (impl_->metrics && m.type == MessageType::kLease) impl_->metrics->observe_dispatch(latency);
+      }
       impl_->held.clear();
     }
     impl_->transfers.pump(now());

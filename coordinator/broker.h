@@ -11,6 +11,7 @@
 #include <set>
 #include <string>
 
+#include "coordinator/metrics.h"
 #include "coordinator/store.h"
 
 namespace tallrec {
@@ -31,6 +32,8 @@ class Broker {
   // (CHUNK data as its size): a protocol trace for debugging, and what tests check against
   // schemas/trp1.schema.json.
   void trace_to(const std::filesystem::path& file);
+  // Dispatch latency and checkpoint bytes go to `metrics` (owned by the caller; may be null).
+  void set_metrics(CoordinatorMetrics* metrics);
   ~Broker();
   // The address actually bound.
   std::string endpoint() const;

@@ -169,6 +169,7 @@ void CheckpointTransfers::finish_upload(const std::string& worker, const std::st
     std::error_code ec;
     fs::remove_all(artifacts_ / p, ec);
   }
+  if (metrics_) metrics_->add_checkpoint_bytes(uint64_t(bytes));
   send_(worker, {MessageType::kCredit, {{"transfer", id}, {"chunks", 0}, {"stored", true}}, ""});
 }
 

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "common/protocol.h"
+#include "coordinator/metrics.h"
 #include "coordinator/store.h"
 
 namespace tallrec {
@@ -33,6 +34,7 @@ class CheckpointTransfers {
   // LEASE's `resume` for a run: its stored checkpoints with their files, or null when none.
   nlohmann::json resume_point(int64_t run_id);
   const std::filesystem::path& artifacts() const { return artifacts_; }
+  void set_metrics(CoordinatorMetrics* metrics) { metrics_ = metrics; }
 
  private:
   struct Upload;
@@ -43,6 +45,7 @@ class CheckpointTransfers {
   Store& store_;
   std::filesystem::path artifacts_;
   Send send_;
+  CoordinatorMetrics* metrics_ = nullptr;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<Upload>> uploads_;      // (worker, transfer)
   std::map<std::pair<std::string, std::string>, std::unique_ptr<Download>> downloads_;  // (worker, transfer)
 };

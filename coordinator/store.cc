@@ -43,6 +43,12 @@ constexpr const char* kMigrations[] = {
       id INTEGER PRIMARY KEY, attempt_id INTEGER NOT NULL REFERENCES attempts(id), seq INTEGER NOT NULL,
       type TEXT NOT NULL, body TEXT NOT NULL, UNIQUE (attempt_id, seq));
     )sql",
+    // v2: the change feed (the HTTP API's Server-Sent Events replay it by id) and worker liveness.
+    R"sql(
+    CREATE TABLE changes (
+      id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, kind TEXT NOT NULL, body TEXT NOT NULL);
+    ALTER TABLE workers ADD COLUMN alive INTEGER NOT NULL DEFAULT 1;
+    )sql",
 };
 
 double now() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
@@ -146,6 +152,7 @@ SubmitResult Store::submit(const Grid& grid) {
       link.step();
       link.reset();
     }
+    add_change(db_, path_, "sweep", {{"sweep", r.sweep_id}, {"name", grid.name}, {"added", r.added}, {"existing", r.existing}}, t);
     return r;
   });
 }
@@ -210,6 +217,7 @@ std::optional<Lease> Store::lease_next(const std::string& worker, double t, cons
     l.attempt_id = sqlite3_last_insert_rowid(db_);
     Statement(db_, "UPDATE runs SET state = 'leased', attempts = attempts + 1, updated = ? WHERE id = ?", path_)
         .bind(1, t).bind(2, l.run_id).step();
+    add_change(db_, path_, "run", {{"run", l.run_id}, {"state", "leased"}, {"attempt", l.attempt_id}, {"worker", worker}}, t);
     return l;
   });
 }
@@ -230,6 +238,7 @@ bool Store::mark_running(int64_t attempt_id, double t) {
     if (run < 0) return false;
     Statement(db_, "UPDATE attempts SET state = 'running' WHERE id = ?", path_).bind(1, attempt_id).step();
     Statement(db_, "UPDATE runs SET state = 'running', updated = ? WHERE id = ?", path_).bind(1, t).bind(2, run).step();
+    add_change(db_, path_, "run", {{"run", run}, {"state", "running"}, {"attempt", attempt_id}}, t);
     return true;
   });
 }
@@ -242,6 +251,7 @@ bool Store::finish(int64_t attempt_id, const nlohmann::json& result, double t) {
         .bind(1, t).bind(2, attempt_id).step();
     Statement(db_, "UPDATE runs SET state = 'succeeded', result = ?, updated = ? WHERE id = ?", path_)
         .bind(1, result.dump()).bind(2, t).bind(3, run).step();
+    add_change(db_, path_, "run", {{"run", run}, {"state", "succeeded"}, {"attempt", attempt_id}}, t);
     return true;
   });
 }
@@ -255,12 +265,15 @@ void end_attempt(sqlite3* db, const std::string& path, int64_t attempt_id, int64
   Statement q(db, "SELECT attempts, max_attempts FROM runs WHERE id = ?", path);
   q.bind(1, run).step();
   const int64_t attempts = q.integer(0), max_attempts = q.integer(1);
-  if (retryable && attempts < max_attempts) {
+  const bool again = retryable && attempts < max_attempts;
+  if (again) {
     Statement(db, "UPDATE runs SET state = 'queued', not_before = ?, updated = ? WHERE id = ?", path)
         .bind(1, t + backoff(attempts, policy)).bind(2, t).bind(3, run).step();
   } else {
     Statement(db, "UPDATE runs SET state = 'failed', updated = ? WHERE id = ?", path).bind(1, t).bind(2, run).step();
   }
+  add_change(db, path, "run", {{"run", run}, {"state", again ? "queued" : "failed"}, {"attempt", attempt_id},
+                               {"attempt_state", attempt_state}, {"reason", reason}}, t);
 }
 }  // namespace
 
@@ -293,7 +306,9 @@ bool Store::cancel(int64_t run_id, double t) {
     Statement u(db_, "UPDATE runs SET state = 'canceled', updated = ? WHERE id = ? AND state IN ('queued', 'leased', 'running')",
                 path_);
     u.bind(1, t).bind(2, run_id).step();
-    return sqlite3_changes(db_) > 0;
+    if (sqlite3_changes(db_) == 0) return false;
+    add_change(db_, path_, "run", {{"run", run_id}, {"state", "canceled"}}, t);
+    return true;
   });
 }
 
@@ -305,7 +320,9 @@ bool Store::retry(int64_t run_id, double t) {
                 "updated = ? WHERE id = ? AND state IN ('failed', 'canceled')",
                 path_);
     u.bind(1, t).bind(2, run_id).step();
-    return sqlite3_changes(db_) > 0;
+    if (sqlite3_changes(db_) == 0) return false;
+    add_change(db_, path_, "run", {{"run", run_id}, {"state", "queued"}}, t);
+    return true;
   });
 }
 
@@ -318,26 +335,33 @@ void Store::register_worker(const std::string& id, const std::string& host, cons
               "version = excluded.version, last_seen = excluded.last_seen",
               path_)
         .bind(1, id).bind(2, host).bind(3, gpus.dump()).bind(4, slots).bind(5, version).bind(6, t).step();
+    Statement(db_, "UPDATE workers SET alive = 1 WHERE id = ?", path_).bind(1, id).step();
+    add_change(db_, path_, "worker", {{"worker", id}, {"alive", true}, {"host", host}, {"slots", slots}}, t);
     return 0;
   });
 }
 
 bool Store::record_event(int64_t attempt_id, int64_t seq, const nlohmann::json& event) {
   return in_transaction(db_, path_, [&] {
-    if (live_run(db_, path_, attempt_id) < 0) return false;
+    const int64_t run = live_run(db_, path_, attempt_id);
+    if (run < 0) return false;
     Statement ins(db_, "INSERT OR IGNORE INTO events (attempt_id, seq, type, body) VALUES (?, ?, ?, ?)", path_);
     ins.bind(1, attempt_id).bind(2, seq).bind(3, event.value("type", std::string("?"))).bind(4, event.dump()).step();
     if (sqlite3_changes(db_) == 0) return true;  // a duplicate: stored before
     const std::string type = event.value("type", "");
     if ((type == "progress" || type == "eval") && event.contains("step")) {
       Statement m(db_, "INSERT OR REPLACE INTO metrics (attempt_id, step, name, value) VALUES (?, ?, ?, ?)", path_);
+      nlohmann::json values = nlohmann::json::object();
       for (const char* name : {"loss", "lr", "tokens_per_s", "val_auc", "val_loss"}) {
         if (!event.contains(name) || !event[name].is_number()) continue;
         m.bind(1, attempt_id).bind(2, event["step"].get<int64_t>()).bind(3, std::string(name))
             .bind(4, event[name].get<double>());
         m.step();
         m.reset();
+        values[name] = event[name];
       }
+      add_change(db_, path_, "metric", {{"run", run}, {"attempt", attempt_id}, {"step", event["step"]}, {"values", values}},
+                 event.value("time", 0.0));
     }
     return true;
   });

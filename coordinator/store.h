@@ -72,6 +72,30 @@ struct WorkerRow {
   nlohmann::json gpus;
   double last_seen;
   std::vector<int64_t> attempts;  // the live attempts it holds
+  bool alive = true;              // false once silent past its lease (Store::mark_silent_workers)
+};
+
+// One entry of the change feed: kind "run" (a state change), "sweep" (submitted), "metric" (new
+// points of an attempt), "checkpoint" (stored), "worker" (joined or lost).
+struct Change {
+  int64_t id;
+  double time;
+  std::string kind;
+  nlohmann::json body;
+};
+
+// A run of a sweep as the results heatmap needs it.
+struct RunOutcome {
+  std::string domain;
+  int64_t sample;
+  uint64_t seed;
+  std::string state;
+  nlohmann::json result;  // the finished event, or null
+};
+
+struct MetricPoint {
+  int64_t attempt, step;
+  double value;
 };
 
 class Store {
@@ -142,8 +166,21 @@ class Store {
   // The run's recorded checkpoints, oldest first.
   std::vector<StoredCheckpoint> checkpoints(int64_t run_id);
   std::vector<WorkerRow> workers();
-  // A sign of life from a worker (its HEARTBEAT): refreshes last_seen.
+  // A sign of life from a worker (its HEARTBEAT): refreshes last_seen (a lost worker is back).
   void worker_seen(const std::string& id, double now);
+  // Workers not heard from since `silent_since` are lost; returns how many were marked.
+  int mark_silent_workers(double silent_since, double now);
+  // The change feed after id `after`, oldest first, at most `limit` entries.
+  std::vector<Change> changes_since(int64_t after, int64_t limit = 1000);
+  int64_t last_change_id();
+  // Read views for the HTTP API (coordinator/store_views.cc).
+  std::optional<nlohmann::json> sweep_document(const std::string& name);  // id, name, grid, ...
+  std::vector<RunOutcome> run_outcomes(const std::string& sweep_name);
+  int64_t count_runs(const std::string& sweep_name = "", const std::string& state = "");
+  std::map<std::string, int64_t> runs_by_state();                         // every run in the store
+  std::optional<nlohmann::json> run_detail(int64_t run_id);               // spec, result, attempts, checkpoints
+  std::vector<MetricPoint> metric_series(int64_t run_id, const std::string& name);
+  nlohmann::json run_events(int64_t run_id, int64_t after_id, int64_t limit);
   // Results of a sweep's succeeded runs: (spec, result) pairs.
   std::vector<std::pair<nlohmann::json, nlohmann::json>> results(const std::string& sweep_name);
 

@@ -36,6 +36,7 @@ std::optional<std::vector<std::string>> Store::record_checkpoint(int64_t attempt
               path_)
         .bind(1, run).bind(2, attempt_id).bind(3, c.step).bind(4, c.path).bind(5, c.sha256).bind(6, c.bytes).bind(7, t)
         .step();
+    add_change(db_, path_, "checkpoint", {{"run", run}, {"attempt", attempt_id}, {"step", c.step}, {"bytes", c.bytes}}, t);
     std::vector<std::string> forgotten;
     Statement old(db_, "SELECT path FROM checkpoints WHERE run_id = ?1 AND step NOT IN (?2, ?3) AND path != ?4", path_);
     old.bind(1, run).bind(2, c.step).bind(3, best_step).bind(4, c.path);
@@ -56,11 +57,11 @@ std::vector<StoredCheckpoint> Store::checkpoints(int64_t run_id) {
 
 std::vector<WorkerRow> Store::workers() {
   std::vector<WorkerRow> out;
-  Statement s(db_, "SELECT id, host, version, slots, gpus, last_seen FROM workers ORDER BY id", path_);
+  Statement s(db_, "SELECT id, host, version, slots, gpus, last_seen, alive FROM workers ORDER BY id", path_);
   Statement held(db_, "SELECT id FROM attempts WHERE worker_id = ? AND state IN ('leased', 'running') ORDER BY id", path_);
   while (s.step()) {
     WorkerRow w{s.text(0), s.text(1), s.text(2), s.integer(3),
-                nlohmann::json::parse(s.text(4).empty() ? "[]" : s.text(4)), s.real(5), {}};
+                nlohmann::json::parse(s.text(4).empty() ? "[]" : s.text(4)), s.real(5), {}, s.integer(6) != 0};
     held.bind(1, w.id);
     while (held.step()) w.attempts.push_back(held.integer(0));
     held.reset();
@@ -71,9 +72,44 @@ std::vector<WorkerRow> Store::workers() {
 
 void Store::worker_seen(const std::string& id, double t) {
   in_transaction(db_, path_, [&] {
-    Statement(db_, "UPDATE workers SET last_seen = ? WHERE id = ?", path_).bind(1, t).bind(2, id).step();
+    Statement was(db_, "SELECT alive FROM workers WHERE id = ?", path_);
+    was.bind(1, id);
+    if (!was.step()) return 0;
+    const bool back = was.integer(0) == 0;
+    Statement(db_, "UPDATE workers SET last_seen = ?, alive = 1 WHERE id = ?", path_).bind(1, t).bind(2, id).step();
+    if (back) add_change(db_, path_, "worker", {{"worker", id}, {"alive", true}}, t);
     return 0;
   });
+}
+
+int Store::mark_silent_workers(double silent_since, double t) {
+  return in_transaction(db_, path_, [&] {
+    std::vector<std::string> silent;
+    {
+      Statement s(db_, "SELECT id FROM workers WHERE alive = 1 AND last_seen < ?", path_);
+      s.bind(1, silent_since);
+      while (s.step()) silent.push_back(s.text(0));
+    }
+    for (const auto& id : silent) {
+      Statement(db_, "UPDATE workers SET alive = 0 WHERE id = ?", path_).bind(1, id).step();
+      add_change(db_, path_, "worker", {{"worker", id}, {"alive", false}}, t);
+    }
+    return int(silent.size());
+  });
+}
+
+std::vector<Change> Store::changes_since(int64_t after, int64_t limit) {
+  Statement s(db_, "SELECT id, time, kind, body FROM changes WHERE id > ? ORDER BY id LIMIT ?", path_);
+  s.bind(1, after).bind(2, limit);
+  std::vector<Change> out;
+  while (s.step()) out.push_back({s.integer(0), s.real(1), s.text(2), nlohmann::json::parse(s.text(3))});
+  return out;
+}
+
+int64_t Store::last_change_id() {
+  Statement s(db_, "SELECT COALESCE(MAX(id), 0) FROM changes", path_);
+  s.step();
+  return s.integer(0);
 }
 
 }  // namespace tallrec

@@ -10,6 +10,8 @@
 #include <string>
 #include <utility>
 
+#include <nlohmann/json.hpp>
+
 #include "common/error.h"
 
 namespace tallrec {
@@ -76,6 +78,7 @@ class Statement {
   void reset() { sqlite3_reset(stmt_); sqlite3_clear_bindings(stmt_); }
   int64_t integer(int col) { return sqlite3_column_int64(stmt_, col); }
   double real(int col) { return sqlite3_column_double(stmt_, col); }
+  bool is_null(int col) { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
   std::string text(int col) {
     auto p = sqlite3_column_text(stmt_, col);
     return p ? reinterpret_cast<const char*>(p) : "";
@@ -118,6 +121,13 @@ auto in_transaction(sqlite3* db, const std::string& path, F&& body) {
     }
     throw;
   }
+}
+
+// Appends to the change feed (table `changes`), inside the caller's transaction: what the HTTP
+// API streams as Server-Sent Events, replayable by id.
+inline void add_change(sqlite3* db, const std::string& path, const char* kind, const nlohmann::json& body, double t) {
+  Statement(db, "INSERT INTO changes (time, kind, body) VALUES (?, ?, ?)", path)
+      .bind(1, t).bind(2, std::string(kind)).bind(3, body.dump()).step();
 }
 
 // The live attempt's run id, or -1 if the attempt is stale (fencing).

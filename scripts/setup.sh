@@ -14,7 +14,7 @@ debian_packages=(
   build-essential cmake ninja-build pkg-config git
   libzmq3-dev cppzmq-dev libsqlite3-dev sqlite3 nlohmann-json3-dev libcli11-dev libboost-dev
   libsentencepiece-dev libgtest-dev libgmock-dev libbenchmark-dev libcurl4-openssl-dev
-  libarchive-dev libgloo-dev python3-venv
+  libarchive-dev libgloo-dev python3-venv chromium fonts-liberation libjs-chart.js
 )
 
 missing=()

@@ -41,16 +41,24 @@ class Coordinator:
 
     def __init__(self, db, artifacts, lease_seconds=30, backoff_seconds=0.2, extra=()):
         self.endpoint = f"tcp://127.0.0.1:{free_port()}"
+        extra = list(map(str, extra))
+        http = [] if "--http" in extra else ["--http", f"127.0.0.1:{free_port()}"]  # fixed too, across restarts
         self.args = [str(BUILD_DIR / "tallrec"), "coordinator", "--db", str(db), "--artifacts", str(artifacts),
                      "--listen", self.endpoint, "--lease-seconds", str(lease_seconds),
-                     "--backoff-seconds", str(backoff_seconds), *map(str, extra)]
+                     "--backoff-seconds", str(backoff_seconds), *http, *extra]
         self.proc = None
         self.stderr = ""
+        self.url = self.token = None
         self.start()
 
     def start(self):
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert "listening on" in self.proc.stdout.readline()
+        if "off" not in self.args:
+            self.url = self.proc.stdout.readline().split(" at ")[1].strip()
+            token_line = self.proc.stdout.readline()
+            if "shown once" in token_line:
+                self.token = token_line.rsplit(": ", 1)[1].strip()
 
     def kill(self, sig):
         self.proc.send_signal(sig)

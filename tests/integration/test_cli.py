@@ -94,9 +94,9 @@ def test_trainer_reads_tokens_and_builds_left_padded_batches(tmp_path):
 
 def test_demo_runs_a_grid_through_the_store(tmp_path):
     proc = run_tallrec("demo", "--data", SHARED_DIR / "data", "--tokenizer", TOKENIZER, "--work-dir", tmp_path,
-                       "--samples", 16, "--seeds", 0, "--train-steps", 2)
+                       "--samples", 16, "--seeds", 0, "--train-steps", 2, "--no-wait", "--http", "127.0.0.1:0")
     assert "train   8000 records  yes ratio 0.5571" in proc.stdout
-    assert "1 runs submitted" in proc.stdout and "2 workers" in proc.stdout
+    assert "1 runs submitted" in proc.stdout and "2 workers" in proc.stdout and "dashboard: http://127.0.0.1:" in proc.stdout
     assert "movie-s16-seed0      best val AUC" in proc.stdout
     assert "movie -> movie" in proc.stdout and "movie -> book" in proc.stdout
     assert "answer ids: yes=8241 no=3782" in proc.stdout
@@ -110,7 +110,7 @@ def test_demo_runs_a_grid_through_the_store(tmp_path):
     assert set(layout["movie"]) == {"movie", "book"} and "16" in layout["movie"]["movie"]["model-tiny"]["0"]
     # Running the demo again reuses the stored result: nothing is retrained, the same table comes out.
     again = run_tallrec("demo", "--data", SHARED_DIR / "data", "--tokenizer", TOKENIZER, "--work-dir", tmp_path,
-                        "--samples", 16, "--seeds", 0, "--train-steps", 2)
+                        "--samples", 16, "--seeds", 0, "--train-steps", 2, "--no-wait", "--http", "127.0.0.1:0")
     assert "0 runs submitted (1 already in the store)" in again.stdout
     assert len(list(tmp_path.glob("worker-*/runs/*/adapter"))) == 1
     assert table.splitlines()[2] in again.stdout

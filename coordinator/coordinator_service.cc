@@ -1,0 +1,73 @@
+#include "coordinator/coordinator_service.h"
+
+#include "common/error.h"
+#include "coordinator/api_token.h"
+#include "coordinator/http_api.h"
+#include "coordinator/http_server.h"
+#include "coordinator/metrics.h"
+
+namespace tallrec {
+namespace fs = std::filesystem;
+
+struct CoordinatorService::Impl {
+  CoordinatorOptions options;
+  std::string token;
+  bool token_created = false;
+  CoordinatorMetrics metrics;
+  Store broker_store;
+  Broker broker;
+  std::unique_ptr<Store> http_store;  // the HTTP thread's own connection: WAL readers never block the broker
+  std::unique_ptr<HttpApi> api;
+  std::unique_ptr<HttpServer> http;
+
+  explicit Impl(CoordinatorOptions o)
+      : options(std::move(o)), broker_store(options.db),
+        broker(broker_store, options.listen, options.artifacts, options.policy, options.curve) {
+    broker.set_metrics(&metrics);
+    if (!options.trace.empty()) broker.trace_to(options.trace);
+    if (options.http == "off") return;
+    const size_t colon = options.http.rfind(':');
+    int port = -1;
+    try {
+      if (colon != std::string::npos) port = std::stoi(options.http.substr(colon + 1));
+    } catch (const std::exception&) {
+    }
+    if (port < 0 || port > 65535) throw InputError("--http: \"" + options.http + "\" is not ADDRESS:PORT (or off)");
+    token = load_or_create_api_token(options.token_file, &token_created);
+    http_store = std::make_unique<Store>(options.db);
+    api = std::make_unique<HttpApi>(*http_store, ApiOptions{token, options.reads_need_token, options.artifacts,
+                                                            options.web_root, options.chart_js, options.openapi},
+                                    &metrics);
+    http = std::make_unique<HttpServer>(*api, options.http.substr(0, colon), static_cast<unsigned short>(port));
+  }
+};
+
+namespace {
+CoordinatorOptions with_defaults(CoordinatorOptions o) {
+  const fs::path beside = fs::absolute(o.db).parent_path();
+  if (o.artifacts.empty()) o.artifacts = beside / "artifacts";
+  if (o.token_file.empty()) o.token_file = beside / "api-token";
+  return o;
+}
+}  // namespace
+
+CoordinatorService::CoordinatorService(CoordinatorOptions options)
+    : impl_(std::make_unique<Impl>(with_defaults(std::move(options)))) {}
+
+CoordinatorService::~CoordinatorService() = default;
+
+std::string CoordinatorService::zmq_endpoint() const { return impl_->broker.endpoint(); }
+
+std::string CoordinatorService::http_url() const {
+  if (!impl_->http) return "";
+  const std::string host = impl_->options.http.substr(0, impl_->options.http.rfind(':'));
+  return "http://" + host + ":" + std::to_string(impl_->http->port()) + "/";
+}
+
+const std::string& CoordinatorService::api_token() const { return impl_->token; }
+bool CoordinatorService::api_token_created() const { return impl_->token_created; }
+const CoordinatorOptions& CoordinatorService::options() const { return impl_->options; }
+
+void CoordinatorService::serve(const std::atomic<bool>& stop) { impl_->broker.serve(stop); }
+
+}  // namespace tallrec

@@ -1,0 +1,290 @@
+#include "coordinator/http_api.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "common/error.h"
+#include "common/protocol.h"
+#include "coordinator/grid.h"
+#include "coordinator/results.h"
+
+namespace tallrec {
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+double now() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
+
+HttpResponse json_response(int status, const json& body) { return {status, "application/json", body.dump(), {}}; }
+HttpResponse error_response(int status, const std::string& message) { return json_response(status, {{"error", message}}); }
+
+std::string percent_decode(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out += char(std::stoi(s.substr(i + 1, 2), nullptr, 16));
+      i += 2;
+    } else {
+      out += s[i] == '+' ? ' ' : s[i];
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> segments(const std::string& path) {
+  std::vector<std::string> out;
+  size_t start = 1;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string::npos) end = path.size();
+    out.push_back(percent_decode(path.substr(start, end - start)));
+    start = end + 1;
+  }
+  return out;
+}
+
+// A query parameter as an integer in [lo, hi], or `fallback` when absent; InputError otherwise.
+int64_t int_param(const std::map<std::string, std::string>& q, const std::string& name, int64_t fallback, int64_t lo,
+                  int64_t hi) {
+  auto it = q.find(name);
+  if (it == q.end()) return fallback;
+  size_t used = 0;
+  int64_t v = 0;
+  try {
+    v = std::stoll(it->second, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != it->second.size() || v < lo || v > hi)
+    throw InputError("query parameter " + name + "=\"" + it->second + "\" must be an integer from " + std::to_string(lo) +
+                     " to " + std::to_string(hi));
+  return v;
+}
+
+int64_t id_segment(const std::string& s) {
+  size_t used = 0;
+  int64_t v = -1;
+  try {
+    v = std::stoll(s, &used);
+  } catch (const std::exception&) {
+  }
+  return used == s.size() && v > 0 ? v : -1;
+}
+
+// One heatmap cell per grid point (train domain -> test domain x sample count), with how many
+// of its runs (one per seed and hyper-parameter set) have finished.
+json heatmap(Store& store, const json& grid, const std::string& sweep) {
+  const json domains = grid.value("domains", json::array());
+  const json tests = grid.contains("test_domains") ? grid["test_domains"] : domains;
+  std::vector<int64_t> samples;
+  for (const auto& s : grid.value("samples", json::array())) samples.push_back(s.get<int64_t>());
+  std::sort(samples.begin(), samples.end());
+  struct Acc { std::vector<double> aucs; int64_t total = 0, finished = 0; };
+  std::map<std::tuple<std::string, std::string, int64_t>, Acc> acc;
+  std::map<std::string, int64_t> states;
+  for (const auto& r : store.run_outcomes(sweep)) {
+    for (const auto& t : tests) {
+      Acc& a = acc[{r.domain, t.get<std::string>(), r.sample}];
+      ++a.total;
+      if (r.state == "succeeded" || r.state == "failed" || r.state == "canceled") ++a.finished;
+      if (r.state == "succeeded" && r.result.contains("test_auc") && r.result["test_auc"].contains(t.get<std::string>()))
+        a.aucs.push_back(r.result["test_auc"][t.get<std::string>()].get<double>());
+    }
+  }
+  json rows = json::array(), cells = json::array();
+  for (const auto& d : domains) {
+    for (const auto& t : tests) {
+      rows.push_back({{"train", d}, {"test", t}});
+      json row = json::array();
+      for (int64_t s : samples) {
+        const Acc& a = acc[{d.get<std::string>(), t.get<std::string>(), s}];
+        json cell = {{"runs", a.total}, {"finished", a.finished}, {"succeeded", a.aucs.size()}, {"mean", nullptr}, {"std", nullptr}};
+        if (!a.aucs.empty()) {
+          double mean = 0, var = 0;
+          for (double x : a.aucs) mean += x / double(a.aucs.size());
+          for (double x : a.aucs) var += (x - mean) * (x - mean) / double(a.aucs.size());
+          cell["mean"] = mean;
+          cell["std"] = std::sqrt(var);
+        }
+        row.push_back(cell);
+      }
+      cells.push_back(row);
+    }
+  }
+  return {{"rows", rows}, {"samples", samples}, {"cells", cells}};
+}
+
+json sweep_summary(const SweepStatus& s) {
+  return {{"id", s.id}, {"name", s.name}, {"runs", s.total()}, {"by_state", s.runs_by_state}};
+}
+
+// At most `max_points` points, evenly strided, the last one always kept.
+json downsample(const std::vector<MetricPoint>& points, size_t max_points) {
+  json out = json::array();
+  const size_t stride = points.size() > max_points ? (points.size() + max_points - 1) / max_points : 1;
+  for (size_t i = 0; i < points.size(); ++i) {
+    if (i % stride != 0 && i + 1 != points.size()) continue;
+    out.push_back({{"attempt", points[i].attempt}, {"step", points[i].step}, {"value", points[i].value}});
+  }
+  return out;
+}
+
+}  // namespace
+
+std::pair<std::string, std::map<std::string, std::string>> split_target(const std::string& target) {
+  const size_t q = target.find('?');
+  std::map<std::string, std::string> params;
+  if (q != std::string::npos) {
+    std::string rest = target.substr(q + 1);
+    size_t start = 0;
+    while (start <= rest.size()) {
+      size_t end = rest.find('&', start);
+      if (end == std::string::npos) end = rest.size();
+      const std::string pair = rest.substr(start, end - start);
+      const size_t eq = pair.find('=');
+      if (!pair.empty()) params[percent_decode(pair.substr(0, eq))] = eq == std::string::npos ? "" : percent_decode(pair.substr(eq + 1));
+      start = end + 1;
+    }
+  }
+  return {target.substr(0, q), params};
+}
+
+HttpApi::HttpApi(Store& store, ApiOptions options, CoordinatorMetrics* metrics)
+    : store_(store), options_(std::move(options)), metrics_(metrics) {}
+
+bool HttpApi::read_allowed(const std::string& authorization) const {
+  return !options_.reads_need_token || authorization == "Bearer " + options_.token;
+}
+
+HttpResponse HttpApi::handle(const HttpRequest& request) {
+  HttpResponse response;
+  try {
+    response = route(request);
+  } catch (const InputError& e) {
+    response = error_response(400, e.what());
+  } catch (const nlohmann::json::exception& e) {
+    response = error_response(400, std::string("bad JSON: ") + e.what());
+  } catch (const std::exception& e) {
+    response = error_response(500, e.what());
+  }
+  if (metrics_) metrics_->count_http_request(request.method, response.status);
+  return response;
+}
+
+HttpResponse HttpApi::route(const HttpRequest& request) {
+  const auto [path, query] = split_target(request.target);
+  const std::string& method = request.method;
+  const bool mutation = method == "POST";
+  if (method != "GET" && method != "HEAD" && !mutation) return error_response(405, method + " is not served");
+  const bool authorized = request.authorization == "Bearer " + options_.token;
+  if (mutation && !authorized) return error_response(401, "this change needs Authorization: Bearer <token> (printed when the coordinator first started)");
+  if (!mutation && !read_allowed(request.authorization)) return error_response(401, "reads need Authorization: Bearer <token> here");
+
+  if (path == "/metrics" && !mutation) return {200, "text/plain; version=0.0.4", metrics_ ? metrics_->prometheus_text(store_) : "", {}};
+  if (path.rfind("/api/", 0) != 0 && path != "/api") return mutation ? error_response(404, "no such endpoint") : static_file(path);
+
+  const auto seg = segments(path);  // "api", ...
+  if (seg.size() == 2 && seg[1] == "openapi.json" && !mutation) return {200, "application/json", "", options_.openapi};
+  if (seg.size() == 2 && seg[1] == "sweeps") {
+    if (mutation) {
+      Grid grid = parse_grid(request.body, "request body");
+      SubmitResult r = store_.submit(grid);
+      return json_response(r.new_sweep ? 201 : 200, {{"sweep_id", r.sweep_id}, {"sweep", grid.name}, {"new_sweep", r.new_sweep},
+                                                     {"runs_added", r.added}, {"runs_existing", r.existing}});
+    }
+    json out = json::array();
+    for (const auto& s : store_.status()) out.push_back(sweep_summary(s));
+    return json_response(200, {{"sweeps", out}});
+  }
+  if (seg.size() == 3 && seg[1] == "sweeps" && !mutation) {
+    auto doc = store_.sweep_document(seg[2]);
+    if (!doc) return error_response(404, "no sweep named \"" + seg[2] + "\"");
+    for (const auto& s : store_.status())
+      if (s.name == seg[2]) (*doc)["by_state"] = s.runs_by_state;
+    (*doc)["heatmap"] = heatmap(store_, (*doc)["grid"], seg[2]);
+    const ResultsTable table = build_results_table(store_.results(seg[2]));
+    (*doc)["results_json"] = table.tallrec_json;
+    return json_response(200, *doc);
+  }
+  if (seg.size() == 2 && seg[1] == "runs" && !mutation) {
+    const std::string sweep = query.count("sweep") ? query.at("sweep") : "", state = query.count("state") ? query.at("state") : "";
+    const int64_t limit = int_param(query, "limit", 50, 1, 1000), offset = int_param(query, "offset", 0, 0, INT64_MAX);
+    json runs = json::array();
+    for (const auto& r : store_.runs(sweep, state, limit, offset))
+      runs.push_back({{"id", r.id}, {"key", r.key}, {"state", r.state}, {"domain", r.domain}, {"sample", r.sample},
+                      {"seed", r.seed}, {"attempts", r.attempts}});
+    return json_response(200, {{"total", store_.count_runs(sweep, state)}, {"limit", limit}, {"offset", offset}, {"runs", runs}});
+  }
+  if (seg.size() >= 3 && seg[1] == "runs") {
+    const int64_t id = id_segment(seg[2]);
+    if (id < 0) return error_response(400, "\"" + seg[2] + "\" is not a run id");
+    auto run = store_.run_detail(id);
+    if (!run) return error_response(404, "no run " + seg[2]);
+    if (seg.size() == 3 && !mutation) return json_response(200, *run);
+    if (seg.size() == 4 && mutation && (seg[3] == "cancel" || seg[3] == "retry")) {
+      const bool ok = seg[3] == "cancel" ? store_.cancel(id, now()) : store_.retry(id, now());
+      if (!ok) {
+        return error_response(409, "run " + seg[2] + " is " + (*run)["state"].get<std::string>() + ": only " +
+                                       (seg[3] == "cancel" ? "queued, leased or running" : "failed or canceled") +
+                                       " runs can be " + (seg[3] == "cancel" ? "canceled" : "retried"));
+      }
+      return json_response(200, {{"run", id}, {"state", store_.run_state(id)}});
+    }
+    if (seg.size() == 4 && seg[3] == "metrics" && !mutation) {
+      const std::string name = query.count("name") ? query.at("name") : "loss";
+      const int64_t max_points = int_param(query, "max_points", 500, 2, 100000);
+      return json_response(200, {{"run", id}, {"name", name}, {"points", downsample(store_.metric_series(id, name), size_t(max_points))}});
+    }
+    if (seg.size() == 4 && seg[3] == "events" && !mutation) {
+      const int64_t after = int_param(query, "after", 0, 0, INT64_MAX), limit = int_param(query, "limit", 200, 1, 1000);
+      return json_response(200, {{"run", id}, {"events", store_.run_events(id, after, limit)}});
+    }
+    if (seg.size() == 6 && seg[3] == "checkpoints" && !mutation) {
+      // "best" is the result's best step (or, unfinished, the newest stored checkpoint).
+      const auto& cps = (*run)["checkpoints"];
+      if (cps.empty()) return error_response(404, "run " + seg[2] + " has no stored checkpoint");
+      int64_t step = seg[4] == "best" ? ((*run)["result"].is_object() ? (*run)["result"].value("best_step", int64_t(-1))
+                                                                        : cps.back()["step"].get<int64_t>())
+                                      : id_segment(seg[4]);
+      for (const auto& c : cps) {
+        if (c["step"].get<int64_t>() != step) continue;
+        if (!is_plain_file_name(seg[5])) return error_response(400, "\"" + seg[5] + "\" is not a file name");
+        const fs::path file = options_.artifacts / c["path"].get<std::string>() / seg[5];
+        if (!fs::is_regular_file(file)) return error_response(404, "checkpoint step " + std::to_string(step) + " has no file " + seg[5]);
+        return {200, seg[5].size() > 5 && seg[5].substr(seg[5].size() - 5) == ".json" ? "application/json" : "application/octet-stream",
+                "", file};
+      }
+      return error_response(404, "run " + seg[2] + " has no stored checkpoint at step " + seg[4]);
+    }
+  }
+  if (seg.size() == 2 && seg[1] == "workers" && !mutation) {
+    json out = json::array();
+    for (const auto& w : store_.workers())
+      out.push_back({{"id", w.id}, {"host", w.host}, {"version", w.version}, {"slots", w.slots}, {"gpus", w.gpus},
+                     {"last_seen", w.last_seen}, {"alive", w.alive}, {"attempts", w.attempts}});
+    return json_response(200, {{"workers", out}, {"now", now()}});
+  }
+  return error_response(404, "no such endpoint: " + method + " " + path);
+}
+
+HttpResponse HttpApi::static_file(const std::string& raw_path) {
+  const std::string path = percent_decode(raw_path);
+  if (path == "/vendor/chart.js") return {200, "text/javascript", "", options_.chart_js};
+  for (const auto& s : segments(path))
+    if (s == ".." || s.find('\\') != std::string::npos || s.find('\0') != std::string::npos)
+      return error_response(400, "path \"" + path + "\" leaves the web root");
+  const fs::path file = options_.web_root / (path == "/" ? "index.html" : path.substr(1));
+  std::error_code ec;
+  const fs::path real = fs::canonical(file, ec), root = fs::canonical(options_.web_root, ec);
+  if (real.empty() || !fs::is_regular_file(real) || real.string().rfind(root.string() + "/", 0) != 0)
+    return error_response(404, "no such file: " + path);
+  static const std::map<std::string, std::string> types = {{".html", "text/html; charset=utf-8"}, {".js", "text/javascript"},
+                                                           {".css", "text/css"}, {".svg", "image/svg+xml"}, {".json", "application/json"}};
+  auto t = types.find(real.extension().string());
+  return {200, t == types.end() ? "application/octet-stream" : t->second, "", real};
+}
+
+}  // namespace tallrec

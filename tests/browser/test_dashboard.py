@@ -1,0 +1,116 @@
+"""The dashboard end to end in real headless Chromium (Debian's /usr/bin/chromium driven by
+Playwright; no downloaded browser, background networking, sync and component updates off):
+a coordinator and a worker on 127.0.0.1, a grid submitted through the page, a loss curve that
+grows live, a run cancelled and retried from its page, the heatmap filled. Assertions are on the
+DOM; screenshots are kept in build/test-artifacts/ for people to look at."""
+import json
+import pathlib
+import re
+import sys
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "integration"))
+from cluster import BUILD_DIR, Coordinator, make_grid, start_worker  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = BUILD_DIR / "test-artifacts"
+
+
+@pytest.fixture
+def browser():
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-background-networking", "--disable-sync", "--disable-component-update",
+            "--disable-default-apps", "--no-first-run", "--disable-domain-reliability"])
+        yield b
+        b.close()
+
+
+def shot(page, name):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"dashboard-{name}.png"), full_page=True)
+
+
+def test_submit_watch_cancel_retry_in_the_browser(tmp_path, browser):
+    coordinator = Coordinator(tmp_path / "store.db", tmp_path / "artifacts", extra=["--http", "127.0.0.1:0"])
+    worker = None
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("dialog", lambda dialog: dialog.accept(coordinator.token))  # the token, asked once
+        page.goto(coordinator.url)
+        expect(page.locator("#live")).to_have_text("live")
+
+        grid = json.loads(make_grid(tmp_path, "browser", [0, 1], 30).read_text())
+        page.fill("#grid-text", json.dumps(grid))
+        page.click("#submit-grid")
+        expect(page).to_have_url(re.compile(r"#/sweep/browser$"))
+        expect(page.locator("#sweep-counts")).to_have_text("queued 2")
+        expect(page.locator("#heatmap td.cell")).to_have_count(1)
+        shot(page, "1-submitted")
+
+        worker = start_worker(coordinator.endpoint, tmp_path, "w1")
+        page.goto(f"{coordinator.url}#/run/1")
+        loss = page.locator("#loss-chart")
+        expect(loss).to_have_attribute("data-points", re.compile(r"^([3-9]|\d\d+)$"), timeout=120_000)  # grows live
+        expect(page.locator("#run-state")).to_have_text("running")
+        shot(page, "2-curve")
+        expect(page.locator("#checkpoints tr")).to_have_count(2, timeout=60_000)  # the step-10 checkpoint is stored
+
+        page.click("#cancel")
+        expect(page.locator("#run-state")).to_have_text("canceled", timeout=30_000)
+        shot(page, "3-canceled")
+
+        page.goto(f"{coordinator.url}#/sweep/browser")
+        filled = page.locator("#heatmap td.cell[data-mean]:not([data-mean=''])")
+        expect(filled).to_have_count(1, timeout=120_000)  # run 2 finished: the cell has a mean
+        expect(page.locator("#sweep-counts")).to_have_text(re.compile("succeeded 1"))
+
+        page.goto(f"{coordinator.url}#/run/1")
+        page.click("#retry")
+        expect(page.locator("#run-state")).to_have_text("succeeded", timeout=180_000)
+        resumed = page.locator("#attempts tr").nth(2).locator("td").nth(3)
+        expect(resumed).to_have_text(re.compile(r"^[1-9]\d*$"))  # the retry resumed from the stored checkpoint
+        expect(page.locator("#checkpoints a").first).to_have_attribute("href", re.compile(r"/api/runs/1/checkpoints/\d+/"))
+        expect(page.locator("#run-result")).to_contain_text("test AUC movie")
+        shot(page, "4-retried")
+
+        page.goto(f"{coordinator.url}#/sweep/browser")
+        expect(filled).to_have_count(1)
+        expect(page.locator("#heatmap td.cell")).to_have_attribute("title", re.compile("over 2 runs"), timeout=30_000)
+        expect(page.locator("#sweep-counts")).to_have_text("succeeded 2")
+        shot(page, "5-heatmap")
+
+        page.goto(f"{coordinator.url}#/workers")
+        expect(page.locator("#workers tr[data-worker=w1] td").nth(2)).to_have_text("alive")
+        shot(page, "6-workers")
+    finally:
+        if worker:
+            worker.terminate()
+            worker.wait(timeout=60)
+        coordinator.stop()
+
+
+def test_a_ten_thousand_run_sweep_pages_its_runs(tmp_path, browser):
+    """10,000 runs: the page holds one heatmap cell per grid point and one page of runs, not 10,000 rows."""
+    grid = json.loads(make_grid(tmp_path, "big", list(range(100)), 2, samples=[16 * k for k in range(1, 51)]).read_text())
+    grid["domains"], grid["datasets"]["book"] = ["movie", "book"], grid["datasets"]["movie"]
+    coordinator = Coordinator(tmp_path / "store.db", tmp_path / "artifacts", extra=["--http", "127.0.0.1:0"])
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("dialog", lambda dialog: dialog.accept(coordinator.token))
+        page.goto(coordinator.url)
+        page.fill("#grid-text", json.dumps(grid))
+        page.click("#submit-grid")
+        expect(page.locator("#sweep-counts")).to_have_text("queued 10000", timeout=30_000)
+        expect(page.locator("#heatmap td.cell")).to_have_count(2 * 2 * 50)  # train x test domain x sample count
+        expect(page.locator("#runs tr[data-run]")).to_have_count(50)
+        page.get_by_text("next ›").click()
+        expect(page).to_have_url(re.compile(r"#/sweep/big/1$"))
+        expect(page.locator("#runs tr[data-run]").first).to_have_attribute("data-run", "51")
+        page.select_option("#state-filter", "failed")
+        expect(page.locator("#runs tr[data-run]")).to_have_count(0)
+        shot(page, "7-ten-thousand")
+    finally:
+        coordinator.stop()

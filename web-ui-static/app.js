@@ -1,0 +1,291 @@
+// The tallrec dashboard: plain JavaScript over the coordinator's HTTP API (schemas/openapi.json).
+// Views are chosen by the URL hash; /api/events (Server-Sent Events) keeps the open view current.
+"use strict";
+
+const main = document.getElementById("main");
+const STATES = ["queued", "leased", "running", "succeeded", "failed", "canceled"];
+let view = { name: "", refresh: () => {}, onChange: () => {} };
+let generation = 0;  // bumped on every navigation: a render that finishes late for an old view is dropped
+
+// Replaces the page's content, unless the user has navigated away since `gen`.
+function paint(gen, ...nodes) {
+  if (gen === generation) main.replaceChildren(...nodes);
+}
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "text") e.textContent = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v);
+  }
+  for (const c of children) e.append(c);
+  return e;
+}
+
+async function api(path, options = {}) {
+  const response = await fetch(path, options);
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(body.error || `${response.status} ${response.statusText}`);
+  return body;
+}
+
+// Changes need the API token; it is asked once and kept for this browser session.
+async function mutate(path, body) {
+  let token = sessionStorage.getItem("tallrec-token");
+  if (!token) {
+    token = window.prompt("API token (printed when the coordinator first started; kept in its api-token file)");
+    if (!token) return null;
+    sessionStorage.setItem("tallrec-token", token);
+  }
+  try {
+    return await api(path, { method: "POST", headers: { Authorization: `Bearer ${token}` }, body: body || "" });
+  } catch (e) {
+    if (/401|token/.test(e.message)) sessionStorage.removeItem("tallrec-token");
+    throw e;
+  }
+}
+
+function stateBadge(s) { return el("span", { class: `state ${s}`, text: s }); }
+function fmt(x, digits = 4) { return x === null || x === undefined ? "–" : Number(x).toFixed(digits); }
+function ago(t) { return `${Math.max(0, Math.round(Date.now() / 1000 - t))} s ago`; }
+
+function progress(byState, total) {
+  const done = (byState.succeeded || 0) + (byState.failed || 0) + (byState.canceled || 0);
+  const bar = el("div", { class: "progress", title: `${done} of ${total} finished` }, el("div"));
+  bar.firstChild.style.width = `${total ? (100 * done) / total : 0}%`;
+  return bar;
+}
+
+function counts(byState) {
+  return STATES.filter((s) => byState[s]).map((s) => `${s} ${byState[s]}`).join(", ") || "no runs";
+}
+
+// ---- Sweeps ---------------------------------------------------------------------------------
+async function sweepsView() {
+  const gen = generation;
+  const { sweeps } = await api("/api/sweeps");
+  const rows = sweeps.map((s) =>
+    el("tr", { "data-sweep": s.name },
+      el("td", {}, el("a", { href: `#/sweep/${encodeURIComponent(s.name)}`, text: s.name })),
+      el("td", {}, progress(s.by_state, s.runs)), el("td", { text: String(s.runs) }), el("td", { text: counts(s.by_state) })));
+  const message = el("div", { class: "error" });
+  const grid = el("textarea", { id: "grid-text", placeholder: "a grid document (schemas/grid.schema.json)" });
+  paint(gen,
+    el("h1", { text: "Sweeps" }),
+    el("table", { id: "sweeps" }, el("tr", {}, el("th", { text: "sweep" }), el("th", { text: "progress" }),
+      el("th", { text: "runs" }), el("th", { text: "by state" })), ...rows),
+    el("h2", { text: "Submit a grid" }), grid, el("div", {},
+      el("button", { id: "submit-grid", text: "Submit", onclick: async () => {
+        try {
+          const r = await mutate("/api/sweeps", grid.value);
+          if (r) location.hash = `#/sweep/${encodeURIComponent(r.sweep)}`;
+        } catch (e) { message.textContent = e.message; }
+      } })), message);
+}
+
+// ---- One sweep: Table 1 as a heatmap, runs paged ------------------------------------------
+function heatColor(mean) {
+  if (mean === null) return "#fff";
+  const t = Math.max(0, Math.min(1, (mean - 0.5) / 0.4));  // AUC 0.5 white .. 0.9 green
+  return `rgb(${Math.round(255 - 150 * t)}, ${Math.round(255 - 40 * t)}, ${Math.round(255 - 150 * t)})`;
+}
+
+async function sweepView(name, page) {
+  const gen = generation;
+  const state = sessionStorage.getItem(`filter-${name}`) || "";
+  const [s, runs] = await Promise.all([
+    api(`/api/sweeps/${encodeURIComponent(name)}`),
+    api(`/api/runs?sweep=${encodeURIComponent(name)}&limit=50&offset=${page * 50}${state ? `&state=${state}` : ""}`)]);
+  const h = s.heatmap;
+  const header = el("tr", {}, el("th", { text: "train → test" }), ...h.samples.map((n) => el("th", { text: `sample ${n}` })));
+  const body = h.rows.map((row, r) =>
+    el("tr", { class: row.train === row.test ? "" : "cross" }, el("th", { text: `${row.train} → ${row.test}` }),
+      ...h.cells[r].map((c, k) => {
+        const td = el("td", {
+          class: "cell", "data-train": row.train, "data-test": row.test, "data-sample": String(h.samples[k]),
+          "data-mean": c.mean === null ? "" : String(c.mean),
+          title: c.mean === null ? `${c.finished} of ${c.runs} runs finished`
+                                 : `AUC ${fmt(c.mean)} ± ${fmt(c.std)} over ${c.succeeded} runs (${c.finished}/${c.runs} finished)`,
+        }, el("div", { text: c.mean === null ? "–" : `${fmt(c.mean, 3)} ± ${fmt(c.std, 3)}` }),
+           el("div", { class: "muted", text: `${c.finished}/${c.runs}` }));
+        td.style.background = heatColor(c.mean);
+        return td;
+      })));
+  const filter = el("select", { id: "state-filter", onchange: (e) => {
+    sessionStorage.setItem(`filter-${name}`, e.target.value);
+    location.hash = `#/sweep/${encodeURIComponent(name)}`;
+    view.refresh();
+  } }, el("option", { value: "", text: "all states" }), ...STATES.map((st) => el("option", { value: st, text: st })));
+  filter.value = state;
+  const pages = Math.max(1, Math.ceil(runs.total / 50));
+  const go = (p) => { location.hash = `#/sweep/${encodeURIComponent(name)}/${p}`; };
+  paint(gen,
+    el("h1", { text: `Sweep ${s.name}` }),
+    el("p", { id: "sweep-counts", text: counts(s.by_state) }),
+    el("h2", { text: "AUC by domain and sample count (mean ± std over seeds), TALLRec's Table 1" }),
+    el("table", { class: "heatmap", id: "heatmap" }, header, ...body),
+    el("h2", { text: `Runs (${runs.total})` }), el("div", {}, filter),
+    el("div", { class: "pager" },
+      el("button", { text: "‹ prev", onclick: () => go(Math.max(0, page - 1)) }),
+      el("span", { text: ` page ${page + 1} of ${pages} ` }),
+      el("button", { text: "next ›", onclick: () => go(Math.min(pages - 1, page + 1)) })),
+    el("table", { id: "runs" },
+      el("tr", {}, ...["run", "state", "domain", "sample", "seed", "attempts"].map((t) => el("th", { text: t }))),
+      ...runs.runs.map((r) => el("tr", { "data-run": String(r.id) },
+        el("td", {}, el("a", { href: `#/run/${r.id}`, text: String(r.id) })), el("td", {}, stateBadge(r.state)),
+        el("td", { text: r.domain }), el("td", { text: String(r.sample) }), el("td", { text: String(r.seed) }),
+        el("td", { text: String(r.attempts) })))));
+}
+
+// ---- One run: live curves, attempts, checkpoints, cancel and retry -----------------------
+let charts = {};
+
+const PALETTE = ["#277", "#b63", "#66a", "#393", "#a36"];
+
+// One line per attempt: a resumed attempt continues from its checkpoint's step.
+function lineChart(id, label, points) {
+  const byAttempt = new Map();
+  for (const p of points) {
+    if (!byAttempt.has(p.attempt)) byAttempt.set(p.attempt, []);
+    byAttempt.get(p.attempt).push({ x: p.step, y: p.value });
+  }
+  const canvas = el("canvas", { id, "data-points": String(points.length) });
+  const chart = new Chart(canvas, {
+    type: "line",
+    data: { datasets: [] },
+    options: { animation: false, maintainAspectRatio: false, parsing: false,
+               plugins: { title: { display: true, text: label } },
+               scales: { x: { type: "linear", title: { display: true, text: "step" } } } },
+  });
+  charts[id] = { chart, canvas, count: points.length };
+  for (const [attempt, data] of byAttempt) dataset(id, attempt).data.push(...data);
+  chart.update("none");
+  return el("div", { class: "chart" }, canvas);
+}
+
+function dataset(id, attempt) {
+  const { chart } = charts[id];
+  let d = chart.data.datasets.find((s) => s.attempt === attempt);
+  if (!d) {
+    const color = PALETTE[chart.data.datasets.length % PALETTE.length];
+    d = { label: `attempt ${attempt}`, attempt, data: [], borderColor: color, backgroundColor: color, pointRadius: 1.5, borderWidth: 1.5 };
+    chart.data.datasets.push(d);
+  }
+  return d;
+}
+
+function addPoint(id, attempt, step, value) {
+  const c = charts[id];
+  if (!c || value === undefined) return;
+  dataset(id, attempt).data.push({ x: step, y: value });
+  c.chart.update("none");
+  c.canvas.setAttribute("data-points", String(++c.count));
+}
+
+async function runView(id) {
+  const gen = generation;
+  const [run, loss, auc] = await Promise.all([api(`/api/runs/${id}`), api(`/api/runs/${id}/metrics?name=loss`),
+                                              api(`/api/runs/${id}/metrics?name=val_auc`)]);
+  if (gen !== generation) return;  // navigated away meanwhile: leave the charts of the new view alone
+  for (const c of Object.values(charts)) c.chart.destroy();
+  charts = {};
+  const message = el("div", { class: "error", id: "run-message" });
+  const act = (what) => async () => {
+    try {
+      if (await mutate(`/api/runs/${id}/${what}`)) view.refresh();
+    } catch (e) { message.textContent = e.message; }
+  };
+  const result = run.result;
+  paint(gen,
+    el("h1", {}, `Run ${run.id} `, el("span", { id: "run-state", class: `state ${run.state}`, text: run.state })),
+    el("p", { text: `${run.domain}, sample ${run.sample}, seed ${run.seed}; attempts ${run.attempts_used} of ${run.max_attempts}; ` +
+                    `sweeps ${run.sweeps.join(", ")}; key ${run.key.slice(0, 12)}` }),
+    el("div", {}, el("button", { id: "cancel", text: "Cancel", onclick: act("cancel") }),
+                  el("button", { id: "retry", text: "Retry", onclick: act("retry") })), message,
+    result ? el("p", { id: "run-result", text: `best validation AUC ${fmt(result.best_val_auc)} at step ${result.best_step}; test AUC ` +
+                        Object.entries(result.test_auc).map(([d, a]) => `${d} ${fmt(a)}`).join(", ") }) : el("span"),
+    el("div", { class: "charts" }, lineChart("loss-chart", "training loss", loss.points),
+                                   lineChart("auc-chart", "validation AUC", auc.points)),
+    el("h2", { text: "Attempts" }),
+    el("table", { id: "attempts" },
+      el("tr", {}, ...["attempt", "worker", "state", "resumed from step", "exit", "reason"].map((t) => el("th", { text: t }))),
+      ...run.attempts.map((a) => el("tr", {}, el("td", { text: String(a.id) }), el("td", { text: a.worker || "" }),
+        el("td", {}, stateBadge(a.state)), el("td", { text: a.resumed_from_step ?? "–" }),
+        el("td", { text: a.exit_code ?? "–" }), el("td", { text: a.reason || "" })))),
+    el("h2", { text: "Checkpoints (PEFT adapter)" }),
+    el("table", { id: "checkpoints" },
+      el("tr", {}, ...["step", "bytes", "adapter"].map((t) => el("th", { text: t }))),
+      ...run.checkpoints.map((c) => el("tr", {}, el("td", { text: String(c.step) }), el("td", { text: String(c.bytes) }),
+        el("td", {}, ...["adapter_model.safetensors", "adapter_config.json"].map((f) =>
+          el("a", { href: `/api/runs/${id}/checkpoints/${c.step}/${f}`, text: f + " ", download: "" })))))));
+}
+
+// ---- Workers -------------------------------------------------------------------------------
+async function workersView() {
+  const gen = generation;
+  const { workers } = await api("/api/workers");
+  paint(gen, el("h1", { text: "Workers" }),
+    el("table", { id: "workers" },
+      el("tr", {}, ...["worker", "host", "alive", "slots", "GPUs", "last heartbeat", "attempts"].map((t) => el("th", { text: t }))),
+      ...workers.map((w) => el("tr", { "data-worker": w.id }, el("td", { text: w.id }), el("td", { text: w.host || "" }),
+        el("td", { text: w.alive ? "alive" : "lost" }), el("td", { text: String(w.slots ?? "") }),
+        el("td", { text: w.gpus.map((g) => `${g.index}: ${g.name}`).join(", ") || "CPU" }),
+        el("td", { text: ago(w.last_seen) }), el("td", { text: w.attempts.join(", ") || "–" })))));
+}
+
+// ---- Routing and live updates ---------------------------------------------------------------
+function route() {
+  const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+  let refresh;
+  let onChange = () => view.refresh();
+  if (parts[0] === "sweep" && parts[1]) {
+    refresh = () => sweepView(parts[1], Number(parts[2] || 0));
+    onChange = (kind) => { if (kind === "run" || kind === "sweep") view.refresh(); };
+  } else if (parts[0] === "run" && parts[1]) {
+    const id = Number(parts[1]);
+    refresh = () => runView(id);
+    onChange = (kind, body) => {
+      if (body.run !== id) return;
+      if (kind === "metric") {
+        addPoint("loss-chart", body.attempt, body.step, body.values.loss);
+        addPoint("auc-chart", body.attempt, body.step, body.values.val_auc);
+      } else {
+        view.refresh();
+      }
+    };
+  } else if (parts[0] === "workers") {
+    refresh = workersView;
+    onChange = (kind) => { if (kind === "worker" || kind === "run") view.refresh(); };
+  } else {
+    refresh = sweepsView;
+    onChange = (kind) => { if (kind === "run" || kind === "sweep") view.refresh(); };
+  }
+  const gen = ++generation;
+  let pending = null;
+  const debounced = () => {  // many changes in a burst: one refresh
+    if (pending) return;
+    pending = setTimeout(() => { pending = null; if (gen === generation) show(refresh); }, 300);
+  };
+  view = { refresh: debounced, onChange: (kind, body) => onChange(kind, body) };
+  show(refresh);
+}
+
+async function show(render) {
+  const gen = generation;
+  try {
+    await render();
+  } catch (e) {
+    paint(gen, el("p", { class: "error", text: e.message }));
+  }
+}
+
+const live = document.getElementById("live");
+const events = new EventSource("/api/events");  // reconnects by itself, resuming from Last-Event-ID
+events.onopen = () => { live.textContent = "live"; live.classList.remove("off"); };
+events.onerror = () => { live.textContent = "reconnecting"; live.classList.add("off"); };
+for (const kind of ["run", "sweep", "metric", "checkpoint", "worker"]) {
+  events.addEventListener(kind, (e) => view.onChange(kind, JSON.parse(e.data)));
+}
+window.addEventListener("hashchange", route);
+route();
