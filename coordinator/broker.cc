@@ -100,7 +100,6 @@ struct Broker::Impl {
         if (!store.record_event(attempt, b["seq"], b["event"])) {
           return error(worker, "stale-attempt", "attempt " + std::to_string(attempt) + " is not live", attempt);
         }
-        if (b["event"].value("type", "") == "started") store.mark_running(attempt, now());
         send(worker, {MessageType::kAck, {{"attempt", attempt}, {"seq", b["seq"]}}, ""});
         return;
       }

@@ -1,5 +1,11 @@
 #include "coordinator/coordinator_service.h"
 
+#include <pthread.h>
+
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
 #include "common/error.h"
 #include "coordinator/api_token.h"
 #include "coordinator/http_api.h"
@@ -19,13 +25,38 @@ struct CoordinatorService::Impl {
   std::unique_ptr<Store> http_store;  // the HTTP thread's own connection: WAL readers never block the broker
   std::unique_ptr<HttpApi> api;
   std::unique_ptr<HttpServer> http;
+  // WAL checkpoints happen here, on a connection of their own, never inside a broker commit.
+  std::atomic<bool> closing{false};
+  std::thread checkpointer;
+
+  ~Impl() {
+    closing = true;
+    if (checkpointer.joinable()) checkpointer.join();
+  }
 
   explicit Impl(CoordinatorOptions o)
       : options(std::move(o)), broker_store(options.db),
         broker(broker_store, options.listen, options.artifacts, options.policy, options.curve) {
     broker.set_metrics(&metrics);
+    broker_store.disable_auto_checkpoint();
     if (!options.trace.empty()) broker.trace_to(options.trace);
-    if (options.http == "off") return;
+    if (options.http != "off") serve_http();
+    // Last: a thread must not outlive a constructor that throws.
+    checkpointer = std::thread([this] {
+      pthread_setname_np(pthread_self(), "tallrec-wal");
+      Store store(options.db);
+      while (!closing) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        try {
+          store.checkpoint_wal();
+        } catch (const std::exception& e) {
+          std::fprintf(stderr, "coordinator: %s\n", e.what());
+        }
+      }
+    });
+  }
+
+  void serve_http() {
     const size_t colon = options.http.rfind(':');
     int port = -1;
     try {
@@ -68,6 +99,9 @@ const std::string& CoordinatorService::api_token() const { return impl_->token; 
 bool CoordinatorService::api_token_created() const { return impl_->token_created; }
 const CoordinatorOptions& CoordinatorService::options() const { return impl_->options; }
 
-void CoordinatorService::serve(const std::atomic<bool>& stop) { impl_->broker.serve(stop); }
+void CoordinatorService::serve(const std::atomic<bool>& stop) {
+  pthread_setname_np(pthread_self(), "tallrec-broker");  // names show in top -H and perf
+  impl_->broker.serve(stop);
+}
 
 }  // namespace tallrec

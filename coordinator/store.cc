@@ -96,6 +96,14 @@ void Store::exec(const char* sql) {
   }
 }
 
+void Store::disable_auto_checkpoint() { exec("PRAGMA wal_autocheckpoint = 0"); }
+
+void Store::checkpoint_wal() {
+  if (sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr) != SQLITE_OK &&
+      sqlite3_errcode(db_) != SQLITE_BUSY)
+    throw Error(path_ + ": sqlite checkpoint: " + sqlite3_errmsg(db_));
+}
+
 int Store::schema_version() {
   Statement s(db_, "SELECT version FROM schema_version", path_);
   return s.step() ? int(s.integer(0)) : 0;
@@ -349,6 +357,12 @@ bool Store::record_event(int64_t attempt_id, int64_t seq, const nlohmann::json& 
     ins.bind(1, attempt_id).bind(2, seq).bind(3, event.value("type", std::string("?"))).bind(4, event.dump()).step();
     if (sqlite3_changes(db_) == 0) return true;  // a duplicate: stored before
     const std::string type = event.value("type", "");
+    if (type == "started") {
+      Statement(db_, "UPDATE attempts SET state = 'running' WHERE id = ?", path_).bind(1, attempt_id).step();
+      Statement(db_, "UPDATE runs SET state = 'running', updated = ? WHERE id = ?", path_).bind(1, event.value("time", now()))
+          .bind(2, run).step();
+      add_change(db_, path_, "run", {{"run", run}, {"state", "running"}, {"attempt", attempt_id}}, event.value("time", now()));
+    }
     if ((type == "progress" || type == "eval") && event.contains("step")) {
       Statement m(db_, "INSERT OR REPLACE INTO metrics (attempt_id, step, name, value) VALUES (?, ?, ?, ?)", path_);
       nlohmann::json values = nlohmann::json::object();

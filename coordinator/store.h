@@ -121,6 +121,11 @@ class Store {
   };
 
   int schema_version();
+  // WAL checkpoints: by default SQLite runs them inside whichever commit crosses 1000 pages,
+  // which stalls that writer. The coordinator turns that off for the broker's connection and
+  // checkpoints from another thread (PASSIVE: never waits for, nor blocks, the writer).
+  void disable_auto_checkpoint();
+  void checkpoint_wal();
   // Adds the grid's sweep (by name) and its runs in one transaction; runs already stored
   // (same key, from this or another sweep) are linked, not duplicated.
   SubmitResult submit(const Grid& grid);
@@ -151,7 +156,8 @@ class Store {
   void register_worker(const std::string& id, const std::string& host, const nlohmann::json& gpus, int64_t slots,
                        const std::string& version, double now);
   // Stores event `seq` of a live attempt once (a re-sent duplicate is accepted and ignored);
-  // progress and eval events also become metric rows. False if the attempt is stale.
+  // progress and eval events also become metric rows, and `started` marks the run running.
+  // False if the attempt is stale.
   bool record_event(int64_t attempt_id, int64_t seq, const nlohmann::json& event);
   int64_t event_count(int64_t attempt_id);
   // The attempt's last stored `finished` or `failed` event, or null.
