@@ -75,7 +75,7 @@ const char* message_type_name(MessageType t) {
 }
 
 std::vector<std::string> encode_message(const Message& m) {
-  std::vector<std::string> frames{kProtocolVersion, message_type_name(m.type), m.body.dump()};
+  std::vector<std::string> frames{kProtocolVersion, message_type_name(m.type), m.raw_body.empty() ? m.body.dump() : m.raw_body};
   if (m.type == MessageType::kChunk) frames.push_back(m.data);
   return frames;
 }

@@ -79,12 +79,16 @@ struct Broker::Impl {
         return;
       case MessageType::kRequest: {
         if (auto lease = store.lease_next(worker, now(), policy)) {
-          send(worker, {MessageType::kLease,
-                        {{"attempt", lease->attempt_id},
-                         {"run", {{"id", lease->run_id}, {"key", lease->run_key}, {"spec", lease->spec}}},
-                         {"lease_seconds", policy.lease_seconds},
-                         {"resume", transfers.resume_point(lease->run_id)}},
-                        ""});
+          // The spec goes out as stored: spliced in as JSON text rather than parsed and dumped again.
+          nlohmann::json head = {{"attempt", lease->attempt_id}, {"lease_seconds", policy.lease_seconds},
+                                 {"resume", transfers.resume_point(lease->run_id)},
+                                 {"run", {{"id", lease->run_id}, {"key", lease->run_key}, {"spec", nullptr}}}};
+          std::string text = head.dump();
+          const std::string placeholder = "\"spec\":null";
+          text.replace(text.rfind(placeholder), placeholder.size(), "\"spec\":" + lease->spec_json);
+          Message m{MessageType::kLease, {}, "", std::move(text)};
+          if (trace) m.body = nlohmann::json::parse(m.raw_body);  // the trace shows bodies as JSON
+          send(worker, m);
         } else {
           send(worker, {MessageType::kNoWork, {{"retry_after_ms", 1000}}, ""});
         }

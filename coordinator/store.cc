@@ -216,7 +216,7 @@ std::optional<Lease> Store::lease_next(const std::string& worker, double t, cons
                    path_);
     pick.bind(1, t);
     if (!pick.step()) return std::nullopt;
-    Lease l{0, pick.integer(0), pick.text(1), nlohmann::json::parse(pick.text(2)), pick.integer(3) + 1,
+    Lease l{0, pick.integer(0), pick.text(1), pick.text(2), pick.integer(3) + 1,
             t + policy.lease_seconds};
     Statement(db_, "INSERT OR IGNORE INTO workers (id, last_seen) VALUES (?, ?)", path_).bind(1, worker).bind(2, t).step();
     Statement add(db_, "INSERT INTO attempts (run_id, worker_id, state, lease_until, started) VALUES (?, ?, 'leased', ?, ?)",

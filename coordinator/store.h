@@ -39,7 +39,7 @@ struct Lease {
   int64_t attempt_id;
   int64_t run_id;
   std::string run_key;
-  nlohmann::json spec;
+  std::string spec_json;  // the resolved run spec as stored (JSON text: sent as is, never re-parsed)
   int64_t attempt_number;  // 1 for the first try
   double lease_until;
 };
