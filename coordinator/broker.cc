@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <optional>
 #include <zmq.hpp>
@@ -32,10 +33,16 @@ struct Broker::Impl {
 
   // Fencing and cancel in one rule: an attempt a worker still runs but the store no longer
   // holds live (cancelled, lease lost, re-leased) is told to stop.
+  // And the converse: a lease the worker does not list (its LEASE was lost, or came when it had
+  // no free slot) goes back to the queue once it is old enough to have arrived.
   void cancel_unless_live(const std::string& worker, const nlohmann::json& attempts) {
-    for (const auto& a : attempts)
-      if (a.is_number_integer() && !store.heartbeat(a.get<int64_t>(), now(), policy))
-        send(worker, {MessageType::kCancel, {{"attempt", a}}, ""});
+    std::vector<int64_t> listed;
+    for (const auto& a : attempts) {
+      if (!a.is_number_integer()) continue;
+      listed.push_back(a.get<int64_t>());
+      if (!store.heartbeat(a.get<int64_t>(), now(), policy)) send(worker, {MessageType::kCancel, {{"attempt", a}}, ""});
+    }
+    store.release_unlisted(worker, listed, now() - policy.lease_arrival, now());
   }
 
   // Replies wait here while a batch is open and go out once it is committed.
@@ -112,7 +119,7 @@ struct Broker::Impl {
         const nlohmann::json outcome = store.last_outcome(attempt);
         const int exit_code = b["exit_code"];
         bool ok;
-        if (exit_code == 0 && outcome.value("type", "") == "finished") {
+        if (exit_code == 0 && outcome.is_object() && outcome.value("type", "") == "finished") {
           ok = store.finish(attempt, outcome, now());
         } else {
           // No outcome event at all (the trainer died before its first line): retryable.
@@ -176,11 +183,6 @@ void Broker::serve(const std::atomic<bool>& stop) {
       throw;
     }
     if (impl_->zap && (items[1].revents & ZMQ_POLLIN)) impl_->zap->answer();
-    if (now() >= next_expiry) {
-      impl_->store.expire_leases(now(), impl_->policy);
-      impl_->store.mark_silent_workers(now() - impl_->policy.lease_seconds, now());
-      next_expiry = now() + 1.0;
-    }
     // A burst of messages is handled in one store batch (group commit); replies go out after it.
     std::optional<Store::Batch> batch;
     const auto burst_start = std::chrono::steady_clock::now();
@@ -195,14 +197,27 @@ void Broker::serve(const std::atomic<bool>& stop) {
       const std::string worker = parts[0].to_string();
       std::vector<std::string> frames;
       for (size_t i = 1; i < parts.size(); ++i) frames.push_back(parts[i].to_string());
+      // Each message is all or nothing: its changes a savepoint, its replies dropped if it fails.
+      const size_t held_before = impl_->held.size();
+      Store::Savepoint savepoint(impl_->store);
+      nlohmann::json attempt;  // named in the ERROR, so that the worker knows what was refused
       try {
         const Message m = decode_message(frames);
+        if (m.body.contains("attempt")) attempt = m.body["attempt"];
         impl_->trace_message("in", worker, m);
         impl_->handle(worker, m);
+        savepoint.release();
+        continue;
       } catch (const ProtocolError& e) {
-        impl_->error(worker, e.code(), e.what(), nullptr);
+        impl_->held.erase(impl_->held.begin() + std::ptrdiff_t(held_before), impl_->held.end());
+        impl_->error(worker, e.code(), e.what(), attempt);
       } catch (const nlohmann::json::exception& e) {
-        impl_->error(worker, "bad-message", e.what(), nullptr);
+        impl_->held.erase(impl_->held.begin() + std::ptrdiff_t(held_before), impl_->held.end());
+        impl_->error(worker, "bad-message", e.what(), attempt);
+      } catch (const std::exception& e) {  // the store, the file system: refuse this one, serve on
+        std::fprintf(stderr, "coordinator: a message from %s failed: %s\n", worker.c_str(), e.what());
+        impl_->held.erase(impl_->held.begin() + std::ptrdiff_t(held_before), impl_->held.end());
+        impl_->error(worker, "bad-message", std::string("the coordinator could not handle it: ") + e.what(), attempt);
       }
     }
     if (batch) {
@@ -214,6 +229,13 @@ void Broker::serve(const std::atomic<bool>& stop) {
         if (impl_->metrics && m.type == MessageType::kLease) impl_->metrics->observe_dispatch(latency);
       }
       impl_->held.clear();
+      impl_->transfers.after_commit();
+    }
+    // Expiry after the burst: heartbeats that were waiting in the socket count first.
+    if (now() >= next_expiry) {
+      impl_->store.expire_leases(now(), impl_->policy);
+      impl_->store.mark_silent_workers(now() - impl_->policy.lease_seconds, now());
+      next_expiry = now() + 1.0;
     }
     impl_->transfers.pump(now());
   }

@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "common/atomic_file.h"
+#include "common/error.h"
 #include "common/sha256.h"
 
 namespace tallrec {
@@ -25,7 +26,10 @@ struct FileEntry {
 std::vector<FileEntry> stored_files(const fs::path& dir, const std::string& manifest_sha) {
   std::vector<FileEntry> files;
   const json manifest = json::parse(read_file(dir / "manifest.json"));
-  for (const auto& [name, sha] : manifest.items()) files.push_back({name, int64_t(fs::file_size(dir / name)), sha});
+  for (const auto& [name, sha] : manifest.items()) {
+    if (!is_plain_file_name(name) || !sha.is_string()) throw Error(dir.string() + "/manifest.json: bad entry \"" + name + "\"");
+    files.push_back({name, int64_t(fs::file_size(dir / name)), sha});
+  }
   files.push_back({"manifest.json", int64_t(fs::file_size(dir / "manifest.json")), manifest_sha});
   return files;
 }
@@ -126,17 +130,18 @@ void CheckpointTransfers::chunk(const std::string& worker, const Message& m, dou
     std::ofstream out(u.staged->path() / file, std::ios::binary | std::ios::app);
     out.write(m.data.data(), std::streamsize(m.data.size()));
     if (!out) {
-      uploads_.erase(it);
-      return error(worker, "bad-message", "cannot write " + (u.staged->path() / file).string(), transfer);
+      const std::string what = "cannot write " + (u.staged->path() / file).string();
+      uploads_.erase(it);  // u is gone after this
+      return error(worker, "bad-message", what, transfer);
     }
   }
   w->second += int64_t(m.data.size());
   u.last_activity = now;
   if (m.body["last"].get<bool>()) {
     if (w->second != entry->bytes) {
-      uploads_.erase(it);
-      return error(worker, "bad-checkpoint", file + ": got " + std::to_string(w->second) + " bytes, offered " +
-                                                 std::to_string(entry->bytes), transfer);
+      const std::string what = file + ": got " + std::to_string(w->second) + " bytes, offered " + std::to_string(entry->bytes);
+      uploads_.erase(it);  // u, w and entry are gone after this
+      return error(worker, "bad-checkpoint", what, transfer);
     }
     ++u.complete;
   }
@@ -153,6 +158,14 @@ void CheckpointTransfers::finish_upload(const std::string& worker, const std::st
     if (sha256_file(u.staged->path() / f.name) != f.sha256)
       return error(worker, "bad-checkpoint", f.name + ": SHA-256 does not match the offer; nothing stored", id);
   }
+  // The manifest must list exactly the other offered files, with their hashes: a resumed attempt
+  // is later sent what the manifest names, so it must name nothing else.
+  json manifest = json::parse(read_file(u.staged->path() / "manifest.json"), nullptr, false);
+  bool consistent = manifest.is_object() && manifest.size() + 1 == u.files.size();
+  for (const auto& f : u.files)
+    consistent = consistent && (f.name == "manifest.json" || (manifest.contains(f.name) && manifest[f.name] == f.sha256));
+  if (!consistent)
+    return error(worker, "bad-checkpoint", "manifest.json does not list exactly the offered files; nothing stored", id);
   int64_t best_step = u.step, bytes = 0;
   for (const auto& f : u.files) bytes += f.bytes;
   try {  // keep the best checkpoint as well as the newest, as the trainer does
@@ -165,10 +178,7 @@ void CheckpointTransfers::finish_upload(const std::string& worker, const std::st
   const std::string relative = "runs/" + u.run_key + "/" + u.name;
   auto forgotten = store_.record_checkpoint(u.attempt, {u.step, relative, manifest_entry(u.files).sha256, bytes}, best_step, now);
   if (!forgotten) return error(worker, "stale-attempt", "attempt " + std::to_string(u.attempt) + " is not live", id);
-  for (const auto& p : *forgotten) {
-    std::error_code ec;
-    fs::remove_all(artifacts_ / p, ec);
-  }
+  for (const auto& p : *forgotten) to_delete_.push_back(artifacts_ / p);  // after the commit, not before
   if (metrics_) metrics_->add_checkpoint_bytes(uint64_t(bytes));
   send_(worker, {MessageType::kCredit, {{"transfer", id}, {"chunks", 0}, {"stored", true}}, ""});
 }
@@ -226,6 +236,16 @@ void CheckpointTransfers::pump(double now, double idle_seconds) {
   for (auto it = uploads_.begin(); it != uploads_.end();)
     it = now - it->second->last_activity > idle_seconds ? uploads_.erase(it) : std::next(it);
 }
+
+void CheckpointTransfers::after_commit() {
+  for (const auto& p : to_delete_) {
+    std::error_code ec;
+    fs::remove_all(p, ec);
+  }
+  to_delete_.clear();
+}
+
+void CheckpointTransfers::after_rollback() { to_delete_.clear(); }
 
 json CheckpointTransfers::resume_point(int64_t run_id) {
   json out = json::array();

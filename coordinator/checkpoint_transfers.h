@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/protocol.h"
 #include "coordinator/metrics.h"
@@ -31,6 +32,9 @@ class CheckpointTransfers {
   void credit(const std::string& worker, const nlohmann::json& body, double now);
   // Sends what granted credit allows and drops transfers idle for `idle_seconds`.
   void pump(double now, double idle_seconds = 60);
+  // Folders of checkpoints the store forgot are removed only once that is committed.
+  void after_commit();
+  void after_rollback();
   // LEASE's `resume` for a run: its stored checkpoints with their files, or null when none.
   nlohmann::json resume_point(int64_t run_id);
   const std::filesystem::path& artifacts() const { return artifacts_; }
@@ -46,6 +50,7 @@ class CheckpointTransfers {
   std::filesystem::path artifacts_;
   Send send_;
   CoordinatorMetrics* metrics_ = nullptr;
+  std::vector<std::filesystem::path> to_delete_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<Upload>> uploads_;      // (worker, transfer)
   std::map<std::pair<std::string, std::string>, std::unique_ptr<Download>> downloads_;  // (worker, transfer)
 };

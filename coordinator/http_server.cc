@@ -104,7 +104,11 @@ class Session : public std::enable_shared_from_this<Session> {
       } catch (const std::exception&) {
         return reply(400, "{\"error\": \"Last-Event-ID and after must be change ids\"}", false);
       }
-      if (last < 0) last = api_.store().last_change_id();
+      try {
+        if (last < 0) last = api_.store().last_change_id();
+      } catch (const std::exception& e) {  // nothing may escape an Asio handler
+        return reply(500, nlohmann::json{{"error", e.what()}}.dump(), false);
+      }
       std::make_shared<EventStream>(std::move(stream_), api_, last)->start(req.version() == 11);
       return;
     }

@@ -48,6 +48,7 @@ struct RetryPolicy {
   double lease_seconds = 30;
   double backoff_base = 5;   // seconds before attempt k+1: base * 2^(k-1), capped
   double backoff_max = 300;
+  double lease_arrival = 10;  // seconds a LEASE may take to show in its worker's heartbeats before it is released
 };
 
 struct RunRow {
@@ -120,6 +121,18 @@ class Store {
     bool open_;
   };
 
+  // One message's changes inside a Batch: kept by release(), undone if destroyed before it.
+  class Savepoint {
+   public:
+    explicit Savepoint(Store& store);
+    ~Savepoint();
+    void release();
+
+   private:
+    Store& store_;
+    bool open_;
+  };
+
   int schema_version();
   // WAL checkpoints: by default SQLite runs them inside whichever commit crosses 1000 pages,
   // which stalls that writer. The coordinator turns that off for the broker's connection and
@@ -152,6 +165,10 @@ class Store {
   // A failed or cancelled run goes back to the queue with a fresh attempt budget.
   bool retry(int64_t run_id, double now);
   std::string run_state(int64_t run_id);
+  // Leases of `worker` older than `leased_before` that it does not list as running (a LEASE lost
+  // on the way, or one it could not take) go back to the queue at once, without costing the run
+  // an attempt. Returns how many.
+  int release_unlisted(const std::string& worker, const std::vector<int64_t>& listed, double leased_before, double now);
   // A worker announced itself (READY): insert or refresh its row.
   void register_worker(const std::string& id, const std::string& host, const nlohmann::json& gpus, int64_t slots,
                        const std::string& version, double now);

@@ -1,6 +1,8 @@
 // The store's records of checkpoints and workers (declared in coordinator/store.h).
 #include <sqlite3.h>
 
+#include <algorithm>
+
 #include "coordinator/store.h"
 #include "coordinator/store_sql.h"
 
@@ -15,6 +17,39 @@ Store::Batch::~Batch() {
 void Store::Batch::commit() {
   store_.exec("COMMIT");
   open_ = false;
+}
+
+Store::Savepoint::Savepoint(Store& store) : store_(store), open_(true) { store_.exec("SAVEPOINT message"); }
+
+Store::Savepoint::~Savepoint() {
+  if (open_) sqlite3_exec(store_.db_, "ROLLBACK TO message; RELEASE message", nullptr, nullptr, nullptr);
+}
+
+void Store::Savepoint::release() {
+  store_.exec("RELEASE message");
+  open_ = false;
+}
+
+int Store::release_unlisted(const std::string& worker, const std::vector<int64_t>& listed, double leased_before, double t) {
+  return in_transaction(db_, path_, [&] {
+    std::vector<std::pair<int64_t, int64_t>> unlisted;  // (attempt, run)
+    {
+      Statement s(db_, "SELECT id, run_id FROM attempts WHERE worker_id = ? AND state IN ('leased', 'running') AND started < ?",
+                  path_);
+      s.bind(1, worker).bind(2, leased_before);
+      while (s.step())
+        if (std::find(listed.begin(), listed.end(), s.integer(0)) == listed.end()) unlisted.push_back({s.integer(0), s.integer(1)});
+    }
+    for (const auto& [attempt, run] : unlisted) {
+      Statement(db_, "UPDATE attempts SET state = 'released', ended = ?, reason = 'not held by its worker' WHERE id = ?", path_)
+          .bind(1, t).bind(2, attempt).step();
+      Statement(db_, "UPDATE runs SET state = 'queued', attempts = attempts - 1, not_before = 0, updated = ? "
+                     "WHERE id = ? AND state IN ('leased', 'running')", path_)
+          .bind(1, t).bind(2, run).step();
+      add_change(db_, path_, "run", {{"run", run}, {"state", "queued"}, {"attempt", attempt}, {"attempt_state", "released"}}, t);
+    }
+    return int(unlisted.size());
+  });
 }
 
 std::optional<std::pair<int64_t, std::string>> Store::live_attempt(int64_t attempt_id) {

@@ -1,6 +1,10 @@
 #include "worker/attempt.h"
 
+#include <atomic>
 #include <cstdio>
+#include <thread>
+
+#include "common/error.h"
 
 #include "jobs/data/tokenizer.h"
 #include "worker/prepare_run.h"
@@ -31,12 +35,30 @@ void Attempt::restart_uploads() {
 }
 
 void Attempt::start(const std::function<bool()>& keep_alive, const std::function<void(const Message&)>& elsewhere) {
+  // Tokenizing can take a while on a cold cache: it runs on a thread of its own while
+  // `keep_alive` sends the heartbeats that keep every lease of this worker alive.
+  fs::path spec;
+  std::exception_ptr failure;
+  std::atomic<bool> prepared{false};
+  std::thread preparing([&] {
+    try {
+      const json& run = lease_.body["run"]["spec"];
+      Tokenizer tokenizer(run.at("tokenizer").get<std::string>());
+      json overrides = slot_.overrides();
+      if (options_.threads > 0) overrides["threads"] = options_.threads;
+      spec = prepare_run(run, tokenizer, options_.work_dir / "token-cache", run_dir_, overrides);
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    prepared = true;
+  });
+  while (!prepared) {
+    keep_alive();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  preparing.join();
   try {
-    const json& run = lease_.body["run"]["spec"];
-    Tokenizer tokenizer(run.at("tokenizer").get<std::string>());
-    json overrides = slot_.overrides();
-    if (options_.threads > 0) overrides["threads"] = options_.threads;
-    const fs::path spec = prepare_run(run, tokenizer, options_.work_dir / "token-cache", run_dir_, overrides);
+    if (failure) std::rethrow_exception(failure);
     switch (fetch_checkpoints(link_, id_, lease_.body["resume"], run_dir_ / "checkpoints", keep_alive, elsewhere)) {
       case FetchResult::kCanceled:
         lost_ = true;
@@ -51,8 +73,11 @@ void Attempt::start(const std::function<bool()>& keep_alive, const std::function
     trainer_.emplace(spec, run_dir_, slot_.visible_devices());
     uploader_.emplace(link_, id_, run_dir_ / "upload");
   } catch (const std::exception& e) {
-    emit(MessageType::kEvent, {{"event", {{"type", "failed"}, {"reason", e.what()}, {"retryable", false}}}});
-    emit(MessageType::kDone, {{"exit_code", 2}, {"signal", nullptr}, {"stderr_tail", e.what()}});
+    // Bad data or a bad spec fails the run; anything else here (a full disk, say) is this
+    // worker's trouble, and another attempt may well succeed.
+    const bool retryable = dynamic_cast<const InputError*>(&e) == nullptr;
+    emit(MessageType::kEvent, {{"event", {{"type", "failed"}, {"reason", e.what()}, {"retryable", retryable}}}});
+    emit(MessageType::kDone, {{"exit_code", retryable ? 1 : 2}, {"signal", nullptr}, {"stderr_tail", e.what()}});
     done_sent_ = true;
   }
 }
@@ -80,12 +105,17 @@ bool Attempt::handle(const Message& m) {
   if (uploader_ && uploader_->handle(m)) return true;
   if (m.body.value("attempt", int64_t(-1)) != id_) return false;
   if (m.type == MessageType::kAck) {
-    for (auto it = unacked_.begin(); it != unacked_.end() && it->first <= m.body["seq"].get<int64_t>();) it = unacked_.erase(it);
+    unacked_.erase(m.body["seq"].get<int64_t>());  // that message only: an earlier one may have been lost
   } else if (m.type == MessageType::kCancel ||
              (m.type == MessageType::kError && m.body.value("code", "") == "stale-attempt")) {
     if (!lost_) std::fprintf(stderr, "worker %s: attempt %lld is no longer ours; stopping it\n", options_.id.c_str(),
                              static_cast<long long>(id_));
     lost_ = true;
+    unacked_.clear();
+  } else if (m.type == MessageType::kError) {
+    // Refused as malformed: sent again unchanged it would be refused again (docs/protocol.md §3.10).
+    std::fprintf(stderr, "worker %s: the coordinator refused a message of attempt %lld: %s\n", options_.id.c_str(),
+                 static_cast<long long>(id_), m.body.value("message", "").c_str());
     unacked_.clear();
   }
   return true;

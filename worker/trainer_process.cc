@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -19,19 +20,29 @@ TrainerProcess::TrainerProcess(const fs::path& spec, const fs::path& run_dir, co
   const fs::path trainer = fs::read_symlink("/proc/self/exe").parent_path() / "tallrec-train";
   int pipe_fds[2];
   if (::pipe(pipe_fds) != 0) throw Error("cannot start " + trainer.string() + ": pipe failed");
+  // Everything the child needs is built before fork: between fork and exec only
+  // async-signal-safe calls are allowed (this process has ZeroMQ's threads).
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e; ++e)
+    if (visible_devices.empty() || std::strncmp(*e, "CUDA_VISIBLE_DEVICES=", 21) != 0) env_strings.push_back(*e);
+  if (!visible_devices.empty()) env_strings.push_back("CUDA_VISIBLE_DEVICES=" + visible_devices);
+  std::vector<char*> envp;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  const std::string spec_arg = spec.string(), out_arg = run_dir.string(), trainer_arg = trainer.string();
+  const char* argv[] = {trainer_arg.c_str(), "train", "--spec", spec_arg.c_str(), "--out", out_arg.c_str(), nullptr};
+  const std::string err_path = stderr_file_.string();
   const pid_t parent = ::getpid();
   pid_ = ::fork();
   if (pid_ < 0) throw Error("cannot start " + trainer.string() + ": fork failed");
   if (pid_ == 0) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) ::_exit(127);  // the worker died before prctl took effect
-    if (!visible_devices.empty()) ::setenv("CUDA_VISIBLE_DEVICES", visible_devices.c_str(), 1);
     ::dup2(pipe_fds[1], 1);
-    const int err = ::open(stderr_file_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (err >= 0) ::dup2(err, 2);
     ::close(pipe_fds[0]);
-    ::execl(trainer.c_str(), trainer.c_str(), "train", "--spec", spec.c_str(), "--out", run_dir.c_str(),
-            static_cast<char*>(nullptr));
+    ::execve(trainer_arg.c_str(), const_cast<char* const*>(argv), envp.data());
     ::_exit(127);
   }
   ::close(pipe_fds[1]);

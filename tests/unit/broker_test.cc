@@ -186,6 +186,14 @@ TEST(Broker, StoresACheckpointOnlyWhenEveryHashChecksAndStreamsItBackUnderCredit
   // Offered again (after a reconnect): already stored, nothing to send.
   EXPECT_TRUE(upload(w, attempt, "t3", "step-00000010", files, {}).body.value("stored", false));
 
+  // A manifest that names a file that was not offered (a path, say) is refused: resumes send what it names.
+  std::map<std::string, std::string> sneaky = files;
+  sneaky["manifest.json"] = nlohmann::json{{"adapter_model.safetensors", sha256_hex(adapter)}, {"state.json", sha256_hex(state)},
+                                           {"../../t.db", sha256_hex("x")}}.dump();
+  Message refused_manifest = upload(w, attempt, "t5", "step-00000012", sneaky, {});
+  EXPECT_EQ(refused_manifest.body["code"], "bad-checkpoint") << refused_manifest.body.dump();
+  EXPECT_EQ(store.checkpoints(run).size(), 1u);
+
   // Refusals: a path in a file name, a chunk of no open transfer.
   Message evil = w.ask(MessageType::kOffer, {{"attempt", attempt}, {"transfer", "t4"},
                                              {"checkpoint", {{"name", "step-00000011"}, {"step", 11},
@@ -223,6 +231,37 @@ TEST(Broker, StoresACheckpointOnlyWhenEveryHashChecksAndStreamsItBackUnderCredit
   EXPECT_EQ(resume[0]["checkpoint"], "step-00000010");
   EXPECT_EQ(resume[0]["files"].size(), 3u);
 
+  stop = true;
+  serving.join();
+}
+
+TEST(Broker, ExitZeroWithoutAnOutcomeIsRetriedAndUnlistedLeasesAreReleased) {
+  test::ScratchDir dir;
+  Store store(dir / "r.db");
+  store.submit(parse_grid(two_run_grid().dump(), "r"));
+  RetryPolicy policy{30.0, 0.0, 0.0};
+  policy.lease_arrival = 0.3;
+  Broker broker(store, "tcp://127.0.0.1:*", dir / "artifacts", policy);
+  std::atomic<bool> stop{false};
+  std::thread serving([&] { broker.serve(stop); });
+  zmq::context_t ctx;
+  FakeWorker w(ctx, broker.endpoint(), "w1");
+  Message first = w.ask(MessageType::kRequest, {{"slots_free", 1}});
+  ASSERT_EQ(first.type, MessageType::kLease);
+  // The trainer exited 0 but its `finished` line never came: not a success, and no crash either.
+  Message done = w.ask(MessageType::kDone, {{"attempt", first.body["attempt"]}, {"seq", 1}, {"exit_code", 0},
+                                            {"signal", nullptr}, {"stderr_tail", ""}});
+  EXPECT_EQ(done.type, MessageType::kAck) << done.body.dump();
+  EXPECT_EQ(store.run_state(first.body["run"]["id"]), "queued");
+  // A lease the worker never lists in its heartbeats (its LEASE got lost) goes back, free of charge.
+  Message second = w.ask(MessageType::kRequest, {{"slots_free", 1}});
+  ASSERT_EQ(second.type, MessageType::kLease);
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  EXPECT_EQ(w.ask(MessageType::kHeartbeat, {{"attempts", nlohmann::json::array()}}).type, MessageType::kHeartbeat);
+  const auto detail = store.run_detail(second.body["run"]["id"]);
+  EXPECT_EQ((*detail)["state"], "queued");
+  EXPECT_EQ((*detail)["attempts_used"], second.body["run"]["id"] == first.body["run"]["id"] ? 1 : 0);
+  EXPECT_EQ((*detail)["attempts"].back()["state"], "released");
   stop = true;
   serving.join();
 }
