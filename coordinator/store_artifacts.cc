@@ -8,25 +8,29 @@
 
 namespace tallrec {
 
-Store::Batch::Batch(Store& store) : store_(store), open_(true) { store_.exec("BEGIN IMMEDIATE"); }
+Store::Batch::Batch(Store& store) : store_(store), open_(true) {
+  Statement(store_.db_, "BEGIN IMMEDIATE", store_.path_).step();
+}
 
 Store::Batch::~Batch() {
   if (open_) sqlite3_exec(store_.db_, "ROLLBACK", nullptr, nullptr, nullptr);
 }
 
 void Store::Batch::commit() {
-  store_.exec("COMMIT");
+  Statement(store_.db_, "COMMIT", store_.path_).step();
   open_ = false;
 }
 
-Store::Savepoint::Savepoint(Store& store) : store_(store), open_(true) { store_.exec("SAVEPOINT message"); }
+Store::Savepoint::Savepoint(Store& store) : store_(store), open_(true) {
+  Statement(store_.db_, "SAVEPOINT message", store_.path_).step();  // prepared once: one per message
+}
 
 Store::Savepoint::~Savepoint() {
   if (open_) sqlite3_exec(store_.db_, "ROLLBACK TO message; RELEASE message", nullptr, nullptr, nullptr);
 }
 
 void Store::Savepoint::release() {
-  store_.exec("RELEASE message");
+  Statement(store_.db_, "RELEASE message", store_.path_).step();
   open_ = false;
 }
 

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <unordered_map>
 #include <mutex>
 #include <string>
 #include <utility>
@@ -20,35 +21,47 @@ namespace tallrec {
 // of the store is a string literal): preparing is most of the cost of a small query.
 class StatementCache {
  public:
-  // An idle prepared statement for (db, sql), or nullptr.
+  // The cached statement for (db, sql) if it is not in use, or nullptr (then the caller prepares
+  // its own, e.g. for a nested use of the same SQL).
   static sqlite3_stmt* take(sqlite3* db, const char* sql) {
     std::lock_guard<std::mutex> lock(mutex());
-    auto it = idle().find({db, sql});
-    if (it == idle().end()) return nullptr;
-    sqlite3_stmt* s = it->second;
-    idle().erase(it);
-    return s;
+    auto it = entries().find({db, sql});
+    if (it == entries().end() || it->second.busy) return nullptr;
+    it->second.busy = true;
+    return it->second.stmt;
   }
   static void give_back(sqlite3* db, const char* sql, sqlite3_stmt* s) {
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
     std::lock_guard<std::mutex> lock(mutex());
-    if (!idle().emplace(std::make_pair(db, sql), s).second) sqlite3_finalize(s);  // one idle copy is enough
+    auto [it, added] = entries().try_emplace({db, sql}, Entry{s, false});
+    if (added) return;                 // the first of its kind: kept
+    if (it->second.stmt == s) it->second.busy = false;
+    else sqlite3_finalize(s);          // a nested extra copy
   }
   // Finalizes the connection's statements; call before sqlite3_close.
   static void forget(sqlite3* db) {
     std::lock_guard<std::mutex> lock(mutex());
-    for (auto it = idle().begin(); it != idle().end();) {
+    for (auto it = entries().begin(); it != entries().end();) {
       if (it->first.first != db) { ++it; continue; }
-      sqlite3_finalize(it->second);
-      it = idle().erase(it);
+      sqlite3_finalize(it->second.stmt);
+      it = entries().erase(it);
     }
   }
 
  private:
+  struct Entry {
+    sqlite3_stmt* stmt;
+    bool busy;
+  };
+  struct KeyHash {
+    size_t operator()(const std::pair<sqlite3*, const char*>& k) const {
+      return std::hash<const void*>()(k.first) * 31 + std::hash<const void*>()(k.second);
+    }
+  };
   static std::mutex& mutex() { static std::mutex m; return m; }
-  static std::map<std::pair<sqlite3*, const char*>, sqlite3_stmt*>& idle() {
-    static std::map<std::pair<sqlite3*, const char*>, sqlite3_stmt*> m;
+  static std::unordered_map<std::pair<sqlite3*, const char*>, Entry, KeyHash>& entries() {
+    static std::unordered_map<std::pair<sqlite3*, const char*>, Entry, KeyHash> m;
     return m;
   }
 };
