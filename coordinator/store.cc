@@ -49,6 +49,13 @@ constexpr const char* kMigrations[] = {
       id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, kind TEXT NOT NULL, body TEXT NOT NULL);
     ALTER TABLE workers ADD COLUMN alive INTEGER NOT NULL DEFAULT 1;
     )sql",
+    // v3: indexes for lookups made per message or per heartbeat (a run's live attempt, a worker's
+    // leases, a run's checkpoints), which otherwise read every attempt ever made.
+    R"sql(
+    CREATE INDEX attempts_by_run ON attempts (run_id, id);
+    CREATE INDEX attempts_by_worker ON attempts (worker_id);
+    CREATE INDEX checkpoints_by_run ON checkpoints (run_id, step);
+    )sql",
 };
 
 double now() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
