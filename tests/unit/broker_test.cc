@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <thread>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
@@ -58,6 +59,23 @@ nlohmann::json two_run_grid() {
           {"datasets", {{"movie", {{"train", "a"}, {"valid", "b"}, {"test", "c"}}}}},
           {"domains", {"movie"}}, {"samples", {16}}, {"seeds", {0, 1}}};
 }
+
+// A broker serving a two-run grid's store on a thread of its own, as `tallrec coordinator` does.
+struct ServingBroker {
+  ServingBroker(const std::filesystem::path& dir, RetryPolicy policy) : store(dir / "b.db") {
+    store.submit(parse_grid(two_run_grid().dump(), "b"));
+    broker = std::make_unique<Broker>(store, "tcp://127.0.0.1:*", dir / "artifacts", policy);
+    serving = std::thread([this] { broker->serve(stop); });
+  }
+  ~ServingBroker() {
+    stop = true;
+    serving.join();
+  }
+  Store store;
+  std::unique_ptr<Broker> broker;
+  std::atomic<bool> stop{false};
+  std::thread serving;
+};
 
 TEST(Broker, LeasesRelaysEventsAndFencesStaleAttempts) {
   test::ScratchDir dir;
@@ -151,14 +169,10 @@ Message upload(FakeWorker& w, int64_t attempt, const std::string& transfer, cons
 
 TEST(Broker, StoresACheckpointOnlyWhenEveryHashChecksAndStreamsItBackUnderCredit) {
   test::ScratchDir dir;
-  Store store(dir / "t.db");
-  store.submit(parse_grid(two_run_grid().dump(), "t"));
-  Store broker_store(dir / "t.db");
-  Broker broker(broker_store, "tcp://127.0.0.1:*", dir / "artifacts", RetryPolicy{30.0, 0.1, 0.1});
-  std::atomic<bool> stop{false};
-  std::thread serving([&] { broker.serve(stop); });
+  ServingBroker serving(dir.path(), RetryPolicy{30.0, 0.1, 0.1});
+  Store& store = serving.store;
   zmq::context_t ctx;
-  FakeWorker w(ctx, broker.endpoint(), "w1");
+  FakeWorker w(ctx, serving.broker->endpoint(), "w1");
   Message lease = w.ask(MessageType::kRequest, {{"slots_free", 1}});
   ASSERT_EQ(lease.type, MessageType::kLease);
   EXPECT_TRUE(lease.body["resume"].is_null());
@@ -230,22 +244,16 @@ TEST(Broker, StoresACheckpointOnlyWhenEveryHashChecksAndStreamsItBackUnderCredit
   ASSERT_EQ(resume.size(), 1u);
   EXPECT_EQ(resume[0]["checkpoint"], "step-00000010");
   EXPECT_EQ(resume[0]["files"].size(), 3u);
-
-  stop = true;
-  serving.join();
 }
 
 TEST(Broker, ExitZeroWithoutAnOutcomeIsRetriedAndUnlistedLeasesAreReleased) {
   test::ScratchDir dir;
-  Store store(dir / "r.db");
-  store.submit(parse_grid(two_run_grid().dump(), "r"));
   RetryPolicy policy{30.0, 0.0, 0.0};
   policy.lease_arrival = 0.3;
-  Broker broker(store, "tcp://127.0.0.1:*", dir / "artifacts", policy);
-  std::atomic<bool> stop{false};
-  std::thread serving([&] { broker.serve(stop); });
+  ServingBroker serving(dir.path(), policy);
+  Store& store = serving.store;
   zmq::context_t ctx;
-  FakeWorker w(ctx, broker.endpoint(), "w1");
+  FakeWorker w(ctx, serving.broker->endpoint(), "w1");
   Message first = w.ask(MessageType::kRequest, {{"slots_free", 1}});
   ASSERT_EQ(first.type, MessageType::kLease);
   // The trainer exited 0 but its `finished` line never came: not a success, and no crash either.
@@ -262,30 +270,23 @@ TEST(Broker, ExitZeroWithoutAnOutcomeIsRetriedAndUnlistedLeasesAreReleased) {
   EXPECT_EQ((*detail)["state"], "queued");
   EXPECT_EQ((*detail)["attempts_used"], second.body["run"]["id"] == first.body["run"]["id"] ? 1 : 0);
   EXPECT_EQ((*detail)["attempts"].back()["state"], "released");
-  stop = true;
-  serving.join();
 }
 
 TEST(Broker, RefusesOversizedMessagesAndKeepsServingOthers) {
   test::ScratchDir dir;
-  Store store(dir / "o.db");
-  store.submit(parse_grid(two_run_grid().dump(), "o"));
-  Broker broker(store, "tcp://127.0.0.1:*", dir / "artifacts");
-  std::atomic<bool> stop{false};
-  std::thread serving([&] { broker.serve(stop); });
+  ServingBroker serving(dir.path(), RetryPolicy{});
+  Store& store = serving.store;
   zmq::context_t ctx;
-  FakeWorker big(ctx, broker.endpoint(), "big");
+  FakeWorker big(ctx, serving.broker->endpoint(), "big");
   // Over the 1 MiB message limit but under the socket's: an ERROR names the limit.
   big.send_frames({"TRP01", "REQUEST", nlohmann::json{{"slots_free", 1}, {"pad", std::string(2u << 20, 'x')}}.dump()});
   Message refused = big.receive();
   EXPECT_EQ(refused.body["code"], "too-large");
   // Over the socket's limit (CHUNK data + body): ZeroMQ drops it, and the connection with it.
   big.send_frames({"TRP01", "CHUNK", "{}", std::string(6u << 20, 'x')});
-  FakeWorker other(ctx, broker.endpoint(), "other");
+  FakeWorker other(ctx, serving.broker->endpoint(), "other");
   EXPECT_EQ(other.ask(MessageType::kRequest, {{"slots_free", 1}}).type, MessageType::kLease);
   EXPECT_EQ(store.runs("b", "leased").size(), 1u) << "only the well-formed request leased a run";
-  stop = true;
-  serving.join();
 }
 
 }  // namespace
