@@ -2,8 +2,16 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <string>
 
 namespace tallrec {
+
+// The store file the sweep and run commands open unless --db says otherwise.
+inline std::string default_store_path() {
+  const char* env = std::getenv("TALLREC_DB");
+  return env ? env : "tallrec.db";
+}
 
 void add_data_commands(CLI::App& app);  // data prepare | fetch | tokenize | subset
 void add_demo_command(CLI::App& app);   // demo

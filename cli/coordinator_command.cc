@@ -1,11 +1,11 @@
 // `tallrec coordinator` (coordinator/coordinator_service.h: store, TRP/1 broker, HTTP API) and
 // `tallrec worker` (the agent), each serving until SIGINT or SIGTERM.
 #include <atomic>
-#include <csignal>
 #include <cstdio>
 #include <filesystem>
 
 #include "cli/commands.h"
+#include "cli/stop_signals.h"
 #include "coordinator/coordinator_service.h"
 #include "common/curve_keys.h"
 #include "common/error.h"
@@ -15,10 +15,6 @@
 #include <unistd.h>
 
 namespace tallrec {
-namespace {
-std::atomic<bool> g_stop{false};
-extern "C" void on_signal(int) { g_stop = true; }
-}  // namespace
 
 void add_coordinator_command(CLI::App& app) {
   struct Args {
@@ -52,8 +48,7 @@ void add_coordinator_command(CLI::App& app) {
       a->o.curve = CurveServer{own.public_key, own.secret_key, read_curve_public_keys(a->worker_keys)};
     }
     CoordinatorService service(a->o);
-    std::signal(SIGINT, on_signal);
-    std::signal(SIGTERM, on_signal);
+    const std::atomic<bool>& stop = stop_on_signals();
     const auto& o = service.options();
     std::printf("coordinator: store %s, artifacts %s, listening on %s (%s)\n", o.db.c_str(), o.artifacts.c_str(),
                 service.zmq_endpoint().c_str(),
@@ -68,7 +63,7 @@ void add_coordinator_command(CLI::App& app) {
         std::printf("coordinator: API token in %s\n", o.token_file.c_str());
     }
     std::fflush(stdout);
-    service.serve(g_stop);
+    service.serve(stop);
     std::printf("coordinator: stopped\n");
   });
 }
@@ -107,9 +102,7 @@ void add_worker_command(CLI::App& app) {
       ::gethostname(host, sizeof host);
       o->id = std::string(host) + "-" + std::to_string(::getpid());
     }
-    std::signal(SIGINT, on_signal);
-    std::signal(SIGTERM, on_signal);
-    const int code = run_agent(*o, g_stop);
+    const int code = run_agent(*o, stop_on_signals());
     if (code != 0) throw Error("worker " + o->id + ": the coordinator at " + o->coordinator + " stayed silent");
   });
 }

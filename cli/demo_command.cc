@@ -5,7 +5,6 @@
 // number of steps) and report back; then TALLRec's Table 1 from the store.
 #include <atomic>
 #include <chrono>
-#include <csignal>
 #include <cstdlib>
 #include <thread>
 #include <cstdio>
@@ -14,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/stop_signals.h"
 #include "common/error.h"
 #include "coordinator/coordinator_service.h"
 #include "coordinator/results.h"
@@ -34,13 +34,9 @@ std::string shell_quote(const std::string& s) {
 // tallrec-train lives next to this binary (both are built into the same folder).
 fs::path trainer_path() { return fs::read_symlink("/proc/self/exe").parent_path() / "tallrec-train"; }
 
-std::atomic<bool> g_interrupted{false};
-extern "C" void on_interrupt(int) { g_interrupted = true; }
-
 void wait_for_interrupt() {
-  std::signal(SIGINT, on_interrupt);
-  std::signal(SIGTERM, on_interrupt);
-  while (!g_interrupted) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const std::atomic<bool>& interrupted = stop_on_signals();
+  while (!interrupted) std::this_thread::sleep_for(std::chrono::milliseconds(100));
 }
 
 }  // namespace

@@ -8,18 +8,12 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "common/clock.h"
 #include "common/error.h"
 #include "coordinator/store.h"
 
 namespace tallrec {
 namespace {
-
-double now() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
-
-std::string default_db() {
-  const char* env = std::getenv("TALLREC_DB");
-  return env ? env : "tallrec.db";
-}
 
 // Applies `change` to each run; reports each, and fails (exit 1) if any could not change.
 void change_runs(Store& store, const std::vector<int64_t>& ids, const char* verb, const char* allowed,
@@ -28,7 +22,7 @@ void change_runs(Store& store, const std::vector<int64_t>& ids, const char* verb
   for (int64_t id : ids) {
     const std::string state = store.run_state(id);
     if (state.empty()) throw InputError("run " + std::to_string(id) + " is not in the store (see `tallrec runs`)");
-    if ((store.*change)(id, now())) {
+    if ((store.*change)(id, unix_time())) {
       std::printf("run %lld %s (was %s)\n", static_cast<long long>(id), verb, state.c_str());
     } else {
       std::printf("run %lld is %s: only %s runs can be %s\n", static_cast<long long>(id), state.c_str(), allowed, verb);
@@ -41,7 +35,7 @@ void change_runs(Store& store, const std::vector<int64_t>& ids, const char* verb
 }  // namespace
 
 void add_run_commands(CLI::App& app) {
-  struct Args { std::string db = default_db(), sweep; std::vector<int64_t> runs; bool json = false; };
+  struct Args { std::string db = default_store_path(), sweep; std::vector<int64_t> runs; bool json = false; };
   auto a = std::make_shared<Args>();
 
   auto* cancel = app.add_subcommand("cancel", "Cancel runs (the coordinator stops their trainers within a heartbeat)");
@@ -73,7 +67,7 @@ void add_run_commands(CLI::App& app) {
   workers->add_flag("--json", a->json, "Print JSON");
   workers->callback([a] {
     Store store(a->db);
-    const double t = now();
+    const double t = unix_time();
     nlohmann::json out = nlohmann::json::array();
     for (const auto& w : store.workers()) {
       if (a->json) {

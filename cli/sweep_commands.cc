@@ -13,11 +13,6 @@
 namespace tallrec {
 namespace {
 
-std::string default_db() {
-  const char* env = std::getenv("TALLREC_DB");
-  return env ? env : "tallrec.db";
-}
-
 std::string progress_bar(const SweepStatus& s, int width = 30) {
   const int64_t total = s.total(), done = s.runs_by_state.at("succeeded") + s.runs_by_state.at("failed") +
                                           s.runs_by_state.at("canceled");
@@ -28,7 +23,7 @@ std::string progress_bar(const SweepStatus& s, int width = 30) {
 }  // namespace
 
 void add_sweep_commands(CLI::App& app) {
-  auto db = std::make_shared<std::string>(default_db());
+  auto db = std::make_shared<std::string>(default_store_path());
   auto json_out = std::make_shared<bool>(false);
 
   auto grid_path = std::make_shared<std::string>();
@@ -60,7 +55,7 @@ void add_sweep_commands(CLI::App& app) {
     for (const auto& s : store.status()) {
       if (!sweep_name->empty() && s.name != *sweep_name) continue;
       if (*json_out) {
-        out.push_back({{"id", s.id}, {"name", s.name}, {"runs", s.total()}, {"by_state", s.runs_by_state}});
+        out.push_back(sweep_status_json(s));
         continue;
       }
       std::printf("%-24s %s %lld runs:", s.name.c_str(), progress_bar(s).c_str(), static_cast<long long>(s.total()));
@@ -98,8 +93,7 @@ void add_sweep_commands(CLI::App& app) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& r : store.runs(args->sweep, args->state, args->limit, args->offset)) {
       if (*json_out) {
-        out.push_back({{"id", r.id}, {"key", r.key}, {"state", r.state}, {"domain", r.domain}, {"sample", r.sample},
-                       {"seed", r.seed}, {"attempts", r.attempts}});
+        out.push_back(run_row_json(r));
       } else {
         std::printf("%6lld  %-9s %-6s sample %-5lld seed %-6llu attempts %lld  %.12s\n", static_cast<long long>(r.id),
                     r.state.c_str(), r.domain.c_str(), static_cast<long long>(r.sample),

@@ -8,17 +8,13 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/protocol.h"
 #include "coordinator/checkpoint_transfers.h"
 #include "coordinator/zap_handler.h"
 
 namespace tallrec {
-namespace {
-
-double now() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
-
-}  // namespace
 
 struct Broker::Impl {
   Store& store;
@@ -40,9 +36,9 @@ struct Broker::Impl {
     for (const auto& a : attempts) {
       if (!a.is_number_integer()) continue;
       listed.push_back(a.get<int64_t>());
-      if (!store.heartbeat(a.get<int64_t>(), now(), policy)) send(worker, {MessageType::kCancel, {{"attempt", a}}, ""});
+      if (!store.heartbeat(a.get<int64_t>(), unix_time(), policy)) send(worker, {MessageType::kCancel, {{"attempt", a}}, ""});
     }
-    store.release_unlisted(worker, listed, now() - policy.lease_arrival, now());
+    store.release_unlisted(worker, listed, unix_time() - policy.lease_arrival, unix_time());
   }
 
   // Replies wait here while a batch is open and go out once it is committed.
@@ -81,11 +77,11 @@ struct Broker::Impl {
     const nlohmann::json& b = m.body;
     switch (m.type) {
       case MessageType::kReady:
-        store.register_worker(worker, b["host"], b["gpus"], b["slots"], b["version"], now());
+        store.register_worker(worker, b["host"], b["gpus"], b["slots"], b["version"], unix_time());
         cancel_unless_live(worker, b["attempts"]);
         return;
       case MessageType::kRequest: {
-        if (auto lease = store.lease_next(worker, now(), policy)) {
+        if (auto lease = store.lease_next(worker, unix_time(), policy)) {
           // The spec goes out as stored: spliced in as JSON text rather than parsed and dumped again.
           nlohmann::json head = {{"attempt", lease->attempt_id}, {"lease_seconds", policy.lease_seconds},
                                  {"resume", transfers.resume_point(lease->run_id)},
@@ -102,7 +98,7 @@ struct Broker::Impl {
         return;
       }
       case MessageType::kHeartbeat:
-        store.worker_seen(worker, now());
+        store.worker_seen(worker, unix_time());
         if (b.contains("attempts") && b["attempts"].is_array()) cancel_unless_live(worker, b["attempts"]);
         send(worker, {MessageType::kHeartbeat, nlohmann::json::object(), ""});
         return;
@@ -120,22 +116,22 @@ struct Broker::Impl {
         const int exit_code = b["exit_code"];
         bool ok;
         if (exit_code == 0 && outcome.is_object() && outcome.value("type", "") == "finished") {
-          ok = store.finish(attempt, outcome, now());
+          ok = store.finish(attempt, outcome, unix_time());
         } else {
           // No outcome event at all (the trainer died before its first line): retryable.
           const bool retryable = exit_code != 2 && (!outcome.is_object() || outcome.value("retryable", true));
           const std::string reason = outcome.is_null() ? "exit " + std::to_string(exit_code) + ": " + b["stderr_tail"].get<std::string>()
                                                        : outcome.value("reason", std::string("failed"));
-          ok = store.fail(attempt, reason, retryable, now(), policy);
+          ok = store.fail(attempt, reason, retryable, unix_time(), policy);
         }
         if (!ok) return error(worker, "stale-attempt", "attempt " + std::to_string(attempt) + " is not live", attempt);
         send(worker, {MessageType::kAck, {{"attempt", attempt}, {"seq", b["seq"]}}, ""});
         return;
       }
-      case MessageType::kOffer: return transfers.offer(worker, b, now());
-      case MessageType::kChunk: return transfers.chunk(worker, m, now());
-      case MessageType::kFetch: return transfers.fetch(worker, b, now());
-      case MessageType::kCredit: return transfers.credit(worker, b, now());
+      case MessageType::kOffer: return transfers.offer(worker, b, unix_time());
+      case MessageType::kChunk: return transfers.chunk(worker, m, unix_time());
+      case MessageType::kFetch: return transfers.fetch(worker, b, unix_time());
+      case MessageType::kCredit: return transfers.credit(worker, b, unix_time());
       default:
         return error(worker, "bad-message", std::string(message_type_name(m.type)) + " is not sent to a coordinator", nullptr);
     }
@@ -232,12 +228,12 @@ void Broker::serve(const std::atomic<bool>& stop) {
       impl_->transfers.after_commit();
     }
     // Expiry after the burst: heartbeats that were waiting in the socket count first.
-    if (now() >= next_expiry) {
-      impl_->store.expire_leases(now(), impl_->policy);
-      impl_->store.mark_silent_workers(now() - impl_->policy.lease_seconds, now());
-      next_expiry = now() + 1.0;
+    if (unix_time() >= next_expiry) {
+      impl_->store.expire_leases(unix_time(), impl_->policy);
+      impl_->store.mark_silent_workers(unix_time() - impl_->policy.lease_seconds, unix_time());
+      next_expiry = unix_time() + 1.0;
     }
-    impl_->transfers.pump(now());
+    impl_->transfers.pump(unix_time());
   }
 }
 

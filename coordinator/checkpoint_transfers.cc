@@ -6,35 +6,18 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/sha256.h"
+#include "common/transfer_files.h"
 
 namespace tallrec {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 namespace {
-constexpr size_t kChunkBytes = 1u << 20;
 constexpr int64_t kUploadWindow = 8;  // CHUNKs a worker may have in flight
 constexpr int64_t kMaxFileBytes = int64_t(64) << 30;
 
-struct FileEntry {
-  std::string name;
-  int64_t bytes;
-  std::string sha256;
-};
-
-// The files of a stored checkpoint folder: those its manifest names, then the manifest itself.
-std::vector<FileEntry> stored_files(const fs::path& dir, const std::string& manifest_sha) {
-  std::vector<FileEntry> files;
-  const json manifest = json::parse(read_file(dir / "manifest.json"));
-  for (const auto& [name, sha] : manifest.items()) {
-    if (!is_plain_file_name(name) || !sha.is_string()) throw Error(dir.string() + "/manifest.json: bad entry \"" + name + "\"");
-    files.push_back({name, int64_t(fs::file_size(dir / name)), sha});
-  }
-  files.push_back({"manifest.json", int64_t(fs::file_size(dir / "manifest.json")), manifest_sha});
-  return files;
-}
-const FileEntry& manifest_entry(const std::vector<FileEntry>& files) {
-  return *std::find_if(files.begin(), files.end(), [](const FileEntry& f) { return f.name == "manifest.json"; });
+const TransferFile& manifest_entry(const std::vector<TransferFile>& files) {
+  return *std::find_if(files.begin(), files.end(), [](const TransferFile& f) { return f.name == "manifest.json"; });
 }
 }  // namespace
 
@@ -42,7 +25,7 @@ struct CheckpointTransfers::Upload {
   int64_t attempt;
   std::string run_key, name;
   int64_t step;
-  std::vector<FileEntry> files;
+  std::vector<TransferFile> files;
   std::map<std::string, int64_t> written;  // bytes received per file
   size_t complete = 0;                     // files whose last chunk arrived
   std::unique_ptr<StagedDirectory> staged;
@@ -51,7 +34,7 @@ struct CheckpointTransfers::Upload {
 
 struct CheckpointTransfers::Download {
   fs::path dir;
-  std::vector<FileEntry> files;
+  std::vector<TransferFile> files;
   size_t file = 0;
   int64_t offset = 0;
   int64_t credit = 0;
@@ -120,7 +103,7 @@ void CheckpointTransfers::chunk(const std::string& worker, const Message& m, dou
   Upload& u = *it->second;
   auto w = u.written.find(file);
   const int64_t offset = m.body["offset"];
-  const auto entry = std::find_if(u.files.begin(), u.files.end(), [&](const FileEntry& f) { return f.name == file; });
+  const auto entry = std::find_if(u.files.begin(), u.files.end(), [&](const TransferFile& f) { return f.name == file; });
   if (w == u.written.end() || offset != w->second || w->second + int64_t(m.data.size()) > entry->bytes) {
     uploads_.erase(it);
     return error(worker, "bad-message", "CHUNK of \"" + file + "\" at offset " + std::to_string(offset) +
@@ -193,7 +176,7 @@ void CheckpointTransfers::fetch(const std::string& worker, const json& body, dou
     if (s.path != "runs/" + live->second + "/" + name) continue;
     auto d = std::make_unique<Download>();
     d->dir = artifacts_ / s.path;
-    d->files = stored_files(d->dir, s.sha256);
+    d->files = checkpoint_files(d->dir, s.sha256);
     d->credit = std::max<int64_t>(0, body.value("chunks", int64_t(0)));
     d->last_activity = now;
     downloads_[{worker, transfer}] = std::move(d);
@@ -213,8 +196,8 @@ void CheckpointTransfers::pump(double now, double idle_seconds) {
   for (auto it = downloads_.begin(); it != downloads_.end();) {
     Download& d = *it->second;
     while (d.credit > 0 && d.file < d.files.size()) {
-      const FileEntry& f = d.files[d.file];
-      std::string data(size_t(std::min<int64_t>(kChunkBytes, f.bytes - d.offset)), '\0');
+      const TransferFile& f = d.files[d.file];
+      std::string data(size_t(std::min<int64_t>(kChunkDataBytes, f.bytes - d.offset)), '\0');
       std::ifstream in(d.dir / f.name, std::ios::binary);
       in.seekg(d.offset);
       in.read(data.data(), std::streamsize(data.size()));
@@ -252,9 +235,8 @@ json CheckpointTransfers::resume_point(int64_t run_id) {
   for (const auto& s : store_.checkpoints(run_id)) {
     const fs::path dir = artifacts_ / s.path;
     if (!fs::exists(dir / "manifest.json")) continue;  // recorded but lost from disk: not offered
-    json files = json::array();
-    for (const auto& f : stored_files(dir, s.sha256)) files.push_back({{"name", f.name}, {"bytes", f.bytes}, {"sha256", f.sha256}});
-    out.push_back({{"checkpoint", dir.filename().string()}, {"step", s.step}, {"files", files}});
+    out.push_back({{"checkpoint", dir.filename().string()}, {"step", s.step},
+                   {"files", transfer_files_json(checkpoint_files(dir, s.sha256))}});
   }
   return out.empty() ? json(nullptr) : json{{"checkpoints", out}};
 }

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/protocol.h"
 #include "coordinator/grid.h"
@@ -15,7 +16,6 @@ using json = nlohmann::json;
 
 namespace {
 
-double now() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 
 HttpResponse json_response(int status, const json& body) { return {status, "application/json", body.dump(), {}}; }
 HttpResponse error_response(int status, const std::string& message) { return json_response(status, {{"error", message}}); }
@@ -117,10 +117,6 @@ json heatmap(Store& store, const json& grid, const std::string& sweep) {
   return {{"rows", rows}, {"samples", samples}, {"cells", cells}};
 }
 
-json sweep_summary(const SweepStatus& s) {
-  return {{"id", s.id}, {"name", s.name}, {"runs", s.total()}, {"by_state", s.runs_by_state}};
-}
-
 // At most `max_points` points, evenly strided, the last one always kept.
 json downsample(const std::vector<MetricPoint>& points, size_t max_points) {
   json out = json::array();
@@ -196,7 +192,7 @@ HttpResponse HttpApi::route(const HttpRequest& request) {
                                                      {"runs_added", r.added}, {"runs_existing", r.existing}});
     }
     json out = json::array();
-    for (const auto& s : store_.status()) out.push_back(sweep_summary(s));
+    for (const auto& s : store_.status()) out.push_back(sweep_status_json(s));
     return json_response(200, {{"sweeps", out}});
   }
   if (seg.size() == 3 && seg[1] == "sweeps" && !mutation) {
@@ -213,9 +209,7 @@ HttpResponse HttpApi::route(const HttpRequest& request) {
     const std::string sweep = query.count("sweep") ? query.at("sweep") : "", state = query.count("state") ? query.at("state") : "";
     const int64_t limit = int_param(query, "limit", 50, 1, 1000), offset = int_param(query, "offset", 0, 0, INT64_MAX);
     json runs = json::array();
-    for (const auto& r : store_.runs(sweep, state, limit, offset))
-      runs.push_back({{"id", r.id}, {"key", r.key}, {"state", r.state}, {"domain", r.domain}, {"sample", r.sample},
-                      {"seed", r.seed}, {"attempts", r.attempts}});
+    for (const auto& r : store_.runs(sweep, state, limit, offset)) runs.push_back(run_row_json(r));
     return json_response(200, {{"total", store_.count_runs(sweep, state)}, {"limit", limit}, {"offset", offset}, {"runs", runs}});
   }
   if (seg.size() >= 3 && seg[1] == "runs") {
@@ -225,7 +219,7 @@ HttpResponse HttpApi::route(const HttpRequest& request) {
     if (!run) return error_response(404, "no run " + seg[2]);
     if (seg.size() == 3 && !mutation) return json_response(200, *run);
     if (seg.size() == 4 && mutation && (seg[3] == "cancel" || seg[3] == "retry")) {
-      const bool ok = seg[3] == "cancel" ? store_.cancel(id, now()) : store_.retry(id, now());
+      const bool ok = seg[3] == "cancel" ? store_.cancel(id, unix_time()) : store_.retry(id, unix_time());
       if (!ok) {
         return error_response(409, "run " + seg[2] + " is " + (*run)["state"].get<std::string>() + ": only " +
                                        (seg[3] == "cancel" ? "queued, leased or running" : "failed or canceled") +
@@ -265,7 +259,7 @@ HttpResponse HttpApi::route(const HttpRequest& request) {
     for (const auto& w : store_.workers())
       out.push_back({{"id", w.id}, {"host", w.host}, {"version", w.version}, {"slots", w.slots}, {"gpus", w.gpus},
                      {"last_seen", w.last_seen}, {"alive", w.alive}, {"attempts", w.attempts}});
-    return json_response(200, {{"workers", out}, {"now", now()}});
+    return json_response(200, {{"workers", out}, {"now", unix_time()}});
   }
   return error_response(404, "no such endpoint: " + method + " " + path);
 }

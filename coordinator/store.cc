@@ -4,6 +4,7 @@
 
 #include <chrono>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "coordinator/store_sql.h"
 
@@ -58,7 +59,6 @@ constexpr const char* kMigrations[] = {
     )sql",
 };
 
-double now() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 
 }  // namespace
 
@@ -134,7 +134,7 @@ void Store::migrate() {
 SubmitResult Store::submit(const Grid& grid) {
   return in_transaction(db_, path_, [&] {
     SubmitResult r{0, false, 0, 0};
-    const double t = now();
+    const double t = unix_time();
     Statement find(db_, "SELECT id FROM sweeps WHERE name = ?", path_);
     find.bind(1, grid.name);
     if (find.step()) {
@@ -247,13 +247,20 @@ bool Store::heartbeat(int64_t attempt_id, double t, const RetryPolicy& policy) {
   });
 }
 
+namespace {
+// Attempt `attempt_id` of run `run` has started training.
+void set_running(sqlite3* db, const std::string& path, int64_t attempt_id, int64_t run, double t) {
+  Statement(db, "UPDATE attempts SET state = 'running' WHERE id = ?", path).bind(1, attempt_id).step();
+  Statement(db, "UPDATE runs SET state = 'running', updated = ? WHERE id = ?", path).bind(1, t).bind(2, run).step();
+  add_change(db, path, "run", {{"run", run}, {"state", "running"}, {"attempt", attempt_id}}, t);
+}
+}  // namespace
+
 bool Store::mark_running(int64_t attempt_id, double t) {
   return in_transaction(db_, path_, [&] {
     const int64_t run = live_run(db_, path_, attempt_id);
     if (run < 0) return false;
-    Statement(db_, "UPDATE attempts SET state = 'running' WHERE id = ?", path_).bind(1, attempt_id).step();
-    Statement(db_, "UPDATE runs SET state = 'running', updated = ? WHERE id = ?", path_).bind(1, t).bind(2, run).step();
-    add_change(db_, path_, "run", {{"run", run}, {"state", "running"}, {"attempt", attempt_id}}, t);
+    set_running(db_, path_, attempt_id, run, t);
     return true;
   });
 }
@@ -364,12 +371,7 @@ bool Store::record_event(int64_t attempt_id, int64_t seq, const nlohmann::json& 
     ins.bind(1, attempt_id).bind(2, seq).bind(3, event.value("type", std::string("?"))).bind(4, event.dump()).step();
     if (sqlite3_changes(db_) == 0) return true;  // a duplicate: stored before
     const std::string type = event.value("type", "");
-    if (type == "started") {
-      Statement(db_, "UPDATE attempts SET state = 'running' WHERE id = ?", path_).bind(1, attempt_id).step();
-      Statement(db_, "UPDATE runs SET state = 'running', updated = ? WHERE id = ?", path_).bind(1, event.value("time", now()))
-          .bind(2, run).step();
-      add_change(db_, path_, "run", {{"run", run}, {"state", "running"}, {"attempt", attempt_id}}, event.value("time", now()));
-    }
+    if (type == "started") set_running(db_, path_, attempt_id, run, event.value("time", unix_time()));
     if ((type == "progress" || type == "eval") && event.contains("step")) {
       Statement m(db_, "INSERT OR REPLACE INTO metrics (attempt_id, step, name, value) VALUES (?, ?, ?, ?)", path_);
       nlohmann::json values = nlohmann::json::object();

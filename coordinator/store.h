@@ -99,6 +99,10 @@ struct MetricPoint {
   double value;
 };
 
+// How the CLI's --json and the HTTP API show a run row and a sweep's counts.
+nlohmann::json run_row_json(const RunRow& r);
+nlohmann::json sweep_status_json(const SweepStatus& s);
+
 class Store {
  public:
   // Opens (creating if needed) and migrates the database. Throws Error naming the file.

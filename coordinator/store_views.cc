@@ -6,6 +6,15 @@
 namespace tallrec {
 using json = nlohmann::json;
 
+json run_row_json(const RunRow& r) {
+  return {{"id", r.id}, {"key", r.key}, {"state", r.state}, {"domain", r.domain}, {"sample", r.sample},
+          {"seed", r.seed}, {"attempts", r.attempts}};
+}
+
+json sweep_status_json(const SweepStatus& s) {
+  return {{"id", s.id}, {"name", s.name}, {"runs", s.total()}, {"by_state", s.runs_by_state}};
+}
+
 std::optional<json> Store::sweep_document(const std::string& name) {
   Statement s(db_, "SELECT id, name, grid, priority, max_attempts, created FROM sweeps WHERE name = ?", path_);
   s.bind(1, name);

@@ -7,6 +7,7 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/sha256.h"
+#include "common/transfer_files.h"
 
 namespace tallrec {
 namespace fs = std::filesystem;
@@ -14,26 +15,9 @@ using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-constexpr size_t kChunkBytes = 1u << 20;
 constexpr int64_t kFetchWindow = 8;
 constexpr auto kStall = std::chrono::seconds(10);
 constexpr int kMaxTries = 3;
-
-struct FileEntry {
-  std::string name;
-  int64_t bytes;
-  std::string sha256;
-};
-
-// A staged checkpoint's files as an OFFER lists them: the manifest's, then the manifest.
-std::vector<FileEntry> files_of(const fs::path& dir) {
-  std::vector<FileEntry> files;
-  const json manifest = json::parse(read_file(dir / "manifest.json"));
-  for (const auto& [name, sha] : manifest.items())
-    files.push_back({name, int64_t(fs::file_size(dir / name)), sha});
-  files.push_back({"manifest.json", int64_t(fs::file_size(dir / "manifest.json")), sha256_file(dir / "manifest.json")});
-  return files;
-}
 
 std::string read_range(const fs::path& file, int64_t offset, size_t bytes) {
   std::string data(bytes, '\0');
@@ -54,25 +38,25 @@ bool CheckpointUploader::add(const fs::path& checkpoint_dir) {
   try {
     fs::create_directories(staged);
     for (const auto& e : fs::directory_iterator(checkpoint_dir)) fs::create_hard_link(e.path(), staged / e.path().filename());
-    for (const auto& f : files_of(staged))  // whole, or pruned half-way: then it is not sent
+    auto files = checkpoint_files(staged);  // listed once: offers and chunks reuse it
+    for (const auto& f : files)  // whole, or pruned half-way: then it is not sent
       if (f.name != "manifest.json" && sha256_file(staged / f.name) != f.sha256) throw Error("torn");
+    queue_.push_back({staged, std::move(files)});
   } catch (const std::exception& e) {
     std::fprintf(stderr, "worker: checkpoint %s not uploaded: %s\n", checkpoint_dir.c_str(), e.what());
     fs::remove_all(staged, ec);
     return false;
   }
-  queue_.push_back(staged);
   return true;
 }
 
 void CheckpointUploader::offer() {
-  const fs::path& dir = queue_.front();
+  const Staged& staged = queue_.front();
   transfer_ = "u" + std::to_string(attempt_) + "-" + std::to_string(++transfer_count_);
-  json files = json::array();
-  for (const auto& f : files_of(dir)) files.push_back({{"name", f.name}, {"bytes", f.bytes}, {"sha256", f.sha256}});
-  const std::string name = dir.filename().string();
+  const std::string name = staged.dir.filename().string();
   link_.send(MessageType::kOffer, {{"attempt", attempt_}, {"transfer", transfer_},
-                                   {"checkpoint", {{"name", name}, {"step", std::stoll(name.substr(5))}, {"files", files}}}});
+                                   {"checkpoint", {{"name", name}, {"step", std::stoll(name.substr(5))},
+                                                   {"files", transfer_files_json(staged.files)}}}});
   credit_ = 0;
   file_ = 0;
   offset_ = 0;
@@ -89,7 +73,7 @@ bool CheckpointUploader::handle(const Message& m) {
   if (m.type == MessageType::kCredit) {
     if (m.body.value("stored", false)) {
       std::error_code ec;
-      fs::remove_all(queue_.front(), ec);
+      fs::remove_all(queue_.front().dir, ec);
       queue_.pop_front();
       transfer_.clear();
       failures_ = 0;
@@ -101,14 +85,14 @@ bool CheckpointUploader::handle(const Message& m) {
   }
   if (m.type == MessageType::kError) {
     const std::string code = m.body.value("code", "");
-    std::fprintf(stderr, "worker: upload of %s refused: %s\n", queue_.front().filename().c_str(),
+    std::fprintf(stderr, "worker: upload of %s refused: %s\n", queue_.front().dir.filename().c_str(),
                  m.body.value("message", "").c_str());
     std::error_code ec;
     if (code == "stale-attempt") {  // the run is not ours any more: nothing of it is wanted
-      for (const auto& d : queue_) fs::remove_all(d, ec);
+      for (const auto& s : queue_) fs::remove_all(s.dir, ec);
       queue_.clear();
     } else if (++failures_ >= kMaxTries) {
-      fs::remove_all(queue_.front(), ec);
+      fs::remove_all(queue_.front().dir, ec);
       queue_.pop_front();
       failures_ = 0;
     }
@@ -122,13 +106,13 @@ void CheckpointUploader::pump() {
   if (queue_.empty()) return;
   if (transfer_.empty()) return offer();
   if (Clock::now() - last_progress_ > kStall) return offer();
-  const auto files = files_of(queue_.front());
-  while (credit_ > 0 && file_ < files.size()) {
-    const FileEntry& f = files[file_];
-    const size_t n = size_t(std::min<int64_t>(kChunkBytes, f.bytes - offset_));
+  const Staged& staged = queue_.front();
+  while (credit_ > 0 && file_ < staged.files.size()) {
+    const TransferFile& f = staged.files[file_];
+    const size_t n = size_t(std::min<int64_t>(kChunkDataBytes, f.bytes - offset_));
     const bool last = offset_ + int64_t(n) >= f.bytes;
     link_.send(MessageType::kChunk, {{"transfer", transfer_}, {"file", f.name}, {"offset", offset_}, {"last", last}},
-               read_range(queue_.front() / f.name, offset_, n));
+               read_range(staged.dir / f.name, offset_, n));
     --credit_;
     offset_ += int64_t(n);
     if (last) {
@@ -145,7 +129,7 @@ FetchResult fetch_checkpoints(CoordinatorLink& link, int64_t attempt, const json
   for (const auto& c : resume.at("checkpoints")) {
     const std::string name = c.at("checkpoint");
     if (!is_checkpoint_name(name)) return FetchResult::kFailed;
-    std::vector<FileEntry> files;
+    std::vector<TransferFile> files;
     for (const auto& f : c.at("files")) files.push_back({f.at("name"), f.at("bytes"), f.at("sha256")});
     bool fetched = false;
     for (int attempt_no = 1; attempt_no <= kMaxTries && !fetched; ++attempt_no) {
@@ -177,7 +161,7 @@ FetchResult fetch_checkpoints(CoordinatorLink& link, int64_t attempt, const json
         if (m->type != MessageType::kChunk) continue;
         last_progress = Clock::now();
         const std::string file = m->body["file"];
-        auto entry = std::find_if(files.begin(), files.end(), [&](const FileEntry& f) { return f.name == file; });
+        auto entry = std::find_if(files.begin(), files.end(), [&](const TransferFile& f) { return f.name == file; });
         if (entry == files.end() || !is_plain_file_name(file) || m->body["offset"].get<int64_t>() != written[file]) {
           broken = true;
           continue;
@@ -188,7 +172,7 @@ FetchResult fetch_checkpoints(CoordinatorLink& link, int64_t attempt, const json
         if (m->body["last"].get<bool>()) ++complete;
       }
       if (broken || complete < files.size()) continue;
-      fetched = std::all_of(files.begin(), files.end(), [&](const FileEntry& f) {
+      fetched = std::all_of(files.begin(), files.end(), [&](const TransferFile& f) {
         return fs::exists(staging / f.name) && int64_t(fs::file_size(staging / f.name)) == f.bytes &&
                sha256_file(staging / f.name) == f.sha256;
       });

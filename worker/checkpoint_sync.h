@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 
+#include "common/transfer_files.h"
 #include "worker/coordinator_link.h"
 
 namespace tallrec {
@@ -34,10 +35,14 @@ class CheckpointUploader {
 
  private:
   void offer();
+  struct Staged {
+    std::filesystem::path dir;
+    std::vector<TransferFile> files;  // as offered
+  };
   CoordinatorLink& link_;
   int64_t attempt_;
   std::filesystem::path staging_root_;
-  std::deque<std::filesystem::path> queue_;  // staged folders; the front is in flight
+  std::deque<Staged> queue_;  // staged folders; the front is in flight
   std::string transfer_;                     // id of the front's transfer ("" until offered)
   int64_t credit_ = 0;
   size_t file_ = 0;
