@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
-# On a GPU machine (CMake, nvcc, PyTorch; no Debian -dev packages): LLaMA-7B shapes (random
-# weights, bf16), TALLRec's micro-batch (32) of real MovieLens prompts, LoRA q/v, gradient
-# checkpointing, in tallrec-train and in transformers + PEFT, side by side. Prints tokens/s and
-# peak GPU memory of both and the ratio. Goals: >= 1.5x the Python tokens/s; peak <= 22 GiB.
-# Needs out/gpu-bench and .headers from bench/gpu/prepare.sh.
+# On a GPU machine (CMake, nvcc, PyTorch; no Debian -dev packages), the one prepared script for
+# a device session: builds tallrec-train against the machine's libtorch, runs the CUDA
+# correctness checks (bench/gpu/checks.sh, tiny model), then the benchmark: LLaMA-7B shapes
+# (random weights, bf16), TALLRec's micro-batch (32) of real MovieLens prompts, LoRA q/v,
+# gradient checkpointing, in tallrec-train and in transformers + PEFT, side by side. Prints
+# tokens/s and peak GPU memory of both and the ratio. Goals: >= 1.5x the Python tokens/s; peak
+# <= 22 GiB. Needs out/gpu-bench and .headers from bench/gpu/prepare.sh. With the device tool,
+# $OUT/gpu-run.log brings the whole output back.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work=${WORK:-/tmp/tallrec-gpu-bench}
 steps=${STEPS:-6}
 mkdir -p "$work"
+[ -n "${OUT:-}" ] && exec > >(tee -a "$OUT/gpu-run.log") 2>&1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 TALLREC_TRAIN_BUILD="$work/build" "$root/scripts/build-train-only.sh" > "$work/build.log" 2>&1 || { tail -30 "$work/build.log"; exit 1; }
 train="$work/build/tallrec-train"
+grep -E "NCCL backend" "$work/build.log" || true
+"$root/bench/gpu/checks.sh" "$train" "$work/checks" cuda || echo "(continuing to the benchmark)"
 [ -f "$work/7b/config.json" ] || "$train" init --preset 7b --out "$work/7b"
 
 cat > "$work/spec.json" <<JSON
@@ -34,6 +40,7 @@ prog = [e for e in ev if e["type"] == "progress"]
 ours_tps = float(np.mean([e["tokens_per_s"] for e in prog[2:]]))
 peaks = [int(l.split(",")[1]) for l in (work / "smi.log").read_text().splitlines() if l.strip()]
 ours_peak = max(peaks) / 1024 if peaks else float("nan")
+ours_allocated = max(e["memory_bytes"] for e in prog) / 2**30  # the caching allocator's peak
 
 raw = (root / "out/gpu-bench/train/tokens.bin").read_bytes()
 n, nt = np.frombuffer(raw, np.uint64, 2, 8)
@@ -61,7 +68,7 @@ for s in range(steps):
     rates.append(int(mask.sum()) / (time.perf_counter() - t))
 hf_tps = float(np.mean(rates[2:]))
 hf_peak = torch.cuda.max_memory_allocated() / 2**30
-print(f"tallrec-train: {ours_tps:.0f} tokens/s, peak {ours_peak:.1f} GiB (nvidia-smi)")
+print(f"tallrec-train: {ours_tps:.0f} tokens/s, peak {ours_peak:.1f} GiB (nvidia-smi), {ours_allocated:.1f} GiB allocated (max_memory_allocated)")
 print(f"HF + PEFT:     {hf_tps:.0f} tokens/s, peak {hf_peak:.1f} GiB (max_memory_allocated)")
 print(f"ratio tokens/s tallrec / HF: {ours_tps / hf_tps:.2f}x (goal >= 1.5x); our peak <= 22 GiB: {ours_peak <= 22}")
 PY

@@ -23,6 +23,12 @@ nlohmann::json state_to_json(const TrainerState& s) {
           {"scheduler_steps", s.scheduler_steps}, {"loss_scale", s.loss_scale}, {"clean_steps", s.clean_steps}};
 }
 
+// Rank 0's CPU state keeps the name it had before data-parallel resume, so older checkpoints
+// still load.
+std::string rng_key(const char* base, size_t rank) {
+  return rank == 0 ? std::string(base) : std::string(base) + ".rank-" + std::to_string(rank);
+}
+
 }  // namespace
 
 std::pair<fs::path, std::string> write_checkpoint(const fs::path& checkpoints_dir, const LoraAdapters& adapters,
@@ -37,7 +43,10 @@ std::pair<fs::path, std::string> write_checkpoint(const fs::path& checkpoints_di
     tensors.push_back({"exp_avg." + std::to_string(i), data.exp_avg[i]});
     tensors.push_back({"exp_avg_sq." + std::to_string(i), data.exp_avg_sq[i]});
   }
-  tensors.push_back({"rng_state", data.rng_state});
+  for (size_t r = 0; r < data.rng.size(); ++r) {
+    tensors.push_back({rng_key("rng_state", r), data.rng[r].cpu});
+    if (data.rng[r].device.defined()) tensors.push_back({rng_key("cuda_rng_state", r), data.rng[r].device});
+  }
   write_safetensors(staged.path() / "optimizer.safetensors", tensors);
   write_file_atomically(staged.path() / "state.json", state_to_json(data.state).dump(2) + "\n");
   nlohmann::ordered_json manifest = nlohmann::ordered_json::object();
@@ -86,7 +95,12 @@ CheckpointData read_checkpoint(const fs::path& dir, size_t parameter_count) {
     d.exp_avg.push_back(opt.load("exp_avg." + std::to_string(i), at::kFloat));
     d.exp_avg_sq.push_back(opt.load("exp_avg_sq." + std::to_string(i), at::kFloat));
   }
-  d.rng_state = opt.load("rng_state", at::kByte);
+  for (size_t r = 0; opt.contains(rng_key("rng_state", r)); ++r) {
+    RngState s;
+    s.cpu = opt.load(rng_key("rng_state", r), at::kByte);
+    if (opt.contains(rng_key("cuda_rng_state", r))) s.device = opt.load(rng_key("cuda_rng_state", r), at::kByte);
+    d.rng.push_back(std::move(s));
+  }
   return d;
 }
 

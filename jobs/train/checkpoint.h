@@ -1,6 +1,6 @@
 // Checkpoints: everything needed to continue a run bit for bit. A checkpoint folder holds
 //   adapter_model.safetensors + adapter_config.json   the LoRA weights (PEFT layout)
-//   optimizer.safetensors                              AdamW moments, the dropout RNG state
+//   optimizer.safetensors                              AdamW moments, each rank's dropout RNG states
 //   state.json                                         step, data cursor, early-stopping state
 //   manifest.json                                      SHA-256 of each file above
 // It is staged in a temporary folder and renamed into place, so it is whole or absent.
@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "jobs/train/lora.h"
+#include "jobs/train/rng_state.h"
 
 namespace tallrec {
 
@@ -34,7 +35,7 @@ struct TrainerState {
 struct CheckpointData {
   TrainerState state;
   std::vector<at::Tensor> exp_avg, exp_avg_sq;
-  at::Tensor rng_state;
+  std::vector<RngState> rng;  // indexed by rank
 };
 
 // Writes OUT/checkpoints/step-NNNNNNNN and returns its path and the manifest's own SHA-256.

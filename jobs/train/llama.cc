@@ -128,6 +128,17 @@ const at::Tensor& LlamaModel::weight(int64_t layer, const std::string& module) c
   return tensor_by_name(*this, "model.layers." + std::to_string(layer) + "." + name + ".weight");
 }
 
+void LlamaModel::to(const at::Device& device) {
+  const bool tied = lm_head.is_same(embed_tokens);
+  embed_tokens = embed_tokens.to(device);
+  final_norm = final_norm.to(device);
+  lm_head = tied ? embed_tokens : lm_head.to(device);
+  for (auto& l : layers)
+    for (at::Tensor* t : {&l.input_norm, &l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.post_norm, &l.gate_proj, &l.up_proj,
+                          &l.down_proj})
+      *t = t->to(device);
+}
+
 LlamaModel load_hf_model(const fs::path& dir, at::ScalarType dtype, const at::Device& device) {
   LlamaModel m;
   m.config = read_llama_config(dir / "config.json");

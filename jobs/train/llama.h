@@ -42,6 +42,9 @@ struct LlamaModel {
   at::Tensor final_norm;    // [H]
   at::Tensor lm_head;       // [V, H]; the same tensor as embed_tokens when tied
 
+  // Moves every weight to `device` (a tied lm_head stays the embedding's tensor).
+  void to(const at::Device& device);
+
   // The weight of a projection ("q_proj", ..., "down_proj") of a layer.
   const at::Tensor& weight(int64_t layer, const std::string& module) const;
   at::Tensor& weight(int64_t layer, const std::string& module) {

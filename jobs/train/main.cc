@@ -24,6 +24,7 @@
 #include "common/version.h"
 #include "jobs/data/token_file.h"
 #include "jobs/train/collate.h"
+#include "jobs/train/device.h"
 #include "jobs/train/llama.h"
 #include "jobs/train/lora.h"
 #include "jobs/train/roc_auc.h"
@@ -85,6 +86,15 @@ int main(int argc, char** argv) {
     at::set_num_threads(threads > 0 ? threads : int(std::max(1u, std::thread::hardware_concurrency())));
   };
 
+  std::string device_name = "cpu";
+  app.add_option("--device", device_name, "Where generate, logits and score run: cpu or cuda[:N] (train: the spec's)")
+      ->capture_default_str();
+  auto tool_device = [&] {
+    const at::Device device = tallrec::parse_device(device_name, "--device");
+    tallrec::require_device(device);
+    return device;
+  };
+
   std::string dir;
   int64_t micro_batch = 32;
   bool verify = false;
@@ -130,6 +140,7 @@ int main(int argc, char** argv) {
     const bool llama2c = std::filesystem::is_regular_file(gen_model);
     tallrec::LlamaModel model = llama2c ? tallrec::load_llama2c_model(gen_model)
                                         : tallrec::load_hf_model(gen_model, at::kFloat);
+    model.to(tool_device());
     int64_t stop = gen_stop != -2 ? gen_stop : (llama2c ? 1 : -1);
     auto ids = tallrec::greedy_generate(model, gen_prompt, gen_steps, stop);
     for (size_t i = 0; i < ids.size(); ++i) std::printf(i ? " %lld" : "%lld", static_cast<long long>(ids[i]));
@@ -163,7 +174,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   logits->callback([&] {
     set_threads();
-    tallrec::LlamaModel model = tallrec::load_hf_model(logits_model, at::kFloat);
+    tallrec::LlamaModel model = tallrec::load_hf_model(logits_model, at::kFloat, tool_device());
     tallrec::SafetensorsFile batch(logits_batch);
     at::Tensor ids = batch.load("input_ids", at::kLong);
     at::Tensor mask = batch.contains("attention_mask") ? batch.load("attention_mask", at::kLong) : at::Tensor();
@@ -176,7 +187,11 @@ int main(int argc, char** argv) {
       options.lora = &adapter;
     }
     at::NoGradGuard no_grad;
-    at::Tensor out = tallrec::llama_forward(model, ids, mask, positions, options).to(at::kFloat);
+    if (!logits_adapter.empty()) adapter.to(model.embed_tokens.device());
+    at::Tensor out = tallrec::llama_forward(model, ids.to(model.embed_tokens.device()),
+                                            mask.defined() ? mask.to(model.embed_tokens.device()) : mask,
+                                            positions.defined() ? positions.to(model.embed_tokens.device()) : positions, options)
+                         .to(at::kCPU, at::kFloat);
     tallrec::write_safetensors(logits_out, {{"logits", out.contiguous()}});
   });
 
@@ -191,10 +206,13 @@ int main(int argc, char** argv) {
   score->add_option("--batch-size", score_batch, "Prompts per forward pass (left-padded; scores equal unbatched ones)")->capture_default_str();
   score->callback([&] {
     set_threads();
-    tallrec::LlamaModel model = tallrec::load_hf_model(score_model, at::kFloat);
+    tallrec::LlamaModel model = tallrec::load_hf_model(score_model, at::kFloat, tool_device());
     tallrec::TokenizedDataset data(score_tokens);
     tallrec::LoraAdapters adapter;
-    if (!score_adapter.empty()) adapter = tallrec::LoraAdapters::load_peft(score_adapter, model.config, at::kFloat);
+    if (!score_adapter.empty()) {
+      adapter = tallrec::LoraAdapters::load_peft(score_adapter, model.config, at::kFloat);
+      adapter.to(model.embed_tokens.device());
+    }
     auto r = tallrec::evaluate_test(model, score_adapter.empty() ? nullptr : &adapter, data, score_batch,
                                     tallrec::parse_scoring(score_scoring));
     const double auc_value = tallrec::roc_auc(r.labels, r.scores);

@@ -4,6 +4,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "jobs/train/device.h"
 
 namespace tallrec {
 
@@ -96,7 +97,9 @@ RunSpec parse_run_spec(const std::string& text, const std::string& origin) {
        "loss_normalization must be micro_batch_mean or token_mean");
   need(s.world_size >= 1 && (s.batch_size / s.micro_batch_size) % s.world_size == 0,
        "world_size must divide batch_size / micro_batch_size (each rank takes an equal share of every update)");
-  need(s.device == "cpu" || s.device.rfind("cuda", 0) == 0, "device must be cpu or cuda[:N]");
+  parse_device(s.device, origin + ": device");
+  need(s.world_size == 1 || s.device == "cpu" || s.device == "cuda",
+       "with world_size > 1, device must be cpu or cuda (rank r takes the r-th visible GPU), not one numbered GPU");
   need(s.loss_scale_init >= 1, "loss_scale_init must be at least 1");
   need(s.optim.lr > 0 && s.warmup_steps >= 0 && s.max_grad_norm > 0, "lr and max_grad_norm must be positive");
   return s;

@@ -1,7 +1,6 @@
 #include "jobs/train/trainer.h"
 
 #include <ATen/ATen.h>
-#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
 
@@ -20,9 +19,11 @@
 #include "jobs/train/checkpoint.h"
 #include "jobs/train/collate.h"
 #include "jobs/train/data_order.h"
+#include "jobs/train/device.h"
 #include "jobs/train/distributed.h"
 #include "jobs/train/events.h"
 #include "jobs/train/llama.h"
+#include "jobs/train/rng_state.h"
 #include "jobs/train/roc_auc.h"
 #include "jobs/train/safetensors.h"
 #include "jobs/train/scoring.h"
@@ -30,28 +31,6 @@
 namespace tallrec {
 namespace fs = std::filesystem;
 namespace {
-
-at::Tensor rng_state() {
-  auto gen = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lock(gen.mutex());
-  return gen.get_state();
-}
-
-void set_rng_state(const at::Tensor& state) {
-  auto gen = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lock(gen.mutex());
-  gen.set_state(state);
-}
-
-// Resident memory of this process (CPU runs; a GPU run would report the device's peak).
-int64_t resident_bytes() {
-  long pages = 0, resident = 0;
-  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
-    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
-    std::fclose(f);
-  }
-  return int64_t(resident) * int64_t(sysconf(_SC_PAGESIZE));
-}
 
 struct Trainer {
   const RunSpec& spec;
@@ -73,12 +52,13 @@ struct Trainer {
   int run() {
     const auto dtype = parse_torch_dtype(spec.dtype);
     at::set_num_threads(spec.threads > 0 ? spec.threads : int(std::max(1u, std::thread::hardware_concurrency())));
-    if (spec.world_size > 1) group = make_process_group(rendezvous_file, rank, spec.world_size);
+    // "cuda" with several ranks: rank r takes the r-th visible GPU.
+    const at::Device device(spec.device == "cuda" && spec.world_size > 1 ? "cuda:" + std::to_string(rank) : spec.device);
+    require_device(device);
+    if (spec.world_size > 1) group = make_process_group(rendezvous_file, rank, spec.world_size, device);
     train = std::make_unique<TokenizedDataset>(spec.train_tokens);
     valid = std::make_unique<TokenizedDataset>(spec.valid_tokens);
     if (train->size() == 0) throw InputError(spec.train_tokens + ": no training records");
-    // "cuda" with several ranks: rank r takes the r-th visible GPU.
-    const at::Device device(spec.device == "cuda" && spec.world_size > 1 ? "cuda:" + std::to_string(rank) : spec.device);
     model = load_hf_model(spec.base_model, dtype, device);
     if (train->meta().vocab_size > model.config.vocab_size) {
       throw InputError(spec.train_tokens + ": token ids reach " + std::to_string(train->meta().vocab_size) +
@@ -119,7 +99,10 @@ struct Trainer {
         optimizer.exp_avg_sq()[i].copy_(d.exp_avg_sq[i].to(device));
       }
       optimizer.set_steps(d.state.scheduler_steps);
-      set_rng_state(d.rng_state);
+      if (size_t(rank) >= d.rng.size())
+        throw Error(resume->string() + ": holds the RNG states of " + std::to_string(d.rng.size()) + " rank(s), not rank " +
+                    std::to_string(rank) + "'s");
+      restore_rng_state(d.rng[size_t(rank)], device);
       state = d.state;
       if (state.best_step >= 0) {
         char name[32];
@@ -226,7 +209,7 @@ struct Trainer {
         events.emit("progress", {{"step", state.global_step}, {"epoch", double(epoch) + double(i + 1) / double(micro_per_epoch)},
                                  {"loss", loss_since / double(micro_since)}, {"lr", lr}, {"grad_norm", grad_norm},
                                  {"tokens_per_s", double(tokens_since) / std::max(seconds, 1e-9)},
-                                 {"memory_bytes", resident_bytes()},
+                                 {"memory_bytes", memory_in_use_bytes(device)},
                                  {"padding_fraction", 1.0 - double(tokens_since) / double(std::max<int64_t>(positions_since, 1))}, {"loss_scale", state.loss_scale},
                                  {"skipped", skipped}});
         loss_since = 0;
@@ -236,6 +219,9 @@ struct Trainer {
         clock = std::chrono::steady_clock::now();
 
         const bool eval_now = state.global_step % eval_every == 0 || state.global_step >= total_steps;
+        // Every rank's RNG state goes into rank 0's checkpoint (taken before evaluating, which
+        // draws nothing).
+        const std::vector<RngState> rng = eval_now ? gather_rng_states(group.get(), device) : std::vector<RngState>{};
         if (eval_now && rank == 0) {
           EvalResult r = evaluate_validation(model, &lora, *valid, spec.eval_batch_size, scoring);
           const double auc = roc_auc(r.labels, r.scores);
@@ -252,14 +238,14 @@ struct Trainer {
                                {"best_val_auc", state.best_auc}, {"best_step", state.best_step},
                                {"scored", r.scores.size()}, {"skipped", r.skipped}});
           auto [path, manifest_sha] = write_checkpoint(checkpoints, lora, spec.base_model,
-                                                       {state, optimizer.exp_avg(), optimizer.exp_avg_sq(), rng_state()});
+                                                       {state, optimizer.exp_avg(), optimizer.exp_avg_sq(), rng});
           if (improved) best_checkpoint = path;
           prune_checkpoints(checkpoints, {path, best_checkpoint});
           events.emit("checkpoint", {{"step", state.global_step}, {"path", path.string()}, {"sha256", manifest_sha}});
           if (state.evals_without_improvement >= spec.early_stopping_patience) stop = true;
         }
         if (eval_now && group) {  // rank 0 decides whether to stop early; every rank follows
-          at::Tensor flag = at::full({1}, stop ? 1 : 0, at::kInt);
+          at::Tensor flag = at::full({1}, stop ? 1 : 0, at::TensorOptions().dtype(at::kInt).device(device));
           group->broadcast(flag, 0);
           stop = flag.item<int>() != 0;
         }
@@ -300,6 +286,9 @@ int run_training(const RunSpec& spec, const fs::path& out_dir, int rank, const s
   } catch (const InputError& e) {
     trainer.events.emit("failed", {{"reason", e.what()}, {"retryable", false}});
     return 2;
+  } catch (const c10::Error& e) {  // from libtorch: the message without its C++ stack trace
+    trainer.events.emit("failed", {{"reason", e.what_without_backtrace()}, {"retryable", true}});
+    return 1;
   } catch (const std::exception& e) {
     trainer.events.emit("failed", {{"reason", e.what()}, {"retryable", true}});
     return 1;

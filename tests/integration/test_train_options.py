@@ -98,3 +98,37 @@ def test_two_data_parallel_ranks_match_one_process(data):
     assert [e["loss"] for e in one if e["type"] == "progress"] == pytest.approx(
         [e["loss"] for e in two if e["type"] == "progress"], rel=1e-6)
     assert (data / "ws2" / "rank-1.events.jsonl").exists()
+
+
+@pytest.mark.parametrize("world_size", [1, 2])
+def test_cuda_spec_without_a_gpu_fails_clearly(data, tmp_path, world_size):
+    """On a box without a usable GPU (this one), a CUDA run says so in one line, as a retryable
+    failure (another worker may have the GPU), before touching NCCL or the weights."""
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    spec = {"base_model": str(data / "model"), "train_tokens": str(data / "train"), "valid_tokens": str(data / "valid"),
+            "device": "cuda", "world_size": world_size}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    proc = subprocess.run([str(TRAIN), "train", "--spec", str(tmp_path / "spec.json"), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    failed = json.loads((tmp_path / "out" / "events.jsonl").read_text().splitlines()[-1])
+    assert failed["type"] == "failed" and failed["retryable"] is True
+    assert failed["reason"].startswith("device cuda") and "usable CUDA device" in failed["reason"]
+    assert "frame #" not in failed["reason"]
+
+
+def test_tools_take_a_device(data):
+    """`--device` for generate/logits/score: cpu gives the default's answer; a bad name is a usage
+    error (2) naming the flag; a CUDA device this machine lacks is a failure (1) that says so."""
+    import torch
+    base = [str(TRAIN), "score", "--model", str(data / "model"), "--tokens", str(data / "valid")]
+    default = subprocess.run(base, capture_output=True, text=True, timeout=120)
+    on_cpu = subprocess.run([str(TRAIN), "--device", "cpu", *base[1:]], capture_output=True, text=True, timeout=120)
+    assert default.returncode == on_cpu.returncode == 0 and default.stdout == on_cpu.stdout
+    bad = subprocess.run([str(TRAIN), "--device", "cuda:x", *base[1:]], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--device" in bad.stderr and "cuda:x" in bad.stderr
+    if not torch.cuda.is_available():
+        gpu = subprocess.run([str(TRAIN), "--device", "cuda", *base[1:]], capture_output=True, text=True, timeout=120)
+        assert gpu.returncode == 1 and "usable CUDA device" in gpu.stderr and "frame #" not in gpu.stderr

@@ -94,3 +94,29 @@ def test_torn_checkpoint_is_skipped(setup, tmp_path):
     started = [json.loads(line) for line in proc.stdout.splitlines() if '"started"' in line][0]
     assert started["resumed_from_step"] < int(newest.name.split("-")[1])
     assert digest(out) == digest(reference)
+
+
+def test_data_parallel_run_killed_and_restarted_gives_identical_adapter(setup, tmp_path):
+    """Two Gloo ranks with dropout: each rank draws its own masks, so a resume must give every
+    rank back its own RNG state (not rank 0's)."""
+    w, _ = setup
+    spec = json.loads((w / "spec.json").read_text())
+    spec.update(world_size=2, threads=1)
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    reference = tmp_path / "reference"
+    subprocess.run([str(TRAIN), "train", "--spec", str(tmp_path / "spec.json"), "--out", str(reference)], check=True,
+                   capture_output=True, timeout=600)
+    out = tmp_path / "run"
+    # The launcher dies by SIGKILL; its ranks follow it (PR_SET_PDEATHSIG).
+    assert kill_when(out, lambda ev: any(e["type"] == "progress" and e["step"] == 5 for e in ev),
+                     tmp_path / "spec.json") == -signal.SIGKILL
+    deadline = time.time() + 30
+    while subprocess.run(["pgrep", "-f", f"--out {out} "], capture_output=True).stdout and time.time() < deadline:
+        time.sleep(0.1)  # the orphaned ranks are still exiting
+    assert not (out / "adapter").exists()
+    proc = subprocess.run([str(TRAIN), "train", "--spec", str(tmp_path / "spec.json"), "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    started = [json.loads(line) for line in proc.stdout.splitlines() if '"started"' in line][0]
+    assert started["resumed_from_step"] == 4
+    assert digest(out) == digest(reference)
