@@ -8,6 +8,7 @@ import json
 import os
 import pathlib
 import platform
+import resource
 import subprocess
 import tempfile
 import time
@@ -68,13 +69,14 @@ def main():
         (w / "spec.json").write_text(json.dumps(spec))
         out = subprocess.run([str(TRAIN), "train", "--spec", str(w / "spec.json"), "--out", str(w / "run")],
                              check=True, capture_output=True, text=True).stdout
+        ours_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # MiB: the trainer, the largest child
         times = [json.loads(l)["time"] for l in out.splitlines() if '"progress"' in l]
         ours_step = (times[-1] - times[1]) / (len(times) - 2)  # steady state: steps 3..N
 
         # HF + PEFT: the same model file, the same micro-batches (our epoch order is irrelevant
         # to the cost: same shapes), the same optimizer and clipping.
         train_ids, _ = read_tokens(w / "train")
-        model = transformers.LlamaForCausalLM.from_pretrained(w / "model", torch_dtype=torch.float32)
+        model = transformers.LlamaForCausalLM.from_pretrained(w / "model", dtype=torch.float32)
         model = peft.get_peft_model(model, peft.LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05,
                                                            target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
         model.train()
@@ -90,6 +92,7 @@ def main():
             opt.zero_grad()
             stamps.append(time.perf_counter())
         hf_step = (stamps[-1] - stamps[1]) / (len(stamps) - 2)
+        hf_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MiB: this process (HF + PEFT)
 
         # Test-prompt scoring: 128 prompts, batches of 32, one forward pass each.
         t = time.perf_counter()
@@ -105,7 +108,7 @@ def main():
                 model(input_ids=ids, attention_mask=mask, position_ids=pos).logits[:, -1].softmax(-1)
         hf_score = time.perf_counter() - t
     print(f"LoRA training step (micro-batch {MICRO}, fp32): tallrec-train {ours_step:.3f} s, HF+PEFT {hf_step:.3f} s, "
-          f"ratio {ours_step / hf_step:.2f}x")
+          f"ratio {ours_step / hf_step:.2f}x; peak resident memory {ours_peak:.0f} MiB vs {hf_peak:.0f} MiB")
     print(f"scoring 128 test prompts: tallrec-train {128 / ours_score:.1f} prompts/s (whole command, model load included), "
           f"HF {128 / hf_score:.1f} prompts/s, time ratio {ours_score / hf_score:.2f}x")
 

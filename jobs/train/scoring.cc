@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "jobs/train/collate.h"
+#include "jobs/train/lm_loss.h"
 
 namespace tallrec {
 
@@ -15,9 +16,8 @@ std::pair<at::Tensor, int64_t> causal_lm_loss_sum(const LlamaModel& model, const
   const int64_t H = hidden.size(-1);
   at::Tensor shifted = at::constant_pad_nd(labels.narrow(1, 1, labels.size(1) - 1), {0, 1}, kIgnoreIndex).reshape({-1});
   at::Tensor rows = shifted.ne(kIgnoreIndex).nonzero().squeeze(1);
-  at::Tensor logits = at::linear(hidden.reshape({-1, H}).index_select(0, rows), model.lm_head);  // [N, V]
-  if (logits.scalar_type() != at::kFloat && logits.scalar_type() != at::kDouble) logits = logits.to(at::kFloat);
-  at::Tensor sum = at::cross_entropy_loss(logits, shifted.index_select(0, rows), {}, at::Reduction::Sum, kIgnoreIndex);
+  at::Tensor sum = linear_cross_entropy_sum(hidden.reshape({-1, H}).index_select(0, rows), model.lm_head,
+                                            shifted.index_select(0, rows));
   return {sum, rows.size(0)};
 }
 
