@@ -1,5 +1,5 @@
 // `tallrec-train`: one training attempt per process (DESIGN.md, "Training job"), plus the tools
-// around the model: init, generate, logits, score, merge, roc-auc, inspect-tokens. Links
+// around the model: init, generate, logits, score, merge, roc-auc, inspect-tokens, batches. Links
 // libtorch, never SentencePiece or the network.
 // Exit codes: 0 success, 1 failure (retryable), 2 bad input or usage (not retryable).
 #include <malloc.h>
@@ -24,6 +24,7 @@
 #include "common/version.h"
 #include "jobs/data/token_file.h"
 #include "jobs/train/collate.h"
+#include "jobs/train/data_order.h"
 #include "jobs/train/device.h"
 #include "jobs/train/llama.h"
 #include "jobs/train/lora.h"
@@ -161,6 +162,25 @@ int main(int argc, char** argv) {
       train_exit = tallrec::launch_ranks(std::filesystem::read_symlink("/proc/self/exe").string(), spec_path, spec, train_out);
     } else {
       train_exit = tallrec::run_training(spec, train_out, std::max(rank, 0), rendezvous);
+    }
+  });
+
+  std::string batches_spec;
+  int64_t batches_epochs = 1;
+  auto* batches = app.add_subcommand("batches", "The records of every micro-batch, epoch by epoch, in the order `train` visits them");
+  batches->add_option("--spec", batches_spec, "Run spec JSON (its train_tokens, data_order, seeds, batch sizes)")->required();
+  batches->add_option("--epochs", batches_epochs, "Epochs to print")->capture_default_str()->check(CLI::PositiveNumber);
+  batches->callback([&] {
+    const tallrec::RunSpec spec = tallrec::read_run_spec(batches_spec);
+    tallrec::TokenizedDataset data(spec.train_tokens);
+    const int64_t n = int64_t(data.size()), micro = spec.micro_batch_size;
+    tallrec::EpochOrders orders(data, spec.data_order, spec.data_order == "hf" ? spec.data_seed : spec.seed,
+                                spec.group_by_length, spec.batch_size);
+    for (int64_t epoch = 0; epoch < batches_epochs; ++epoch) {
+      const auto order = orders.order(epoch);
+      nlohmann::json micro_batches = nlohmann::json::array();
+      for (int64_t i = 0; i * micro < n; ++i) micro_batches.push_back(tallrec::micro_batch(order, i, micro));
+      std::printf("%s\n", nlohmann::json{{"epoch", epoch}, {"micro_batches", micro_batches}}.dump().c_str());
     }
   });
 

@@ -34,7 +34,7 @@ RunSpec parse_run_spec(const std::string& text, const std::string& origin) {
     }
     return true;
   };
-  static const char* known[] = {"base_model", "init_adapter", "train_tokens", "valid_tokens", "test_tokens", "seed",
+  static const char* known[] = {"base_model", "init_adapter", "train_tokens", "valid_tokens", "test_tokens", "seed", "data_order", "data_seed",
                                 "lora", "optim", "warmup_steps", "max_grad_norm", "batch_size", "micro_batch_size",
                                 "epochs", "max_steps", "eval_every", "early_stopping_patience", "eval_batch_size", "group_by_length", "gradient_checkpointing",
                                 "dtype", "loss_scale_init", "scoring", "loss_normalization", "threads", "device", "world_size"};
@@ -49,6 +49,8 @@ RunSpec parse_run_spec(const std::string& text, const std::string& origin) {
   get(j, "init_adapter", s.init_adapter, "");
   get(j, "test_tokens", s.test_tokens, "");
   get(j, "seed", s.seed, "");
+  get(j, "data_order", s.data_order, "");
+  get(j, "data_seed", s.data_seed, "");
   if (j.contains("lora")) {
     const auto& l = j["lora"];
     get(l, "r", s.lora.r, "lora.");
@@ -92,6 +94,7 @@ RunSpec parse_run_spec(const std::string& text, const std::string& origin) {
   need(s.eval_every >= 0 && s.early_stopping_patience > 0 && s.eval_batch_size > 0,
        "eval_every, early_stopping_patience and eval_batch_size must be positive");
   need(s.dtype == "float32" || s.dtype == "bfloat16" || s.dtype == "float16", "dtype must be float32, bfloat16 or float16");
+  need(s.data_order == "hf" || s.data_order == "seeded", "data_order must be hf or seeded");
   need(s.scoring == "tallrec" || s.scoring == "logit_diff", "scoring must be tallrec or logit_diff");
   need(s.loss_normalization == "micro_batch_mean" || s.loss_normalization == "token_mean",
        "loss_normalization must be micro_batch_mean or token_mean");

@@ -18,7 +18,9 @@ struct RunSpec {
   std::string init_adapter;                      // optional PEFT adapter to start from (alpaca-lora)
   std::string train_tokens, valid_tokens;        // `tallrec data tokenize` folders
   std::map<std::string, std::string> test_tokens;  // test-set name -> folder (own and cross domain)
-  uint64_t seed = 0;                             // LoRA init, dropout, data order
+  uint64_t seed = 0;                             // LoRA init, dropout ("seeded" data order: the order too)
+  std::string data_order = "hf";                 // hf: TALLRec's HF Trainer sampler | seeded (jobs/train/data_order.h)
+  uint64_t data_seed = 42;                       // hf: TrainingArguments.seed, which TALLRec leaves at 42
   LoraConfig lora;
   AdamWConfig optim;
   int64_t warmup_steps = 20;
@@ -29,14 +31,14 @@ struct RunSpec {
   int64_t eval_every = 0;                        // 0: TALLRec's rule from the sample count
   int64_t early_stopping_patience = 10;
   int64_t eval_batch_size = 32;
-  bool group_by_length = false;
-  bool gradient_checkpointing = false;           // recompute layers in backward: less memory, ~1/3 more compute                  // TALLRec's flag: HF's length-grouped micro-batches
+  bool group_by_length = false;                  // TALLRec's flag: HF's length-grouped micro-batches
+  bool gradient_checkpointing = false;           // recompute layers in backward: less memory, ~1/3 more compute
   std::string dtype = "float32";                 // base weights and activations: float32 | bfloat16 | float16
   double loss_scale_init = 65536.0;              // float16 only: dynamic loss scaling, as torch's GradScaler
   std::string scoring = "tallrec";               // tallrec (softmax, then softmax over [No, Yes]) | logit_diff
   std::string loss_normalization = "micro_batch_mean";  // TALLRec-era HF | "token_mean" over the whole batch
   int threads = 0;
-  int world_size = 1;                            // data-parallel ranks (c10d Gloo), one process each
+  int world_size = 1;                            // data-parallel ranks (c10d Gloo / NCCL), one process each
   std::string device = "cpu";                    // "cpu" or "cuda[:N]" (the CUDA path is not tested yet)
 };
 

@@ -116,18 +116,19 @@ struct Trainer {
                             {"resumed_from_step", state.global_step}, {"threads", at::get_num_threads()},
                             {"trainable_parameters", [&] { int64_t c = 0; for (auto& p : params) c += p.numel(); return c; }()}});
 
+    EpochOrders orders(*train, spec.data_order, spec.data_order == "hf" ? spec.data_seed : spec.seed, spec.group_by_length,
+                       spec.batch_size);
     bool stop = state.global_step >= total_steps;
     auto clock = std::chrono::steady_clock::now();
     int64_t tokens_since = 0, positions_since = 0;
     double loss_since = 0;
     int64_t micro_since = 0;
     for (int64_t epoch = state.epoch; !stop; ++epoch) {
-      auto order = epoch_order(size_t(n), spec.seed, epoch);
-      if (spec.group_by_length) order = group_by_length(std::move(order), *train, size_t(spec.batch_size));
+      const std::vector<size_t> order = orders.order(epoch);
       const int64_t first = epoch == state.epoch ? state.micro_batch : 0;
       int64_t group_tokens = 0;  // token_mean: label tokens in the current update group
       for (int64_t i = first; i < micro_per_epoch && !stop; ++i) {
-        std::vector<size_t> rows(order.begin() + i * micro, order.begin() + std::min(n, (i + 1) * micro));
+        const std::vector<size_t> rows = micro_batch(order, i, micro);
         if (!tallrec_accumulation && (i % accum == 0 || i == first)) {
           group_tokens = 0;
           for (int64_t k = i - i % accum; k < std::min(micro_per_epoch, i - i % accum + accum); ++k)

@@ -64,12 +64,15 @@ def test_float16_skips_overflowing_updates_and_halves_the_scale(data):
 
 
 def test_group_by_length_reduces_padding(data):
+    """HF's megabatches here hold 64 // (4 * 8) = 2 update batches (16 records), sorted by
+    length: padding falls by about a third (the exact order is checked against transformers in
+    tests/oracle/test_data_order_vs_torch.py)."""
     padding = {}
     for grouped in (False, True):
         events = train(data, f"grouped-{grouped}", train_tokens=str(data / "train64"), micro_batch_size=8,
                        batch_size=8, max_steps=8, eval_every=8, group_by_length=grouped)
         padding[grouped] = sum(e["padding_fraction"] for e in events if e["type"] == "progress") / 8
-    assert padding[True] < padding[False] / 2, padding
+    assert padding[True] < padding[False] * 0.75, padding
 
 
 def test_gradient_checkpointing_gives_the_same_adapter(data):
