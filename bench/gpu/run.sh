@@ -12,7 +12,17 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 work=${WORK:-/tmp/tallrec-gpu-bench}
 steps=${STEPS:-6}
 mkdir -p "$work"
-[ -n "${OUT:-}" ] && exec > >(tee -a "$OUT/gpu-run.log") 2>&1
+tee_pid=
+if [ -n "${OUT:-}" ]; then
+  exec > >(tee -a "$OUT/gpu-run.log") 2>&1
+  tee_pid=$!
+fi
+sampler=
+finish() {  # stop the memory sampler whatever happened, and let tee write the log's end
+  [ -n "$sampler" ] && kill "$sampler" 2> /dev/null
+  if [ -n "$tee_pid" ]; then exec >&- 2>&-; wait "$tee_pid"; fi
+}
+trap finish EXIT
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 TALLREC_TRAIN_BUILD="$work/build" "$root/scripts/build-train-only.sh" > "$work/build.log" 2>&1 || { tail -30 "$work/build.log"; exit 1; }
 train="$work/build/tallrec-train"
@@ -29,8 +39,10 @@ JSON
 ( while sleep 0.5; do nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits; done ) > "$work/smi.log" &
 sampler=$!
 rm -rf "$work/run"
-"$train" train --spec "$work/spec.json" --out "$work/run" > "$work/events.jsonl"
+"$train" train --spec "$work/spec.json" --out "$work/run" > "$work/events.jsonl" ||
+  { echo "tallrec-train failed:"; tail -c 2000 "$work/events.jsonl"; exit 1; }
 kill $sampler
+sampler=
 python3 - "$work" "$root" "$steps" <<'PY'
 import json, pathlib, sys, time
 import numpy as np, torch, transformers, peft

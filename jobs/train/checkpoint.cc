@@ -16,8 +16,8 @@ namespace {
 
 const char* kFiles[] = {"adapter_model.safetensors", "adapter_config.json", "optimizer.safetensors", "state.json"};
 
-nlohmann::json state_to_json(const TrainerState& s) {
-  return {{"global_step", s.global_step}, {"epoch", s.epoch}, {"micro_batch", s.micro_batch},
+nlohmann::json state_to_json(const TrainerState& s, const std::string& data_order, uint64_t data_seed) {
+  return {{"data_order", data_order}, {"data_seed", data_seed}, {"global_step", s.global_step}, {"epoch", s.epoch}, {"micro_batch", s.micro_batch},
           {"best_auc", s.best_auc},       {"best_step", s.best_step},
           {"evals_without_improvement", s.evals_without_improvement}, {"history", s.history},
           {"scheduler_steps", s.scheduler_steps}, {"loss_scale", s.loss_scale}, {"clean_steps", s.clean_steps}};
@@ -48,7 +48,7 @@ std::pair<fs::path, std::string> write_checkpoint(const fs::path& checkpoints_di
     if (data.rng[r].device.defined()) tensors.push_back({rng_key("cuda_rng_state", r), data.rng[r].device});
   }
   write_safetensors(staged.path() / "optimizer.safetensors", tensors);
-  write_file_atomically(staged.path() / "state.json", state_to_json(data.state).dump(2) + "\n");
+  write_file_atomically(staged.path() / "state.json", state_to_json(data.state, data.data_order, data.data_seed.value_or(0)).dump(2) + "\n");
   nlohmann::ordered_json manifest = nlohmann::ordered_json::object();
   for (const char* f : kFiles) manifest[f] = sha256_file(staged.path() / f);
   const std::string manifest_text = manifest.dump(2) + "\n";
@@ -90,6 +90,10 @@ CheckpointData read_checkpoint(const fs::path& dir, size_t parameter_count) {
   d.state.scheduler_steps = j.at("scheduler_steps");
   d.state.loss_scale = j.at("loss_scale");
   d.state.clean_steps = j.at("clean_steps");
+  // Checkpoints from before the order was recorded used the per-seed permutation; its seed was
+  // the run's, which is not known here, so only the kind is checked for them.
+  d.data_order = j.value("data_order", "seeded");
+  if (j.contains("data_seed")) d.data_seed = j.at("data_seed").get<uint64_t>();
   SafetensorsFile opt(dir / "optimizer.safetensors");
   for (size_t i = 0; i < parameter_count; ++i) {
     d.exp_avg.push_back(opt.load("exp_avg." + std::to_string(i), at::kFloat));

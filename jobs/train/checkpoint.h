@@ -1,7 +1,7 @@
 // Checkpoints: everything needed to continue a run bit for bit. A checkpoint folder holds
 //   adapter_model.safetensors + adapter_config.json   the LoRA weights (PEFT layout)
 //   optimizer.safetensors                              AdamW moments, each rank's dropout RNG states
-//   state.json                                         step, data cursor, early-stopping state
+//   state.json                                         step, data cursor and order, early-stopping state
 //   manifest.json                                      SHA-256 of each file above
 // It is staged in a temporary folder and renamed into place, so it is whole or absent.
 #pragma once
@@ -36,6 +36,8 @@ struct CheckpointData {
   TrainerState state;
   std::vector<at::Tensor> exp_avg, exp_avg_sq;
   std::vector<RngState> rng;  // indexed by rank
+  std::string data_order;      // the epoch order it was written under (data_order.h) and its seed:
+  std::optional<uint64_t> data_seed;  // a resume must not switch orders mid-run (unknown in old checkpoints)
 };
 
 // Writes OUT/checkpoints/step-NNNNNNNN and returns its path and the manifest's own SHA-256.

@@ -14,6 +14,10 @@ namespace tallrec {
 // message). Another worker may have the GPU, hence retryable.
 void require_device(const at::Device& device);
 
+// Makes `device` the current CUDA device, so that kernels, the CUDA context and NCCL all use
+// it (no-op on CPU).
+void make_current(const at::Device& device);
+
 // Parses "cpu" or "cuda[:N]"; an InputError names `what` otherwise.
 at::Device parse_device(const std::string& name, const std::string& what);
 

@@ -3,6 +3,8 @@
 #include <torch/csrc/distributed/c10d/Backend.hpp>
 #include <torch/csrc/distributed/c10d/FileStore.hpp>
 
+#include <chrono>
+
 #include "common/error.h"
 
 #ifdef USE_C10D_GLOO
@@ -19,6 +21,10 @@
 namespace tallrec {
 namespace {
 
+// Ranks other than 0 wait in a collective while rank 0 evaluates and writes a checkpoint; a
+// full validation set on a big model takes minutes, so allow far more than the defaults.
+constexpr std::chrono::milliseconds kCollectiveTimeout = std::chrono::hours(2);
+
 // Both backends are c10d::Backends; the trainer needs two of their collectives.
 class C10dGroup : public ProcessGroup {
  public:
@@ -26,6 +32,7 @@ class C10dGroup : public ProcessGroup {
     rank = r;
     world_size = w;
   }
+  ~C10dGroup() override { backend_->shutdown(); }  // NCCL: tear the communicators down cleanly
   void allreduce_sum(std::vector<at::Tensor>& tensors) override { backend_->allreduce(tensors)->wait(); }
   void broadcast(at::Tensor& tensor, int root) override {
     std::vector<at::Tensor> t{tensor};
@@ -42,6 +49,7 @@ class C10dGroup : public ProcessGroup {
 c10::intrusive_ptr<::c10d::Backend> make_gloo_backend(const c10::intrusive_ptr<::c10d::Store>& store, int rank,
                                                       int world_size) {
   auto options = ::c10d::ProcessGroupGloo::Options::create();
+  options->timeout = kCollectiveTimeout;
   options->devices.push_back(::c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
   // Gloo announces its connections on stdout, which carries our JSON events: send that to stderr.
   std::cout.flush();
@@ -64,7 +72,8 @@ std::unique_ptr<ProcessGroup> make_process_group(const std::string& rendezvous_f
   auto store = c10::make_intrusive<::c10d::FileStore>(rendezvous_file, world_size);
   if (device.is_cuda()) {
 #ifdef TALLREC_WITH_NCCL
-    return std::make_unique<C10dGroup>(make_nccl_backend(store, rank, world_size, device), rank, world_size);
+    return std::make_unique<C10dGroup>(make_nccl_backend(store, rank, world_size, device, kCollectiveTimeout), rank,
+                                       world_size);
 #else
     throw InputError("world_size > 1 on CUDA: this tallrec-train was built without NCCL (needs a CUDA libtorch and nccl.h)");
 #endif

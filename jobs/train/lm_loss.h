@@ -7,8 +7,9 @@
 // chunk's logits.
 //
 // Numerics as HF's LlamaForCausalLM loss: logits in lm_head's dtype, upcast to fp32 for the
-// log-softmax; the fp32 gradient of the logits is cast to lm_head's dtype for the product.
-// lm_head is frozen (LoRA never targets it), so no gradient flows to it.
+// log-softmax; the fp32 gradient of the logits is cast to lm_head's dtype for the product
+// (bfloat16), or the product runs in fp32 (float16, whose range cannot hold the unscaled
+// softmax). lm_head is frozen (LoRA never targets it); one that requires grad is an error.
 #pragma once
 
 #include <ATen/core/Tensor.h>

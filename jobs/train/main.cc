@@ -156,6 +156,8 @@ int main(int argc, char** argv) {
   train->add_option("--rank", rank, "This process's rank when world_size > 1 (without it, all ranks are started here)");
   train->add_option("--rendezvous", rendezvous, "FileStore path shared by the ranks (with --rank)");
   train->callback([&] {
+    if (app.get_option("--device")->count() > 0)
+      throw tallrec::InputError("train takes its device from the spec (\"device\"), not from --device");
     tallrec::RunSpec spec = tallrec::read_run_spec(spec_path);
     if (threads > 0) spec.threads = threads;
     if (spec.world_size > 1 && rank < 0) {

@@ -55,6 +55,7 @@ struct Trainer {
     // "cuda" with several ranks: rank r takes the r-th visible GPU.
     const at::Device device(spec.device == "cuda" && spec.world_size > 1 ? "cuda:" + std::to_string(rank) : spec.device);
     require_device(device);
+    make_current(device);
     if (spec.world_size > 1) group = make_process_group(rendezvous_file, rank, spec.world_size, device);
     train = std::make_unique<TokenizedDataset>(spec.train_tokens);
     valid = std::make_unique<TokenizedDataset>(spec.valid_tokens);
@@ -82,6 +83,7 @@ struct Trainer {
     const int64_t eval_every = spec.eval_every > 0 ? spec.eval_every : tallrec_eval_every(sample > 0 ? sample : n);
 
     TrainerState state;
+    const uint64_t order_seed = spec.data_order == "hf" ? spec.data_seed : spec.seed;
     const bool fp16 = dtype == at::kHalf;
     state.loss_scale = fp16 ? spec.loss_scale_init : 1.0;
     at::manual_seed(spec.seed + uint64_t(rank));  // each rank its own dropout masks
@@ -99,9 +101,14 @@ struct Trainer {
         optimizer.exp_avg_sq()[i].copy_(d.exp_avg_sq[i].to(device));
       }
       optimizer.set_steps(d.state.scheduler_steps);
-      if (size_t(rank) >= d.rng.size())
-        throw Error(resume->string() + ": holds the RNG states of " + std::to_string(d.rng.size()) + " rank(s), not rank " +
-                    std::to_string(rank) + "'s");
+      if (size_t(rank) >= d.rng.size())  // written by another world_size, or before states were kept per rank
+        throw InputError(resume->string() + ": holds the RNG states of " + std::to_string(d.rng.size()) +
+                         " rank(s), and this run has " + std::to_string(spec.world_size) +
+                         ": it cannot be resumed exactly (start it in a new --out)");
+      if (d.data_order != spec.data_order || (d.data_seed && *d.data_seed != order_seed))
+        throw InputError(resume->string() + ": was written with data_order \"" + d.data_order + "\" (seed " +
+                         (d.data_seed ? std::to_string(*d.data_seed) : std::string("unknown")) + "); the spec asks for \"" + spec.data_order +
+                         "\": set it back to resume, or start in a new --out");
       restore_rng_state(d.rng[size_t(rank)], device);
       state = d.state;
       if (state.best_step >= 0) {
@@ -116,8 +123,7 @@ struct Trainer {
                             {"resumed_from_step", state.global_step}, {"threads", at::get_num_threads()},
                             {"trainable_parameters", [&] { int64_t c = 0; for (auto& p : params) c += p.numel(); return c; }()}});
 
-    EpochOrders orders(*train, spec.data_order, spec.data_order == "hf" ? spec.data_seed : spec.seed, spec.group_by_length,
-                       spec.batch_size);
+    EpochOrders orders(*train, spec.data_order, order_seed, spec.group_by_length, spec.batch_size);
     bool stop = state.global_step >= total_steps;
     auto clock = std::chrono::steady_clock::now();
     int64_t tokens_since = 0, positions_since = 0;
@@ -239,7 +245,7 @@ struct Trainer {
                                {"best_val_auc", state.best_auc}, {"best_step", state.best_step},
                                {"scored", r.scores.size()}, {"skipped", r.skipped}});
           auto [path, manifest_sha] = write_checkpoint(checkpoints, lora, spec.base_model,
-                                                       {state, optimizer.exp_avg(), optimizer.exp_avg_sq(), rng});
+                                                       {state, optimizer.exp_avg(), optimizer.exp_avg_sq(), rng, spec.data_order, order_seed});
           if (improved) best_checkpoint = path;
           prune_checkpoints(checkpoints, {path, best_checkpoint});
           events.emit("checkpoint", {{"step", state.global_step}, {"path", path.string()}, {"sha256", manifest_sha}});

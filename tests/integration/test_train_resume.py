@@ -120,3 +120,20 @@ def test_data_parallel_run_killed_and_restarted_gives_identical_adapter(setup, t
     started = [json.loads(line) for line in proc.stdout.splitlines() if '"started"' in line][0]
     assert started["resumed_from_step"] == 4
     assert digest(out) == digest(reference)
+
+
+def test_resume_refuses_a_different_data_order(setup, tmp_path):
+    """A checkpoint records the epoch order it was written under; resuming it under another
+    would silently change which records the rest of the run sees."""
+    w, _ = setup
+    out = tmp_path / "run"
+    kill_when(out, lambda ev: any(e["type"] == "checkpoint" for e in ev), w / "spec.json")
+    spec = json.loads((w / "spec.json").read_text())
+    spec["data_order"] = "seeded"
+    (tmp_path / "seeded.json").write_text(json.dumps(spec))
+    proc = subprocess.run([str(TRAIN), "train", "--spec", str(tmp_path / "seeded.json"), "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2
+    failed = json.loads(proc.stdout.splitlines()[-1])
+    assert failed["type"] == "failed" and failed["retryable"] is False
+    assert 'data_order "hf"' in failed["reason"] and '"seeded"' in failed["reason"]
