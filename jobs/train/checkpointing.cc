@@ -7,9 +7,8 @@
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/custom_function.h>
 
-#include <mutex>
-
 #include "jobs/train/llama.h"
+#include "jobs/train/rng_state.h"
 
 namespace tallrec {
 namespace {
@@ -29,19 +28,9 @@ struct Replay : torch::CustomClassHolder {
 
 at::Generator generator_for(const at::Device& device) { return at::globalContext().defaultGenerator(device); }
 
-at::Tensor get_state(at::Generator gen) {
-  std::lock_guard<std::mutex> lock(gen.mutex());
-  return gen.get_state();
-}
-
-void set_state(at::Generator gen, const at::Tensor& state) {
-  std::lock_guard<std::mutex> lock(gen.mutex());
-  gen.set_state(state);
-}
-
 struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
   static at::Tensor forward(AutogradContext* ctx, at::Tensor h, c10::intrusive_ptr<Replay> replay) {
-    replay->rng_state = get_state(generator_for(h.device()));
+    replay->rng_state = generator_state(generator_for(h.device()));
     ctx->save_for_backward({h});
     ctx->saved_data["replay"] = c10::IValue::make_capsule(replay);
     at::NoGradGuard no_grad;
@@ -52,14 +41,14 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
     auto replay = c10::static_intrusive_pointer_cast<Replay>(ctx->saved_data["replay"].toCapsule());
     at::Tensor h = ctx->get_saved_variables()[0].detach().requires_grad_(true);
     at::Generator gen = generator_for(h.device());
-    const at::Tensor now = get_state(gen);
-    set_state(gen, replay->rng_state);
+    const at::Tensor now = generator_state(gen);
+    set_generator_state(gen, replay->rng_state);
     at::Tensor out;
     {
       at::AutoGradMode enable(true);
       out = llama_layer(*replay->model, replay->layer, h, replay->ctx, replay->options);
     }
-    set_state(gen, now);
+    set_generator_state(gen, now);
     torch::autograd::backward({out}, {grad_outputs[0]});
     return {h.grad(), at::Tensor()};
   }

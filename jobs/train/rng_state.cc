@@ -8,30 +8,26 @@
 #include "jobs/train/distributed.h"
 
 namespace tallrec {
-namespace {
-
-at::Tensor get_state(at::Generator gen) {
-  std::lock_guard<std::mutex> lock(gen.mutex());
-  return gen.get_state();
+at::Tensor generator_state(at::Generator generator) {
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  return generator.get_state();
 }
 
-void set_state(at::Generator gen, const at::Tensor& state) {
-  std::lock_guard<std::mutex> lock(gen.mutex());
-  gen.set_state(state);
+void set_generator_state(at::Generator generator, const at::Tensor& state) {
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  generator.set_state(state);
 }
-
-}  // namespace
 
 RngState capture_rng_state(const at::Device& device) {
   RngState s;
-  s.cpu = get_state(at::globalContext().defaultGenerator(at::kCPU));
-  if (device.is_cuda()) s.device = get_state(at::globalContext().defaultGenerator(device));
+  s.cpu = generator_state(at::globalContext().defaultGenerator(at::kCPU));
+  if (device.is_cuda()) s.device = generator_state(at::globalContext().defaultGenerator(device));
   return s;
 }
 
 void restore_rng_state(const RngState& state, const at::Device& device) {
-  set_state(at::globalContext().defaultGenerator(at::kCPU), state.cpu);
-  if (device.is_cuda() && state.device.defined()) set_state(at::globalContext().defaultGenerator(device), state.device);
+  set_generator_state(at::globalContext().defaultGenerator(at::kCPU), state.cpu);
+  if (device.is_cuda() && state.device.defined()) set_generator_state(at::globalContext().defaultGenerator(device), state.device);
 }
 
 std::vector<RngState> gather_rng_states(ProcessGroup* group, const at::Device& device) {

@@ -3,6 +3,7 @@
 // seed + rank), so a checkpoint keeps one state per rank and a resumed rank gets its own back.
 #pragma once
 
+#include <ATen/core/Generator.h>
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
 
@@ -16,6 +17,10 @@ struct RngState {
   at::Tensor cpu;     // uint8, the CPU generator's get_state()
   at::Tensor device;  // uint8, the CUDA generator's get_state(); undefined on CPU runs
 };
+
+// One generator's state (a uint8 tensor), read and written under the generator's lock.
+at::Tensor generator_state(at::Generator generator);
+void set_generator_state(at::Generator generator, const at::Tensor& state);
 
 RngState capture_rng_state(const at::Device& device);
 void restore_rng_state(const RngState& state, const at::Device& device);
