@@ -15,6 +15,14 @@ const std::vector<std::pair<std::string, json>> kHyper = {
     {"cutoff_len", 512},   {"batch_size", 128}, {"micro_batch_size", 32},
     {"max_steps", -1}};  // -1: as many as the epochs make (TALLRec); a cap for quick sweeps
 
+// Axes a grid may add that are not in every run's spec (so the keys of grids that leave them
+// out stay as they were), each with the values it allows.
+const std::vector<std::pair<std::string, json>> kOptionalHyper = {
+    {"dtype", json::array({"float32", "bfloat16", "float16"})},
+    {"gradient_checkpointing", json::array({false, true})},
+    {"group_by_length", json::array({false, true})},
+    {"data_order", json::array({"hf", "seeded"})}};
+
 }  // namespace
 
 Grid parse_grid(const std::string& text, const std::string& origin) {
@@ -87,11 +95,19 @@ Grid parse_grid(const std::string& text, const std::string& origin) {
   const json hyper = doc.value("hyper", json::object());
   if (!hyper.is_object()) fail("field \"hyper\" must be an object");
   for (auto& [k, v] : hyper.items()) {
-    if (std::none_of(kHyper.begin(), kHyper.end(), [&](const auto& h) { return h.first == k; }))
+    auto optional = std::find_if(kOptionalHyper.begin(), kOptionalHyper.end(), [&](const auto& h) { return h.first == k; });
+    if (optional == kOptionalHyper.end() &&
+        std::none_of(kHyper.begin(), kHyper.end(), [&](const auto& h) { return h.first == k; }))
       fail("hyper: unknown hyper-parameter \"" + k + "\"");
     if (!v.is_array() || v.empty()) fail("hyper." + k + " must be a non-empty list");
+    if (optional != kOptionalHyper.end())
+      for (const auto& value : v)
+        if (std::find(optional->second.begin(), optional->second.end(), value) == optional->second.end())
+          fail("hyper." + k + ": " + value.dump() + " is not one of " + optional->second.dump());
   }
   for (const auto& [k, def] : kHyper) axes.push_back({k, hyper.contains(k) ? hyper[k] : json::array({def})});
+  for (const auto& [k, allowed] : kOptionalHyper)
+    if (hyper.contains(k)) axes.push_back({k, hyper[k]});
 
   // Cartesian product: domain x sample x seed x every hyper axis.
   std::vector<size_t> index(axes.size(), 0);

@@ -45,6 +45,17 @@ TEST(PrepareRun, GridRunBecomesATrainerSpec) {
   EXPECT_TRUE(train.meta().few_shot);
   EXPECT_EQ(train.meta().seed, 5u);
   EXPECT_EQ(TokenizedDataset(spec["test_tokens"]["movie"].get<std::string>()).size(), 2u);
+  EXPECT_FALSE(spec.contains("dtype"));  // CPU: the trainer's float32
+
+  // A GPU slot: bfloat16 unless the grid chose a dtype; the grid's recipe axes pass through.
+  auto gpu = nlohmann::json::parse(read_file(prepare_run(run, tok, dir / "cache", dir / "run", {{"device", "cuda"}})));
+  EXPECT_EQ(gpu["device"], "cuda");
+  EXPECT_EQ(gpu["dtype"], "bfloat16");
+  g["hyper"] = {{"dtype", {"float16"}}, {"gradient_checkpointing", {true}}};
+  const auto chosen = parse_grid(g.dump(), "p").runs.at(0).spec;
+  gpu = nlohmann::json::parse(read_file(prepare_run(chosen, tok, dir / "cache", dir / "run", {{"device", "cuda"}})));
+  EXPECT_EQ(gpu["dtype"], "float16");
+  EXPECT_EQ(gpu["gradient_checkpointing"], true);
 }
 
 }  // namespace

@@ -38,6 +38,20 @@ TEST(Grid, ExpandsTheCartesianProductWithStableKeys) {
   EXPECT_EQ(g.runs.front().spec["lora_alpha"], 16);                           // TALLRec's default
 }
 
+TEST(Grid, OptionalRecipeAxesLeaveOtherGridsKeysAlone) {
+  // dtype, gradient_checkpointing, group_by_length and data_order appear in a run's spec only
+  // when the grid names them, so adding these axes changed no existing run's key.
+  Grid plain = parse_grid(grid_text("g", "[16]"), "g.json");
+  for (const char* key : {"dtype", "gradient_checkpointing", "group_by_length", "data_order"})
+    EXPECT_FALSE(plain.runs.front().spec.contains(key)) << key;
+  Grid recipe = parse_grid(grid_text("g", "[16]", R"(, "hyper": {"dtype": ["bfloat16", "float16"], "data_order": ["seeded"]})"),
+                           "g.json");
+  EXPECT_EQ(recipe.runs.size(), 2u * plain.runs.size());
+  EXPECT_EQ(recipe.runs.front().spec["dtype"], "bfloat16");
+  EXPECT_EQ(recipe.runs.front().spec["data_order"], "seeded");
+  EXPECT_NE(recipe.runs.front().key, plain.runs.front().key);
+}
+
 TEST(Grid, MalformedGridsNameTheField) {
   auto error_of = [](const std::string& text) {
     try {
@@ -53,6 +67,8 @@ TEST(Grid, MalformedGridsNameTheField) {
   EXPECT_NE(error_of(grid_text("g", "[16]", R"(, "hyper": {"momentum": [1]})")).find("unknown hyper-parameter \"momentum\""),
             std::string::npos);
   EXPECT_NE(error_of(grid_text("g", "[16]", R"(, "test_domains": ["games"])")).find("test_domains: \"games\" is not in datasets"),
+            std::string::npos);
+  EXPECT_NE(error_of(grid_text("g", "[16]", R"(, "hyper": {"dtype": ["fp8"]})")).find("hyper.dtype: \"fp8\" is not one of"),
             std::string::npos);
 }
 
