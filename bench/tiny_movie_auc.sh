@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # An experiment, not a test (about 10 minutes on 2 cores): does a trained tiny run beat AUC 0.5?
 # The tiny LLaMA has random weights, so everything it learns comes from 64 MovieLens prompts
-# through LoRA on all projections. Seen on the development machine (2026-11-28): best validation
-# AUC 0.550 at step 80 of 180 (early stop), test AUC 0.526 on all 1000 movie test prompts.
+# through LoRA on all projections. Seen on the development machine (2026-11-28), 8.5 minutes:
+#   with the seeded epoch order: best validation AUC 0.550 at step 80 of 180 (early stop), test
+#   AUC 0.526 on all 1000 movie test prompts;
+#   with TALLRec's HF order (the default since): best validation AUC 0.522 at step 110 of 210
+#   (early stop), test AUC 0.460; from step 120 on every prompt scored the same (AUC 0.5): at
+#   lr 3e-3 the random tiny model collapses. Validation's best is a maximum over 21 noisy
+#   evaluations of 200 prompts; a random-weight model learns next to nothing here.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=${WORK:-$root/out/tiny-auc}
