@@ -176,8 +176,8 @@ int main(int argc, char** argv) {
     const tallrec::RunSpec spec = tallrec::read_run_spec(batches_spec);
     tallrec::TokenizedDataset data(spec.train_tokens);
     const int64_t n = int64_t(data.size()), micro = spec.micro_batch_size;
-    tallrec::EpochOrders orders(data, spec.data_order, spec.data_order == "hf" ? spec.data_seed : spec.seed,
-                                spec.group_by_length, spec.batch_size);
+    tallrec::EpochOrders orders(data, spec.data_order, tallrec::data_order_seed(spec), spec.group_by_length,
+                                spec.batch_size);
     for (int64_t epoch = 0; epoch < batches_epochs; ++epoch) {
       const auto order = orders.order(epoch);
       nlohmann::json micro_batches = nlohmann::json::array();

@@ -42,6 +42,10 @@ struct RunSpec {
   std::string device = "cpu";                    // "cpu" or "cuda[:N]" (the CUDA path is not tested yet)
 };
 
+// The seed of the epoch order (jobs/train/data_order.h): HF's data_seed for "hf", the run's
+// seed for "seeded".
+inline uint64_t data_order_seed(const RunSpec& s) { return s.data_order == "hf" ? s.data_seed : s.seed; }
+
 // Parses and validates a spec file; InputError names the file and the field.
 RunSpec read_run_spec(const std::filesystem::path& path);
 RunSpec parse_run_spec(const std::string& text, const std::string& origin);

@@ -83,7 +83,7 @@ struct Trainer {
     const int64_t eval_every = spec.eval_every > 0 ? spec.eval_every : tallrec_eval_every(sample > 0 ? sample : n);
 
     TrainerState state;
-    const uint64_t order_seed = spec.data_order == "hf" ? spec.data_seed : spec.seed;
+    const uint64_t order_seed = data_order_seed(spec);
     const bool fp16 = dtype == at::kHalf;
     state.loss_scale = fp16 ? spec.loss_scale_init : 1.0;
     at::manual_seed(spec.seed + uint64_t(rank));  // each rank its own dropout masks
