@@ -16,7 +16,9 @@ python=${PYTHON:-python3}
 [ -x /opt/tallrec-venv/bin/python ] && [ -z "${PYTHON:-}" ] && python=/opt/tallrec-venv/bin/python
 torch_prefix=$("$python" -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')
 build=${TALLREC_TRAIN_BUILD:-$here/build-train}
-cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=Release -DTALLREC_TRAIN_ONLY=ON \
+generator=()  # Ninja where there is one, for a fresh build folder (GPU machines have it)
+[ ! -f "$build/CMakeCache.txt" ] && command -v ninja > /dev/null && generator=(-G Ninja)
+cmake -S "$here" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DTALLREC_TRAIN_ONLY=ON \
   -DCMAKE_PREFIX_PATH="$torch_prefix" -DCMAKE_DISABLE_FIND_PACKAGE_nlohmann_json=ON "$@"
 cmake --build "$build" --target tallrec-train -j"$(nproc)"
 echo "built $build/tallrec-train"

@@ -23,12 +23,17 @@ finish() {  # stop the memory sampler whatever happened, and let tee write the l
   if [ -n "$tee_pid" ]; then exec >&- 2>&-; wait "$tee_pid"; fi
 }
 trap finish EXIT
+stamp() { echo "[$(date +%T), ${SECONDS}s] $*"; }  # where the device minutes went
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+stamp build
 TALLREC_TRAIN_BUILD="$work/build" "$root/scripts/build-train-only.sh" > "$work/build.log" 2>&1 || { tail -30 "$work/build.log"; exit 1; }
 train="$work/build/tallrec-train"
 grep -E "NCCL backend" "$work/build.log" || true
+stamp checks
 "$root/bench/gpu/checks.sh" "$train" "$work/checks" cuda || echo "(continuing to the benchmark)"
+stamp "7b init"
 [ -f "$work/7b/config.json" ] || "$train" init --preset 7b --out "$work/7b"
+stamp "7b: tallrec-train"
 
 cat > "$work/spec.json" <<JSON
 {"base_model": "$work/7b", "train_tokens": "$root/out/gpu-bench/train", "valid_tokens": "$root/out/gpu-bench/valid",
@@ -43,6 +48,7 @@ rm -rf "$work/run"
   { echo "tallrec-train failed:"; tail -c 2000 "$work/events.jsonl"; exit 1; }
 kill $sampler
 sampler=
+stamp "7b: transformers + peft"
 python3 - "$work" "$root" "$steps" <<'PY'
 import json, pathlib, sys, time
 import numpy as np, torch, transformers, peft

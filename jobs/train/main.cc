@@ -93,6 +93,7 @@ int main(int argc, char** argv) {
   auto tool_device = [&] {
     const at::Device device = tallrec::parse_device(device_name, "--device");
     tallrec::require_device(device);
+    tallrec::make_current(device);
     return device;
   };
 
