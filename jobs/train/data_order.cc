@@ -55,7 +55,7 @@ std::vector<size_t> EpochOrders::permutation(int64_t epoch) {
   // permutation is drawn (and empty) when the epoch's iterator runs out. LengthGroupedSampler
   // draws one.
   at::Tensor perm;
-  for (; next_epoch_ <= epoch; ++next_epoch_) {
+  for (int64_t e = next_epoch_; e <= epoch; ++e) {  // epochs skipped by a resume are drawn too
     perm = at::randperm(n, sampler_, at::kLong);
     if (!group_by_length_) at::randperm(n, sampler_, at::kLong);
   }

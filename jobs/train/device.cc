@@ -33,19 +33,18 @@ int64_t resident_bytes() {
 
 }  // namespace
 
-void require_device(const at::Device& device) {
+void select_device(const at::Device& device) {
   if (!device.is_cuda()) return;
   if (!at::detail::getCUDAHooks().isBuilt())
     throw Error("device " + device.str() + ": this tallrec-train's libtorch was built without CUDA");
   const int count = at::globalContext().hasCUDA() ? int(at::detail::getCUDAHooks().deviceCount()) : 0;
-  if ((device.has_index() ? device.index() : 0) < count) return;
-  const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
-  throw Error("device " + device.str() + ": this machine shows " + std::to_string(count) +
-              " usable CUDA device(s) (CUDA_VISIBLE_DEVICES=" + (visible ? visible : "unset") + ")");
-}
-
-void make_current(const at::Device& device) {
-  if (device.is_cuda()) c10::impl::getDeviceGuardImpl(device.type())->setDevice(device.has_index() ? device : at::Device(at::kCUDA, 0));
+  const at::Device indexed = device.has_index() ? device : at::Device(at::kCUDA, 0);
+  if (indexed.index() >= count) {
+    const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
+    throw Error("device " + device.str() + ": this machine shows " + std::to_string(count) +
+                " usable CUDA device(s) (CUDA_VISIBLE_DEVICES=" + (visible ? visible : "unset") + ")");
+  }
+  c10::impl::getDeviceGuardImpl(indexed.type())->setDevice(indexed);
 }
 
 at::Device parse_device(const std::string& name, const std::string& what) {

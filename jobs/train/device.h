@@ -9,14 +9,11 @@
 
 namespace tallrec {
 
-// Throws a retryable Error naming the device and what this machine shows when `device` is a
-// CUDA device that is not there (libtorch would fail later, deep inside, with a driver
-// message). Another worker may have the GPU, hence retryable.
-void require_device(const at::Device& device);
-
 // Makes `device` the current CUDA device, so that kernels, the CUDA context and NCCL all use
-// it (no-op on CPU).
-void make_current(const at::Device& device);
+// it (nothing to do on CPU). Throws a retryable Error naming the device and what this machine
+// shows when it is a CUDA device that is not there (libtorch would fail later, deep inside,
+// with a driver message); another worker may have the GPU, hence retryable.
+void select_device(const at::Device& device);
 
 // Parses "cpu" or "cuda[:N]"; an InputError names `what` otherwise.
 at::Device parse_device(const std::string& name, const std::string& what);

@@ -69,9 +69,9 @@ c10::intrusive_ptr<::c10d::Backend> make_gloo_backend(const c10::intrusive_ptr<:
 
 std::unique_ptr<ProcessGroup> make_process_group(const std::string& rendezvous_file, int rank, int world_size,
                                                  const at::Device& device) {
-  auto store = c10::make_intrusive<::c10d::FileStore>(rendezvous_file, world_size);
   if (device.is_cuda()) {
 #ifdef TALLREC_WITH_NCCL
+    auto store = c10::make_intrusive<::c10d::FileStore>(rendezvous_file, world_size);
     return std::make_unique<C10dGroup>(make_nccl_backend(store, rank, world_size, device, kCollectiveTimeout), rank,
                                        world_size);
 #else
@@ -79,6 +79,7 @@ std::unique_ptr<ProcessGroup> make_process_group(const std::string& rendezvous_f
 #endif
   }
 #ifdef USE_C10D_GLOO
+  auto store = c10::make_intrusive<::c10d::FileStore>(rendezvous_file, world_size);
   return std::make_unique<C10dGroup>(make_gloo_backend(store, rank, world_size), rank, world_size);
 #else
   throw InputError("world_size > 1 on CPU: this tallrec-train was built without c10d Gloo (install libgloo-dev and rebuild)");

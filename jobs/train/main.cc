@@ -92,8 +92,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   auto tool_device = [&] {
     const at::Device device = tallrec::parse_device(device_name, "--device");
-    tallrec::require_device(device);
-    tallrec::make_current(device);
+    tallrec::select_device(device);
     return device;
   };
 

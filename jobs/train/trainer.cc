@@ -54,8 +54,7 @@ struct Trainer {
     at::set_num_threads(spec.threads > 0 ? spec.threads : int(std::max(1u, std::thread::hardware_concurrency())));
     // "cuda" with several ranks: rank r takes the r-th visible GPU.
     const at::Device device(spec.device == "cuda" && spec.world_size > 1 ? "cuda:" + std::to_string(rank) : spec.device);
-    require_device(device);
-    make_current(device);
+    select_device(device);
     if (spec.world_size > 1) group = make_process_group(rendezvous_file, rank, spec.world_size, device);
     train = std::make_unique<TokenizedDataset>(spec.train_tokens);
     valid = std::make_unique<TokenizedDataset>(spec.valid_tokens);
