@@ -1,8 +1,12 @@
 """Side by side on this CPU: one LoRA training step (forward, backward, clip, AdamW) of the
 tiny LLaMA in `tallrec-train` against HF transformers + PEFT doing the same step (same model
-file, same token batches, fp32, same thread count, the same torch build), and test-prompt
-scoring throughput likewise. Prints times and ratios (ours / theirs; below 1 means faster).
-Run from the repo root: /opt/tallrec-venv/bin/python bench/train_step_vs_hf.py [--threads 2]"""
+file, same left-padded token batches whose last padding position carries loss, fp32, same
+thread count, the same torch build), HF with eager attention (TALLRec's) and with sdpa, each in
+its own process so peak memory is its own; and test-prompt scoring throughput likewise. Prints
+times and ratios (ours / theirs; below 1 means faster).
+Run from the repo root: /opt/tallrec-venv/bin/python bench/train_step_vs_hf.py [--threads 2]
+[--train path/to/another/tallrec-train, to compare builds]"""
+import multiprocessing
 import argparse
 import json
 import os
@@ -48,10 +52,37 @@ def left_pad(seqs, multiple=8):
     return ids, mask
 
 
+def hf_steps(folder, impl, threads):
+    """HF + PEFT in this (spawned) process: the same model file, the same micro-batches (our
+    epoch order is irrelevant to the cost: same shapes), the same optimizer and clipping.
+    Returns (steady-state seconds per step, peak resident MiB of this process)."""
+    torch.set_num_threads(threads)
+    w = pathlib.Path(folder)
+    train_ids, _ = read_tokens(w / "train")
+    model = transformers.LlamaForCausalLM.from_pretrained(w / "model", dtype=torch.float32, attn_implementation=impl)
+    model = peft.get_peft_model(model, peft.LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05,
+                                                       target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    model.train()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    stamps = []
+    for s in range(STEPS):
+        ids, mask = left_pad(train_ids[s * MICRO:(s + 1) * MICRO])
+        labels = ids.masked_fill(mask == 0, -100)  # as train_on_inputs: the last pad predicts BOS
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+        opt.step()
+        opt.zero_grad()
+        stamps.append(time.perf_counter())
+    return (stamps[-1] - stamps[1]) / (len(stamps) - 2), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--train", type=pathlib.Path, default=TRAIN, help="the tallrec-train binary to measure")
     a = ap.parse_args()
+    train_bin = a.train.resolve()
     torch.set_num_threads(a.threads)
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores ({a.threads} threads used), {cpu}; torch {torch.__version__}")
@@ -67,32 +98,18 @@ def main():
                 "micro_batch_size": MICRO, "batch_size": MICRO, "max_steps": STEPS, "eval_every": 1000,
                 "warmup_steps": 2, "threads": a.threads, "eval_batch_size": 32}
         (w / "spec.json").write_text(json.dumps(spec))
-        out = subprocess.run([str(TRAIN), "train", "--spec", str(w / "spec.json"), "--out", str(w / "run")],
+        out = subprocess.run([str(train_bin), "train", "--spec", str(w / "spec.json"), "--out", str(w / "run")],
                              check=True, capture_output=True, text=True).stdout
         ours_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # MiB: the trainer, the largest child
         times = [json.loads(l)["time"] for l in out.splitlines() if '"progress"' in l]
         ours_step = (times[-1] - times[1]) / (len(times) - 2)  # steady state: steps 3..N
 
-        # HF + PEFT: the same model file, the same micro-batches (our epoch order is irrelevant
-        # to the cost: same shapes), the same optimizer and clipping.
-        train_ids, _ = read_tokens(w / "train")
+        spawn = multiprocessing.get_context("spawn")
+        hf = {}
+        for impl in ("eager", "sdpa"):
+            with spawn.Pool(1) as pool:
+                hf[impl] = pool.apply(hf_steps, (str(w), impl, a.threads))
         model = transformers.LlamaForCausalLM.from_pretrained(w / "model", dtype=torch.float32)
-        model = peft.get_peft_model(model, peft.LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05,
-                                                           target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
-        model.train()
-        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-        stamps = []
-        for s in range(STEPS):
-            ids, mask = left_pad(train_ids[s * MICRO:(s + 1) * MICRO])
-            labels = ids.masked_fill(mask == 0, -100)
-            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
-            opt.step()
-            opt.zero_grad()
-            stamps.append(time.perf_counter())
-        hf_step = (stamps[-1] - stamps[1]) / (len(stamps) - 2)
-        hf_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MiB: this process (HF + PEFT)
 
         # Test-prompt scoring: 128 prompts, batches of 32, one forward pass each.
         t = time.perf_counter()
@@ -107,8 +124,9 @@ def main():
                 pos = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
                 model(input_ids=ids, attention_mask=mask, position_ids=pos).logits[:, -1].softmax(-1)
         hf_score = time.perf_counter() - t
-    print(f"LoRA training step (micro-batch {MICRO}, fp32): tallrec-train {ours_step:.3f} s, HF+PEFT {hf_step:.3f} s, "
-          f"ratio {ours_step / hf_step:.2f}x; peak resident memory {ours_peak:.0f} MiB vs {hf_peak:.0f} MiB")
+    for impl, (hf_step, hf_peak) in hf.items():
+        print(f"LoRA training step (micro-batch {MICRO}, fp32): tallrec-train {ours_step:.3f} s, HF+PEFT ({impl}) "
+              f"{hf_step:.3f} s, ratio {ours_step / hf_step:.2f}x; peak resident memory {ours_peak:.0f} MiB vs {hf_peak:.0f} MiB")
     print(f"scoring 128 test prompts: tallrec-train {128 / ours_score:.1f} prompts/s (whole command, model load included), "
           f"HF {128 / hf_score:.1f} prompts/s, time ratio {ours_score / hf_score:.2f}x")
 

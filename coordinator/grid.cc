@@ -1,6 +1,7 @@
 #include "coordinator/grid.h"
 
 #include "common/error.h"
+#include "common/json_text.h"
 #include "common/sha256.h"
 
 namespace tallrec {
@@ -21,17 +22,14 @@ const std::vector<std::pair<std::string, json>> kOptionalHyper = {
     {"dtype", json::array({"float32", "bfloat16", "float16"})},
     {"gradient_checkpointing", json::array({false, true})},
     {"group_by_length", json::array({false, true})},
-    {"data_order", json::array({"hf", "seeded"})}};
+    {"data_order", json::array({"hf", "seeded"})},
+    // Named training recipes (jobs/train/run_spec.h): instruct_7b is TALLRec's shell script.
+    {"recipe", json::array({"finetune_rec", "instruct_7b"})}};
 
 }  // namespace
 
 Grid parse_grid(const std::string& text, const std::string& origin) {
-  json doc;
-  try {
-    doc = json::parse(text);
-  } catch (const json::parse_error& e) {
-    throw InputError(origin + ": malformed JSON: " + e.what());
-  }
+  json doc = parse_json_from_outside(text, origin);
   auto fail = [&](const std::string& what) -> void { throw InputError(origin + ": " + what); };
   if (!doc.is_object()) fail("a grid is a JSON object");
   static const char* known[] = {"name", "base_model", "init_adapter", "tokenizer", "datasets", "domains", "test_domains",
@@ -126,6 +124,9 @@ Grid parse_grid(const std::string& text, const std::string& origin) {
           if (doc.contains("init_adapter")) spec["init_adapter"] = doc["init_adapter"];
           if (doc.contains("valid_sample")) spec["valid_sample"] = doc["valid_sample"];
           for (size_t a = 0; a < axes.size(); ++a) spec[axes[a].first] = axes[a].second[index[a]];
+          // The paper script's micro-batch, unless the grid names one (the recipe's other
+          // settings reach the trainer through the spec's recipe field).
+          if (spec.value("recipe", "") == "instruct_7b" && !hyper.contains("micro_batch_size")) spec["micro_batch_size"] = 64;
           // nlohmann::json keeps keys sorted, so dump() is canonical.
           g.runs.push_back({sha256_hex(spec.dump()), spec, d, sample.get<int64_t>(), seed.get<uint64_t>()});
           more = false;

@@ -33,7 +33,7 @@ std::filesystem::path prepare_run(const nlohmann::json& run, const Tokenizer& to
         {"micro_batch_size", run.at("micro_batch_size")}};
     if (run.contains("init_adapter")) spec["init_adapter"] = run["init_adapter"];
     if (run.value("max_steps", -1) > 0) spec["max_steps"] = run["max_steps"];
-    for (const char* key : {"dtype", "gradient_checkpointing", "group_by_length", "data_order"})
+    for (const char* key : {"dtype", "gradient_checkpointing", "group_by_length", "data_order", "recipe"})
       if (run.contains(key)) spec[key] = run[key];
     // A GPU slot trains in bfloat16 unless the grid chose: LLaMA-7B's weights alone take 27 GB
     // in float32, more than the 24 GB card it targets (TALLRec itself trained in float16).

@@ -8,6 +8,8 @@
 #   5. a run SIGKILLed after its first checkpoint and restarted resumes there; its adapter
 #      against the uninterrupted run's (bit-identical on CPU; GPU kernels may differ)
 #   6. two NCCL ranks against one process (same global batch), where there are 2+ GPUs
+#   7. every LoRA gradient of a left-padded micro-batch (its padding rows see no key) on the
+#      device, fp32, with and without gradient checkpointing, against the CPU in fp64
 # Usage: bench/gpu/checks.sh TALLREC_TRAIN WORK_DIR [DEVICE]   (DEVICE: cuda; cpu for a dry run)
 # Needs out/gpu-bench from bench/gpu/prepare.sh.
 set -uo pipefail
@@ -75,6 +77,18 @@ else
   say SKIP "two NCCL ranks: this machine has $gpus GPU(s); NCCL needs one GPU per rank"
 fi
 
+# 7. Gradients of one left-padded micro-batch: the trained fp32 adapter (non-zero B) as the point.
+if [ -f "$work/plain-cpu/adapter/adapter_model.safetensors" ]; then
+  grads() {  # out, device, dtype, extra flags
+    "$train" --device "$2" gradients --model "$work/tiny" --adapter "$work/plain-cpu/adapter" --tokens "$data/train" \
+      --records 0,1,2,3,4,5,6,7 --dtype "$3" --out "$work/$1" ${4:-} > /dev/null 2> "$work/$1.stderr" ||
+      say FAIL "gradients ($2, $3 ${4:-}) did not run: $(tail -c 300 "$work/$1.stderr")"
+  }
+  grads grads-ref.safetensors cpu float64
+  grads grads-dev.safetensors "$device" float32
+  grads grads-dev-ckpt.safetensors "$device" float32 --gradient-checkpointing
+fi
+
 "$python" - "$work" "$device" <<'PY' || fails=$((fails + $?))
 import json, math, pathlib, sys
 from safetensors.numpy import load_file
@@ -137,6 +151,20 @@ if started and diff is not None:
             f"SIGKILL at step {step} and restart on {device}: adapter differs by max {diff:.2e} (GPU kernels need not be deterministic)")
 else:
     say("FAIL", f"no resumed run on {device}")
+
+if (work / "grads-ref.safetensors").exists():
+    ref = load_file(work / "grads-ref.safetensors")
+    for name in ("grads-dev", "grads-dev-ckpt"):
+        if not (work / f"{name}.safetensors").exists():
+            say("FAIL", f"{name} on {device}: no gradients written")
+            continue
+        got = load_file(work / f"{name}.safetensors")
+        worst = max(float(((got[k].astype("float64") - ref[k]) ** 2).sum() ** 0.5 / max((ref[k] ** 2).sum() ** 0.5, 1e-300))
+                    for k in ref if k != "loss")
+        say("PASS" if worst < 1e-4 else "FAIL",
+            f"LoRA gradients of a left-padded micro-batch on {device} ({name}) vs CPU fp64: worst relative error {worst:.2e}")
+else:
+    say("FAIL", "no reference gradients (the fp32 CPU run has no adapter)")
 
 if (work / "ws2.json").exists():
     diff = adapter_diff("ws1", "ws2")

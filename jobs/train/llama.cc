@@ -12,6 +12,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "jobs/train/attention.h"
 #include "jobs/train/lora.h"
 #include "jobs/train/safetensors.h"
 
@@ -90,13 +91,6 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
   at::Tensor xf = x.scalar_type() == at::kDouble ? x : x.to(at::kFloat);  // at least fp32
   at::Tensor normed = xf * at::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
   return weight * normed.to(x.scalar_type());
-}
-
-// torch.finfo(dtype).min, which HF fills masked attention scores with.
-double lowest_value(at::ScalarType dtype) {
-  if (dtype == at::kHalf) return double(std::numeric_limits<c10::Half>::lowest());
-  if (dtype == at::kBFloat16) return double(std::numeric_limits<c10::BFloat16>::lowest());
-  return double(std::numeric_limits<float>::lowest());
 }
 
 at::Tensor rotate_half(const at::Tensor& x) {
@@ -303,13 +297,8 @@ at::Tensor llama_hidden(const LlamaModel& model, const at::Tensor& input_ids, co
   at::Tensor emb = at::cat({angles, angles}, -1);                          // [B, T, D]
   at::Tensor cos = emb.cos().to(dtype).unsqueeze(1), sin = emb.sin().to(dtype).unsqueeze(1);  // [B, 1, T, D]
 
-  // Additive mask [B, 1, T, T]: 0 where query i may see key j (j <= i, j not padding), the
-  // dtype's lowest value elsewhere. Rows with no visible key (padding queries) then attend
-  // uniformly instead of producing NaN, as in HF.
-  at::Tensor allowed = at::ones({T, T}, on.dtype(at::kBool)).tril().unsqueeze(0).unsqueeze(0);
-  if (attention_mask.defined()) allowed = allowed & attention_mask.to(at::kBool).view({B, 1, 1, T});
-  at::Tensor mask = at::zeros(allowed.sizes(), on.dtype(dtype))
-                        .masked_fill(allowed.logical_not(), lowest_value(dtype));
+  // Causal + padding mask; rows that see no key get HF eager's uniform attention (attention.h).
+  const AttentionMask mask = make_attention_mask(attention_mask, B, T, dtype, input_ids.device());
 
   const LayerContext ctx{cos, sin, mask};
   if (o.gradient_checkpointing && at::GradMode::is_enabled()) {
@@ -328,7 +317,8 @@ at::Tensor llama_layer(const LlamaModel& model, int64_t l, at::Tensor h, const L
   const LlamaConfig& c = model.config;
   const int64_t B = h.size(0), T = h.size(1), Nh = c.num_attention_heads, Nkv = c.num_key_value_heads,
                 D = c.head_dim();
-  const at::Tensor &cos = ctx.cos, &sin = ctx.sin, &mask = ctx.mask;
+  const at::Tensor &cos = ctx.cos, &sin = ctx.sin;
+  const AttentionMask& mask = ctx.mask;
   {
     const LlamaLayer& L = model.layers[size_t(l)];
     at::Tensor a = rms_norm(h, L.input_norm, c.rms_norm_eps);
@@ -341,7 +331,7 @@ at::Tensor llama_layer(const LlamaModel& model, int64_t l, at::Tensor h, const L
       k = k.repeat_interleave(Nh / Nkv, 1);
       v = v.repeat_interleave(Nh / Nkv, 1);
     }
-    at::Tensor attn = at::scaled_dot_product_attention(q, k, v, mask);   // [B, Nh, T, D]
+    at::Tensor attn = attention(q, k, v, mask);   // [B, Nh, T, D]
     attn = attn.transpose(1, 2).reshape({B, T, Nh * D});
     h = h + project(attn, L.o_proj, l, "o_proj", o);
     at::Tensor m = rms_norm(h, L.post_norm, c.rms_norm_eps);

@@ -5,7 +5,8 @@
 //               q = a Wq^T -> [B, Nh, T, D];  k, v = a Wk^T, a Wv^T -> [B, Nkv, T, D]
 //               q, k = rope(q, k, positions)                      (rotate-half convention)
 //               k, v repeated to Nh heads (grouped-query attention)
-//               h = h + softmax(q k^T / sqrt(D) + mask) v  Wo^T   (causal + padding mask)
+//               h = h + softmax(q k^T / sqrt(D) + mask) v  Wo^T   (causal + padding mask;
+//                   rows that see no key attend uniformly, as HF eager: attention.h)
 //               h = h + down(silu(gate(m)) * up(m)),  m = rmsnorm(h)
 //   logits = rmsnorm(h) lm_head^T                                 [B, T, V]
 // LoRA adapters, when given, add their term to the targeted projections.
@@ -17,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "jobs/train/attention.h"
 #include "jobs/train/model_config.h"
 
 namespace tallrec {
@@ -75,9 +77,10 @@ struct ForwardOptions {
   bool gradient_checkpointing = false;  // keep only layer inputs; recompute each layer in backward
 };
 
-// What every layer shares: rotary tables [B, 1, T, D] and the additive mask [B, 1, T, T].
+// What every layer shares: rotary tables [B, 1, T, D] and the attention mask (attention.h).
 struct LayerContext {
-  at::Tensor cos, sin, mask;
+  at::Tensor cos, sin;
+  AttentionMask mask;
 };
 
 // One decoder layer: h [B, T, H] -> h [B, T, H].

@@ -4,6 +4,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/grad_mode.h>
 
+#include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
@@ -146,6 +147,39 @@ LoraAdapters LoraAdapters::load_peft(const fs::path& dir, const LlamaConfig& mod
                                  file.load(peft_key(l, module, 'B'), dtype, {o, out.config_.r})};
     }
   }
+  return out;
+}
+
+LoraAdapters LoraAdapters::load_peft_into(const fs::path& dir, const LlamaConfig& model, const LoraConfig& want,
+                                          at::ScalarType dtype) {
+  LoraAdapters out = load_peft(dir, model, dtype);
+  const LoraConfig& have = out.config_;
+  const std::string where = (dir / "adapter_config.json").string() + ": ";
+  auto fmt = [](double v) {
+    std::string s = std::to_string(v);
+    s.erase(s.find_last_not_of('0') + 1);
+    if (s.back() == '.') s.pop_back();
+    return s;
+  };
+  if (have.r != want.r)
+    throw InputError(where + "r is " + std::to_string(have.r) + ", the run's lora.r is " + std::to_string(want.r) +
+                     " (set lora.r to the adapter's, or start from another adapter)");
+  if (have.alpha != want.alpha)
+    throw InputError(where + "lora_alpha is " + fmt(have.alpha) + ", the run's lora.alpha is " + fmt(want.alpha));
+  auto sorted = [](std::vector<std::string> v) {
+    std::sort(v.begin(), v.end());
+    return v;
+  };
+  if (sorted(have.target_modules) != sorted(want.target_modules)) {
+    auto list = [](const std::vector<std::string>& v) {
+      std::string s;
+      for (const auto& m : v) s += (s.empty() ? "" : ",") + m;
+      return s;
+    };
+    throw InputError(where + "target_modules are " + list(have.target_modules) + ", the run's lora.target_modules are " +
+                     list(want.target_modules));
+  }
+  out.config_ = want;
   return out;
 }
 

@@ -1,5 +1,6 @@
 // `tallrec-train`: one training attempt per process (DESIGN.md, "Training job"), plus the tools
-// around the model: init, generate, logits, score, merge, roc-auc, inspect-tokens, batches. Links
+// around the model: init, generate, logits, score, gradients, merge, roc-auc, inspect-tokens,
+// batches. Links
 // libtorch, never SentencePiece or the network.
 // Exit codes: 0 success, 1 failure (retryable), 2 bad input or usage (not retryable).
 #include <malloc.h>
@@ -26,6 +27,7 @@
 #include "jobs/train/collate.h"
 #include "jobs/train/data_order.h"
 #include "jobs/train/device.h"
+#include "jobs/train/loss_step.h"
 #include "jobs/train/llama.h"
 #include "jobs/train/lora.h"
 #include "jobs/train/roc_auc.h"
@@ -243,6 +245,39 @@ int main(int argc, char** argv) {
       tallrec::write_file_atomically(score_out, j.dump() + "\n");
     }
     std::printf("%zu prompts scored (%zu skipped), ROC AUC %.6f\n", r.scores.size(), r.skipped, auc_value);
+  });
+
+  std::string grad_model, grad_adapter, grad_tokens, grad_out, grad_dtype = "float32";
+  std::vector<size_t> grad_records;
+  bool grad_checkpointing = false;
+  auto* grads = app.add_subcommand(
+      "gradients", "One micro-batch's loss (HF's mean over label tokens) and the gradient of every LoRA tensor, dropout off");
+  grads->add_option("--model", grad_model, "HF model folder")->required();
+  grads->add_option("--adapter", grad_adapter, "PEFT LoRA adapter folder: its tensors are the point of the gradient")->required();
+  grads->add_option("--tokens", grad_tokens, "Folder written by `tallrec data tokenize`")->required();
+  grads->add_option("--records", grad_records, "Record indices of the micro-batch (left-padded as in training)")->required()->delimiter(',');
+  grads->add_option("--out", grad_out, "safetensors: loss [1] and one gradient per PEFT key name")->required();
+  grads->add_option("--dtype", grad_dtype, "float32 or float64 (model, adapter and activations)")->capture_default_str();
+  grads->add_flag("--gradient-checkpointing", grad_checkpointing, "Recompute each layer in backward, as training does with it");
+  grads->callback([&] {
+    set_threads();
+    if (grad_dtype != "float32" && grad_dtype != "float64") throw tallrec::InputError("--dtype must be float32 or float64");
+    const at::ScalarType dtype = grad_dtype == "float64" ? at::kDouble : at::kFloat;
+    const at::Device device = tool_device();
+    tallrec::LlamaModel model = tallrec::load_hf_model(grad_model, dtype, device);
+    tallrec::LoraAdapters adapter = tallrec::LoraAdapters::load_peft(grad_adapter, model.config, dtype);
+    adapter.to(device);
+    tallrec::TokenizedDataset data(grad_tokens);
+    for (size_t r : grad_records)
+      if (r >= data.size()) throw tallrec::InputError("--records: " + std::to_string(r) + " is past the last record of " + grad_tokens);
+    const tallrec::Batch batch = tallrec::collate_training_batch(data, grad_records).to(device);
+    const tallrec::MicroBatchGradients g = tallrec::micro_batch_gradients(model, adapter, batch, grad_checkpointing);
+    std::vector<tallrec::TensorToWrite> tensors{{"loss", at::full({1}, g.loss, at::kDouble)}};
+    const auto names = adapter.parameter_names();
+    for (size_t i = 0; i < names.size(); ++i) tensors.push_back({names[i], g.grads[i].to(at::kCPU).contiguous()});
+    tallrec::write_safetensors(grad_out, tensors);
+    std::printf("loss %.9g over %lld label tokens; %zu gradients in %s\n", g.loss, static_cast<long long>(g.label_tokens),
+                names.size(), grad_out.c_str());
   });
 
   std::string merge_model, merge_adapter, merge_out;

@@ -4,6 +4,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/json_text.h"
 #include "jobs/train/device.h"
 
 namespace tallrec {
@@ -13,15 +14,21 @@ int64_t tallrec_eval_every(int64_t sample) {
   return std::max<int64_t>(1, int64_t(double(sample) / 128.0 * 5.0));
 }
 
+void apply_recipe(RunSpec& s, const std::string& origin) {
+  if (s.recipe == "finetune_rec") return;  // the struct's defaults are finetune_rec.py's
+  if (s.recipe == "instruct_7b") {
+    s.micro_batch_size = 64;
+    s.group_by_length = true;
+    s.gradient_checkpointing = true;
+    return;
+  }
+  throw InputError(origin + ": unknown recipe \"" + s.recipe + "\" (expected finetune_rec or instruct_7b)");
+}
+
 RunSpec read_run_spec(const std::filesystem::path& path) { return parse_run_spec(read_file(path), path.string()); }
 
 RunSpec parse_run_spec(const std::string& text, const std::string& origin) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw InputError(origin + ": malformed JSON: " + e.what());
-  }
+  const nlohmann::json j = parse_json_from_outside(text, origin);
   if (!j.is_object()) throw InputError(origin + ": a run spec is a JSON object");
   RunSpec s;
   auto get = [&](const nlohmann::json& obj, const char* key, auto& field, const std::string& path) {
@@ -34,7 +41,7 @@ RunSpec parse_run_spec(const std::string& text, const std::string& origin) {
     }
     return true;
   };
-  static const char* known[] = {"base_model", "init_adapter", "train_tokens", "valid_tokens", "test_tokens", "seed", "data_order", "data_seed",
+  static const char* known[] = {"recipe", "eval_at_end", "base_model", "init_adapter", "train_tokens", "valid_tokens", "test_tokens", "seed", "data_order", "data_seed",
                                 "lora", "optim", "warmup_steps", "max_grad_norm", "batch_size", "micro_batch_size",
                                 "epochs", "max_steps", "eval_every", "early_stopping_patience", "eval_batch_size", "group_by_length", "gradient_checkpointing",
                                 "dtype", "loss_scale_init", "scoring", "loss_normalization", "threads", "device", "world_size"};
@@ -43,6 +50,8 @@ RunSpec parse_run_spec(const std::string& text, const std::string& origin) {
       throw InputError(origin + ": unknown field \"" + key + "\"");
     }
   }
+  get(j, "recipe", s.recipe, "");
+  apply_recipe(s, origin);
   if (!get(j, "base_model", s.base_model, "")) throw InputError(origin + ": missing field \"base_model\"");
   if (!get(j, "train_tokens", s.train_tokens, "")) throw InputError(origin + ": missing field \"train_tokens\"");
   if (!get(j, "valid_tokens", s.valid_tokens, "")) throw InputError(origin + ": missing field \"valid_tokens\"");
@@ -74,6 +83,7 @@ RunSpec parse_run_spec(const std::string& text, const std::string& origin) {
   get(j, "max_steps", s.max_steps, "");
   get(j, "eval_every", s.eval_every, "");
   get(j, "early_stopping_patience", s.early_stopping_patience, "");
+  get(j, "eval_at_end", s.eval_at_end, "");
   get(j, "eval_batch_size", s.eval_batch_size, "");
   get(j, "group_by_length", s.group_by_length, "");
   get(j, "gradient_checkpointing", s.gradient_checkpointing, "");

@@ -14,6 +14,11 @@
 namespace tallrec {
 
 struct RunSpec {
+  // Named defaults, applied before the spec's own fields (which win): "finetune_rec" (TALLRec's
+  // finetune_rec.py defaults: micro-batch 32) or "instruct_7b" (its shell/instruct_7B.sh as the
+  // paper ran it: micro-batch 64, --group_by_length, and gradient checkpointing, which PEFT 0.3's
+  // prepare_model_for_int8_training turns on). docs/training.md says which default is from where.
+  std::string recipe = "finetune_rec";
   std::string base_model;                        // HF layout folder
   std::string init_adapter;                      // optional PEFT adapter to start from (alpaca-lora)
   std::string train_tokens, valid_tokens;        // `tallrec data tokenize` folders
@@ -30,6 +35,7 @@ struct RunSpec {
   int64_t max_steps = -1;                        // cap on optimizer steps (-1: from epochs)
   int64_t eval_every = 0;                        // 0: TALLRec's rule from the sample count
   int64_t early_stopping_patience = 10;
+  bool eval_at_end = false;                      // HF evaluates every eval_every steps only; true adds the last step
   int64_t eval_batch_size = 32;
   bool group_by_length = false;                  // TALLRec's flag: HF's length-grouped micro-batches
   bool gradient_checkpointing = false;           // recompute layers in backward: less memory, ~1/3 more compute
@@ -45,6 +51,9 @@ struct RunSpec {
 // The seed of the epoch order (jobs/train/data_order.h): HF's data_seed for "hf", the run's
 // seed for "seeded".
 inline uint64_t data_order_seed(const RunSpec& s) { return s.data_order == "hf" ? s.data_seed : s.seed; }
+
+// Sets the defaults of s.recipe (see RunSpec::recipe); InputError for an unknown name.
+void apply_recipe(RunSpec& s, const std::string& origin);
 
 // Parses and validates a spec file; InputError names the file and the field.
 RunSpec read_run_spec(const std::filesystem::path& path);

@@ -32,6 +32,7 @@ def train(w, name, **overrides):
     spec = {"base_model": str(w / "model"), "train_tokens": str(w / "train"), "valid_tokens": str(w / "valid"),
             "micro_batch_size": 4, "batch_size": 4, "max_steps": 6, "eval_every": 6, "warmup_steps": 1,
             "eval_batch_size": 16, "seed": 3, "optim": {"lr": 0.003}, **overrides}
+    spec = {k: v for k, v in spec.items() if v is not None}  # None: leave the field to the defaults
     (w / f"{name}.json").write_text(json.dumps(spec))
     proc = subprocess.run([str(TRAIN), "train", "--spec", str(w / f"{name}.json"), "--out", str(w / name)],
                           capture_output=True, text=True, timeout=600)
@@ -135,3 +136,64 @@ def test_tools_take_a_device(data):
     if not torch.cuda.is_available():
         gpu = subprocess.run([str(TRAIN), "--device", "cuda", *base[1:]], capture_output=True, text=True, timeout=120)
         assert gpu.returncode == 1 and "usable CUDA device" in gpu.stderr and "frame #" not in gpu.stderr
+
+
+def write_adapter(w, name, r, alpha, targets, dropout=0.0):
+    """A PEFT-layout adapter for the tiny model (ours: trained 0 steps, so B is zero)."""
+    events = train(w, f"make-{name}", max_steps=1, eval_every=1,
+                   lora={"r": r, "alpha": alpha, "dropout": dropout, "target_modules": targets})
+    return pathlib.Path(events[-1]["adapter"])
+
+
+def failed_run(w, name, **overrides):
+    spec = {"base_model": str(w / "model"), "train_tokens": str(w / "train"), "valid_tokens": str(w / "valid"),
+            "micro_batch_size": 4, "batch_size": 4, "max_steps": 2, **overrides}
+    (w / f"{name}.json").write_text(json.dumps(spec))
+    proc = subprocess.run([str(TRAIN), "train", "--spec", str(w / f"{name}.json"), "--out", str(w / name)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2, proc.stdout[-1000:]
+    failed = json.loads(proc.stdout.splitlines()[-1])
+    assert failed["type"] == "failed" and failed["retryable"] is False
+    return failed["reason"]
+
+
+def test_init_adapter_must_fit_the_runs_lora_settings(data):
+    adapter = write_adapter(data, "r4", 4, 8, ["q_proj", "v_proj"], dropout=0.0)
+    # The spec's LoRA block defines the model (TALLRec's command line); a different r, alpha or
+    # target list is refused with both values named, never trained silently.
+    reason = failed_run(data, "r-conflict", init_adapter=str(adapter), lora={"r": 8, "alpha": 8, "dropout": 0.3})
+    assert "r is 4, the run's lora.r is 8" in reason and "adapter_config.json" in reason
+    reason = failed_run(data, "alpha-conflict", init_adapter=str(adapter), lora={"r": 4, "alpha": 16})
+    assert "lora_alpha is 8, the run's lora.alpha is 16" in reason
+    reason = failed_run(data, "target-conflict", init_adapter=str(adapter),
+                        lora={"r": 4, "alpha": 8, "target_modules": ["q_proj", "k_proj"]})
+    assert "target_modules are q_proj,v_proj, the run's lora.target_modules are q_proj,k_proj" in reason
+    # Matching settings train; the run's dropout applies (0.3 here, the adapter's file says 0).
+    events = train(data, "from-adapter", init_adapter=str(adapter), lora={"r": 4, "alpha": 8, "dropout": 0.3})
+    assert events[0]["lora"] == {"r": 4, "alpha": 8.0, "dropout": 0.3, "target_modules": ["q_proj", "v_proj"],
+                                 "init_adapter": str(adapter)}
+
+
+def test_instruct_7b_recipe_is_the_papers_script_and_fields_still_win(data):
+    started = train(data, "recipe", recipe="instruct_7b", micro_batch_size=None, batch_size=128)[0]
+    assert (started["recipe"], started["micro_batch_size"], started["accumulation"]) == ("instruct_7b", 64, 2)
+    assert started["group_by_length"] is True and started["gradient_checkpointing"] is True
+    started = train(data, "recipe-own", recipe="instruct_7b", micro_batch_size=4, batch_size=8,
+                    gradient_checkpointing=False)[0]
+    assert (started["micro_batch_size"], started["gradient_checkpointing"]) == (4, False)  # the spec's fields win
+    assert train(data, "recipe-default", micro_batch_size=None, batch_size=128)[0]["micro_batch_size"] == 32
+    (data / "bad-recipe.json").write_text(json.dumps({"base_model": "m", "train_tokens": "t", "valid_tokens": "v",
+                                                       "recipe": "alpaca"}))
+    proc = subprocess.run([str(TRAIN), "train", "--spec", str(data / "bad-recipe.json"), "--out", str(data / "bad")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and 'unknown recipe "alpaca"' in proc.stderr + proc.stdout
+
+
+def test_evaluation_follows_hf_and_eval_at_end_adds_the_last_step(data):
+    hf = train(data, "eval-hf", max_steps=5, eval_every=2)
+    assert [e["step"] for e in hf if e["type"] == "eval"] == [2, 4]  # HF's Trainer: every eval_every steps only
+    assert hf[-1]["steps"] == 5
+    ours = train(data, "eval-end", max_steps=5, eval_every=2, eval_at_end=True)
+    assert [e["step"] for e in ours if e["type"] == "eval"] == [2, 4, 5]
+    short = train(data, "eval-short", max_steps=3, eval_every=10)  # ends before its first evaluation
+    assert [e["step"] for e in short if e["type"] == "eval"] == [3]

@@ -52,6 +52,15 @@ TEST(Grid, OptionalRecipeAxesLeaveOtherGridsKeysAlone) {
   EXPECT_NE(recipe.runs.front().key, plain.runs.front().key);
 }
 
+TEST(Grid, InstructRecipeTakesThePaperScriptsMicroBatchUnlessNamed) {
+  Grid paper = parse_grid(grid_text("g", "[16]", R"(, "hyper": {"recipe": ["finetune_rec", "instruct_7b"]})"), "g.json");
+  ASSERT_EQ(paper.runs.size(), 8u);  // 2 domains x 2 seeds x 2 recipes
+  for (const auto& run : paper.runs)  // finetune_rec.py's default, shell/instruct_7B.sh's
+    EXPECT_EQ(run.spec["micro_batch_size"], run.spec["recipe"] == "instruct_7b" ? 64 : 32) << run.spec.dump();
+  Grid named = parse_grid(grid_text("g", "[16]", R"(, "hyper": {"recipe": ["instruct_7b"], "micro_batch_size": [16]})"), "g.json");
+  EXPECT_EQ(named.runs[0].spec["micro_batch_size"], 16);
+}
+
 TEST(Grid, MalformedGridsNameTheField) {
   auto error_of = [](const std::string& text) {
     try {
