@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <regex>
 
+#include "common/json_text.h"
+
 namespace tallrec {
 namespace {
 
@@ -75,16 +77,16 @@ const char* message_type_name(MessageType t) {
 }
 
 std::vector<std::string> encode_message(const Message& m) {
-  std::vector<std::string> frames{kProtocolVersion, message_type_name(m.type), m.raw_body.empty() ? m.body.dump() : m.raw_body};
+  std::vector<std::string> frames{kProtocolVersion, message_type_name(m.type), m.raw_body.empty() ? dump_json(m.body) : m.raw_body};
   if (m.type == MessageType::kChunk) frames.push_back(m.data);
   return frames;
 }
 
 Message decode_message(const std::vector<std::string>& frames) {
   if (frames.size() < 3) throw ProtocolError("bad-message", "expected at least 3 frames, got " + std::to_string(frames.size()));
-  if (frames[0] != kProtocolVersion) throw ProtocolError("version", "unsupported protocol \"" + frames[0].substr(0, 16) + "\"");
+  if (frames[0] != kProtocolVersion) throw ProtocolError("version", "unsupported protocol \"" + printable_utf8(frames[0].substr(0, 16)) + "\"");
   const auto it = std::find_if(types().begin(), types().end(), [&](const TypeInfo& t) { return frames[1] == t.name; });
-  if (it == types().end()) throw ProtocolError("bad-message", "unknown message type \"" + frames[1].substr(0, 32) + "\"");
+  if (it == types().end()) throw ProtocolError("bad-message", "unknown message type \"" + printable_utf8(frames[1].substr(0, 32)) + "\"");
   const bool chunk = it->type == MessageType::kChunk;
   if (frames.size() != (chunk ? 4u : 3u)) {
     throw ProtocolError("bad-message", std::string(it->name) + " has " + std::to_string(frames.size()) + " frames");
@@ -95,6 +97,8 @@ Message decode_message(const std::vector<std::string>& frames) {
   if (chunk && frames[3].size() > kMaxChunkBytes) {
     throw ProtocolError("too-large", "CHUNK data exceeds " + std::to_string(kMaxChunkBytes) + " bytes");
   }
+  if (find_json_too_deep(frames[2]) != std::string::npos)
+    throw ProtocolError("bad-message", std::string(it->name) + ": the body nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
   Message m{it->type, json::parse(frames[2], nullptr, /*allow_exceptions=*/false), chunk ? frames[3] : std::string()};
   if (m.body.is_discarded() || !m.body.is_object()) {
     throw ProtocolError("bad-message", std::string(it->name) + ": the body is not a JSON object");

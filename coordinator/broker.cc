@@ -10,6 +10,7 @@
 
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/json_text.h"
 #include "common/protocol.h"
 #include "coordinator/checkpoint_transfers.h"
 #include "coordinator/zap_handler.h"
@@ -35,6 +36,10 @@ struct Broker::Impl {
     std::vector<int64_t> listed;
     for (const auto& a : attempts) {
       if (!a.is_number_integer()) continue;
+      if (store.attempt_holder(a.get<int64_t>()) != worker) {  // not this peer's: touch nothing, tell it to stop
+        send(worker, {MessageType::kCancel, {{"attempt", a}}, ""});
+        continue;
+      }
       listed.push_back(a.get<int64_t>());
       if (!store.heartbeat(a.get<int64_t>(), unix_time(), policy)) send(worker, {MessageType::kCancel, {{"attempt", a}}, ""});
     }
@@ -56,7 +61,7 @@ struct Broker::Impl {
     if (!trace) return;
     nlohmann::json line = {{"dir", dir}, {"worker", worker}, {"type", message_type_name(m.type)}, {"body", m.body}};
     if (m.type == MessageType::kChunk) line["data_bytes"] = m.data.size();
-    *trace << line.dump() << "\n" << std::flush;
+    *trace << dump_json(line) << "\n" << std::flush;
   }
 
   void send_now(const std::string& worker, const Message& m) {
@@ -73,8 +78,17 @@ struct Broker::Impl {
     send(worker, {MessageType::kError, body, ""});
   }
 
+  // Messages about an attempt count only from the peer that leased it; anyone else's change nothing.
+  void require_holder(const std::string& worker, const nlohmann::json& attempt) {
+    if (!attempt.is_number_integer() || store.attempt_holder(attempt.get<int64_t>()) != worker)
+      throw ProtocolError("not-yours", "attempt " + attempt.dump() + " was not leased to this worker");
+  }
+
   void handle(const std::string& worker, const Message& m) {
     const nlohmann::json& b = m.body;
+    if (m.type == MessageType::kEvent || m.type == MessageType::kDone || m.type == MessageType::kOffer ||
+        m.type == MessageType::kFetch)
+      require_holder(worker, b["attempt"]);
     switch (m.type) {
       case MessageType::kReady:
         store.register_worker(worker, b["host"], b["gpus"], b["slots"], b["version"], unix_time());
@@ -86,7 +100,7 @@ struct Broker::Impl {
           nlohmann::json head = {{"attempt", lease->attempt_id}, {"lease_seconds", policy.lease_seconds},
                                  {"resume", transfers.resume_point(lease->run_id)},
                                  {"run", {{"id", lease->run_id}, {"key", lease->run_key}, {"spec", nullptr}}}};
-          std::string text = head.dump();
+          std::string text = dump_json(head);
           const std::string placeholder = "\"spec\":null";
           text.replace(text.rfind(placeholder), placeholder.size(), "\"spec\":" + lease->spec_json);
           Message m{MessageType::kLease, {}, "", std::move(text)};

@@ -6,6 +6,7 @@
 
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/json_text.h"
 #include "common/protocol.h"
 #include "coordinator/grid.h"
 #include "coordinator/results.h"
@@ -17,7 +18,7 @@ using json = nlohmann::json;
 namespace {
 
 
-HttpResponse json_response(int status, const json& body) { return {status, "application/json", body.dump(), {}}; }
+HttpResponse json_response(int status, const json& body) { return {status, "application/json", dump_json(body), {}}; }
 HttpResponse error_response(int status, const std::string& message) { return json_response(status, {{"error", message}}); }
 
 std::string percent_decode(const std::string& s) {

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "common/error.h"
+#include "common/json_text.h"
 
 namespace tallrec {
 namespace net = boost::asio;
@@ -54,7 +55,7 @@ class EventStream : public std::enable_shared_from_this<EventStream> {
   void poll() {
     try {
       for (const auto& c : api_.store().changes_since(last_, 500)) {
-        out_ += "id: " + std::to_string(c.id) + "\nevent: " + c.kind + "\ndata: " + c.body.dump() + "\n\n";
+        out_ += "id: " + std::to_string(c.id) + "\nevent: " + c.kind + "\ndata: " + dump_json(c.body) + "\n\n";
         last_ = c.id;
       }
     } catch (const std::exception& e) {
@@ -107,7 +108,7 @@ class Session : public std::enable_shared_from_this<Session> {
       try {
         if (last < 0) last = api_.store().last_change_id();
       } catch (const std::exception& e) {  // nothing may escape an Asio handler
-        return reply(500, nlohmann::json{{"error", e.what()}}.dump(), false);
+        return reply(500, dump_json(nlohmann::json{{"error", e.what()}}), false);
       }
       std::make_shared<EventStream>(std::move(stream_), api_, last)->start(req.version() == 11);
       return;

@@ -183,6 +183,9 @@ class Store {
   int64_t event_count(int64_t attempt_id);
   // The attempt's last stored `finished` or `failed` event, or null.
   nlohmann::json last_outcome(int64_t attempt_id);
+  // The worker id that leased the attempt ("" when there is no such attempt): messages about an
+  // attempt are taken only from its holder (DESIGN.md, Coordinator).
+  std::string attempt_holder(int64_t attempt_id);
   // The run (id, key) of a live attempt, or nullopt when the attempt is stale.
   std::optional<std::pair<int64_t, std::string>> live_attempt(int64_t attempt_id);
   // Records a verified checkpoint of a live attempt's run and forgets the run's other checkpoints

@@ -56,6 +56,12 @@ int Store::release_unlisted(const std::string& worker, const std::vector<int64_t
   });
 }
 
+std::string Store::attempt_holder(int64_t attempt_id) {
+  Statement s(db_, "SELECT worker_id FROM attempts WHERE id = ?", path_);
+  s.bind(1, attempt_id);
+  return s.step() ? s.text(0) : std::string();
+}
+
 std::optional<std::pair<int64_t, std::string>> Store::live_attempt(int64_t attempt_id) {
   const int64_t run = live_run(db_, path_, attempt_id);
   if (run < 0) return std::nullopt;
