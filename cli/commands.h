@@ -3,7 +3,10 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
+
+#include "common/error.h"
 
 namespace tallrec {
 
@@ -11,6 +14,13 @@ namespace tallrec {
 inline std::string default_store_path() {
   const char* env = std::getenv("TALLREC_DB");
   return env ? env : "tallrec.db";
+}
+
+// The commands that read or change an existing store never create one: a mistyped --db is an
+// InputError (exit 2) naming the file. Only `submit` and `coordinator` create stores.
+inline void require_existing_store(const std::string& path) {
+  if (!std::filesystem::is_regular_file(path))
+    throw InputError(path + ": no such store (only `tallrec submit` and `tallrec coordinator` create one; --db or $TALLREC_DB name it)");
 }
 
 void add_data_commands(CLI::App& app);  // data prepare | fetch | tokenize | subset

@@ -72,6 +72,7 @@ void add_fetch(CLI::App& data) {
 void add_tokenize(CLI::App& data) {
   struct Args {
     std::string records, tokenizer, out, prompt_template = "tallrec";
+    bool allow_unlabeled = false;
     int64_t cutoff_len = 512, sample = -1;
     uint64_t seed = 0;
     bool train_on_inputs = true;
@@ -84,6 +85,8 @@ void add_tokenize(CLI::App& data) {
   tok->add_option("--template", args->prompt_template, "Prompt template: tallrec (byte-exact, with '# noqa: E501') or clean")->capture_default_str();
   tok->add_option("--cutoff-len", args->cutoff_len, "Truncate training sequences to this many tokens")->capture_default_str();
   tok->add_option("--train-on-inputs", args->train_on_inputs, "Loss on prompt tokens too (TALLRec: true); false masks them with -100")->capture_default_str();
+  tok->add_flag("--allow-unlabeled", args->allow_unlabeled,
+                "Keep records whose output is neither \"Yes.\" nor \"No.\" (they train; scoring leaves them out of the AUC); default: refuse them");
   auto* sample_option = tok->add_option(
       "--sample", args->sample, "Take TALLRec's few-shot subset of this size (-1: all, shuffled); without --sample/--seed the file order is kept");
   auto* seed_option = tok->add_option("--seed", args->seed, "Seed of the few-shot subset, as TALLRec's `seed`");
@@ -93,6 +96,7 @@ void add_tokenize(CLI::App& data) {
     options.prompt_template = parse_prompt_template(args->prompt_template);
     options.cutoff_len = args->cutoff_len;
     options.train_on_inputs = args->train_on_inputs;
+    options.allow_unlabeled = args->allow_unlabeled;
     std::optional<FewShotSubset> subset;
     if (sample_option->count() > 0 || seed_option->count() > 0) subset = FewShotSubset{args->sample, args->seed};
     auto start = std::chrono::steady_clock::now();

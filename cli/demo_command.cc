@@ -140,7 +140,7 @@ void add_demo_command(CLI::App& app) {
 
     std::cout << "[3/3] TALLRec Table 1 layout (AUC mean +- std over seeds; also `tallrec results demo --db "
               << (work / "tallrec.db").string() << "`)\n";
-    std::cout << format_results_table(build_results_table(store.results("demo")));
+    std::cout << format_results_table(build_results_table(store.run_outcomes("demo")));
     std::printf("  answer ids: yes=%d no=%d. A randomly initialised tiny model trained for a few steps: AUC near 0.5\n"
                 "  is what to expect; real runs start from LLaMA weights. Runs, events and adapters: %s/worker-*/runs\n",
                 answers.yes, answers.no, work.c_str());

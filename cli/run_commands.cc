@@ -44,6 +44,7 @@ void add_run_commands(CLI::App& app) {
   cancel->add_option("--db", a->db, "Store file (default $TALLREC_DB or ./tallrec.db)");
   cancel->callback([a] {
     if (a->runs.empty() == a->sweep.empty()) throw InputError("cancel: name run ids or --sweep, not both");
+    require_existing_store(a->db);
     Store store(a->db);
     std::vector<int64_t> ids = a->runs;
     if (!a->sweep.empty()) {
@@ -58,6 +59,7 @@ void add_run_commands(CLI::App& app) {
   retry->add_option("runs", a->runs, "Run ids (see `tallrec runs --state failed`)")->required();
   retry->add_option("--db", a->db, "Store file (default $TALLREC_DB or ./tallrec.db)");
   retry->callback([a] {
+    require_existing_store(a->db);
     Store store(a->db);
     change_runs(store, a->runs, "queued again", "failed or canceled", &Store::retry);
   });
@@ -66,6 +68,7 @@ void add_run_commands(CLI::App& app) {
   workers->add_option("--db", a->db, "Store file (default $TALLREC_DB or ./tallrec.db)");
   workers->add_flag("--json", a->json, "Print JSON");
   workers->callback([a] {
+    require_existing_store(a->db);
     Store store(a->db);
     const double t = unix_time();
     nlohmann::json out = nlohmann::json::array();

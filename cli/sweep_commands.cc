@@ -1,5 +1,6 @@
 // `tallrec submit | status | runs | results`: sweeps in the coordinator's SQLite store. The CLI
 // opens the store file itself (WAL: it never blocks the running coordinator).
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -20,6 +21,13 @@ std::string progress_bar(const SweepStatus& s, int width = 30) {
   return "[" + std::string(size_t(filled), '#') + std::string(size_t(width - filled), '.') + "]";
 }
 
+// An unknown sweep is bad input (exit 2), not an empty answer.
+void require_sweep(Store& store, const std::string& name) {
+  for (const auto& s : store.status())
+    if (s.name == name) return;
+  throw InputError("no sweep named \"" + name + "\" in the store");
+}
+
 }  // namespace
 
 void add_sweep_commands(CLI::App& app) {
@@ -31,8 +39,11 @@ void add_sweep_commands(CLI::App& app) {
   submit->add_option("grid", *grid_path, "Grid document (schemas/grid.schema.json)")->required();
   submit->add_option("--db", *db, "Store file (default $TALLREC_DB or ./tallrec.db)");
   submit->add_flag("--json", *json_out, "Print the result as JSON");
+  auto no_check_paths = std::make_shared<bool>(false);
+  submit->add_flag("--no-check-paths", *no_check_paths,
+                   "Do not require the grid's files to exist here (paths only the workers see); relative paths are still resolved against the grid file");
   submit->callback([=] {
-    Grid grid = parse_grid(read_file(*grid_path), *grid_path);
+    Grid grid = parse_grid_file(*grid_path, !*no_check_paths);
     Store store(*db);
     SubmitResult r = store.submit(grid);
     if (*json_out) {
@@ -50,7 +61,9 @@ void add_sweep_commands(CLI::App& app) {
   status->add_option("--db", *db, "Store file (default $TALLREC_DB or ./tallrec.db)");
   status->add_flag("--json", *json_out, "Print JSON");
   status->callback([=] {
+    require_existing_store(*db);
     Store store(*db);
+    if (!sweep_name->empty()) require_sweep(store, *sweep_name);
     nlohmann::json out = nlohmann::json::array();
     for (const auto& s : store.status()) {
       if (!sweep_name->empty() && s.name != *sweep_name) continue;
@@ -72,10 +85,17 @@ void add_sweep_commands(CLI::App& app) {
   results->add_option("sweep", *results_sweep, "Sweep name")->required();
   results->add_option("--db", *db, "Store file (default $TALLREC_DB or ./tallrec.db)");
   results->add_flag("--tallrec-json", *tallrec_layout, "Print TALLRec's results JSON layout instead");
+  results->add_flag("--json", *json_out, "Print the table as JSON (rows with their setting, cells with n, mean, std)");
+  auto export_format = std::make_shared<std::string>();
+  results->add_option("--format", *export_format, "Export in TALLRec's Table 1 layout (AUC x 100, mean ± std): csv, markdown or latex");
   results->callback([=] {
+    require_existing_store(*db);
     Store store(*db);
-    ResultsTable table = build_results_table(store.results(*results_sweep));
-    if (*tallrec_layout) std::cout << table.tallrec_json.dump(4) << "\n";
+    require_sweep(store, *results_sweep);
+    ResultsTable table = build_results_table(store.run_outcomes(*results_sweep));
+    if (!export_format->empty()) std::cout << export_results_table(table, *export_format);
+    else if (*tallrec_layout) std::cout << table.tallrec_json.dump(4) << "\n";
+    else if (*json_out) std::cout << results_table_json(table).dump() << "\n";
     else std::cout << format_results_table(table);
   });
 
@@ -89,7 +109,12 @@ void add_sweep_commands(CLI::App& app) {
   runs->add_option("--db", *db, "Store file (default $TALLREC_DB or ./tallrec.db)");
   runs->add_flag("--json", *json_out, "Print JSON");
   runs->callback([=] {
+    require_existing_store(*db);
     Store store(*db);
+    if (!args->sweep.empty()) require_sweep(store, args->sweep);
+    static const char* states[] = {"queued", "leased", "running", "succeeded", "failed", "canceled"};
+    if (!args->state.empty() && std::find(std::begin(states), std::end(states), args->state) == std::end(states))
+      throw InputError("--state \"" + args->state + "\": expected queued, leased, running, succeeded, failed or canceled");
     nlohmann::json out = nlohmann::json::array();
     for (const auto& r : store.runs(args->sweep, args->state, args->limit, args->offset)) {
       if (*json_out) {

@@ -97,7 +97,8 @@ struct Broker::Impl {
       case MessageType::kRequest: {
         if (auto lease = store.lease_next(worker, unix_time(), policy)) {
           // The spec goes out as stored: spliced in as JSON text rather than parsed and dumped again.
-          nlohmann::json head = {{"attempt", lease->attempt_id}, {"lease_seconds", policy.lease_seconds},
+          nlohmann::json head = {{"attempt", lease->attempt_id}, {"number", lease->attempt_number},
+                                 {"lease_seconds", policy.lease_seconds},
                                  {"resume", transfers.resume_point(lease->run_id)},
                                  {"run", {{"id", lease->run_id}, {"key", lease->run_key}, {"spec", nullptr}}}};
           std::string text = dump_json(head);

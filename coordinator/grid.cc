@@ -1,5 +1,6 @@
 #include "coordinator/grid.h"
 
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/json_text.h"
 #include "common/sha256.h"
@@ -27,6 +28,30 @@ const std::vector<std::pair<std::string, json>> kOptionalHyper = {
     {"recipe", json::array({"finetune_rec", "instruct_7b"})}};
 
 }  // namespace
+
+Grid parse_grid_file(const std::filesystem::path& file, bool check_paths) {
+  namespace fs = std::filesystem;
+  const std::string origin = file.string();
+  if (fs::is_directory(file)) throw InputError(origin + ": is a folder, not a grid file");
+  json doc = parse_json_from_outside(read_file(file), origin);
+  if (!doc.is_object()) return parse_grid(doc.dump(), origin);  // parse_grid says what is wrong
+  const fs::path base = fs::absolute(file).parent_path();
+  auto resolve = [&](json& field, const std::string& name) {
+    if (!field.is_string() || field.get<std::string>().empty()) return;  // parse_grid names the type error
+    fs::path p = field.get<std::string>();
+    if (p.is_relative()) p = (base / p).lexically_normal();
+    if (check_paths && !fs::exists(p))
+      throw InputError(origin + ": " + name + ": " + p.string() + " does not exist (--no-check-paths if only the workers see it)");
+    field = p.string();
+  };
+  for (const char* key : {"base_model", "tokenizer", "init_adapter"})
+    if (doc.contains(key)) resolve(doc[key], key);
+  if (doc.contains("datasets") && doc["datasets"].is_object())
+    for (auto& [domain, files] : doc["datasets"].items())
+      if (files.is_object())
+        for (auto& [split, path] : files.items()) resolve(path, "datasets." + domain + "." + split);
+  return parse_grid(doc.dump(), origin);
+}
 
 Grid parse_grid(const std::string& text, const std::string& origin) {
   json doc = parse_json_from_outside(text, origin);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -27,6 +28,13 @@ struct Grid {
 };
 
 // Parses and expands a grid document. Throws InputError naming `origin` and the field.
+// Paths are taken as written (the HTTP API: they are the workers' paths).
 Grid parse_grid(const std::string& text, const std::string& origin);
+
+// A grid file as `tallrec submit` reads it: relative paths (base_model, tokenizer,
+// init_adapter, every dataset file) are resolved against the grid file's folder, so the store
+// holds absolute paths; with `check_paths`, each must exist here (workers need the same paths:
+// a shared filesystem). InputError names the field and the path.
+Grid parse_grid_file(const std::filesystem::path& file, bool check_paths);
 
 }  // namespace tallrec

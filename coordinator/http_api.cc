@@ -75,49 +75,6 @@ int64_t id_segment(const std::string& s) {
   return used == s.size() && v > 0 ? v : -1;
 }
 
-// One heatmap cell per grid point (train domain -> test domain x sample count), with how many
-// of its runs (one per seed and hyper-parameter set) have finished.
-json heatmap(Store& store, const json& grid, const std::string& sweep) {
-  const json domains = grid.value("domains", json::array());
-  const json tests = grid.contains("test_domains") ? grid["test_domains"] : domains;
-  std::vector<int64_t> samples;
-  for (const auto& s : grid.value("samples", json::array())) samples.push_back(s.get<int64_t>());
-  std::sort(samples.begin(), samples.end());
-  struct Acc { std::vector<double> aucs; int64_t total = 0, finished = 0; };
-  std::map<std::tuple<std::string, std::string, int64_t>, Acc> acc;
-  std::map<std::string, int64_t> states;
-  for (const auto& r : store.run_outcomes(sweep)) {
-    for (const auto& t : tests) {
-      Acc& a = acc[{r.domain, t.get<std::string>(), r.sample}];
-      ++a.total;
-      if (r.state == "succeeded" || r.state == "failed" || r.state == "canceled") ++a.finished;
-      if (r.state == "succeeded" && r.result.contains("test_auc") && r.result["test_auc"].contains(t.get<std::string>()))
-        a.aucs.push_back(r.result["test_auc"][t.get<std::string>()].get<double>());
-    }
-  }
-  json rows = json::array(), cells = json::array();
-  for (const auto& d : domains) {
-    for (const auto& t : tests) {
-      rows.push_back({{"train", d}, {"test", t}});
-      json row = json::array();
-      for (int64_t s : samples) {
-        const Acc& a = acc[{d.get<std::string>(), t.get<std::string>(), s}];
-        json cell = {{"runs", a.total}, {"finished", a.finished}, {"succeeded", a.aucs.size()}, {"mean", nullptr}, {"std", nullptr}};
-        if (!a.aucs.empty()) {
-          double mean = 0, var = 0;
-          for (double x : a.aucs) mean += x / double(a.aucs.size());
-          for (double x : a.aucs) var += (x - mean) * (x - mean) / double(a.aucs.size());
-          cell["mean"] = mean;
-          cell["std"] = std::sqrt(var);
-        }
-        row.push_back(cell);
-      }
-      cells.push_back(row);
-    }
-  }
-  return {{"rows", rows}, {"samples", samples}, {"cells", cells}};
-}
-
 // At most `max_points` points, evenly strided, the last one always kept.
 json downsample(const std::vector<MetricPoint>& points, size_t max_points) {
   json out = json::array();
@@ -181,6 +138,7 @@ HttpResponse HttpApi::route(const HttpRequest& request) {
   if (!mutation && !read_allowed(request.authorization)) return error_response(401, "reads need Authorization: Bearer <token> here");
 
   if (path == "/metrics" && !mutation) return {200, "text/plain; version=0.0.4", metrics_ ? metrics_->prometheus_text(store_) : "", {}};
+  if (path == "/favicon.ico" && !mutation) return static_file("/favicon.svg");  // browsers ask for it unprompted
   if (path.rfind("/api/", 0) != 0 && path != "/api") return mutation ? error_response(404, "no such endpoint") : static_file(path);
 
   const auto seg = segments(path);  // "api", ...
@@ -201,8 +159,8 @@ HttpResponse HttpApi::route(const HttpRequest& request) {
     if (!doc) return error_response(404, "no sweep named \"" + seg[2] + "\"");
     for (const auto& s : store_.status())
       if (s.name == seg[2]) (*doc)["by_state"] = s.runs_by_state;
-    (*doc)["heatmap"] = heatmap(store_, (*doc)["grid"], seg[2]);
-    const ResultsTable table = build_results_table(store_.results(seg[2]));
+    const ResultsTable table = build_results_table(store_.run_outcomes(seg[2]));
+    (*doc)["heatmap"] = results_table_json(table);
     (*doc)["results_json"] = table.tallrec_json;
     return json_response(200, *doc);
   }

@@ -1,30 +1,54 @@
-// TALLRec's Table 1 from a sweep's finished runs: AUC mean and population std over seeds per
-// train domain x test domain x sample count, and TALLRec's results JSON layout
-// {train_domain: {test_domain: {model: {seed: {sample: auc}}}}} (evaluate.py's result.json).
+// TALLRec's Table 1 from a sweep's runs (DESIGN.md, "Results"). A cell holds the runs that
+// differ only in seed: train domain -> test domain x sample count, within one *setting*, the
+// rest of the run's spec (hyper-parameters, base model, adapter, recipe, ...). Settings are
+// labelled by the fields that differ between the sweep's settings ("lr=0.0003"), "" when there is
+// one. Rows and sample columns come from the runs themselves, not from a grid. Std is the
+// sample standard deviation (ddof = 1, as pandas and most papers), undefined for one run.
+// Also TALLRec's results JSON layout {train: {test: {model: {seed: {sample: auc}}}}} (its
+// evaluate.py's result.json), where "model" is the base model's folder name plus the setting.
 #pragma once
 
 #include <nlohmann/json.hpp>
 #include <string>
-#include <utility>
 #include <vector>
+
+#include "coordinator/store.h"
 
 namespace tallrec {
 
 struct TableCell {
-  double mean = 0, std = 0;
-  int runs = 0;
+  int64_t runs = 0, finished = 0;  // runs of this grid point, and how many have ended
+  std::vector<double> aucs;        // test AUC of each succeeded run
+  double mean() const;             // NaN when no run succeeded
+  double std() const;              // sample std (ddof 1); NaN below two runs
+};
+
+struct TableRow {
+  std::string setting;  // "" when the sweep has one setting
+  std::string train, test;
+  std::vector<TableCell> cells;  // one per ResultsTable::samples
 };
 
 struct ResultsTable {
-  // rows: "train -> test"; columns: sample counts (ascending)
-  std::vector<std::string> rows;
-  std::vector<int64_t> samples;
-  std::vector<std::vector<TableCell>> cells;  // [row][column], runs == 0 when empty
+  std::vector<std::string> setting_fields;  // the spec fields whose values differ between settings
+  std::vector<int64_t> samples;             // ascending
+  std::vector<TableRow> rows;               // in order of first appearance among the runs
   nlohmann::json tallrec_json;
 };
 
-// `runs`: (resolved run spec, finished event) pairs; the event's test_auc maps test domain -> AUC.
-ResultsTable build_results_table(const std::vector<std::pair<nlohmann::json, nlohmann::json>>& runs);
+// The spec fields that make a run's setting: everything but domain, sample, seed and the
+// per-domain data paths.
+nlohmann::json run_setting(const nlohmann::json& spec);
+
+ResultsTable build_results_table(const std::vector<RunOutcome>& runs);
+// Plain text: one line per row, "mean +- std (n=K)" per cell.
 std::string format_results_table(const ResultsTable& table);
+// TALLRec's Table 1 layout for a paper: one row per setting x train domain, column groups per
+// test domain x sample count, AUC x 100 as "mean ± std" (one decimal; mean alone for one run).
+// `format`: "csv", "markdown" or "latex"; InputError for another.
+std::string export_results_table(const ResultsTable& table, const std::string& format);
+// The same table as JSON (the CLI's --json, the API's heatmap): rows [{setting, train, test}],
+// samples, cells [[{runs, finished, succeeded, mean, std}]] (null where undefined).
+nlohmann::json results_table_json(const ResultsTable& table);
 
 }  // namespace tallrec

@@ -92,6 +92,7 @@ struct RunOutcome {
   uint64_t seed;
   std::string state;
   nlohmann::json result;  // the finished event, or null
+  nlohmann::json spec;    // as the grid expanded it
 };
 
 struct MetricPoint {

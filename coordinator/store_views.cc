@@ -25,14 +25,14 @@ std::optional<json> Store::sweep_document(const std::string& name) {
 
 std::vector<RunOutcome> Store::run_outcomes(const std::string& sweep_name) {
   Statement s(db_,
-              "SELECT r.domain, r.sample, r.seed, r.state, r.result FROM runs r JOIN sweep_runs sr ON sr.run_id = r.id "
+              "SELECT r.domain, r.sample, r.seed, r.state, r.result, r.spec FROM runs r JOIN sweep_runs sr ON sr.run_id = r.id "
               "JOIN sweeps s ON s.id = sr.sweep_id WHERE s.name = ? ORDER BY r.id",
               path_);
   s.bind(1, sweep_name);
   std::vector<RunOutcome> out;
   while (s.step()) {
     out.push_back({s.text(0), s.integer(1), uint64_t(s.integer(2)), s.text(3),
-                   s.text(4).empty() ? json() : json::parse(s.text(4))});
+                   s.text(4).empty() ? json() : json::parse(s.text(4)), json::parse(s.text(5))});
   }
   return out;
 }

@@ -50,11 +50,16 @@ function stateBadge(s) { return el("span", { class: `state ${s}`, text: s }); }
 function fmt(x, digits = 4) { return x === null || x === undefined ? "–" : Number(x).toFixed(digits); }
 function ago(t) { return `${Math.max(0, Math.round(Date.now() / 1000 - t))} s ago`; }
 
+// Ended runs by outcome: succeeded green, failed red, canceled grey (a sweep whose runs all
+// failed must not look done and well).
 function progress(byState, total) {
   const done = (byState.succeeded || 0) + (byState.failed || 0) + (byState.canceled || 0);
-  const bar = el("div", { class: "progress", title: `${done} of ${total} finished` }, el("div"));
-  bar.firstChild.style.width = `${total ? (100 * done) / total : 0}%`;
-  return bar;
+  const parts = ["succeeded", "failed", "canceled"].map((s) => {
+    const part = el("div", { class: `part ${s}`, "data-state": s });
+    part.style.width = `${total ? (100 * (byState[s] || 0)) / total : 0}%`;
+    return part;
+  });
+  return el("div", { class: "progress", title: `${done} of ${total} finished: ${counts(byState)}` }, ...parts);
 }
 
 function counts(byState) {
@@ -98,16 +103,19 @@ async function sweepView(name, page) {
     api(`/api/sweeps/${encodeURIComponent(name)}`),
     api(`/api/runs?sweep=${encodeURIComponent(name)}&limit=50&offset=${page * 50}${state ? `&state=${state}` : ""}`)]);
   const h = s.heatmap;
-  const header = el("tr", {}, el("th", { text: "train → test" }), ...h.samples.map((n) => el("th", { text: `sample ${n}` })));
+  // One row per setting (what differs between the sweep's runs besides seed) x train -> test.
+  const header = el("tr", {}, el("th", { text: h.setting_fields.length ? `${h.setting_fields.join(", ")} | train → test` : "train → test" }),
+    ...h.samples.map((n) => el("th", { text: `sample ${n}` })));
   const body = h.rows.map((row, r) =>
-    el("tr", { class: row.train === row.test ? "" : "cross" }, el("th", { text: `${row.train} → ${row.test}` }),
+    el("tr", { class: row.train === row.test ? "" : "cross" },
+      el("th", { text: `${row.setting ? `${row.setting} | ` : ""}${row.train} → ${row.test}` }),
       ...h.cells[r].map((c, k) => {
         const td = el("td", {
-          class: "cell", "data-train": row.train, "data-test": row.test, "data-sample": String(h.samples[k]),
+          class: "cell", "data-train": row.train, "data-test": row.test, "data-setting": row.setting, "data-sample": String(h.samples[k]),
           "data-mean": c.mean === null ? "" : String(c.mean),
           title: c.mean === null ? `${c.finished} of ${c.runs} runs finished`
-                                 : `AUC ${fmt(c.mean)} ± ${fmt(c.std)} over ${c.succeeded} runs (${c.finished}/${c.runs} finished)`,
-        }, el("div", { text: c.mean === null ? "–" : `${fmt(c.mean, 3)} ± ${fmt(c.std, 3)}` }),
+                                 : `AUC ${fmt(c.mean)} ± ${fmt(c.std)} (sample std) over ${c.succeeded} runs (${c.finished}/${c.runs} finished)`,
+        }, el("div", { text: c.mean === null ? "–" : c.std === null ? `${fmt(c.mean, 3)} (n=1)` : `${fmt(c.mean, 3)} ± ${fmt(c.std, 3)}` }),
            el("div", { class: "muted", text: `${c.finished}/${c.runs}` }));
         td.style.background = heatColor(c.mean);
         return td;
@@ -143,8 +151,15 @@ let charts = {};
 
 const PALETTE = ["#277", "#b63", "#66a", "#393", "#a36"];
 
-// One line per attempt: a resumed attempt continues from its checkpoint's step.
-function lineChart(id, label, points) {
+// One line per attempt, numbered within the run (attempt 1, 2, ...; the store's ids are global):
+// a resumed attempt continues from its checkpoint's step.
+let attemptNumber = new Map();
+function attemptLabel(attempt) {
+  if (!attemptNumber.has(attempt)) attemptNumber.set(attempt, attemptNumber.size + 1);
+  return `attempt ${attemptNumber.get(attempt)}`;
+}
+
+function lineChart(id, label, points, yRange) {
   const byAttempt = new Map();
   for (const p of points) {
     if (!byAttempt.has(p.attempt)) byAttempt.set(p.attempt, []);
@@ -156,7 +171,8 @@ function lineChart(id, label, points) {
     data: { datasets: [] },
     options: { animation: false, maintainAspectRatio: false, parsing: false,
                plugins: { title: { display: true, text: label } },
-               scales: { x: { type: "linear", title: { display: true, text: "step" } } } },
+               scales: { x: { type: "linear", title: { display: true, text: "step" } },
+                         ...(yRange ? { y: { min: yRange[0], max: yRange[1] } } : {}) } },
   });
   charts[id] = { chart, canvas, count: points.length };
   for (const [attempt, data] of byAttempt) dataset(id, attempt).data.push(...data);
@@ -169,7 +185,7 @@ function dataset(id, attempt) {
   let d = chart.data.datasets.find((s) => s.attempt === attempt);
   if (!d) {
     const color = PALETTE[chart.data.datasets.length % PALETTE.length];
-    d = { label: `attempt ${attempt}`, attempt, data: [], borderColor: color, backgroundColor: color, pointRadius: 1.5, borderWidth: 1.5 };
+    d = { label: attemptLabel(attempt), attempt, data: [], borderColor: color, backgroundColor: color, pointRadius: 1.5, borderWidth: 1.5 };
     chart.data.datasets.push(d);
   }
   return d;
@@ -190,6 +206,7 @@ async function runView(id) {
   if (gen !== generation) return;  // navigated away meanwhile: leave the charts of the new view alone
   for (const c of Object.values(charts)) c.chart.destroy();
   charts = {};
+  attemptNumber = new Map([...run.attempts].sort((a, b) => a.id - b.id).map((a, k) => [a.id, k + 1]));
   const message = el("div", { class: "error", id: "run-message" });
   const act = (what) => async () => {
     try {
@@ -201,16 +218,19 @@ async function runView(id) {
     el("h1", {}, `Run ${run.id} `, el("span", { id: "run-state", class: `state ${run.state}`, text: run.state })),
     el("p", { text: `${run.domain}, sample ${run.sample}, seed ${run.seed}; attempts ${run.attempts_used} of ${run.max_attempts}; ` +
                     `sweeps ${run.sweeps.join(", ")}; key ${run.key.slice(0, 12)}` }),
-    el("div", {}, el("button", { id: "cancel", text: "Cancel", onclick: act("cancel") }),
-                  el("button", { id: "retry", text: "Retry", onclick: act("retry") })), message,
+    // Only what the run's state allows: cancel an unfinished run, retry a failed or canceled one.
+    el("div", {}, el("button", { id: "cancel", text: "Cancel", onclick: act("cancel"),
+                                 ...(["queued", "leased", "running"].includes(run.state) ? {} : { disabled: "" }) }),
+                  el("button", { id: "retry", text: "Retry", onclick: act("retry"),
+                                 ...(["failed", "canceled"].includes(run.state) ? {} : { disabled: "" }) })), message,
     result ? el("p", { id: "run-result", text: `best validation AUC ${fmt(result.best_val_auc)} at step ${result.best_step}; test AUC ` +
                         Object.entries(result.test_auc).map(([d, a]) => `${d} ${fmt(a)}`).join(", ") }) : el("span"),
     el("div", { class: "charts" }, lineChart("loss-chart", "training loss", loss.points),
-                                   lineChart("auc-chart", "validation AUC", auc.points)),
+                                   lineChart("auc-chart", "validation AUC", auc.points, [0, 1])),
     el("h2", { text: "Attempts" }),
     el("table", { id: "attempts" },
       el("tr", {}, ...["attempt", "worker", "state", "resumed from step", "exit", "reason"].map((t) => el("th", { text: t }))),
-      ...run.attempts.map((a) => el("tr", {}, el("td", { text: String(a.id) }), el("td", { text: a.worker || "" }),
+      ...run.attempts.map((a) => el("tr", {}, el("td", { text: `${attemptNumber.get(a.id)} (id ${a.id})` }), el("td", { text: a.worker || "" }),
         el("td", {}, stateBadge(a.state)), el("td", { text: a.resumed_from_step ?? "–" }),
         el("td", { text: a.exit_code ?? "–" }), el("td", { text: a.reason || "" })))),
     el("h2", { text: "Checkpoints (PEFT adapter)" }),

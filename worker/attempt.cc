@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <ctime>
 #include <thread>
 
 #include "common/error.h"
@@ -17,6 +18,32 @@ Attempt::Attempt(CoordinatorLink& link, const Message& lease, const SlotResource
     : link_(link), options_(options), slot_(slot), lease_(lease), id_(lease.body["attempt"]) {
   run_dir_ = options.work_dir / "runs" /
              (lease.body["run"]["key"].get<std::string>().substr(0, 16) + "-a" + std::to_string(id_));
+}
+
+void Attempt::log_event(const json& event) const {
+  const std::string type = event.value("type", "");
+  char what[512];
+  if (type == "progress" && event.contains("loss") && event["loss"].is_number())
+    std::snprintf(what, sizeof what, "step %lld loss %.4f lr %.3g", static_cast<long long>(event.value("step", int64_t(0))),
+                  event["loss"].get<double>(), event.value("lr", 0.0));
+  else if (type == "eval" && event.contains("val_auc") && event["val_auc"].is_number())
+    std::snprintf(what, sizeof what, "step %lld val AUC %.4f (best %.4f at step %lld)",
+                  static_cast<long long>(event.value("step", int64_t(0))), event["val_auc"].get<double>(),
+                  event.value("best_val_auc", 0.0), static_cast<long long>(event.value("best_step", int64_t(0))));
+  else if (type == "finished")
+    std::snprintf(what, sizeof what, "finished: best val AUC %.4f at step %lld, test AUC %s", event.value("best_val_auc", 0.0),
+                  static_cast<long long>(event.value("best_step", int64_t(0))), event.value("test_auc", json::object()).dump().c_str());
+  else if (type == "failed")
+    std::snprintf(what, sizeof what, "failed (%s): %.400s", event.value("retryable", true) ? "retryable" : "not retryable",
+                  event.value("reason", std::string("?")).c_str());
+  else
+    return;
+  const std::time_t now = std::time(nullptr);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  std::fprintf(stderr, "%s worker %s: run %s attempt %lld (id %lld): %s\n", stamp, options_.id.c_str(),
+               lease_.body["run"]["key"].get<std::string>().substr(0, 12).c_str(),
+               static_cast<long long>(lease_.body.value("number", int64_t(0))), static_cast<long long>(id_), what);
 }
 
 void Attempt::emit(MessageType type, json body) {
@@ -87,6 +114,7 @@ void Attempt::step(bool stopping) {
   for (const auto& line : trainer_->read_lines()) {
     auto event = json::parse(line, nullptr, false);
     if (event.is_discarded() || !event.is_object() || lost_) continue;
+    log_event(event);
     emit(MessageType::kEvent, {{"event", event}});
     if (event.value("type", "") == "checkpoint" && event.contains("path")) uploader_->add(event["path"].get<std::string>());
   }

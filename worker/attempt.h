@@ -38,6 +38,9 @@ class Attempt {
 
  private:
   void emit(MessageType type, nlohmann::json body);
+  // One stderr line per event a person watching the worker wants (progress, eval, outcome):
+  // UTC time, run key, the run's attempt number, and what happened.
+  void log_event(const nlohmann::json& event) const;
 
   CoordinatorLink& link_;
   const AgentOptions& options_;

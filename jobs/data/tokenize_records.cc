@@ -3,6 +3,7 @@
 #include <numeric>
 
 #include "common/error.h"
+#include "common/json_text.h"
 #include "common/sha256.h"
 #include "jobs/data/few_shot.h"
 
@@ -63,6 +64,13 @@ TokenizeSummary tokenize_file(const Tokenizer& tokenizer, const std::filesystem:
   std::vector<size_t> indices(records.size());
   std::iota(indices.begin(), indices.end(), 0);
   if (subset) indices = few_shot_indices(records.size(), subset->sample, subset->seed);
+  if (!options.allow_unlabeled)
+    for (size_t index : indices)
+      if (answer_label(records[index]) < 0)
+        throw InputError(records_path.string() + ": record " + std::to_string(index) + ": output \"" +
+                         printable_utf8(records[index].output.substr(0, 40)) +
+                         "\" is neither \"Yes.\" nor \"No.\" (--allow-unlabeled tokenizes such records for training and "
+                         "leaves them out of the AUC)");
   TokenizedArrays arrays;
   tokenize_records(tokenizer, records, indices, options, arrays);
 

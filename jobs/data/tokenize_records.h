@@ -23,6 +23,9 @@ struct TokenizeOptions {
   PromptTemplate prompt_template = PromptTemplate::kTallrec;
   int64_t cutoff_len = 512;
   bool train_on_inputs = true;  // TALLRec's default
+  // A record whose output is neither exactly "Yes." nor "No." is an error naming it, unless
+  // this is set: then it is tokenized (it trains) and scoring leaves it out of the AUC.
+  bool allow_unlabeled = false;
 };
 
 struct AnswerIds {

@@ -74,12 +74,25 @@ def test_submit_watch_cancel_retry_in_the_browser(tmp_path, browser):
         expect(resumed).to_have_text(re.compile(r"^[1-9]\d*$"))  # the retry resumed from the stored checkpoint
         expect(page.locator("#checkpoints a").first).to_have_attribute("href", re.compile(r"/api/runs/1/checkpoints/\d+/"))
         expect(page.locator("#run-result")).to_contain_text("test AUC movie")
+        # A succeeded run offers neither Cancel nor Retry; attempts are numbered within the run;
+        # the AUC axis is AUC's range, not Chart.js's guess around one point.
+        expect(page.locator("#cancel")).to_be_disabled()
+        expect(page.locator("#retry")).to_be_disabled()
+        expect(page.locator("#attempts tr").nth(1).locator("td").first).to_have_text(re.compile(r"^1 \(id \d+\)$"))
+        expect(page.locator("#attempts tr").nth(2).locator("td").first).to_have_text(re.compile(r"^2 \(id \d+\)$"))
+        assert page.evaluate("[charts['auc-chart'].chart.options.scales.y.min, charts['auc-chart'].chart.options.scales.y.max]") == [0, 1]
+        assert page.evaluate("charts['loss-chart'].chart.data.datasets.map((d) => d.label)") == ["attempt 1", "attempt 2"]
         shot(page, "4-retried")
 
         page.goto(f"{coordinator.url}#/sweep/browser")
         expect(filled).to_have_count(1)
         expect(page.locator("#heatmap td.cell")).to_have_attribute("title", re.compile("over 2 runs"), timeout=30_000)
         expect(page.locator("#sweep-counts")).to_have_text("succeeded 2")
+        page.goto(coordinator.url)  # the sweeps list: its bar is all green, by outcome
+        bar = page.locator("tr[data-sweep=browser] .progress .part[data-state=succeeded]")
+        assert bar.evaluate("(e) => e.style.width") == "100%"
+        assert page.locator("tr[data-sweep=browser] .progress .part[data-state=failed]").evaluate("(e) => e.style.width") == "0%"
+        page.goto(f"{coordinator.url}#/sweep/browser")
         shot(page, "5-heatmap")
 
         page.goto(f"{coordinator.url}#/workers")

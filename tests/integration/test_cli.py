@@ -114,3 +114,16 @@ def test_demo_runs_a_grid_through_the_store(tmp_path):
     assert "0 runs submitted (1 already in the store)" in again.stdout
     assert len(list(tmp_path.glob("worker-*/runs/*/adapter"))) == 1
     assert table.splitlines()[2] in again.stdout
+
+
+def test_labels_other_than_yes_or_no_are_refused_unless_allowed(tmp_path):
+    record = {"instruction": "Given the user's preference, answer \"Yes.\" or \"No.\".", "input": "User likes A."}
+    records = [dict(record, output="Yes."), dict(record, output="No."), dict(record, output="yes"), dict(record, output="Maybe.")]
+    (tmp_path / "r.json").write_text(json.dumps(records))
+    proc = run_tallrec("data", "tokenize", "--records", tmp_path / "r.json", "--tokenizer", TOKENIZER,
+                       "--out", tmp_path / "t", check=False)
+    assert proc.returncode == 2 and 'r.json: record 2: output "yes" is neither "Yes." nor "No."' in proc.stderr, proc.stderr
+    assert not (tmp_path / "t").exists()
+    run_tallrec("data", "tokenize", "--records", tmp_path / "r.json", "--tokenizer", TOKENIZER, "--out", tmp_path / "t",
+                "--allow-unlabeled")
+    assert (tmp_path / "t" / "tokens.bin").exists()

@@ -55,8 +55,9 @@ def test_reads_answer_as_documented(site):
     assert [(s["name"], s["by_state"]["succeeded"]) for s in sweeps] == [("api", 1)]
     sweep = check(requests.get(f"{url}/api/sweeps/api"), "/api/sweeps/{name}").json()
     cell = sweep["heatmap"]["cells"][0][0]
-    assert sweep["heatmap"]["rows"] == [{"train": "movie", "test": "movie"}] and sweep["heatmap"]["samples"] == [16]
-    assert cell["runs"] == cell["finished"] == cell["succeeded"] == 1 and 0 <= cell["mean"] <= 1 and cell["std"] == 0
+    assert sweep["heatmap"]["rows"] == [{"setting": "", "train": "movie", "test": "movie"}] and sweep["heatmap"]["samples"] == [16]
+    assert cell["runs"] == cell["finished"] == cell["succeeded"] == 1 and 0 <= cell["mean"] <= 1
+    assert cell["std"] is None  # sample std (ddof 1) of one run is undefined
     runs = check(requests.get(f"{url}/api/runs", params={"sweep": "api", "limit": 10}), "/api/runs").json()
     assert runs["total"] == 1 and runs["runs"][0]["state"] == "succeeded"
     run = check(requests.get(f"{url}/api/runs/1"), "/api/runs/{id}").json()
@@ -143,6 +144,8 @@ def test_static_files_and_no_path_traversal(site):
     assert page.status_code == 200 and "text/html" in page.headers["Content-Type"] and "app.js" in page.text
     assert "Chart.js v3.9" in requests.get(f"{url}/vendor/chart.js").text[:200]
     assert requests.get(f"{url}/app.js").headers["Content-Type"] == "text/javascript"
+    icon = requests.get(f"{url}/favicon.ico")  # browsers ask for it unprompted: no 404 in their console
+    assert icon.status_code == 200 and icon.headers["Content-Type"] == "image/svg+xml"
     for path in ("/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/..%2f..%2fetc%2fpasswd", "/style.css/../../x"):
         status, body = raw_get(url, path)
         assert status in (400, 404) and b"root:" not in body, path

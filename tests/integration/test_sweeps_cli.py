@@ -21,9 +21,9 @@ def test_submit_status_runs(tmp_path):
     jsonschema.validate(GRID, json.loads((SOURCE_DIR / "schemas" / "grid.schema.json").read_text()))
     (tmp_path / "g.json").write_text(json.dumps(GRID))
     db = tmp_path / "store.db"
-    first = json.loads(run_tallrec("submit", tmp_path / "g.json", "--db", db, "--json").stdout)
+    first = json.loads(run_tallrec("submit", tmp_path / "g.json", "--db", db, "--json", "--no-check-paths").stdout)
     assert first["new_sweep"] and first["runs_added"] == 36
-    again = json.loads(run_tallrec("submit", tmp_path / "g.json", "--db", db, "--json").stdout)
+    again = json.loads(run_tallrec("submit", tmp_path / "g.json", "--db", db, "--json", "--no-check-paths").stdout)
     assert again["runs_added"] == 0 and again["runs_existing"] == 36 and again["sweep_id"] == first["sweep_id"]
     status = json.loads(run_tallrec("status", "--db", db, "--json").stdout)
     assert status[0]["name"] == "table1" and status[0]["by_state"]["queued"] == 36
@@ -34,13 +34,15 @@ def test_submit_status_runs(tmp_path):
         assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         spec = json.loads(c.execute("SELECT spec FROM runs LIMIT 1").fetchone()[0])
-    assert spec["tests"] == {"movie": "m/test.json", "book": "b/test.json"} and spec["lora_r"] == 8
+    # Relative paths are resolved against the grid file's folder: the store holds absolute ones.
+    assert spec["tests"] == {"movie": str(tmp_path / "m/test.json"), "book": str(tmp_path / "b/test.json")}
+    assert spec["base_model"] == "/models/llama-7b" and spec["lora_r"] == 8
 
 
 def test_bad_grid_is_refused_and_writes_nothing(tmp_path):
     bad = dict(GRID, samples=[16, 0])
     (tmp_path / "g.json").write_text(json.dumps(bad))
-    proc = run_tallrec("submit", tmp_path / "g.json", "--db", tmp_path / "store.db", check=False)
+    proc = run_tallrec("submit", tmp_path / "g.json", "--db", tmp_path / "store.db", "--no-check-paths", check=False)
     assert proc.returncode == 2 and "g.json: samples: 0 must be -1 or a positive count" in proc.stderr
     assert not (tmp_path / "store.db").exists()
 
@@ -59,3 +61,33 @@ def test_coordinator_serves_until_a_signal(tmp_path):
     out, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err
     assert "stopped" in out
+
+
+def test_grid_files_must_exist_unless_told_otherwise(tmp_path):
+    (tmp_path / "g.json").write_text(json.dumps(GRID))
+    proc = run_tallrec("submit", tmp_path / "g.json", "--db", tmp_path / "store.db", check=False)
+    assert proc.returncode == 2 and "base_model: /models/llama-7b does not exist" in proc.stderr, proc.stderr
+    assert not (tmp_path / "store.db").exists()
+    proc = run_tallrec("submit", tmp_path, "--db", tmp_path / "store.db", check=False)
+    assert proc.returncode == 2 and "is a folder, not a grid file" in proc.stderr
+
+
+def test_read_commands_never_create_a_store_and_unknown_names_are_exit_2(tmp_path):
+    typo = tmp_path / "typo.db"
+    for args in (["results", "demo"], ["status"], ["runs"], ["workers"], ["cancel", "1"], ["retry", "1"]):
+        proc = run_tallrec(*args, "--db", typo, check=False)
+        assert proc.returncode == 2 and "typo.db: no such store" in proc.stderr, (args, proc.stderr)
+        assert not typo.exists()
+    (tmp_path / "g.json").write_text(json.dumps(GRID))
+    db = tmp_path / "store.db"
+    run_tallrec("submit", tmp_path / "g.json", "--db", db, "--no-check-paths")
+    for args in (["results", "nope"], ["status", "nope"], ["runs", "--sweep", "nope"]):
+        proc = run_tallrec(*args, "--db", db, check=False)
+        assert proc.returncode == 2 and 'no sweep named "nope"' in proc.stderr, (args, proc.stderr)
+    proc = run_tallrec("runs", "--state", "done", "--db", db, check=False)
+    assert proc.returncode == 2 and '--state "done"' in proc.stderr
+    table = json.loads(run_tallrec("results", "table1", "--db", db, "--json").stdout)
+    # lr differs between the grid's runs: it labels the rows; nothing finished yet.
+    assert table["setting_fields"] == ["lr"] and table["samples"] == [16, 64, 256]
+    assert {r["setting"] for r in table["rows"]} == {"lr=0.0001", "lr=0.0003"}
+    assert all(c["runs"] == 3 and c["succeeded"] == 0 and c["mean"] is None for row in table["cells"] for c in row)
