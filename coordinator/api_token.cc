@@ -9,6 +9,11 @@ namespace tallrec {
 
 std::string load_or_create_api_token(const std::filesystem::path& file, bool* created) {
   if (std::filesystem::exists(file)) {
+    // Like the CURVE secret key: a token others can read is a token others can use.
+    const auto perms = std::filesystem::status(file).permissions();
+    using p = std::filesystem::perms;
+    if ((perms & (p::group_all | p::others_all)) != p::none)
+      throw InputError(file.string() + ": the API token must not be readable by others (chmod 600)");
     std::string token = read_file(file);
     while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
     if (token.size() < 32) throw InputError(file.string() + ": the API token in it is too short (delete it to make a new one)");

@@ -44,6 +44,16 @@ struct CheckpointTransfers::Download {
 CheckpointTransfers::CheckpointTransfers(Store& store, fs::path artifacts, Send send)
     : store_(store), artifacts_(std::move(artifacts)), send_(std::move(send)) {
   fs::create_directories(artifacts_ / "runs");
+  // A coordinator killed mid-upload leaves its staging folders (step-N.tmp-PID-X); nothing
+  // else writes here and no transfer survives a restart, so they are garbage now.
+  std::error_code ec;
+  for (const auto& run : fs::directory_iterator(artifacts_ / "runs", ec)) {
+    if (!run.is_directory()) continue;
+    for (const auto& entry : fs::directory_iterator(run.path(), ec)) {
+      const std::string name = entry.path().filename().string();
+      if (name.rfind("step-", 0) == 0 && name.find(".tmp-") != std::string::npos) fs::remove_all(entry.path(), ec);
+    }
+  }
 }
 
 CheckpointTransfers::~CheckpointTransfers() = default;

@@ -1,8 +1,11 @@
 #include "coordinator/grid.h"
 
+#include <algorithm>
+
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/json_text.h"
+#include "common/protocol.h"
 #include "common/sha256.h"
 
 namespace tallrec {
@@ -128,6 +131,32 @@ Grid parse_grid(const std::string& text, const std::string& origin) {
         if (std::find(optional->second.begin(), optional->second.end(), value) == optional->second.end())
           fail("hyper." + k + ": " + value.dump() + " is not one of " + optional->second.dump());
   }
+  // Each value of the always-present axes has the type and range the trainer accepts, so a bad
+  // one is refused here, naming it, and not on every worker that leases the run.
+  static const std::vector<std::string> kModules = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+  auto check_value = [&](const std::string& k, const json& v) {
+    auto bad = [&](const std::string& want) { fail("hyper." + k + ": " + v.dump() + " must be " + want); };
+    const bool integer = v.is_number_integer();
+    if (k == "lr" || k == "lora_alpha") {
+      if (!v.is_number() || v.get<double>() <= 0) bad("a positive number");
+    } else if (k == "lora_dropout") {
+      if (!v.is_number() || v.get<double>() < 0 || v.get<double>() >= 1) bad("a number in [0, 1)");
+    } else if (k == "target_modules") {
+      if (!v.is_array() || v.empty()) bad("a non-empty list of module names");
+      for (const auto& m : v)
+        if (!m.is_string() || std::find(kModules.begin(), kModules.end(), m.get<std::string>()) == kModules.end())
+          bad("a list of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj");
+    } else if (k == "max_steps") {
+      if (!integer || (v.get<int64_t>() != -1 && v.get<int64_t>() < 1)) bad("-1 (from the epochs) or a positive integer");
+    } else if (k == "cutoff_len") {
+      if (!integer || v.get<int64_t>() < 16) bad("an integer of at least 16");
+    } else if (!integer || v.get<int64_t>() < 1) {  // lora_r, epochs, batch_size, micro_batch_size
+      bad("a positive integer");
+    }
+  };
+  for (const auto& [k, def] : kHyper)
+    if (hyper.contains(k))
+      for (const auto& v : hyper[k]) check_value(k, v);
   for (const auto& [k, def] : kHyper) axes.push_back({k, hyper.contains(k) ? hyper[k] : json::array({def})});
   for (const auto& [k, allowed] : kOptionalHyper)
     if (hyper.contains(k)) axes.push_back({k, hyper[k]});
@@ -153,7 +182,15 @@ Grid parse_grid(const std::string& text, const std::string& origin) {
           // settings reach the trainer through the spec's recipe field).
           if (spec.value("recipe", "") == "instruct_7b" && !hyper.contains("micro_batch_size")) spec["micro_batch_size"] = 64;
           // nlohmann::json keeps keys sorted, so dump() is canonical.
-          g.runs.push_back({sha256_hex(spec.dump()), spec, d, sample.get<int64_t>(), seed.get<uint64_t>()});
+          if (spec["batch_size"].get<int64_t>() % spec["micro_batch_size"].get<int64_t>() != 0)
+            fail("hyper: batch_size " + spec["batch_size"].dump() + " is not a multiple of micro_batch_size " +
+                 spec["micro_batch_size"].dump());
+          const std::string text = spec.dump();
+          // The LEASE carries the spec: one that cannot fit a TRP/1 message could never be leased.
+          if (text.size() > kMaxMessageBytes / 2)
+            fail("a run's spec is " + std::to_string(text.size()) + " bytes; at most " + std::to_string(kMaxMessageBytes / 2) +
+                 " fit in a lease");
+          g.runs.push_back({sha256_hex(text), spec, d, sample.get<int64_t>(), seed.get<uint64_t>()});
           more = false;
           for (size_t a = axes.size(); a-- > 0;) {
             if (++index[a] < axes[a].second.size()) { more = true; break; }

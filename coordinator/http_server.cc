@@ -100,8 +100,15 @@ class Session : public std::enable_shared_from_this<Session> {
       int64_t last = -1;  // -1: from now on
       const std::string resume = std::string(req["Last-Event-ID"]);
       try {
-        if (!resume.empty()) last = std::stoll(resume);
-        else if (query.count("after")) last = std::stoll(query.at("after"));
+        // The whole text is the id: "1e3" is not 1.
+        auto whole_id = [](const std::string& text) {
+          size_t used = 0;
+          const long long v = std::stoll(text, &used);
+          if (used != text.size() || v < 0) throw std::invalid_argument(text);
+          return int64_t(v);
+        };
+        if (!resume.empty()) last = whole_id(resume);
+        else if (query.count("after")) last = whole_id(query.at("after"));
       } catch (const std::exception&) {
         return reply(400, "{\"error\": \"Last-Event-ID and after must be change ids\"}", false);
       }

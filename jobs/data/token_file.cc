@@ -5,6 +5,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/json_text.h"
 #include "common/mapped_file.h"
 #include "common/sha256.h"
 
@@ -61,8 +62,8 @@ nlohmann::ordered_json meta_to_json(const TokenizedMeta& m) {
 
 TokenizedMeta meta_from_json(const std::string& text, const std::string& origin) {
   try {
-    auto j = nlohmann::json::parse(text);
-    if (j.at("format") != "tallrec-tokens") throw InputError(origin + ": not a tallrec tokens directory");
+    const nlohmann::json j = parse_json_from_outside(text, origin);
+    if (!j.is_object() || j.value("format", "") != "tallrec-tokens") throw InputError(origin + ": not a tallrec tokens directory");
     TokenizedMeta m;
     m.format_version = j.at("format_version");
     if (m.format_version != 1) {
@@ -89,7 +90,7 @@ TokenizedMeta meta_from_json(const std::string& text, const std::string& origin)
     m.tokens_sha256 = j.at("tokens_sha256");
     return m;
   } catch (const nlohmann::json::exception& e) {
-    throw InputError(origin + ": malformed metadata: " + e.what());
+    throw InputError(origin + ": malformed metadata: " + printable_utf8(e.what()));
   }
 }
 

@@ -1,5 +1,6 @@
 #include "jobs/data/tokenize_records.h"
 
+#include <algorithm>
 #include <numeric>
 
 #include "common/error.h"
@@ -73,6 +74,13 @@ TokenizeSummary tokenize_file(const Tokenizer& tokenizer, const std::filesystem:
                          "leaves them out of the AUC)");
   TokenizedArrays arrays;
   tokenize_records(tokenizer, records, indices, options, arrays);
+  // A cutoff that truncates every prompt before its answer leaves nothing to score: every run
+  // would fail at its first evaluation ("only one class"). Refuse it here, where it is clear.
+  const auto cutoff = uint32_t(options.cutoff_len);
+  if (!arrays.prompt_lengths.empty() &&
+      std::all_of(arrays.prompt_lengths.begin(), arrays.prompt_lengths.end(), [&](uint32_t p) { return p >= cutoff; }))
+    throw InputError(records_path.string() + ": cutoff_len " + std::to_string(options.cutoff_len) +
+                     " cuts the answer off every record (raise it; TALLRec's is 512)");
 
   TokenizeSummary summary;
   summary.answers = lookup_answer_ids(tokenizer);

@@ -19,7 +19,8 @@ void EventLog::emit(const std::string& type, nlohmann::ordered_json fields) {
                               {"time", std::chrono::duration<double>(
                                            std::chrono::system_clock::now().time_since_epoch()).count()}};
   for (auto& [k, v] : fields.items()) e[k] = v;
-  const std::string line = e.dump() + "\n";
+  // A reason may quote a garbled file's bytes: replaced, never thrown (the failed event must go out).
+  const std::string line = e.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
   std::fwrite(line.data(), 1, line.size(), file_);
   std::fflush(file_);
   if (echo_) std::cout << line << std::flush;

@@ -4,6 +4,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/json_text.h"
 
 namespace tallrec {
 
@@ -13,6 +14,12 @@ void validate_llama_config(const LlamaConfig& c, const std::string& origin) {
   };
   need(c.vocab_size > 0 && c.hidden_size > 0 && c.intermediate_size > 0 && c.num_hidden_layers > 0,
        "sizes must be positive");
+  // Far beyond any LLaMA (7B: 32 layers, hidden 4096, vocabulary 32000), small enough that no
+  // size computed from them overflows: a crafted config is refused, not an allocation failure.
+  need(c.num_hidden_layers <= 1024 && c.hidden_size <= (1 << 17) && c.intermediate_size <= (1 << 19) &&
+           c.vocab_size <= (1 << 22) && c.num_attention_heads <= 4096 && c.max_position_embeddings <= (1 << 22),
+       "sizes out of range (num_hidden_layers <= 1024, hidden_size <= 131072, intermediate_size <= 524288, "
+       "vocab_size <= 4194304, num_attention_heads <= 4096, max_position_embeddings <= 4194304)");
   need(c.num_attention_heads > 0 && c.hidden_size % c.num_attention_heads == 0,
        "num_attention_heads must divide hidden_size");
   need(c.head_dim() % 2 == 0, "head_dim must be even (rotary embeddings)");
@@ -25,12 +32,8 @@ void validate_llama_config(const LlamaConfig& c, const std::string& origin) {
 
 LlamaConfig read_llama_config(const std::filesystem::path& path) {
   const std::string origin = path.string();
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_file(path));
-  } catch (const nlohmann::json::parse_error& e) {
-    throw InputError(origin + ": malformed JSON: " + e.what());
-  }
+  const nlohmann::json j = parse_json_from_outside(read_file(path), origin);
+  if (!j.is_object()) throw InputError(origin + ": a model config is a JSON object");
   LlamaConfig c;
   auto get = [&](const char* key, auto& field, bool required) {
     auto it = j.find(key);

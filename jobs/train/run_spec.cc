@@ -101,6 +101,11 @@ RunSpec parse_run_spec(const std::string& text, const std::string& origin) {
   need(s.micro_batch_size > 0 && s.batch_size >= s.micro_batch_size && s.batch_size % s.micro_batch_size == 0,
        "batch_size must be a positive multiple of micro_batch_size");
   need(s.epochs > 0, "epochs must be positive");
+  need(s.max_steps == -1 || s.max_steps > 0, "max_steps must be -1 (from epochs) or positive");
+  need(s.threads >= 0, "threads must be 0 (all cores) or positive");
+  need(s.lora.r > 0 && s.lora.alpha > 0 && s.lora.dropout >= 0 && s.lora.dropout < 1,
+       "lora.r and lora.alpha must be positive and lora.dropout in [0, 1)");
+  need(!s.lora.target_modules.empty(), "lora.target_modules must name at least one module");
   need(s.eval_every >= 0 && s.early_stopping_patience > 0 && s.eval_batch_size > 0,
        "eval_every, early_stopping_patience and eval_batch_size must be positive");
   need(s.dtype == "float32" || s.dtype == "bfloat16" || s.dtype == "float16", "dtype must be float32, bfloat16 or float16");

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/json_text.h"
 #include "common/mapped_file.h"
 
 namespace tallrec {
@@ -86,11 +87,13 @@ SafetensorsFile::SafetensorsFile(const fs::path& path) : path_(path) {
   std::memcpy(&header_size, base_, 8);
   if (header_size > size_ - 8) fail("bad header: header size " + std::to_string(header_size) + " exceeds the file");
   data_start_ = 8 + size_t(header_size);
+  const std::string_view header_text(reinterpret_cast<const char*>(base_ + 8), size_t(header_size));
+  if (find_json_too_deep(header_text) != std::string_view::npos) fail("bad header: JSON nested too deep");
   nlohmann::json header;
   try {
-    header = nlohmann::json::parse(std::string_view(reinterpret_cast<const char*>(base_ + 8), size_t(header_size)));
+    header = nlohmann::json::parse(header_text);
   } catch (const nlohmann::json::exception& e) {
-    fail(std::string("bad header: ") + e.what());
+    fail(std::string("bad header: ") + printable_utf8(e.what()));
   }
   if (!header.is_object()) fail("bad header: not a JSON object");
   for (auto& [name, info] : header.items()) {
@@ -102,10 +105,14 @@ SafetensorsFile::SafetensorsFile(const fs::path& path) : path_(path) {
     try {
       Entry e{dtype_from_tag(info.at("dtype").get<std::string>(), origin), info.at("shape").get<std::vector<int64_t>>(),
               info.at("data_offsets").at(0).get<size_t>(), info.at("data_offsets").at(1).get<size_t>()};
+      // Every product and sum checked: a crafted header must not wrap around 2^64.
       size_t bytes = c10::elementSize(e.dtype);
-      for (auto d : e.shape) bytes *= size_t(d);
+      for (auto d : e.shape) {
+        if (d < 0 || (d > 0 && bytes > size_ / size_t(d))) fail("bad header: tensor \"" + name + "\" has an impossible shape");
+        bytes *= size_t(d);
+      }
       if (e.end < e.begin || e.end - e.begin != bytes) fail("bad header: tensor \"" + name + "\" offsets disagree with its shape");
-      if (data_start_ + e.end > size_) fail("truncated: tensor \"" + name + "\" extends past the end of the file");
+      if (e.end > size_ - data_start_) fail("truncated: tensor \"" + name + "\" extends past the end of the file");
       entries_.emplace(name, std::move(e));
     } catch (const nlohmann::json::exception& ex) {
       fail("bad header entry \"" + name + "\": " + ex.what());

@@ -9,6 +9,7 @@
 #include <ATen/core/grad_mode.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <numeric>
 #include <thread>
@@ -87,6 +88,9 @@ struct Trainer {
     if (spec.world_size > 1) group = make_process_group(rendezvous_file, rank, spec.world_size, device);
     train = std::make_unique<TokenizedDataset>(spec.train_tokens);
     valid = std::make_unique<TokenizedDataset>(spec.valid_tokens);
+    // Garbled ids would train silently; the hash is seconds even for the full 10,000 prompts.
+    train->verify_checksum();
+    valid->verify_checksum();
     if (train->size() == 0) throw InputError(spec.train_tokens + ": no training records");
     model = load_hf_model(spec.base_model, dtype, device);
     if (train->meta().vocab_size > model.config.vocab_size) {
@@ -118,7 +122,17 @@ struct Trainer {
     auto found = newest_valid_checkpoint(checkpoints);
     if (!found) return;
     const fs::path& dir = *found;
-    CheckpointData d = read_checkpoint(dir, params.size());
+    CheckpointData d;
+    try {
+      d = read_checkpoint(dir, params.size());
+    } catch (const c10::Error& e) {
+      throw InputError(dir.string() + ": damaged checkpoint: " + e.what_without_backtrace());
+    } catch (const nlohmann::json::exception& e) {
+      throw InputError(dir.string() + ": damaged checkpoint state: " + e.what());
+    }
+    for (size_t i = 0; i < params.size(); ++i)
+      if (d.exp_avg[i].sizes() != params[i].sizes() || d.exp_avg_sq[i].sizes() != params[i].sizes())
+        throw InputError(dir.string() + ": optimizer state " + std::to_string(i) + " does not fit the run's adapters");
     if (size_t(rank) >= d.rng.size())  // written by another world_size, or before states were kept per rank
       throw InputError(dir.string() + ": holds the RNG states of " + std::to_string(d.rng.size()) +
                        " rank(s), and this run has " + std::to_string(spec.world_size) +
@@ -213,6 +227,17 @@ struct Trainer {
       for (auto& p : params) skipped = skipped || (p.grad().defined() && !at::isfinite(p.grad()).all().item<bool>());
     }
     const double grad_norm = skipped ? std::nan("") : clip_grad_norm(params, spec.max_grad_norm);
+    // A non-finite loss or gradient (NaN base weights, divergence) would train an all-NaN adapter
+    // to a "success": it ends the run, not retryable (the same input fails the same way). float16
+    // overflow is the loss scaler's business, unless the scale has nothing left to give.
+    const double step_loss = tally.loss / double(std::max<int64_t>(tally.micro_batches, 1));
+    if (!fp16() && (!std::isfinite(step_loss) || !std::isfinite(grad_norm)))
+      throw InputError("step " + std::to_string(state.global_step + 1) + ": the loss (" + std::to_string(step_loss) +
+                       ") or gradient norm (" + std::to_string(grad_norm) +
+                       ") is not finite; check the base model's weights and the learning rate");
+    if (fp16() && skipped && state.loss_scale < 1.0)
+      throw InputError("step " + std::to_string(state.global_step + 1) +
+                       ": float16 gradients are not finite even at loss scale < 1; the loss itself is not finite");
     const double lr = spec.optim.lr * linear_warmup_multiplier(state.scheduler_steps, spec.warmup_steps, plan.total_steps);
     if (!skipped) {
       optimizer->step(lr);
@@ -312,6 +337,9 @@ struct Trainer {
   void finish() {
     if (best_checkpoint.empty()) throw Error("no evaluation happened, so there is no best adapter");
     LoraAdapters best = LoraAdapters::load_peft(best_checkpoint, model.config, at::kFloat);
+    for (const auto& p : best.parameters())
+      if (!at::isfinite(p).all().item<bool>())
+        throw InputError(best_checkpoint.string() + ": the best adapter has non-finite values; not a result");
     best.to(device);
     StagedDirectory result(out / "adapter");
     best.save_peft(result.path(), spec.base_model);
@@ -319,6 +347,7 @@ struct Trainer {
     nlohmann::ordered_json test_aucs = nlohmann::ordered_json::object();
     for (const auto& [name, dir] : spec.test_tokens) {
       TokenizedDataset test(dir);
+      test.verify_checksum();
       EvalResult r = evaluate_test(model, &best, test, spec.eval_batch_size, scoring);
       test_aucs[name] = roc_auc(r.labels, r.scores);
     }
