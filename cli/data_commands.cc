@@ -72,7 +72,8 @@ void add_fetch(CLI::App& data) {
 void add_tokenize(CLI::App& data) {
   struct Args {
     std::string records, tokenizer, out, prompt_template = "tallrec";
-    bool allow_unlabeled = false;
+    bool allow_unlabeled = false, allow_cut_answers = false;
+    std::string special_ids = "llama";
     int64_t cutoff_len = 512, sample = -1;
     uint64_t seed = 0;
     bool train_on_inputs = true;
@@ -85,6 +86,11 @@ void add_tokenize(CLI::App& data) {
   tok->add_option("--template", args->prompt_template, "Prompt template: tallrec (byte-exact, with '# noqa: E501') or clean")->capture_default_str();
   tok->add_option("--cutoff-len", args->cutoff_len, "Truncate training sequences to this many tokens")->capture_default_str();
   tok->add_option("--train-on-inputs", args->train_on_inputs, "Loss on prompt tokens too (TALLRec: true); false masks them with -100")->capture_default_str();
+  tok->add_option("--special-ids", args->special_ids,
+                  "llama (BOS 1, EOS 2) or decapoda (BOS = EOS = 0, as TALLRec's pinned transformers 4.28 + decapoda tokenizer files did)")
+      ->capture_default_str();
+  tok->add_flag("--allow-cut-answers", args->allow_cut_answers,
+                "Tokenize even when --cutoff-len truncates every prompt before its answer (nothing can then be scored)");
   tok->add_flag("--allow-unlabeled", args->allow_unlabeled,
                 "Keep records whose output is neither \"Yes.\" nor \"No.\" (they train; scoring leaves them out of the AUC); default: refuse them");
   auto* sample_option = tok->add_option(
@@ -97,6 +103,8 @@ void add_tokenize(CLI::App& data) {
     options.cutoff_len = args->cutoff_len;
     options.train_on_inputs = args->train_on_inputs;
     options.allow_unlabeled = args->allow_unlabeled;
+    options.special_ids = args->special_ids;
+    options.allow_cut_answers = args->allow_cut_answers;
     std::optional<FewShotSubset> subset;
     if (sample_option->count() > 0 || seed_option->count() > 0) subset = FewShotSubset{args->sample, args->seed};
     auto start = std::chrono::steady_clock::now();

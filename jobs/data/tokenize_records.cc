@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <tuple>
 
 #include "common/error.h"
 #include "common/json_text.h"
@@ -29,12 +30,18 @@ AnswerIds lookup_answer_ids(const Tokenizer& tokenizer) {
   return {answer_id("Yes"), answer_id("No")};
 }
 
+std::pair<int32_t, int32_t> special_token_ids(const Tokenizer& tokenizer, const TokenizeOptions& options) {
+  if (options.special_ids == "llama") return {tokenizer.bos_id(), tokenizer.eos_id()};
+  if (options.special_ids == "decapoda") return {0, 0};
+  throw InputError("special ids \"" + options.special_ids + "\": expected llama or decapoda");
+}
+
 void tokenize_records(const Tokenizer& tokenizer, const std::vector<PromptRecord>& records,
                       const std::vector<size_t>& indices, const TokenizeOptions& options,
                       TokenizedArrays& arrays) {
   if (options.cutoff_len < 2) throw InputError("cutoff_len must be at least 2");
   const size_t cutoff = size_t(options.cutoff_len);
-  const int32_t bos = tokenizer.bos_id(), eos = tokenizer.eos_id();
+  const auto [bos, eos] = special_token_ids(tokenizer, options);
   std::vector<int32_t> ids;
   for (size_t index : indices) {
     const PromptRecord& record = records.at(index);
@@ -77,10 +84,10 @@ TokenizeSummary tokenize_file(const Tokenizer& tokenizer, const std::filesystem:
   // A cutoff that truncates every prompt before its answer leaves nothing to score: every run
   // would fail at its first evaluation ("only one class"). Refuse it here, where it is clear.
   const auto cutoff = uint32_t(options.cutoff_len);
-  if (!arrays.prompt_lengths.empty() &&
+  if (!options.allow_cut_answers && !arrays.prompt_lengths.empty() &&
       std::all_of(arrays.prompt_lengths.begin(), arrays.prompt_lengths.end(), [&](uint32_t p) { return p >= cutoff; }))
     throw InputError(records_path.string() + ": cutoff_len " + std::to_string(options.cutoff_len) +
-                     " cuts the answer off every record (raise it; TALLRec's is 512)");
+                     " cuts the answer off every record (raise it; TALLRec's is 512; --allow-cut-answers to tokenize anyway)");
 
   TokenizeSummary summary;
   summary.answers = lookup_answer_ids(tokenizer);
@@ -89,8 +96,7 @@ TokenizeSummary tokenize_file(const Tokenizer& tokenizer, const std::filesystem:
   meta.prompt_template = std::string(prompt_template_name(options.prompt_template));
   meta.cutoff_len = options.cutoff_len;
   meta.train_on_inputs = options.train_on_inputs;
-  meta.bos_id = tokenizer.bos_id();
-  meta.eos_id = tokenizer.eos_id();
+  std::tie(meta.bos_id, meta.eos_id) = special_token_ids(tokenizer, options);
   meta.pad_id = 0;  // TALLRec: pad_token_id = 0 (unk), distinct from EOS
   meta.yes_id = summary.answers.yes;
   meta.no_id = summary.answers.no;

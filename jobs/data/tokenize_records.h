@@ -26,7 +26,16 @@ struct TokenizeOptions {
   // A record whose output is neither exactly "Yes." nor "No." is an error naming it, unless
   // this is set: then it is tokenized (it trains) and scoring leaves it out of the AUC.
   bool allow_unlabeled = false;
+  // "llama" (default): BOS 1, EOS 2 from the SentencePiece model. "decapoda": BOS and EOS 0, what
+  // TALLRec's pinned stack (transformers 4.28 with decapoda-research/llama-7b-hf's tokenizer
+  // files, whose bos/eos tokens are empty strings) put in its sequences (docs/data.md).
+  std::string special_ids = "llama";
+  // A cutoff that truncates every prompt before its answer is an error unless this is set.
+  bool allow_cut_answers = false;
 };
+
+// The BOS and EOS ids that `options.special_ids` asks for; InputError for an unknown name.
+std::pair<int32_t, int32_t> special_token_ids(const Tokenizer& tokenizer, const TokenizeOptions& options);
 
 struct AnswerIds {
   int32_t yes, no;

@@ -15,6 +15,7 @@
 #include "jobs/train/attention.h"
 #include "jobs/train/lora.h"
 #include "jobs/train/safetensors.h"
+#include "jobs/train/weight_files.h"
 
 namespace tallrec {
 namespace fs = std::filesystem;
@@ -134,33 +135,53 @@ void LlamaModel::to(const at::Device& device) {
 }
 
 LlamaModel load_hf_model(const fs::path& dir, at::ScalarType dtype, const at::Device& device) {
+  if (fs::is_regular_file(dir))
+    throw InputError(dir.string() + ": is a file (" + weight_format_name(sniff_weight_file(dir)) +
+                     "); a model is a folder with config.json and its weights");
   LlamaModel m;
   m.config = read_llama_config(dir / "config.json");
   m.layers.resize(size_t(m.config.num_hidden_layers));
-  // name -> shard file
-  std::map<std::string, std::string> shard_of;
-  const fs::path index = dir / "model.safetensors.index.json";
-  if (fs::exists(index)) {
+  // The weights as HF saves them: safetensors first, else PyTorch .bin (the era of TALLRec's
+  // decapoda-research/llama-7b-hf and huggyllama/llama-7b), single file or sharded.
+  std::string single, index_name;
+  for (const auto& [file, index] : {std::pair{"model.safetensors", "model.safetensors.index.json"},
+                                    std::pair{"pytorch_model.bin", "pytorch_model.bin.index.json"}}) {
+    if (fs::exists(dir / index)) { index_name = index; break; }
+    if (fs::exists(dir / file)) { single = file; break; }
+  }
+  if (single.empty() && index_name.empty())
+    throw InputError(dir.string() + ": no model.safetensors, pytorch_model.bin or their .index.json");
+  std::map<std::string, std::string> shard_of;  // name -> shard file
+  const fs::path index = dir / index_name;
+  if (!index_name.empty()) {
     try {
       auto j = nlohmann::json::parse(read_file(index));
-      for (auto& [name, file] : j.at("weight_map").items()) shard_of[name] = file.get<std::string>();
+      for (auto& [name, file] : j.at("weight_map").items()) {
+        const std::string f = file.get<std::string>();
+        if (f.find('/') != std::string::npos || f == "..") throw InputError(index.string() + ": shard \"" + f + "\" is not a file name");
+        shard_of[name] = f;
+      }
     } catch (const nlohmann::json::exception& e) {
       throw InputError(index.string() + ": malformed index: " + e.what());
     }
-  } else if (!fs::exists(dir / "model.safetensors")) {
-    throw InputError(dir.string() + ": no model.safetensors or model.safetensors.index.json");
   }
-  std::map<std::string, std::unique_ptr<SafetensorsFile>> open;
+  // One shard open at a time: a .bin shard's tensors are in memory while it is open, and HF
+  // writes shards in the order read here, so the peak is the model plus one shard.
+  std::string open_name;
+  std::unique_ptr<TensorSource> open;
   for (const auto& [name, shape] : hf_tensor_layout(m.config)) {
-    std::string file = "model.safetensors";
+    std::string file = single;
     if (!shard_of.empty()) {
       auto it = shard_of.find(name);
       if (it == shard_of.end()) throw InputError(index.string() + ": missing tensor \"" + name + "\" in weight_map");
       file = it->second;
     }
-    auto& f = open[file];
-    if (!f) f = std::make_unique<SafetensorsFile>(dir / file);
-    assign(m, name, f->load(name, dtype, shape).to(device));
+    if (file != open_name) {
+      open.reset();
+      open = open_tensor_file(dir / file);
+      open_name = file;
+    }
+    assign(m, name, open->load(name, dtype, shape).to(device));
   }
   if (m.config.tie_word_embeddings) m.lm_head = m.embed_tokens;
   return m;
@@ -168,6 +189,12 @@ LlamaModel load_hf_model(const fs::path& dir, at::ScalarType dtype, const at::De
 
 LlamaModel load_llama2c_model(const fs::path& path) {
   const std::string origin = path.string();
+  // llama2.c files have no magic; refuse the formats that do, by name, before misreading them.
+  if (const WeightFormat f = sniff_weight_file(path); f != WeightFormat::kUnknown) {
+    if (f == WeightFormat::kGitLfsPointer || f == WeightFormat::kTorchLegacy) require_weight_format(path, WeightFormat::kLlama2c);
+    throw InputError(origin + ": is a " + weight_format_name(f) + " file, not a llama2.c checkpoint (an HF model is "
+                     "passed as its folder)");
+  }
   std::string bytes = read_file(path);
   if (bytes.size() < 28) throw InputError(origin + ": truncated llama2.c header");
   int32_t h[7];

@@ -12,6 +12,7 @@
 #include "common/error.h"
 #include "jobs/train/llama.h"
 #include "jobs/train/safetensors.h"
+#include "jobs/train/weight_files.h"
 
 namespace tallrec {
 namespace fs = std::filesystem;
@@ -135,16 +136,24 @@ LoraAdapters LoraAdapters::load_peft(const fs::path& dir, const LlamaConfig& mod
   } catch (const nlohmann::json::exception& e) {
     throw InputError(cfg_path.string() + ": malformed adapter config: " + e.what());
   }
-  const fs::path weights = dir / "adapter_model.safetensors";
-  if (!fs::exists(weights)) {
-    throw InputError(weights.string() + ": missing (only safetensors adapters are read; convert a .bin with PEFT)");
-  }
-  SafetensorsFile file(weights);
+  // PEFT writes adapter_model.safetensors; PEFT 0.3 (TALLRec's alpaca-lora-7B) wrote a torch.save
+  // adapter_model.bin with the same key names.
+  fs::path weights = dir / "adapter_model.safetensors";
+  if (!fs::exists(weights) && fs::exists(dir / "adapter_model.bin")) weights = dir / "adapter_model.bin";
+  if (!fs::exists(weights)) throw InputError(dir.string() + ": no adapter_model.safetensors or adapter_model.bin");
+  const std::unique_ptr<TensorSource> file = open_tensor_file(weights);
+  if (file->names().empty())
+    throw InputError(weights.string() + ": holds no tensors (an empty saved adapter, as PEFT's known 443-byte "
+                     "adapter_model.bin): save the adapter again");
   for (int64_t l = 0; l < model.num_hidden_layers; ++l) {
     for (const auto& module : out.config_.target_modules) {
       auto [o, in] = module_shape(model, module);
-      out.pairs_[{l, module}] = {file.load(peft_key(l, module, 'A'), dtype, {out.config_.r, in}),
-                                 file.load(peft_key(l, module, 'B'), dtype, {o, out.config_.r})};
+      const std::string a = peft_key(l, module, 'A');
+      if (!file->contains(a))
+        throw InputError(weights.string() + ": no tensor \"" + a + "\", which adapter_config.json's r " +
+                         std::to_string(out.config_.r) + " on " + module + " needs (an adapter for another model?)");
+      out.pairs_[{l, module}] = {file->load(a, dtype, {out.config_.r, in}),
+                                 file->load(peft_key(l, module, 'B'), dtype, {o, out.config_.r})};
     }
   }
   return out;

@@ -127,3 +127,22 @@ def test_labels_other_than_yes_or_no_are_refused_unless_allowed(tmp_path):
     run_tallrec("data", "tokenize", "--records", tmp_path / "r.json", "--tokenizer", TOKENIZER, "--out", tmp_path / "t",
                 "--allow-unlabeled")
     assert (tmp_path / "t" / "tokens.bin").exists()
+
+
+def test_decapoda_special_ids_reproduce_tallrecs_pinned_tokenizer(tmp_path):
+    record = {"instruction": "Given the user's preference, answer \"Yes.\" or \"No.\".", "input": "User likes A.", "output": "Yes."}
+    (tmp_path / "r.json").write_text(json.dumps([record]))
+    for ids in ("llama", "decapoda"):
+        run_tallrec("data", "tokenize", "--records", tmp_path / "r.json", "--tokenizer", TOKENIZER, "--out", tmp_path / ids,
+                    "--special-ids", ids)
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "oracle"))
+    from conftest import read_tokens
+    llama_meta, llama = read_tokens(tmp_path / "llama")
+    deca_meta, deca = read_tokens(tmp_path / "decapoda")
+    assert (llama["train_ids"][0][0], llama["train_ids"][0][-1]) == (1, 2)
+    assert (deca["train_ids"][0][0], deca["train_ids"][0][-1]) == (0, 0)  # BOS and EOS both <unk>, as 4.28 + decapoda
+    assert deca["train_ids"][0][1:-1] == llama["train_ids"][0][1:-1]
+    assert deca_meta["special_ids"]["bos"] == 0 and deca_meta["special_ids"]["eos"] == 0
+    proc = run_tallrec("data", "tokenize", "--records", tmp_path / "r.json", "--tokenizer", TOKENIZER, "--out", tmp_path / "x",
+                       "--special-ids", "hf5", check=False)
+    assert proc.returncode == 2 and 'special ids "hf5"' in proc.stderr

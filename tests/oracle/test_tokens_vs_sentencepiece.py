@@ -78,7 +78,7 @@ def test_clean_template_short_cutoff_and_masked_inputs(tmp_path):
     records = json.loads(src.read_text())[:200]
     (tmp_path / "r.json").write_text(json.dumps(records))
     run_tallrec("data", "tokenize", "--records", tmp_path / "r.json", "--tokenizer", TOKENIZER, "--out", tmp_path / "t",
-                "--template", "clean", "--cutoff-len", 128, "--train-on-inputs", "false")
+                "--template", "clean", "--cutoff-len", 128, "--train-on-inputs", "false", "--allow-cut-answers")
     check(tmp_path / "t", records, cutoff=128, noqa="")
     meta = json.loads((tmp_path / "t" / "meta.json").read_text())
     assert meta["train_on_inputs"] is False and meta["prompt_template"] == "clean" and meta["cutoff_len"] == 128

@@ -1,0 +1,58 @@
+// The weight files labs have, told apart by their content (never by name alone), and read
+// through one interface: safetensors (memory-mapped) and PyTorch's torch.save zip format
+// (`pytorch_model*.bin`, PEFT 0.3's `adapter_model.bin`), read with libtorch's own reader, no
+// Python. A Git LFS pointer (the file a clone without `git lfs pull` has) and the pre-1.6 legacy
+// pickle format are refused with what to do.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace tallrec {
+
+enum class WeightFormat { kSafetensors, kTorchZip, kTorchLegacy, kGitLfsPointer, kLlama2c, kUnknown };
+
+// From the first bytes: "PK\3\4" torch zip; pickle protocol 2 (0x80 0x02) legacy torch.save;
+// "version https://git-lfs" a pointer; a plausible safetensors header length; else unknown.
+// (llama2.c checkpoints have no magic: kLlama2c is never sniffed, only named.)
+WeightFormat sniff_weight_file(const std::filesystem::path& path);
+const char* weight_format_name(WeightFormat f);
+
+// Throws InputError naming the file when it is an LFS pointer or legacy pickle (with the fix),
+// or not `want`.
+void require_weight_format(const std::filesystem::path& path, WeightFormat want);
+
+// Tensors by name from one file of either format.
+class TensorSource {
+ public:
+  virtual ~TensorSource() = default;
+  virtual bool contains(const std::string& name) const = 0;
+  virtual std::vector<std::string> names() const = 0;
+  // A copy of tensor `name` as `dtype`; InputError naming the file and tensor if it is missing
+  // or (when `expected_shape` is given) has another shape.
+  virtual at::Tensor load(const std::string& name, at::ScalarType dtype, const std::vector<int64_t>& expected_shape = {}) const = 0;
+};
+
+// Opens a safetensors or torch zip file by its content.
+std::unique_ptr<TensorSource> open_tensor_file(const std::filesystem::path& path);
+
+// A torch.save'd dict of tensors (a state_dict). The zip is read with PyTorchStreamReader, one
+// storage record at a time, so the file's tensors are held once (not the file and the tensors).
+class TorchCheckpointFile : public TensorSource {
+ public:
+  explicit TorchCheckpointFile(const std::filesystem::path& path);
+  bool contains(const std::string& name) const override { return tensors_.count(name) > 0; }
+  std::vector<std::string> names() const override;
+  at::Tensor load(const std::string& name, at::ScalarType dtype, const std::vector<int64_t>& expected_shape = {}) const override;
+
+ private:
+  std::filesystem::path path_;
+  std::map<std::string, at::Tensor> tensors_;
+};
+
+}  // namespace tallrec
