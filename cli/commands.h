@@ -26,6 +26,7 @@ inline void require_existing_store(const std::string& path) {
 void add_data_commands(CLI::App& app);  // data prepare | fetch | tokenize | subset
 void add_demo_command(CLI::App& app);   // demo
 void add_sweep_commands(CLI::App& app);  // submit | status | runs | results
+void add_check_command(CLI::App& app);   // check
 void add_run_commands(CLI::App& app);         // cancel | retry | workers
 void add_keys_command(CLI::App& app);         // keys
 void add_coordinator_command(CLI::App& app);  // coordinator

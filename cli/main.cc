@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   tallrec::add_data_commands(app);
   tallrec::add_demo_command(app);
   tallrec::add_sweep_commands(app);
+  tallrec::add_check_command(app);
   tallrec::add_run_commands(app);
   tallrec::add_keys_command(app);
   tallrec::add_coordinator_command(app);

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/preflight.h"
 #include "common/atomic_file.h"
 #include "coordinator/grid.h"
 #include "coordinator/results.h"
@@ -44,6 +45,15 @@ void add_sweep_commands(CLI::App& app) {
                    "Do not require the grid's files to exist here (paths only the workers see); relative paths are still resolved against the grid file");
   submit->callback([=] {
     Grid grid = parse_grid_file(*grid_path, !*no_check_paths);
+    if (!*no_check_paths) {  // the cheap part of `tallrec check`: headers of models, adapters, tokenizers
+      PreflightOptions cheap;
+      cheap.datasets = cheap.memory = false;
+      const auto lines = preflight(grid, cheap);
+      if (!preflight_ok(lines)) {
+        std::cerr << format_preflight(lines);
+        throw InputError(*grid_path + ": pre-flight found problems (FAIL lines above; `tallrec check` for all of it)");
+      }
+    }
     Store store(*db);
     SubmitResult r = store.submit(grid);
     if (*json_out) {

@@ -13,19 +13,9 @@
 #include <string>
 #include <vector>
 
+#include "common/weight_format.h"
+
 namespace tallrec {
-
-enum class WeightFormat { kSafetensors, kTorchZip, kTorchLegacy, kGitLfsPointer, kLlama2c, kUnknown };
-
-// From the first bytes: "PK\3\4" torch zip; pickle protocol 2 (0x80 0x02) legacy torch.save;
-// "version https://git-lfs" a pointer; a plausible safetensors header length; else unknown.
-// (llama2.c checkpoints have no magic: kLlama2c is never sniffed, only named.)
-WeightFormat sniff_weight_file(const std::filesystem::path& path);
-const char* weight_format_name(WeightFormat f);
-
-// Throws InputError naming the file when it is an LFS pointer or legacy pickle (with the fix),
-// or not `want`.
-void require_weight_format(const std::filesystem::path& path, WeightFormat want);
 
 // Tensors by name from one file of either format.
 class TensorSource {

@@ -1,0 +1,291 @@
+#include "cli/preflight.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <set>
+
+#include "common/atomic_file.h"
+#include "common/error.h"
+#include "common/json_text.h"
+#include "common/weight_format.h"
+#include "jobs/data/prompt_record.h"
+#include "jobs/data/tokenize_records.h"
+#include "jobs/data/tokenizer.h"
+
+namespace tallrec {
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+namespace {
+
+constexpr double kGiB = double(1ull << 30);
+
+std::string gib(double bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f GiB", bytes / kGiB);
+  return buf;
+}
+
+// A safetensors header (JSON) without its data; nullopt when the file is not safetensors.
+json safetensors_header(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  uint64_t n = 0;
+  in.read(reinterpret_cast<char*>(&n), 8);
+  if (!in || n > (64u << 20)) throw InputError(path.string() + ": bad safetensors header size");
+  std::string text(size_t(n), '\0');
+  in.read(text.data(), std::streamsize(n));
+  if (!in) throw InputError(path.string() + ": truncated safetensors header");
+  return parse_json_from_outside(text, path.string());
+}
+
+std::pair<int64_t, int64_t> module_shape(const LlamaShape& m, const std::string& module) {
+  const int64_t d = m.hidden / m.heads, q = m.heads * d, kv = m.kv_heads * d;
+  if (module == "q_proj") return {q, m.hidden};
+  if (module == "k_proj" || module == "v_proj") return {kv, m.hidden};
+  if (module == "o_proj") return {m.hidden, q};
+  if (module == "gate_proj" || module == "up_proj") return {m.intermediate, m.hidden};
+  return {m.hidden, m.intermediate};  // down_proj
+}
+
+struct ModelInfo {
+  LlamaShape shape;
+  std::string dtype;
+};
+
+// config.json and the weight files' formats (headers only). Throws InputError.
+ModelInfo check_model(const fs::path& dir, std::string& detail) {
+  if (!fs::is_directory(dir)) throw InputError(dir.string() + ": not a model folder (config.json + weights)");
+  const json c = parse_json_from_outside(read_file(dir / "config.json"), (dir / "config.json").string());
+  ModelInfo m;
+  try {
+    m.shape = {c.at("vocab_size"), c.at("hidden_size"), c.at("intermediate_size"), c.at("num_hidden_layers"),
+               c.at("num_attention_heads"), c.value("num_key_value_heads", c.at("num_attention_heads").get<int64_t>()),
+               c.value("tie_word_embeddings", false)};
+    m.dtype = c.value("torch_dtype", "float32");
+  } catch (const json::exception& e) {
+    throw InputError((dir / "config.json").string() + ": " + e.what());
+  }
+  if (m.shape.heads <= 0 || m.shape.kv_heads <= 0 || m.shape.hidden % m.shape.heads != 0)
+    throw InputError((dir / "config.json").string() + ": inconsistent head counts");
+  std::vector<fs::path> files;
+  for (const auto& [single, index] : {std::pair{"model.safetensors", "model.safetensors.index.json"},
+                                      std::pair{"pytorch_model.bin", "pytorch_model.bin.index.json"}}) {
+    if (fs::exists(dir / index)) {
+      const json j = parse_json_from_outside(read_file(dir / index), (dir / index).string());
+      std::set<std::string> shards;
+      const json weight_map = j.value("weight_map", json::object());
+      for (auto& [name, file] : weight_map.items()) shards.insert(file.get<std::string>());
+      for (const auto& s : shards) files.push_back(dir / s);
+      break;
+    }
+    if (fs::exists(dir / single)) {
+      files.push_back(dir / single);
+      break;
+    }
+  }
+  if (files.empty()) throw InputError(dir.string() + ": no model.safetensors, pytorch_model.bin or their .index.json");
+  for (const auto& f : files) {
+    if (!fs::exists(f)) throw InputError(f.string() + ": a shard the index names is missing");
+    const WeightFormat kind = sniff_weight_file(f);
+    if (kind != WeightFormat::kSafetensors && kind != WeightFormat::kTorchZip)
+      require_weight_format(f, WeightFormat::kSafetensors);  // names LFS pointers and legacy pickles
+    if (kind == WeightFormat::kSafetensors) safetensors_header(f);
+  }
+  detail = std::to_string(m.shape.layers) + " layers, hidden " + std::to_string(m.shape.hidden) + ", vocabulary " +
+           std::to_string(m.shape.vocab) + ", " + std::to_string(files.size()) + " weight file(s), " +
+           weight_format_name(sniff_weight_file(files.front()));
+  return m;
+}
+
+// The adapter against the run's LoRA settings and the model (headers only).
+void check_adapter(const fs::path& dir, const LlamaShape& model, const json& spec, std::string& detail) {
+  const fs::path cfg_path = dir / "adapter_config.json";
+  const json cfg = parse_json_from_outside(read_file(cfg_path), cfg_path.string());
+  const int64_t r = cfg.value("r", int64_t(0)), want_r = spec.value("lora_r", int64_t(8));
+  const double alpha = cfg.value("lora_alpha", 0.0), want_alpha = spec.value("lora_alpha", 16.0);
+  std::vector<std::string> targets = cfg.contains("target_modules") && cfg["target_modules"].is_array()
+                                         ? cfg["target_modules"].get<std::vector<std::string>>()
+                                         : std::vector<std::string>{};
+  auto want_targets = spec.value("target_modules", std::vector<std::string>{"q_proj", "v_proj"});
+  std::sort(targets.begin(), targets.end());
+  std::sort(want_targets.begin(), want_targets.end());
+  if (r != want_r)
+    throw InputError(cfg_path.string() + ": r is " + std::to_string(r) + ", the grid's lora_r is " + std::to_string(want_r));
+  if (alpha != want_alpha) throw InputError(cfg_path.string() + ": lora_alpha differs from the grid's lora_alpha");
+  if (targets != want_targets) throw InputError(cfg_path.string() + ": target_modules differ from the grid's target_modules");
+  fs::path weights = dir / "adapter_model.safetensors";
+  if (!fs::exists(weights)) weights = dir / "adapter_model.bin";
+  if (!fs::exists(weights)) throw InputError(dir.string() + ": no adapter_model.safetensors or adapter_model.bin");
+  const WeightFormat kind = sniff_weight_file(weights);
+  if (kind != WeightFormat::kSafetensors && kind != WeightFormat::kTorchZip) require_weight_format(weights, WeightFormat::kSafetensors);
+  if (kind == WeightFormat::kSafetensors) {
+    const json header = safetensors_header(weights);
+    size_t tensors = 0;
+    for (auto& [name, info] : header.items()) {
+      if (name == "__metadata__") continue;
+      ++tensors;
+      for (const auto& module : targets) {
+        if (name.find("." + module + ".lora_") == std::string::npos) continue;
+        auto [out, in] = module_shape(model, module);
+        const auto shape = info.value("shape", std::vector<int64_t>{});
+        const bool is_a = name.find(".lora_A.") != std::string::npos;
+        if (shape != (is_a ? std::vector<int64_t>{r, in} : std::vector<int64_t>{out, r}))
+          throw InputError(weights.string() + ": tensor \"" + name + "\" does not fit the model (another model's adapter?)");
+      }
+    }
+    if (tensors == 0) throw InputError(weights.string() + ": holds no tensors (an empty saved adapter)");
+    if (tensors != size_t(2 * model.layers) * targets.size())
+      throw InputError(weights.string() + ": " + std::to_string(tensors) + " tensors, the model's " +
+                       std::to_string(model.layers) + " layers x " + std::to_string(targets.size()) + " targets need " +
+                       std::to_string(2 * model.layers * int64_t(targets.size())));
+  } else if (fs::file_size(weights) < 1024) {
+    throw InputError(weights.string() + ": " + std::to_string(fs::file_size(weights)) + " bytes: an empty saved adapter");
+  }
+  detail = "r " + std::to_string(r) + " on " + std::to_string(targets.size()) + " module(s), " + weight_format_name(kind);
+}
+
+}  // namespace
+
+MemoryEstimate estimate_gpu_memory(const LlamaShape& m, int s, int64_t lora_r, const std::vector<std::string>& targets,
+                                   int64_t micro, int64_t cutoff, bool checkpointing) {
+  const double H = double(m.hidden), I = double(m.intermediate), V = double(m.vocab), L = double(m.layers);
+  const double q = H, kv = H / double(m.heads) * double(m.kv_heads);
+  MemoryEstimate e;
+  const double per_layer = 2 * H + H * q + 2 * H * kv + q * H + 3 * H * I;
+  e.weights = double(s) * (V * H * (m.tied ? 1 : 2) + L * per_layer + H);
+  double lora_params = 0;
+  for (const auto& t : targets) {
+    auto [out, in] = module_shape(m, t);
+    lora_params += L * double(lora_r) * double(out + in);
+  }
+  e.lora = 16 * lora_params;  // fp32 weight, gradient, two AdamW moments
+  const double tokens = double(micro) * double(cutoff);
+  // Saved per token and layer: norm outputs, q and k/v repeated to all heads, attention output,
+  // residuals (about 4H + 4q), and the MLP's gate, up, silu(gate) and product (4I).
+  const double layer_activations = double(s) * (4 * H + 4 * q + 4 * I) * tokens;
+  e.activations = checkpointing ? double(s) * H * tokens * L + layer_activations : layer_activations * L;
+  e.loss = 256.0 * (1 << 20) + 4 * H * tokens;  // one fp32 logits chunk, the fp32 gradient of the hidden rows
+  e.overhead = kGiB;
+  return e;
+}
+
+double parse_memory_size(const std::string& text) {
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::exception&) {
+    throw InputError("--gpu-memory \"" + text + "\": expected a size such as 24GiB");
+  }
+  const std::string unit = text.substr(used);
+  static const std::map<std::string, double> units = {{"", 1},         {"B", 1},       {"KiB", 1024.0},
+                                                       {"MiB", 1 << 20}, {"GiB", kGiB}, {"GB", 1e9}};
+  auto it = units.find(unit);
+  if (it == units.end() || v <= 0) throw InputError("--gpu-memory \"" + text + "\": expected a size such as 24GiB");
+  return v * it->second;
+}
+
+std::vector<PreflightLine> preflight(const Grid& grid, const PreflightOptions& o) {
+  std::vector<PreflightLine> out;
+  auto attempt = [&](const std::string& what, const std::string& subject, const std::function<std::string()>& check) {
+    try {
+      out.push_back({what, subject, true, check()});
+    } catch (const InputError& e) {
+      out.push_back({what, subject, false, e.what()});
+    } catch (const std::exception& e) {
+      out.push_back({what, subject, false, e.what()});
+    }
+  };
+  std::map<std::string, ModelInfo> models;
+  std::set<std::string> seen;
+  for (const auto& run : grid.runs) {
+    const json& spec = run.spec;
+    const std::string base = spec.value("base_model", "");
+    if (seen.insert("model " + base).second)
+      attempt("model", base, [&] {
+        std::string detail;
+        models[base] = check_model(base, detail);
+        return detail;
+      });
+    const std::string tok = spec.value("tokenizer", "");
+    if (seen.insert("tokenizer " + tok + " " + base).second)
+      attempt("tokenizer", tok, [&] {
+        Tokenizer t(tok);
+        const AnswerIds answers = lookup_answer_ids(t);
+        if (models.count(base) && t.vocab_size() > models[base].shape.vocab)
+          throw InputError(tok + ": " + std::to_string(t.vocab_size()) + " pieces, more than the model's vocabulary of " +
+                           std::to_string(models[base].shape.vocab) + " (" + base + ")");
+        return std::to_string(t.vocab_size()) + " pieces, answer ids yes=" + std::to_string(answers.yes) +
+               " no=" + std::to_string(answers.no);
+      });
+    if (spec.contains("init_adapter")) {
+      const std::string adapter = spec["init_adapter"];
+      const std::string key = "adapter " + adapter + " " + base + " " + spec.value("lora_r", json()).dump() +
+                              spec.value("target_modules", json()).dump() + spec.value("lora_alpha", json()).dump();
+      if (seen.insert(key).second && models.count(base))
+        attempt("adapter", adapter, [&] {
+          std::string detail;
+          check_adapter(adapter, models[base].shape, spec, detail);
+          return detail;
+        });
+    }
+    if (o.datasets) {
+      std::vector<std::string> files = {spec.value("train", ""), spec.value("valid", "")};
+      const json tests = spec.value("tests", json::object());  // named: items() must not outlive it
+      for (auto& [name, path] : tests.items()) files.push_back(path.get<std::string>());
+      for (const auto& f : files)
+        if (seen.insert("dataset " + f).second)
+          attempt("dataset", f, [&] {
+            const auto records = read_prompt_records(f);
+            size_t bad = 0, first_bad = 0;
+            for (size_t i = 0; i < records.size(); ++i)
+              if (answer_label(records[i]) < 0 && bad++ == 0) first_bad = i;
+            if (bad)
+              throw InputError(f + ": " + std::to_string(bad) + " record(s) whose output is not exactly \"Yes.\" or \"No.\" (first: record " +
+                               std::to_string(first_bad) + ")");
+            return std::to_string(records.size()) + " records, labels Yes./No.";
+          });
+    }
+    if (o.memory && models.count(base)) {
+      const bool ckpt = spec.value("gradient_checkpointing", spec.value("recipe", "") == "instruct_7b");
+      const std::string dtype = spec.value("dtype", "bfloat16");  // a GPU slot's default
+      const int64_t micro = spec.value("micro_batch_size", int64_t(32)), cutoff = spec.value("cutoff_len", int64_t(512));
+      const int64_t r = spec.value("lora_r", int64_t(8));
+      const auto targets = spec.value("target_modules", std::vector<std::string>{"q_proj", "v_proj"});
+      char subject[160];
+      std::snprintf(subject, sizeof subject, "%s, %s, micro-batch %lld x cutoff %lld, %s", fs::path(base).filename().c_str(),
+                    dtype.c_str(), static_cast<long long>(micro), static_cast<long long>(cutoff),
+                    ckpt ? "gradient checkpointing" : "no checkpointing");
+      if (seen.insert(std::string("memory ") + subject + std::to_string(r) + json(targets).dump()).second) {
+        const MemoryEstimate e = estimate_gpu_memory(models[base].shape, dtype == "float32" ? 4 : 2, r, targets, micro, cutoff, ckpt);
+        const bool fits = e.total() <= o.gpu_memory_bytes;
+        out.push_back({"memory", subject, fits,
+                       "about " + gib(e.total()) + " (weights " + gib(e.weights) + ", LoRA + AdamW " + gib(e.lora) +
+                           ", activations " + gib(e.activations) + ", loss " + gib(e.loss) + ", CUDA " + gib(e.overhead) + ")" +
+                           (fits ? " fits " : " does not fit ") + gib(o.gpu_memory_bytes) + "; an estimate, not a measurement"});
+      }
+    }
+  }
+  return out;
+}
+
+std::string format_preflight(const std::vector<PreflightLine>& lines) {
+  std::string out;
+  for (const auto& l : lines) {
+    char head[64];
+    std::snprintf(head, sizeof head, "%-4s %-9s ", l.ok ? "ok" : "FAIL", l.what.c_str());
+    out += head + l.subject + "\n       " + printable_utf8(l.detail) + "\n";
+  }
+  return out;
+}
+
+bool preflight_ok(const std::vector<PreflightLine>& lines) {
+  return std::all_of(lines.begin(), lines.end(), [](const PreflightLine& l) { return l.ok; });
+}
+
+}  // namespace tallrec

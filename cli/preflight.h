@@ -1,0 +1,53 @@
+// Pre-flight for a sweep (`tallrec check GRID`; `tallrec submit` runs its cheap part): before
+// anything is queued, every distinct base model, adapter, tokenizer and dataset of the grid is
+// checked from its headers (no weights are loaded, no torch), and each run's GPU memory is
+// estimated against a card size. The failures TALLRec users report (an LFS pointer for
+// weights, an adapter of another rank, an empty adapter, a tokenizer that does not fit the
+// model, labels that are not Yes./No.) are caught here rather than on a worker, hours later.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "coordinator/grid.h"
+
+namespace tallrec {
+
+struct PreflightLine {
+  std::string what;    // "model", "tokenizer", "adapter", "dataset", "memory"
+  std::string subject; // the path or setting checked
+  bool ok = true;
+  std::string detail;
+};
+
+struct PreflightOptions {
+  bool datasets = true;   // parse every dataset file and check its labels (the slow part)
+  bool memory = true;     // estimate GPU memory per distinct setting
+  double gpu_memory_bytes = 24.0 * (1ull << 30);
+};
+
+std::vector<PreflightLine> preflight(const Grid& grid, const PreflightOptions& options);
+std::string format_preflight(const std::vector<PreflightLine>& lines);
+bool preflight_ok(const std::vector<PreflightLine>& lines);
+
+// The estimate `check` prints, in bytes, for LLaMA sizes from config.json (see docs/training.md,
+// "GPU memory estimate"): frozen weights by dtype, LoRA weights + gradients + AdamW moments in
+// fp32, activations for micro_batch x cutoff tokens (all layers, or with gradient checkpointing
+// the layer inputs plus one layer), the chunked vocabulary loss, and 1 GiB of CUDA context.
+struct MemoryEstimate {
+  double weights = 0, lora = 0, activations = 0, loss = 0, overhead = 0;
+  double total() const { return weights + lora + activations + loss + overhead; }
+};
+struct LlamaShape {
+  int64_t vocab = 0, hidden = 0, intermediate = 0, layers = 0, heads = 0, kv_heads = 0;
+  bool tied = false;
+};
+MemoryEstimate estimate_gpu_memory(const LlamaShape& model, int bytes_per_weight, int64_t lora_r,
+                                   const std::vector<std::string>& targets, int64_t micro_batch, int64_t cutoff,
+                                   bool gradient_checkpointing);
+
+// "--gpu-memory 24GiB": a byte count with an optional KiB/MiB/GiB/GB suffix; InputError otherwise.
+double parse_memory_size(const std::string& text);
+
+}  // namespace tallrec

@@ -1,0 +1,82 @@
+"""`tallrec check GRID`: the pre-flight from headers only. A good grid is ready; the failures
+TALLRec users report are each a FAIL line naming the file (and `submit` refuses the cheap ones
+before anything is stored); the GPU memory estimate for LLaMA-7B's shapes puts TALLRec's
+micro-batch 32 with gradient checkpointing inside a 24 GiB card and micro-batch 64 outside it."""
+import json
+import struct
+
+from cluster import make_grid, run_tallrec
+
+
+def header_only_safetensors(path, tensors):
+    text = json.dumps({"__metadata__": {"format": "pt"}, **tensors}).encode()
+    path.write_bytes(struct.pack("<Q", len(text)) + text)
+
+
+def llama_7b_config(folder):
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({
+        "vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
+        "num_attention_heads": 32, "num_key_value_heads": 32, "torch_dtype": "float16"}))
+    header_only_safetensors(folder / "model.safetensors", {})
+    return folder
+
+
+def check(grid, tmp_path, *extra):
+    (tmp_path / "g.json").write_text(json.dumps(grid))
+    return run_tallrec("check", tmp_path / "g.json", *extra, check=False)
+
+
+def test_a_good_grid_is_ready(tmp_path):
+    grid = json.loads(make_grid(tmp_path, "good", [0, 1], 2).read_text())
+    proc = check(grid, tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "ok   model" in proc.stdout and "answer ids yes=8241 no=3782" in proc.stdout
+    assert "8000 records, labels Yes./No." in proc.stdout and "good: 2 runs, ready to submit" in proc.stdout
+
+
+def test_llama_7b_memory_estimate_against_a_24_gib_card(tmp_path):
+    grid = json.loads(make_grid(tmp_path, "7b", [0], 2).read_text())
+    grid["base_model"] = str(llama_7b_config(tmp_path / "llama-7b"))
+    grid["hyper"] = {"recipe": ["instruct_7b"], "micro_batch_size": [32, 64], "batch_size": [128]}
+    proc = check(grid, tmp_path, "--no-datasets")
+    assert proc.returncode == 2
+    lines = proc.stdout.splitlines()
+    fits = next(i for i, l in enumerate(lines) if "micro-batch 32 x cutoff 512, gradient checkpointing" in l)
+    over = next(i for i, l in enumerate(lines) if "micro-batch 64 x cutoff 512, gradient checkpointing" in l)
+    assert lines[fits].startswith("ok") and "fits 24.0 GiB" in lines[fits + 1], lines[fits:fits + 2]
+    gib = float(lines[fits + 1].split("about ")[1].split(" GiB")[0])
+    assert 18 < gib < 24  # 12.6 GiB of fp16 weights + checkpointed activations of 16,384 tokens
+    assert lines[over].startswith("FAIL") and "does not fit 24.0 GiB" in lines[over + 1]
+    assert check(grid, tmp_path, "--no-datasets", "--gpu-memory", "80GB").returncode == 0
+
+
+def test_reported_reproduction_failures_are_named(tmp_path):
+    grid = json.loads(make_grid(tmp_path, "bad", [0], 2).read_text())
+    # Weights that are a Git LFS pointer (a clone without `git lfs pull`).
+    (tmp_path / "model" / "model.safetensors").rename(tmp_path / "weights.bak")
+    (tmp_path / "model" / "model.safetensors").write_text("version https://git-lfs.github.com/spec/v1\noid sha256:00\nsize 1\n")
+    proc = check(grid, tmp_path, "--no-datasets")
+    assert proc.returncode == 2 and "is a Git LFS pointer" in proc.stdout and "git lfs pull" in proc.stdout
+    submitted = run_tallrec("submit", tmp_path / "g.json", "--db", tmp_path / "s.db", check=False)
+    assert submitted.returncode == 2 and "is a Git LFS pointer" in submitted.stderr and not (tmp_path / "s.db").exists()
+    (tmp_path / "weights.bak").rename(tmp_path / "model" / "model.safetensors")
+    # An adapter of another rank (public alpaca-lora is r 16; TALLRec's runs are r 8), and an empty one.
+    adapter = tmp_path / "alpaca-lora"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 16, "lora_alpha": 16,
+                                                              "target_modules": ["q_proj", "v_proj"]}))
+    header_only_safetensors(adapter / "adapter_model.safetensors", {})
+    proc = check(dict(grid, init_adapter=str(adapter)), tmp_path, "--no-datasets")
+    assert proc.returncode == 2 and "r is 16, the grid's lora_r is 8" in proc.stdout
+    (adapter / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 8, "lora_alpha": 16,
+                                                              "target_modules": ["q_proj", "v_proj"]}))
+    proc = check(dict(grid, init_adapter=str(adapter)), tmp_path, "--no-datasets")
+    assert proc.returncode == 2 and "holds no tensors" in proc.stdout
+    # A dataset whose labels are not Yes./No.
+    records = json.loads((tmp_path / "movie" / "test.json").read_text())[:5]
+    records[2]["output"] = "Maybe."
+    (tmp_path / "odd.json").write_text(json.dumps(records))
+    odd = dict(grid, datasets={"movie": dict(grid["datasets"]["movie"], test=str(tmp_path / "odd.json"))})
+    proc = check(odd, tmp_path)
+    assert proc.returncode == 2 and "1 record(s) whose output is not exactly" in proc.stdout and "record 2" in proc.stdout
