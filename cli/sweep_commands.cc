@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "cli/preflight.h"
 #include "common/atomic_file.h"
+#include "common/json_text.h"
 #include "coordinator/grid.h"
 #include "coordinator/results.h"
 #include "coordinator/store.h"
@@ -27,6 +28,33 @@ void require_sweep(Store& store, const std::string& name) {
   for (const auto& s : store.status())
     if (s.name == name) return;
   throw InputError("no sweep named \"" + name + "\" in the store");
+}
+
+// A run's value in a named column: a spec field (an axis), or val_auc, test_auc:NAME, steps,
+// attempts, state, id. Null when the run has none (not finished).
+nlohmann::json run_column(const RunRow& r, const std::string& key) {
+  if (key == "id") return r.id;
+  if (key == "state") return r.state;
+  if (key == "attempts") return r.attempts;
+  if (key == "val_auc") return r.result.is_object() ? r.result.value("best_val_auc", nlohmann::json()) : nlohmann::json();
+  if (key == "steps") return r.result.is_object() ? r.result.value("steps", nlohmann::json()) : nlohmann::json();
+  if (key.rfind("test_auc:", 0) == 0) {
+    if (!r.result.is_object() || !r.result.contains("test_auc")) return nullptr;
+    return r.result["test_auc"].value(key.substr(9), nlohmann::json());
+  }
+  return r.spec.value(key, nlohmann::json());
+}
+
+std::string run_column_text(const RunRow& r, const std::string& key) {
+  const nlohmann::json v = run_column(r, key);
+  if (v.is_null()) return "-";
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_number_float() && (key == "val_auc" || key.rfind("test_auc:", 0) == 0)) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.4f", v.get<double>());
+    return buf;
+  }
+  return v.dump();
 }
 
 }  // namespace
@@ -109,11 +137,17 @@ void add_sweep_commands(CLI::App& app) {
     else std::cout << format_results_table(table);
   });
 
-  struct RunsArgs { std::string sweep, state; int64_t limit = 50, offset = 0; };
+  struct RunsArgs {
+    std::string sweep, state, sort;
+    std::vector<std::string> where;
+    int64_t limit = 50, offset = 0;
+  };
   auto args = std::make_shared<RunsArgs>();
-  auto* runs = app.add_subcommand("runs", "List runs (paged), optionally of one sweep or state");
-  runs->add_option("--sweep", args->sweep, "Sweep name");
+  auto* runs = app.add_subcommand("runs", "List runs (paged) with the axes that differ in their sweep and their results");
+  runs->add_option("--sweep", args->sweep, "Sweep name (its differing axes become columns; --where and --sort need it)");
   runs->add_option("--state", args->state, "queued, leased, running, succeeded, failed or canceled");
+  runs->add_option("--where", args->where, "AXIS=VALUE, e.g. lr=0.0003 or domain=movie (repeatable: all must hold)");
+  runs->add_option("--sort", args->sort, "A column to sort by: an axis, val_auc, test_auc:NAME, steps, attempts, id; -KEY descends");
   runs->add_option("--limit", args->limit, "Rows per page")->capture_default_str();
   runs->add_option("--offset", args->offset, "Rows to skip")->capture_default_str();
   runs->add_option("--db", *db, "Store file (default $TALLREC_DB or ./tallrec.db)");
@@ -125,17 +159,67 @@ void add_sweep_commands(CLI::App& app) {
     static const char* states[] = {"queued", "leased", "running", "succeeded", "failed", "canceled"};
     if (!args->state.empty() && std::find(std::begin(states), std::end(states), args->state) == std::end(states))
       throw InputError("--state \"" + args->state + "\": expected queued, leased, running, succeeded, failed or canceled");
-    nlohmann::json out = nlohmann::json::array();
-    for (const auto& r : store.runs(args->sweep, args->state, args->limit, args->offset)) {
-      if (*json_out) {
-        out.push_back(run_row_json(r));
-      } else {
-        std::printf("%6lld  %-9s %-6s sample %-5lld seed %-6llu attempts %lld  %.12s\n", static_cast<long long>(r.id),
-                    r.state.c_str(), r.domain.c_str(), static_cast<long long>(r.sample),
-                    static_cast<unsigned long long>(r.seed), static_cast<long long>(r.attempts), r.key.c_str());
+    if (args->sweep.empty() && (!args->where.empty() || !args->sort.empty())) throw InputError("--where and --sort need --sweep");
+    std::vector<RunRow> rows;
+    std::vector<std::string> axes, tests;
+    if (args->sweep.empty()) {
+      rows = store.runs("", args->state, args->limit, args->offset);
+    } else {
+      // The whole sweep: its differing axes, then filter, sort and page here (10,000 runs is fine).
+      std::vector<RunRow> all = store.runs(args->sweep, "");
+      std::vector<nlohmann::json> specs;
+      for (const auto& r : all) specs.push_back(r.spec);
+      if (!specs.empty()) axes = differing_setting_fields(specs);
+      for (const auto& r : all) {
+        const nlohmann::json run_tests = r.spec.value("tests", nlohmann::json::object());  // named: items() must not outlive it
+        for (auto& [name, path] : run_tests.items())
+          if (std::find(tests.begin(), tests.end(), name) == tests.end()) tests.push_back(name);
       }
+      std::vector<std::pair<std::string, std::string>> conditions;
+      for (const auto& w : args->where) {
+        const size_t eq = w.find('=');
+        if (eq == std::string::npos || eq == 0) throw InputError("--where \"" + w + "\": expected AXIS=VALUE");
+        conditions.push_back({w.substr(0, eq), w.substr(eq + 1)});
+      }
+      for (auto& r : all) {
+        if (!args->state.empty() && r.state != args->state) continue;
+        bool keep = true;
+        for (const auto& [axis, value] : conditions) keep = keep && run_column_text(r, axis) == value;
+        if (keep) rows.push_back(std::move(r));
+      }
+      if (!args->sort.empty()) {
+        const bool descending = args->sort[0] == '-';
+        const std::string key = descending ? args->sort.substr(1) : args->sort;
+        std::stable_sort(rows.begin(), rows.end(), [&](const RunRow& x, const RunRow& y) {
+          const nlohmann::json a = run_column(x, key), b = run_column(y, key);
+          if (a.is_null() != b.is_null()) return b.is_null();  // runs without the value last
+          return descending ? b < a : a < b;
+        });
+      }
+      const size_t from = std::min(rows.size(), size_t(std::max<int64_t>(args->offset, 0)));
+      const size_t to = args->limit < 0 ? rows.size() : std::min(rows.size(), from + size_t(args->limit));
+      rows = std::vector<RunRow>(rows.begin() + std::ptrdiff_t(from), rows.begin() + std::ptrdiff_t(to));
     }
-    if (*json_out) std::cout << out.dump() << "\n";
+    if (*json_out) {
+      nlohmann::json out = nlohmann::json::array();
+      for (const auto& r : rows) out.push_back(run_row_json(r));
+      std::cout << dump_json(out) << "\n";
+      return;
+    }
+    std::printf("%6s  %-9s %-6s %6s %6s", "run", "state", "domain", "sample", "seed");
+    for (const auto& a : axes) std::printf("  %-12s", a.c_str());
+    std::printf("  %-8s", "val AUC");
+    for (const auto& t : tests) std::printf("  %-10s", ("test " + t).c_str());
+    std::printf("  %5s  %8s  %s\n", "steps", "attempts", "reason");
+    for (const auto& r : rows) {
+      std::printf("%6lld  %-9s %-6s %6lld %6llu", static_cast<long long>(r.id), r.state.c_str(), r.domain.c_str(),
+                  static_cast<long long>(r.sample), static_cast<unsigned long long>(r.seed));
+      for (const auto& a : axes) std::printf("  %-12s", run_column_text(r, a).c_str());
+      std::printf("  %-8s", run_column_text(r, "val_auc").c_str());
+      for (const auto& t : tests) std::printf("  %-10s", run_column_text(r, "test_auc:" + t).c_str());
+      std::printf("  %5s  %8lld  %s\n", run_column_text(r, "steps").c_str(), static_cast<long long>(r.attempts),
+                  r.state == "failed" || r.state == "canceled" ? printable_utf8(r.reason).c_str() : "");
+    }
   });
 }
 

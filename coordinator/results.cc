@@ -42,23 +42,30 @@ json run_setting(const json& spec) {
   return s;
 }
 
-ResultsTable build_results_table(const std::vector<RunOutcome>& runs) {
-  ResultsTable t;
-  t.tallrec_json = json::object();
-  // Settings in order of first appearance, and the fields whose values differ between them.
+std::vector<std::string> differing_setting_fields(const std::vector<json>& specs) {
   std::vector<json> settings;
-  for (const auto& r : runs) {
-    json s = run_setting(r.spec);
+  for (const auto& spec : specs) {
+    json s = run_setting(spec);
     if (std::find(settings.begin(), settings.end(), s) == settings.end()) settings.push_back(s);
   }
   std::set<std::string> fields;
   for (const auto& s : settings)
     for (auto& [k, v] : s.items()) fields.insert(k);
+  std::vector<std::string> out;
   for (const auto& f : fields) {
     const json first = settings.front().value(f, json());
     if (std::any_of(settings.begin(), settings.end(), [&](const json& s) { return s.value(f, json()) != first; }))
-      t.setting_fields.push_back(f);
+      out.push_back(f);
   }
+  return out;
+}
+
+ResultsTable build_results_table(const std::vector<RunOutcome>& runs) {
+  ResultsTable t;
+  t.tallrec_json = json::object();
+  std::vector<json> specs;
+  for (const auto& r : runs) specs.push_back(r.spec);
+  if (!specs.empty()) t.setting_fields = differing_setting_fields(specs);
   auto label_of = [&](const json& spec) {
     const json s = run_setting(spec);
     std::string label;

@@ -40,6 +40,9 @@ struct ResultsTable {
 // per-domain data paths.
 nlohmann::json run_setting(const nlohmann::json& spec);
 
+// The setting fields whose values differ between these runs' specs (sorted by name).
+std::vector<std::string> differing_setting_fields(const std::vector<nlohmann::json>& specs);
+
 ResultsTable build_results_table(const std::vector<RunOutcome>& runs);
 // Plain text: one line per row, "mean +- std (n=K)" per cell.
 std::string format_results_table(const ResultsTable& table);

@@ -190,13 +190,17 @@ std::vector<SweepStatus> Store::status() {
 
 std::vector<RunRow> Store::runs(const std::string& sweep_name, const std::string& state, int64_t limit, int64_t offset) {
   Statement s(db_,
-              "SELECT DISTINCT r.id, r.key, r.state, r.domain, r.sample, r.seed, r.attempts FROM runs r "
+              "SELECT DISTINCT r.id, r.key, r.state, r.domain, r.sample, r.seed, r.attempts, r.spec, r.result, "
+              "(SELECT reason FROM attempts a WHERE a.run_id = r.id ORDER BY a.id DESC LIMIT 1) FROM runs r "
               "JOIN sweep_runs sr ON sr.run_id = r.id JOIN sweeps s ON s.id = sr.sweep_id "
               "WHERE (?1 = '' OR s.name = ?1) AND (?2 = '' OR r.state = ?2) ORDER BY r.id LIMIT ?3 OFFSET ?4",
               path_);
   s.bind(1, sweep_name).bind(2, state).bind(3, limit).bind(4, offset);
   std::vector<RunRow> out;
-  while (s.step()) out.push_back({s.integer(0), s.text(1), s.text(2), s.text(3), s.integer(4), uint64_t(s.integer(5)), s.integer(6)});
+  while (s.step())
+    out.push_back({s.integer(0), s.text(1), s.text(2), s.text(3), s.integer(4), uint64_t(s.integer(5)), s.integer(6),
+                   nlohmann::json::parse(s.text(7)), s.text(8).empty() ? nlohmann::json() : nlohmann::json::parse(s.text(8)),
+                   s.text(9)});
   return out;
 }
 

@@ -57,6 +57,9 @@ struct RunRow {
   int64_t sample;
   uint64_t seed;
   int64_t attempts;
+  nlohmann::json spec;    // as the grid expanded it
+  nlohmann::json result;  // the finished event, or null
+  std::string reason;     // why the newest attempt ended (a failure's reason), or ""
 };
 
 // A checkpoint stored under the coordinator's artifacts folder (`path` is relative to it).

@@ -7,8 +7,13 @@ namespace tallrec {
 using json = nlohmann::json;
 
 json run_row_json(const RunRow& r) {
+  json result = nullptr;
+  if (r.result.is_object())
+    result = {{"best_val_auc", r.result.value("best_val_auc", json())}, {"best_step", r.result.value("best_step", json())},
+              {"steps", r.result.value("steps", json())}, {"test_auc", r.result.value("test_auc", json::object())}};
   return {{"id", r.id}, {"key", r.key}, {"state", r.state}, {"domain", r.domain}, {"sample", r.sample},
-          {"seed", r.seed}, {"attempts", r.attempts}};
+          {"seed", r.seed}, {"attempts", r.attempts}, {"spec", r.spec}, {"result", result},
+          {"reason", r.reason.empty() ? json() : json(r.reason)}};
 }
 
 json sweep_status_json(const SweepStatus& s) {

@@ -138,12 +138,42 @@ async function sweepView(name, page) {
       el("button", { text: "‹ prev", onclick: () => go(Math.max(0, page - 1)) }),
       el("span", { text: ` page ${page + 1} of ${pages} ` }),
       el("button", { text: "next ›", onclick: () => go(Math.min(pages - 1, page + 1)) })),
-    el("table", { id: "runs" },
-      el("tr", {}, ...["run", "state", "domain", "sample", "seed", "attempts"].map((t) => el("th", { text: t }))),
-      ...runs.runs.map((r) => el("tr", { "data-run": String(r.id) },
-        el("td", {}, el("a", { href: `#/run/${r.id}`, text: String(r.id) })), el("td", {}, stateBadge(r.state)),
-        el("td", { text: r.domain }), el("td", { text: String(r.sample) }), el("td", { text: String(r.seed) }),
-        el("td", { text: String(r.attempts) })))));
+    runsTable(runs.runs, h.setting_fields));
+}
+
+// The sweep's runs with the axes that differ between its settings and their results; a click
+// on a column header sorts this page by it (again: the other way).
+function runsTable(runs, axes) {
+  const tests = [...new Set(runs.flatMap((r) => Object.keys(r.spec.tests || {})))];
+  const columns = [
+    ["run", (r) => r.id], ["state", (r) => r.state], ["domain", (r) => r.domain], ["sample", (r) => r.sample],
+    ["seed", (r) => r.seed], ...axes.map((a) => [a, (r) => r.spec[a]]),
+    ["val AUC", (r) => r.result?.best_val_auc ?? null], ...tests.map((t) => [`test ${t}`, (r) => r.result?.test_auc?.[t] ?? null]),
+    ["steps", (r) => r.result?.steps ?? null], ["attempts", (r) => r.attempts], ["reason", (r) => r.reason]];
+  const text = (v) => v === null || v === undefined ? "–" : typeof v === "number" && !Number.isInteger(v) ? fmt(v) :
+                                                           typeof v === "object" ? JSON.stringify(v) : String(v);
+  let sortBy = -1, descending = false;
+  const table = el("table", { id: "runs" });
+  const render = () => {
+    const rows = [...runs];
+    if (sortBy >= 0) {
+      const get = columns[sortBy][1];
+      rows.sort((x, y) => {
+        const a = get(x), b = get(y);
+        if ((a === null) !== (b === null)) return a === null ? 1 : -1;
+        return (a < b ? -1 : a > b ? 1 : 0) * (descending ? -1 : 1);
+      });
+    }
+    table.replaceChildren(
+      el("tr", {}, ...columns.map(([name], k) => el("th", { text: name + (k === sortBy ? (descending ? " ▼" : " ▲") : ""),
+        class: "sortable", "data-column": name, onclick: () => { descending = k === sortBy ? !descending : false; sortBy = k; render(); } }))),
+      ...rows.map((r) => el("tr", { "data-run": String(r.id) },
+        ...columns.map(([name, get]) => name === "run" ? el("td", {}, el("a", { href: `#/run/${r.id}`, text: String(r.id) }))
+                                        : name === "state" ? el("td", {}, stateBadge(r.state))
+                                        : el("td", { text: text(get(r)), "data-column": name })))));
+  };
+  render();
+  return table;
 }
 
 // ---- One run: live curves, attempts, checkpoints, cancel and retry -----------------------

@@ -93,6 +93,12 @@ def test_submit_watch_cancel_retry_in_the_browser(tmp_path, browser):
         assert bar.evaluate("(e) => e.style.width") == "100%"
         assert page.locator("tr[data-sweep=browser] .progress .part[data-state=failed]").evaluate("(e) => e.style.width") == "0%"
         page.goto(f"{coordinator.url}#/sweep/browser")
+        # The runs table: results per run, sortable by a click on a column.
+        val = page.locator("#runs td[data-column='val AUC']")
+        expect(val).to_have_count(2)
+        assert all(re.match(r"^0\.\d{4}$", t) for t in val.all_inner_texts())
+        page.click("#runs th[data-column='val AUC']")
+        expect(page.locator("#runs th[data-column='val AUC']")).to_have_text("val AUC ▲")
         shot(page, "5-heatmap")
 
         page.goto(f"{coordinator.url}#/workers")

@@ -91,3 +91,41 @@ def test_read_commands_never_create_a_store_and_unknown_names_are_exit_2(tmp_pat
     assert table["setting_fields"] == ["lr"] and table["samples"] == [16, 64, 256]
     assert {r["setting"] for r in table["rows"]} == {"lr=0.0001", "lr=0.0003"}
     assert all(c["runs"] == 3 and c["succeeded"] == 0 and c["mean"] is None for row in table["cells"] for c in row)
+
+
+def test_runs_show_the_differing_axes_filter_and_sort(tmp_path):
+    (tmp_path / "g.json").write_text(json.dumps(GRID))
+    db = tmp_path / "store.db"
+    run_tallrec("submit", tmp_path / "g.json", "--db", db, "--no-check-paths")
+    table = run_tallrec("runs", "--sweep", "table1", "--db", db, "--limit", 5).stdout.splitlines()
+    assert table[0].split()[:6] == ["run", "state", "domain", "sample", "seed", "lr"]
+    assert "test movie" in table[0] and "test book" in table[0] and "val AUC" in table[0]
+    fast = json.loads(run_tallrec("runs", "--sweep", "table1", "--db", db, "--where", "lr=0.0003", "--where", "domain=book",
+                                  "--limit", 100, "--json").stdout)
+    assert len(fast) == 9 and {r["spec"]["lr"] for r in fast} == {0.0003} and {r["domain"] for r in fast} == {"book"}
+    first = json.loads(run_tallrec("runs", "--sweep", "table1", "--db", db, "--sort", "-sample", "--limit", 1, "--json").stdout)
+    assert first[0]["sample"] == 256
+    proc = run_tallrec("runs", "--sweep", "table1", "--db", db, "--where", "lr", check=False)
+    assert proc.returncode == 2 and 'expected AXIS=VALUE' in proc.stderr
+
+
+def test_failed_runs_say_why(tmp_path):
+    import safetensors.torch
+    from cluster import Coordinator, make_grid, start_worker
+    grid = json.loads(make_grid(tmp_path, "nan", [0], 2).read_text())
+    tensors = safetensors.torch.load_file(tmp_path / "model" / "model.safetensors")
+    tensors["model.layers.0.self_attn.q_proj.weight"][0, 0] = float("nan")
+    safetensors.torch.save_file(tensors, tmp_path / "model" / "model.safetensors", metadata={"format": "pt"})
+    (tmp_path / "nan.json").write_text(json.dumps(grid))
+    db = tmp_path / "store.db"
+    run_tallrec("submit", tmp_path / "nan.json", "--db", db)
+    c = Coordinator(db, tmp_path / "artifacts")
+    try:
+        worker = start_worker(c.endpoint, tmp_path, "w1", "--exit-when-idle")
+        assert worker.wait(timeout=300) == 0
+    finally:
+        c.stop()
+    failed = run_tallrec("runs", "--sweep", "nan", "--state", "failed", "--db", db).stdout
+    assert "failed" in failed and "not finite" in failed, failed
+    rows = json.loads(run_tallrec("runs", "--sweep", "nan", "--db", db, "--json").stdout)
+    assert rows[0]["state"] == "failed" and rows[0]["attempts"] == 1  # not retryable: one attempt
