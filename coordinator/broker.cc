@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
@@ -76,6 +77,23 @@ struct Broker::Impl {
     nlohmann::json body = {{"code", code}, {"message", what}};
     if (!attempt.is_null()) body["attempt"] = attempt;
     send(worker, {MessageType::kError, body, ""});
+  }
+
+  // Under CURVE a worker id belongs to the key it was first seen with: a peer with another
+  // (known) key cannot speak as that worker, so it cannot act for the worker's attempts either.
+  std::map<std::string, std::string> key_of;  // worker id -> bound key (a cache of the store's)
+  void require_bound_key(const std::string& worker, const std::string& key) {
+    auto it = key_of.find(worker);
+    if (it == key_of.end()) {
+      std::string bound = store.worker_curve_key(worker);
+      if (bound.empty()) {
+        store.bind_worker_curve_key(worker, key);
+        bound = key;
+      }
+      it = key_of.emplace(worker, bound).first;
+    }
+    if (it->second != key)
+      throw ProtocolError("not-yours", "worker id \"" + printable_utf8(worker) + "\" belongs to another CURVE key");
   }
 
   // Messages about an attempt count only from the peer that leased it; anyone else's change nothing.
@@ -206,6 +224,13 @@ void Broker::serve(const std::atomic<bool>& stop) {
       if (!zmq::recv_multipart(impl_->socket, std::back_inserter(parts), zmq::recv_flags::dontwait)) break;
       if (parts.empty()) continue;
       const std::string worker = parts[0].to_string();
+      std::string peer_key;  // the CURVE public key ZAP accepted (its User-Id), under CURVE
+      if (impl_->zap && parts.size() > 1) {  // metadata rides on the peer's own frames, not the routing id
+        try {
+          peer_key = parts[1].gets("User-Id");
+        } catch (const zmq::error_t&) {
+        }
+      }
       std::vector<std::string> frames;
       for (size_t i = 1; i < parts.size(); ++i) frames.push_back(parts[i].to_string());
       // Each message is all or nothing: its changes a savepoint, its replies dropped if it fails.
@@ -216,6 +241,7 @@ void Broker::serve(const std::atomic<bool>& stop) {
         const Message m = decode_message(frames);
         if (m.body.contains("attempt")) attempt = m.body["attempt"];
         impl_->trace_message("in", worker, m);
+        if (impl_->zap) impl_->require_bound_key(worker, peer_key);
         impl_->handle(worker, m);
         savepoint.release();
         continue;

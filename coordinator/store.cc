@@ -57,6 +57,11 @@ constexpr const char* kMigrations[] = {
     CREATE INDEX attempts_by_worker ON attempts (worker_id);
     CREATE INDEX checkpoints_by_run ON checkpoints (run_id, step);
     )sql",
+    // v4: the CURVE public key a worker id first connected with (NULL without CURVE): a worker id,
+    // and so its attempts, belong to that key.
+    R"sql(
+    ALTER TABLE workers ADD COLUMN curve_key TEXT;
+    )sql",
 };
 
 

@@ -187,6 +187,10 @@ class Store {
   int64_t event_count(int64_t attempt_id);
   // The attempt's last stored `finished` or `failed` event, or null.
   nlohmann::json last_outcome(int64_t attempt_id);
+  // The CURVE key a worker id is bound to ("" when none yet, or without CURVE), and binding one:
+  // the first key a worker id is seen with is its key from then on.
+  std::string worker_curve_key(const std::string& id);
+  void bind_worker_curve_key(const std::string& id, const std::string& key);
   // The worker id that leased the attempt ("" when there is no such attempt): messages about an
   // attempt are taken only from its holder (DESIGN.md, Coordinator).
   std::string attempt_holder(int64_t attempt_id);

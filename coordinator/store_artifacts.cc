@@ -56,6 +56,20 @@ int Store::release_unlisted(const std::string& worker, const std::vector<int64_t
   });
 }
 
+std::string Store::worker_curve_key(const std::string& id) {
+  Statement s(db_, "SELECT curve_key FROM workers WHERE id = ?", path_);
+  s.bind(1, id);
+  return s.step() ? s.text(0) : std::string();
+}
+
+void Store::bind_worker_curve_key(const std::string& id, const std::string& key) {
+  // A worker row may not exist yet (its first message); the key waits in a row of its own.
+  Statement(db_, "INSERT INTO workers (id, curve_key) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET curve_key = excluded.curve_key "
+                 "WHERE workers.curve_key IS NULL",
+            path_)
+      .bind(1, id).bind(2, key).step();
+}
+
 std::string Store::attempt_holder(int64_t attempt_id) {
   Statement s(db_, "SELECT worker_id FROM attempts WHERE id = ?", path_);
   s.bind(1, attempt_id);

@@ -40,3 +40,60 @@ def test_only_known_worker_keys_get_work(tmp_path):
     loose = run_tallrec("worker", "--coordinator", coordinator.endpoint, "--curve-key", keys / "good.key",
                         "--coordinator-key", keys / "coordinator.pub", check=False)
     assert loose.returncode == 2 and "must not be readable by others" in loose.stderr
+
+
+def test_a_worker_id_belongs_to_the_key_it_first_came_with(tmp_path):
+    import json
+    import time
+
+    import zmq
+    keys, allowed = tmp_path / "keys", tmp_path / "allowed"
+    allowed.mkdir()
+    for name in ("coordinator", "good", "other"):
+        run_tallrec("keys", name, "--out", keys)
+    for name in ("good", "other"):  # both are known keys: the other is a real worker, just not w1
+        (allowed / f"{name}.pub").write_bytes((keys / f"{name}.pub").read_bytes())
+    db = tmp_path / "store.db"
+    run_tallrec("submit", make_grid(tmp_path, "bind", [0], 2), "--db", db)
+    coordinator = Coordinator(db, tmp_path / "artifacts", extra=["--curve-key", keys / "coordinator.key",
+                                                                 "--worker-keys", allowed])
+    server = (keys / "coordinator.pub").read_text().strip().encode()
+
+    def dealer(key_name, identity):
+        pair = json.loads((keys / f"{key_name}.key").read_text())
+        s = zmq.Context.instance().socket(zmq.DEALER)
+        s.setsockopt(zmq.IDENTITY, identity)
+        s.setsockopt(zmq.LINGER, 0)
+        s.setsockopt(zmq.RCVTIMEO, 5000)
+        s.curve_secretkey, s.curve_publickey, s.curve_serverkey = pair["secret"].encode(), pair["public"].encode(), server
+        s.connect(coordinator.endpoint)
+        return s
+
+    ready = json.dumps({"worker": "w1", "host": "h", "version": "test", "slots": 1, "gpus": [], "attempts": []}).encode()
+    try:
+        real = dealer("good", b"w1")
+        real.send_multipart([b"TRP01", b"READY", ready])
+        real.send_multipart([b"TRP01", b"REQUEST", b'{"slots_free": 1}'])
+        lease = real.recv_multipart()
+        assert lease[1] == b"LEASE", lease
+        attempt = json.loads(lease[2])["attempt"]
+        real.close()
+        time.sleep(0.5)  # the ROUTER lets the identity go
+        impostor = dealer("other", b"w1")
+        for frames in ([b"TRP01", b"HEARTBEAT", json.dumps({"attempts": [attempt]}).encode()],
+                       [b"TRP01", b"EVENT", json.dumps({"attempt": attempt, "seq": 1, "event": {"type": "started"}}).encode()],
+                       [b"TRP01", b"READY", ready]):
+            impostor.send_multipart(frames)
+            reply = impostor.recv_multipart()
+            assert reply[1] == b"ERROR" and json.loads(reply[2])["code"] == "not-yours", reply
+        impostor.close()
+        assert query(db, "SELECT state FROM runs") == [("leased",)]
+        assert query(db, "SELECT COUNT(*) FROM events")[0][0] == 0
+        assert query(db, "SELECT curve_key FROM workers WHERE id = 'w1'")[0][0] == json.loads((keys / "good.key").read_text())["public"]
+        time.sleep(0.5)
+        back = dealer("good", b"w1")  # the real one, back: its heartbeat counts
+        back.send_multipart([b"TRP01", b"HEARTBEAT", json.dumps({"attempts": [attempt]}).encode()])
+        assert back.recv_multipart()[1] == b"HEARTBEAT"
+        back.close()
+    finally:
+        coordinator.stop()

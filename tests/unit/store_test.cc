@@ -84,7 +84,7 @@ TEST(Grid, MalformedGridsNameTheField) {
 TEST(Store, SubmittingTwiceOrOverlappingAddsOnlyWhatIsNew) {
   test::ScratchDir dir;
   Store store(dir / "s.db");
-  EXPECT_EQ(store.schema_version(), 3);
+  EXPECT_EQ(store.schema_version(), 4);
   auto a = store.submit(parse_grid(grid_text("a", "[16, 64]"), "a"));
   EXPECT_TRUE(a.new_sweep);
   EXPECT_EQ(a.added, 8u);
@@ -110,7 +110,7 @@ TEST(Store, ReopeningKeepsDataAndSchema) {
   test::ScratchDir dir;
   { Store(dir / "s.db").submit(parse_grid(grid_text("a", "[16]"), "a")); }
   Store again(dir / "s.db");
-  EXPECT_EQ(again.schema_version(), 3);
+  EXPECT_EQ(again.schema_version(), 4);
   EXPECT_EQ(again.runs().size(), 4u);
 }
 
@@ -121,12 +121,12 @@ TEST(Store, AVersionOneFileIsMigratedAndKeepsItsRuns) {
     sqlite3* db = nullptr;  // turn it back into a version-1 file, as an older tallrec left it
     ASSERT_EQ(sqlite3_open((dir / "s.db").c_str(), &db), SQLITE_OK);
     ASSERT_EQ(sqlite3_exec(db, "DROP INDEX attempts_by_run; DROP INDEX attempts_by_worker; DROP INDEX checkpoints_by_run; DROP TABLE changes; "
-                           "ALTER TABLE workers DROP COLUMN alive; UPDATE schema_version SET version = 1",
+                           "ALTER TABLE workers DROP COLUMN alive; ALTER TABLE workers DROP COLUMN curve_key; UPDATE schema_version SET version = 1",
                            nullptr, nullptr, nullptr), SQLITE_OK);
     sqlite3_close(db);
   }
   Store upgraded(dir / "s.db");
-  EXPECT_EQ(upgraded.schema_version(), 3);
+  EXPECT_EQ(upgraded.schema_version(), 4);
   EXPECT_EQ(upgraded.runs().size(), 4u);
   EXPECT_EQ(upgraded.last_change_id(), 0);
   upgraded.cancel(1, 1.0);
