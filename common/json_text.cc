@@ -32,7 +32,7 @@ nlohmann::json parse_json_from_outside(std::string_view text, const std::string&
                      std::to_string(at) + ")");
   try {
     return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for a number such as 1e999
     throw InputError(origin + ": malformed JSON: " + printable_utf8(e.what()));
   }
 }

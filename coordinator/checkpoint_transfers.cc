@@ -5,6 +5,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/json_text.h"
 #include "common/sha256.h"
 #include "common/transfer_files.h"
 
@@ -153,7 +154,9 @@ void CheckpointTransfers::finish_upload(const std::string& worker, const std::st
   }
   // The manifest must list exactly the other offered files, with their hashes: a resumed attempt
   // is later sent what the manifest names, so it must name nothing else.
-  json manifest = json::parse(read_file(u.staged->path() / "manifest.json"), nullptr, false);
+  // Uploaded bytes: depth-bounded before the recursive parser sees them.
+  const std::string manifest_text = read_file(u.staged->path() / "manifest.json");
+  json manifest = find_json_too_deep(manifest_text) == std::string::npos ? json::parse(manifest_text, nullptr, false) : json();
   bool consistent = manifest.is_object() && manifest.size() + 1 == u.files.size();
   for (const auto& f : u.files)
     consistent = consistent && (f.name == "manifest.json" || (manifest.contains(f.name) && manifest[f.name] == f.sha256));
@@ -162,7 +165,7 @@ void CheckpointTransfers::finish_upload(const std::string& worker, const std::st
   int64_t best_step = u.step, bytes = 0;
   for (const auto& f : u.files) bytes += f.bytes;
   try {  // keep the best checkpoint as well as the newest, as the trainer does
-    best_step = json::parse(read_file(u.staged->path() / "state.json")).value("best_step", u.step);
+    best_step = parse_json_from_outside(read_file(u.staged->path() / "state.json"), "state.json").value("best_step", u.step);
   } catch (const std::exception&) {
   }
   if (!store_.live_attempt(u.attempt))

@@ -120,7 +120,9 @@ Grid parse_grid(const std::string& text, const std::string& origin) {
   std::vector<std::pair<std::string, json>> axes;
   const json hyper = doc.value("hyper", json::object());
   if (!hyper.is_object()) fail("field \"hyper\" must be an object");
-  for (auto& [k, v] : hyper.items()) {
+  for (const auto& item : hyper.items()) {
+    const std::string& k = item.key();  // a named reference: lambdas may capture it (structured bindings: not in clang 14)
+    const json& v = item.value();
     auto optional = std::find_if(kOptionalHyper.begin(), kOptionalHyper.end(), [&](const auto& h) { return h.first == k; });
     if (optional == kOptionalHyper.end() &&
         std::none_of(kHyper.begin(), kHyper.end(), [&](const auto& h) { return h.first == k; }))
@@ -160,6 +162,12 @@ Grid parse_grid(const std::string& text, const std::string& origin) {
   for (const auto& [k, def] : kHyper) axes.push_back({k, hyper.contains(k) ? hyper[k] : json::array({def})});
   for (const auto& [k, allowed] : kOptionalHyper)
     if (hyper.contains(k)) axes.push_back({k, hyper[k]});
+
+  // Bounded before expanding: a document of a few kB must not become millions of runs in memory.
+  double expanded = double(domains.size()) * double(samples.size()) * double(seeds.size());
+  for (const auto& [k, values] : axes) expanded *= double(values.size());
+  if (expanded > double(kMaxGridRuns))
+    fail("expands to " + std::to_string(int64_t(expanded)) + " runs; a grid may have at most " + std::to_string(kMaxGridRuns));
 
   // Cartesian product: domain x sample x seed x every hyper axis.
   std::vector<size_t> index(axes.size(), 0);

@@ -27,6 +27,9 @@ struct Grid {
   std::vector<GridRun> runs;
 };
 
+// The most runs one grid may expand to (a 10,000-run sweep is tested; this leaves room).
+inline constexpr int64_t kMaxGridRuns = 100000;
+
 // Parses and expands a grid document. Throws InputError naming `origin` and the field.
 // Paths are taken as written (the HTTP API: they are the workers' paths).
 Grid parse_grid(const std::string& text, const std::string& origin);

@@ -15,6 +15,7 @@ debian_packages=(
   libzmq3-dev cppzmq-dev libsqlite3-dev sqlite3 nlohmann-json3-dev libcli11-dev libboost-dev
   libsentencepiece-dev libgtest-dev libgmock-dev libbenchmark-dev libcurl4-openssl-dev
   libarchive-dev libgloo-dev python3-venv chromium fonts-liberation libjs-chart.js
+  clang-14 libclang-rt-14-dev
 )
 
 missing=()

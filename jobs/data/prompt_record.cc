@@ -5,6 +5,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/json_text.h"
 #include "common/python_json.h"
 #include "common/text_encoding.h"
 
@@ -30,12 +31,16 @@ std::vector<PromptRecord> parse_prompt_records(const std::string& text, const st
                          "bad encoding: byte " + std::to_string(bad) + " is not valid UTF-8 "
                          "(prompt JSON files must be UTF-8)");
   }
+  if (size_t deep = find_json_too_deep(text); deep != std::string::npos)
+    throw input_error_at(origin, line_of(deep), "JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
   nlohmann::json doc;
   try {
     doc = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     throw input_error_at(origin, line_of(e.byte > 0 ? e.byte - 1 : 0),
                          std::string("malformed JSON: ") + e.what());
+  } catch (const nlohmann::json::exception& e) {  // out_of_range: a number such as 1e999
+    throw InputError(origin + ": malformed JSON: " + e.what());
   }
   if (!doc.is_array()) throw InputError(origin + ": expected a JSON array of prompt records");
   std::vector<PromptRecord> records;

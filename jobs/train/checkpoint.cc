@@ -7,6 +7,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/json_text.h"
 #include "common/sha256.h"
 #include "jobs/train/safetensors.h"
 
@@ -66,7 +67,7 @@ std::optional<fs::path> newest_valid_checkpoint(const fs::path& checkpoints_dir)
   }
   for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) {
     try {
-      auto manifest = nlohmann::json::parse(read_file(*it / "manifest.json"));
+      auto manifest = parse_json_from_outside(read_file(*it / "manifest.json"), (*it / "manifest.json").string());
       bool ok = true;
       for (const char* f : kFiles) ok = ok && manifest.at(f).get<std::string>() == sha256_file(*it / f);
       if (ok) return *it;
@@ -79,7 +80,7 @@ std::optional<fs::path> newest_valid_checkpoint(const fs::path& checkpoints_dir)
 
 CheckpointData read_checkpoint(const fs::path& dir, size_t parameter_count) {
   CheckpointData d;
-  auto j = nlohmann::json::parse(read_file(dir / "state.json"));
+  auto j = parse_json_from_outside(read_file(dir / "state.json"), (dir / "state.json").string());
   d.state.global_step = j.at("global_step");
   d.state.epoch = j.at("epoch");
   d.state.micro_batch = j.at("micro_batch");

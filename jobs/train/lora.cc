@@ -10,6 +10,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/json_text.h"
 #include "jobs/train/llama.h"
 #include "jobs/train/safetensors.h"
 #include "jobs/train/weight_files.h"
@@ -120,7 +121,7 @@ LoraAdapters LoraAdapters::load_peft(const fs::path& dir, const LlamaConfig& mod
   const fs::path cfg_path = dir / "adapter_config.json";
   LoraAdapters out;
   try {
-    auto j = nlohmann::json::parse(read_file(cfg_path));
+    auto j = parse_json_from_outside(read_file(cfg_path), cfg_path.string());
     if (j.value("peft_type", "LORA") != "LORA") throw InputError(cfg_path.string() + ": peft_type is not LORA");
     if (j.value("bias", "none") != "none") throw InputError(cfg_path.string() + ": LoRA bias is not supported");
     if (j.value("use_dora", false) || j.value("use_rslora", false)) {

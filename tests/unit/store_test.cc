@@ -71,6 +71,12 @@ TEST(Grid, MalformedGridsNameTheField) {
     return std::string("no error");
   };
   EXPECT_NE(error_of("{").find("g.json: malformed JSON"), std::string::npos);
+  EXPECT_NE(error_of(R"({"name": 1e999})").find("g.json: malformed JSON"), std::string::npos);  // out_of_range, found by fuzzing
+  std::string many = "[";
+  for (int k = 1; k <= 400; ++k) many += (k > 1 ? "," : "") + std::to_string(k);
+  many += "]";
+  EXPECT_NE(error_of(grid_text("g", many, R"(, "seeds": [)" + many.substr(1))).find("expands to 320000 runs; a grid may have at most 100000"),
+            std::string::npos);
   EXPECT_NE(error_of(grid_text("g", "[]")).find("\"samples\" must be a non-empty list"), std::string::npos);
   EXPECT_NE(error_of(grid_text("g", "[0]")).find("samples: 0 must be -1 or a positive count"), std::string::npos);
   EXPECT_NE(error_of(grid_text("g", "[16]", R"(, "hyper": {"momentum": [1]})")).find("unknown hyper-parameter \"momentum\""),

@@ -116,6 +116,8 @@ TEST(TokenFile, CorruptFilesAreRefusedWithTheirName) {
 
 TEST(PromptRecords, ErrorsNameRecordAndField) {
   EXPECT_THROW(parse_prompt_records("{}", "x.json"), InputError);
+  EXPECT_THROW(parse_prompt_records("[8800e880]", "x.json"), InputError);  // out_of_range, found by fuzzing
+  EXPECT_THROW(parse_prompt_records(std::string(100000, '[') + std::string(100000, ']'), "x.json"), InputError);  // too deep
   try {
     parse_prompt_records("[{\"instruction\": \"a\", \"input\": \"b\"}]", "x.json");
     FAIL();
