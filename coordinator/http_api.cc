@@ -164,6 +164,14 @@ HttpResponse HttpApi::route(const HttpRequest& request) {
     (*doc)["results_json"] = table.tallrec_json;
     return json_response(200, *doc);
   }
+  if (seg.size() == 4 && seg[1] == "sweeps" && seg[3] == "table" && !mutation) {  // Table 1 export, as `results --format`
+    if (!store_.sweep_document(seg[2])) return error_response(404, "no sweep named \"" + seg[2] + "\"");
+    const std::string format = query.count("format") ? query.at("format") : "csv";
+    static const std::map<std::string, std::string> types = {
+        {"csv", "text/csv; charset=utf-8"}, {"markdown", "text/markdown; charset=utf-8"}, {"latex", "application/x-latex; charset=utf-8"}};
+    if (!types.count(format)) return error_response(400, "format must be csv, markdown or latex");
+    return {200, types.at(format), export_results_table(build_results_table(store_.run_outcomes(seg[2])), format), {}};
+  }
   if (seg.size() == 2 && seg[1] == "runs" && !mutation) {
     const std::string sweep = query.count("sweep") ? query.at("sweep") : "", state = query.count("state") ? query.at("state") : "";
     const int64_t limit = int_param(query, "limit", 50, 1, 1000), offset = int_param(query, "offset", 0, 0, INT64_MAX);

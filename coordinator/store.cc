@@ -384,7 +384,7 @@ bool Store::record_event(int64_t attempt_id, int64_t seq, const nlohmann::json& 
     if ((type == "progress" || type == "eval") && event.contains("step")) {
       Statement m(db_, "INSERT OR REPLACE INTO metrics (attempt_id, step, name, value) VALUES (?, ?, ?, ?)", path_);
       nlohmann::json values = nlohmann::json::object();
-      for (const char* name : {"loss", "lr", "tokens_per_s", "val_auc", "val_loss"}) {
+      for (const char* name : {"loss", "lr", "grad_norm", "tokens_per_s", "memory_bytes", "val_auc", "val_loss"}) {
         if (!event.contains(name) || !event[name].is_number()) continue;
         m.bind(1, attempt_id).bind(2, event["step"].get<int64_t>()).bind(3, std::string(name))
             .bind(4, event[name].get<double>());

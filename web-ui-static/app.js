@@ -133,6 +133,9 @@ async function sweepView(name, page) {
     el("p", { id: "sweep-counts", text: counts(s.by_state) }),
     el("h2", { text: "AUC by domain and sample count (mean ± std over seeds), TALLRec's Table 1" }),
     el("table", { class: "heatmap", id: "heatmap" }, header, ...body),
+    el("p", { id: "export" }, "Table 1 for a paper (AUC × 100, mean ± std): ",
+      ...["csv", "markdown", "latex"].flatMap((f, k) => [k ? " · " : "",
+        el("a", { href: `/api/sweeps/${encodeURIComponent(name)}/table?format=${f}`, download: `${name}-table1.${f === "markdown" ? "md" : f === "latex" ? "tex" : f}`, text: f })])),
     el("h2", { text: `Runs (${runs.total})` }), el("div", {}, filter),
     el("div", { class: "pager" },
       el("button", { text: "‹ prev", onclick: () => go(Math.max(0, page - 1)) }),
@@ -178,6 +181,10 @@ function runsTable(runs, axes) {
 
 // ---- One run: live curves, attempts, checkpoints, cancel and retry -----------------------
 let charts = {};
+// Every series the store records per step (coordinator/store.cc): name, title, y range.
+const RUN_SERIES = [["loss", "training loss"], ["val_auc", "validation AUC", [0, 1]], ["lr", "learning rate"],
+                    ["grad_norm", "gradient norm (before clipping)"], ["tokens_per_s", "tokens/s"],
+                    ["memory_bytes", "memory (bytes: RSS on CPU, allocator peak on a GPU)"]];
 
 const PALETTE = ["#277", "#b63", "#66a", "#393", "#a36"];
 
@@ -231,8 +238,8 @@ function addPoint(id, attempt, step, value) {
 
 async function runView(id) {
   const gen = generation;
-  const [run, loss, auc] = await Promise.all([api(`/api/runs/${id}`), api(`/api/runs/${id}/metrics?name=loss`),
-                                              api(`/api/runs/${id}/metrics?name=val_auc`)]);
+  const [run, events, ...series] = await Promise.all([api(`/api/runs/${id}`), api(`/api/runs/${id}/events?limit=1000`),
+    ...RUN_SERIES.map(([name]) => api(`/api/runs/${id}/metrics?name=${name}`))]);
   if (gen !== generation) return;  // navigated away meanwhile: leave the charts of the new view alone
   for (const c of Object.values(charts)) c.chart.destroy();
   charts = {};
@@ -246,8 +253,9 @@ async function runView(id) {
   const result = run.result;
   paint(gen,
     el("h1", {}, `Run ${run.id} `, el("span", { id: "run-state", class: `state ${run.state}`, text: run.state })),
-    el("p", { text: `${run.domain}, sample ${run.sample}, seed ${run.seed}; attempts ${run.attempts_used} of ${run.max_attempts}; ` +
-                    `sweeps ${run.sweeps.join(", ")}; key ${run.key.slice(0, 12)}` }),
+    el("p", {}, `${run.domain}, sample ${run.sample}, seed ${run.seed}; attempts ${run.attempts_used} of ${run.max_attempts}; sweeps `,
+      ...run.sweeps.flatMap((sw, k) => [k ? ", " : "", el("a", { class: "sweep-link", href: `#/sweep/${encodeURIComponent(sw)}`, text: sw })]),
+      `; key ${run.key.slice(0, 12)}`),
     // Only what the run's state allows: cancel an unfinished run, retry a failed or canceled one.
     el("div", {}, el("button", { id: "cancel", text: "Cancel", onclick: act("cancel"),
                                  ...(["queued", "leased", "running"].includes(run.state) ? {} : { disabled: "" }) }),
@@ -255,8 +263,8 @@ async function runView(id) {
                                  ...(["failed", "canceled"].includes(run.state) ? {} : { disabled: "" }) })), message,
     result ? el("p", { id: "run-result", text: `best validation AUC ${fmt(result.best_val_auc)} at step ${result.best_step}; test AUC ` +
                         Object.entries(result.test_auc).map(([d, a]) => `${d} ${fmt(a)}`).join(", ") }) : el("span"),
-    el("div", { class: "charts" }, lineChart("loss-chart", "training loss", loss.points),
-                                   lineChart("auc-chart", "validation AUC", auc.points, [0, 1])),
+    el("div", { class: "charts" }, ...RUN_SERIES.map(([name, label, range], k) =>
+      lineChart(`${name.replaceAll("_", "-")}-chart`, label, series[k].points, range))),
     el("h2", { text: "Attempts" }),
     el("table", { id: "attempts" },
       el("tr", {}, ...["attempt", "worker", "state", "resumed from step", "exit", "reason"].map((t) => el("th", { text: t }))),
@@ -266,9 +274,17 @@ async function runView(id) {
     el("h2", { text: "Checkpoints (PEFT adapter)" }),
     el("table", { id: "checkpoints" },
       el("tr", {}, ...["step", "bytes", "adapter"].map((t) => el("th", { text: t }))),
-      ...run.checkpoints.map((c) => el("tr", {}, el("td", { text: String(c.step) }), el("td", { text: String(c.bytes) }),
+      ...run.checkpoints.map((c) => el("tr", { class: result && c.step === result.best_step ? "best" : "" },
+        el("td", { text: result && c.step === result.best_step ? `${c.step} (best)` : String(c.step) }), el("td", { text: String(c.bytes) }),
         el("td", {}, ...["adapter_model.safetensors", "adapter_config.json"].map((f) =>
-          el("a", { href: `/api/runs/${id}/checkpoints/${c.step}/${f}`, text: f + " ", download: "" })))))));
+          el("a", { href: `/api/runs/${id}/checkpoints/${c.step}/${f}`, text: f + " ", download: "" })))))),
+    el("h2", { text: "Resolved spec" }), el("pre", { id: "run-spec", text: JSON.stringify(run.spec, null, 2) }),
+    el("h2", { text: `Events (${events.events.length === 1000 ? "the first 1000" : events.events.length})` }),
+    el("table", { id: "events" },
+      el("tr", {}, ...["attempt", "seq", "type", "event"].map((t) => el("th", { text: t }))),
+      ...events.events.map((e) => el("tr", {}, el("td", { text: String(attemptNumber.get(e.attempt) ?? e.attempt) }),
+        el("td", { text: String(e.seq) }), el("td", { text: e.event.type }),
+        el("td", { class: "muted", text: JSON.stringify(e.event).slice(0, 300) })))));
 }
 
 // ---- Workers -------------------------------------------------------------------------------
@@ -298,8 +314,7 @@ function route() {
     onChange = (kind, body) => {
       if (body.run !== id) return;
       if (kind === "metric") {
-        addPoint("loss-chart", body.attempt, body.step, body.values.loss);
-        addPoint("auc-chart", body.attempt, body.step, body.values.val_auc);
+        for (const [name] of RUN_SERIES) addPoint(`${name.replaceAll("_", "-")}-chart`, body.attempt, body.step, body.values[name]);
       } else {
         view.refresh();
       }

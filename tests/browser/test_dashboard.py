@@ -80,8 +80,15 @@ def test_submit_watch_cancel_retry_in_the_browser(tmp_path, browser):
         expect(page.locator("#retry")).to_be_disabled()
         expect(page.locator("#attempts tr").nth(1).locator("td").first).to_have_text(re.compile(r"^1 \(id \d+\)$"))
         expect(page.locator("#attempts tr").nth(2).locator("td").first).to_have_text(re.compile(r"^2 \(id \d+\)$"))
-        assert page.evaluate("[charts['auc-chart'].chart.options.scales.y.min, charts['auc-chart'].chart.options.scales.y.max]") == [0, 1]
+        assert page.evaluate("[charts['val-auc-chart'].chart.options.scales.y.min, charts['val-auc-chart'].chart.options.scales.y.max]") == [0, 1]
         assert page.evaluate("charts['loss-chart'].chart.data.datasets.map((d) => d.label)") == ["attempt 1", "attempt 2"]
+        # Every recorded series, the resolved spec, the sweep as a link, the best checkpoint, the events.
+        for chart in ("lr-chart", "grad-norm-chart", "tokens-per-s-chart", "memory-bytes-chart"):
+            expect(page.locator(f"#{chart}")).to_have_attribute("data-points", re.compile(r"^[1-9]\d*$"))
+        assert json.loads(page.locator("#run-spec").inner_text())["domain"] == "movie"
+        expect(page.locator("a.sweep-link")).to_have_attribute("href", "#/sweep/browser")
+        expect(page.locator("#checkpoints tr.best")).to_have_count(1)
+        expect(page.locator("#events tr").filter(has_text="finished")).to_have_count(1)
         shot(page, "4-retried")
 
         page.goto(f"{coordinator.url}#/sweep/browser")
@@ -97,6 +104,7 @@ def test_submit_watch_cancel_retry_in_the_browser(tmp_path, browser):
         val = page.locator("#runs td[data-column='val AUC']")
         expect(val).to_have_count(2)
         assert all(re.match(r"^0\.\d{4}$", t) for t in val.all_inner_texts())
+        expect(page.locator("#export a").first).to_have_attribute("href", "/api/sweeps/browser/table?format=csv")
         page.click("#runs th[data-column='val AUC']")
         expect(page.locator("#runs th[data-column='val AUC']")).to_have_text("val AUC ▲")
         shot(page, "5-heatmap")

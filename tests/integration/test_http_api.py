@@ -205,3 +205,15 @@ def test_reads_can_require_the_token(tmp_path):
         assert ok.status_code == 200 and ok.json() == {"sweeps": []}
     finally:
         coordinator.stop()
+
+
+def test_table_one_export_equals_the_cli(site):
+    url = site["url"]
+    for fmt in ("csv", "markdown", "latex"):
+        r = check(requests.get(f"{url}/api/sweeps/api/table", params={"format": fmt}), "/api/sweeps/{name}/table")
+        assert r.status_code == 200
+        assert r.text == run_tallrec("results", "api", "--db", site["db"], "--format", fmt).stdout
+    csv = requests.get(f"{url}/api/sweeps/api/table").text.splitlines()
+    assert csv[0] == "train,movie 16" and csv[1].startswith("movie,") and 0 < float(csv[1].split(",")[1]) <= 100
+    assert check(requests.get(f"{url}/api/sweeps/api/table", params={"format": "xlsx"}), "/api/sweeps/{name}/table").status_code == 400
+    assert check(requests.get(f"{url}/api/sweeps/nope/table"), "/api/sweeps/{name}/table").status_code == 404
