@@ -91,7 +91,12 @@ ResultsTable build_results_table(const std::vector<RunOutcome>& runs) {
     if (!label.empty()) model += " (" + label + ")";
     for (const auto& test : tests) {
       auto [it, added] = row_of.try_emplace({label, r.domain, test}, t.rows.size());
-      if (added) t.rows.push_back({label, r.domain, test, std::vector<TableCell>(t.samples.size())});
+      if (added) {
+        json values = json::object();
+        const json s = run_setting(r.spec);
+        for (const auto& f : t.setting_fields) values[f] = s.value(f, json());
+        t.rows.push_back({label, values, r.domain, test, std::vector<TableCell>(t.samples.size())});
+      }
       TableCell& c = t.rows[it->second].cells[column];
       ++c.runs;
       c.finished += ended;
@@ -230,7 +235,7 @@ std::string export_results_table(const ResultsTable& t, const std::string& forma
 json results_table_json(const ResultsTable& t) {
   json rows = json::array(), cells = json::array();
   for (const auto& r : t.rows) {
-    rows.push_back({{"setting", r.setting}, {"train", r.train}, {"test", r.test}});
+    rows.push_back({{"setting", r.setting}, {"values", r.values}, {"train", r.train}, {"test", r.test}});
     json row = json::array();
     for (const auto& c : r.cells)
       row.push_back({{"runs", c.runs}, {"finished", c.finished}, {"succeeded", c.aucs.size()},

@@ -25,6 +25,7 @@ struct TableCell {
 
 struct TableRow {
   std::string setting;  // "" when the sweep has one setting
+  nlohmann::json values = nlohmann::json::object();  // the setting's value of each setting field
   std::string train, test;
   std::vector<TableCell> cells;  // one per ResultsTable::samples
 };
@@ -51,7 +52,8 @@ std::string format_results_table(const ResultsTable& table);
 // `format`: "csv", "markdown" or "latex"; InputError for another.
 std::string export_results_table(const ResultsTable& table, const std::string& format);
 // The same table as JSON (the CLI's --json, the API's heatmap): rows [{setting, train, test}],
-// samples, cells [[{runs, finished, succeeded, mean, std}]] (null where undefined).
+// samples, cells [[{runs, finished, succeeded, mean, std}]] (null where undefined); each row also
+// has `values`, its setting as {field: value}, for charts against an axis.
 nlohmann::json results_table_json(const ResultsTable& table);
 
 }  // namespace tallrec

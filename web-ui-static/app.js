@@ -141,7 +141,57 @@ async function sweepView(name, page) {
       el("button", { text: "‹ prev", onclick: () => go(Math.max(0, page - 1)) }),
       el("span", { text: ` page ${page + 1} of ${pages} ` }),
       el("button", { text: "next ›", onclick: () => go(Math.min(pages - 1, page + 1)) })),
-    runsTable(runs.runs, h.setting_fields));
+    el("div", {}, el("button", { id: "compare", text: "Compare the checked runs", onclick: () => {
+      const ids = [...document.querySelectorAll("#runs input.pick:checked")].map((c) => c.value);
+      if (ids.length) location.hash = `#/compare/${ids.join(",")}`;
+    } })),
+    runsTable(runs.runs, h.setting_fields),
+    el("h2", { text: "Test AUC against an axis (mean ± std over seeds)" }), axisChart(h));
+}
+
+// Test AUC against a chosen axis (sample count, or a setting field such as lr), from the
+// results table: one line per everything-else (train -> test and the other fields), the seeds'
+// spread as a band of mean ± std.
+function axisChart(h) {
+  const axes = ["sample", ...h.setting_fields];
+  const select = el("select", { id: "axis-select" }, ...axes.map((a) => el("option", { value: a, text: a })));
+  const holder = el("div", { class: "chart wide" });
+  const draw = () => {
+    const axis = select.value;
+    if (charts["axis-chart"]) { charts["axis-chart"].chart.destroy(); delete charts["axis-chart"]; }
+    const lines = new Map();  // group label -> [{x, mean, std}]
+    h.rows.forEach((row, r) => h.cells[r].forEach((c, k) => {
+      if (c.mean === null) return;
+      const values = { ...row.values, sample: h.samples[k] };
+      const x = values[axis];
+      const rest = Object.entries(values).filter(([f]) => f !== axis).map(([f, v]) => `${f}=${JSON.stringify(v)}`);
+      const label = `${row.train} → ${row.test}${rest.length ? ` (${rest.join(", ")})` : ""}`;
+      if (!lines.has(label)) lines.set(label, []);
+      lines.get(label).push({ x, mean: c.mean, std: c.std ?? 0 });
+    }));
+    const numeric = [...lines.values()].flat().every((p) => typeof p.x === "number");
+    const datasets = [];
+    [...lines.entries()].forEach(([label, points], i) => {
+      points.sort((a, b) => (a.x < b.x ? -1 : a.x > b.x ? 1 : 0));
+      const color = PALETTE[i % PALETTE.length];
+      const xy = (f) => points.map((p) => ({ x: numeric ? p.x : String(p.x), y: f(p) }));
+      datasets.push({ label: `${label} − std`, data: xy((p) => p.mean - p.std), borderWidth: 0, pointRadius: 0, borderColor: color });
+      datasets.push({ label: `${label} + std`, data: xy((p) => p.mean + p.std), borderWidth: 0, pointRadius: 0, fill: "-1",
+                      backgroundColor: color + "33", borderColor: color });
+      datasets.push({ label, data: xy((p) => p.mean), borderColor: color, backgroundColor: color, pointRadius: 3, borderWidth: 1.5 });
+    });
+    const canvas = el("canvas", { id: "axis-chart", "data-lines": String(lines.size) });
+    holder.replaceChildren(canvas);
+    const chart = new Chart(canvas, { type: "line", data: { datasets },
+      options: { animation: false, maintainAspectRatio: false, parsing: true,
+                 plugins: { legend: { labels: { filter: (item) => !/ [−+] std$/.test(item.text) } } },
+                 scales: { x: numeric ? { type: "linear", title: { display: true, text: axis } } : { type: "category", title: { display: true, text: axis } },
+                           y: { min: 0, max: 1, title: { display: true, text: "test AUC" } } } } });
+    charts["axis-chart"] = { chart, canvas, count: lines.size };
+  };
+  select.addEventListener("change", draw);
+  setTimeout(draw, 0);  // after the holder is in the page
+  return el("div", {}, el("label", {}, "axis ", select), holder);
 }
 
 // The sweep's runs with the axes that differ between its settings and their results; a click
@@ -171,7 +221,8 @@ function runsTable(runs, axes) {
       el("tr", {}, ...columns.map(([name], k) => el("th", { text: name + (k === sortBy ? (descending ? " ▼" : " ▲") : ""),
         class: "sortable", "data-column": name, onclick: () => { descending = k === sortBy ? !descending : false; sortBy = k; render(); } }))),
       ...rows.map((r) => el("tr", { "data-run": String(r.id) },
-        ...columns.map(([name, get]) => name === "run" ? el("td", {}, el("a", { href: `#/run/${r.id}`, text: String(r.id) }))
+        ...columns.map(([name, get]) => name === "run" ? el("td", {}, el("input", { type: "checkbox", class: "pick", value: String(r.id) }), " ",
+                                                            el("a", { href: `#/run/${r.id}`, text: String(r.id) }))
                                         : name === "state" ? el("td", {}, stateBadge(r.state))
                                         : el("td", { text: text(get(r)), "data-column": name })))));
   };
@@ -287,6 +338,31 @@ async function runView(id) {
         el("td", { class: "muted", text: JSON.stringify(e.event).slice(0, 300) })))));
 }
 
+// ---- Compare: runs' curves overlaid -------------------------------------------------------
+async function compareView(ids) {
+  const gen = generation;
+  const runs = await Promise.all(ids.map((id) => api(`/api/runs/${id}`)));
+  const series = await Promise.all(ids.flatMap((id) => ["loss", "val_auc"].map((n) => api(`/api/runs/${id}/metrics?name=${n}`))));
+  if (gen !== generation) return;
+  for (const c of Object.values(charts)) c.chart.destroy();
+  charts = {};
+  const chart = (id, title, k, range) => {
+    const canvas = el("canvas", { id, "data-lines": String(runs.length) });
+    const datasets = runs.map((run, i) => ({
+      label: `run ${run.id}: ${run.domain}, sample ${run.sample}, seed ${run.seed}`,
+      data: series[2 * i + k].points.map((p) => ({ x: p.step, y: p.value })),
+      borderColor: PALETTE[i % PALETTE.length], backgroundColor: PALETTE[i % PALETTE.length], pointRadius: 1.5, borderWidth: 1.5 }));
+    const c = new Chart(canvas, { type: "line", data: { datasets }, options: { animation: false, maintainAspectRatio: false, parsing: false,
+      plugins: { title: { display: true, text: title } },
+      scales: { x: { type: "linear", title: { display: true, text: "step" } }, ...(range ? { y: { min: range[0], max: range[1] } } : {}) } } });
+    charts[id] = { chart: c, canvas, count: runs.length };
+    return el("div", { class: "chart" }, canvas);
+  };
+  paint(gen, el("h1", { text: `Compare runs ${ids.join(", ")}` }),
+    el("p", {}, ...runs.flatMap((r, i) => [i ? " · " : "", el("a", { href: `#/run/${r.id}`, text: `run ${r.id}` })])),
+    el("div", { class: "charts" }, chart("compare-loss", "training loss", 0), chart("compare-auc", "validation AUC", 1, [0, 1])));
+}
+
 // ---- Workers -------------------------------------------------------------------------------
 async function workersView() {
   const gen = generation;
@@ -308,6 +384,10 @@ function route() {
   if (parts[0] === "sweep" && parts[1]) {
     refresh = () => sweepView(parts[1], Number(parts[2] || 0));
     onChange = (kind) => { if (kind === "run" || kind === "sweep") view.refresh(); };
+  } else if (parts[0] === "compare" && parts[1]) {
+    const ids = parts[1].split(",").filter((x) => /^\d+$/.test(x)).map(Number);
+    refresh = () => compareView(ids);
+    onChange = () => {};
   } else if (parts[0] === "run" && parts[1]) {
     const id = Number(parts[1]);
     refresh = () => runView(id);

@@ -107,6 +107,16 @@ def test_submit_watch_cancel_retry_in_the_browser(tmp_path, browser):
         expect(page.locator("#export a").first).to_have_attribute("href", "/api/sweeps/browser/table?format=csv")
         page.click("#runs th[data-column='val AUC']")
         expect(page.locator("#runs th[data-column='val AUC']")).to_have_text("val AUC ▲")
+        # Test AUC against an axis: one line (train movie -> movie) over the sample count.
+        expect(page.locator("#axis-chart")).to_have_attribute("data-lines", "1")
+        # Compare: both runs' curves overlaid.
+        for box in page.locator("#runs input.pick").all():
+            box.check()
+        page.click("#compare")
+        expect(page).to_have_url(re.compile(r"#/compare/\d+,\d+$"))
+        expect(page.locator("#compare-loss")).to_have_attribute("data-lines", "2")
+        assert page.evaluate("charts['compare-loss'].chart.data.datasets.every((d) => d.data.length > 0)")
+        page.goto(f"{coordinator.url}#/sweep/browser")
         shot(page, "5-heatmap")
 
         page.goto(f"{coordinator.url}#/workers")

@@ -55,7 +55,7 @@ def test_reads_answer_as_documented(site):
     assert [(s["name"], s["by_state"]["succeeded"]) for s in sweeps] == [("api", 1)]
     sweep = check(requests.get(f"{url}/api/sweeps/api"), "/api/sweeps/{name}").json()
     cell = sweep["heatmap"]["cells"][0][0]
-    assert sweep["heatmap"]["rows"] == [{"setting": "", "train": "movie", "test": "movie"}] and sweep["heatmap"]["samples"] == [16]
+    assert sweep["heatmap"]["rows"] == [{"setting": "", "values": {}, "train": "movie", "test": "movie"}] and sweep["heatmap"]["samples"] == [16]
     assert cell["runs"] == cell["finished"] == cell["succeeded"] == 1 and 0 <= cell["mean"] <= 1
     assert cell["std"] is None  # sample std (ddof 1) of one run is undefined
     runs = check(requests.get(f"{url}/api/runs", params={"sweep": "api", "limit": 10}), "/api/runs").json()
