@@ -112,6 +112,8 @@ void add_sweep_commands(CLI::App& app) {
       std::printf("%-24s %s %lld runs:", s.name.c_str(), progress_bar(s).c_str(), static_cast<long long>(s.total()));
       for (const auto& [state, n] : s.runs_by_state)
         if (n) std::printf(" %s %lld", state.c_str(), static_cast<long long>(n));
+      const int64_t open = s.runs_by_state.at("queued") + s.runs_by_state.at("leased") + s.runs_by_state.at("running");
+      if (open && s.eta_seconds >= 0) std::printf("; ETA about %.0f min", s.eta_seconds / 60);
       std::printf("\n");
     }
     if (*json_out) std::cout << out.dump() << "\n";

@@ -158,7 +158,10 @@ HttpResponse HttpApi::route(const HttpRequest& request) {
     auto doc = store_.sweep_document(seg[2]);
     if (!doc) return error_response(404, "no sweep named \"" + seg[2] + "\"");
     for (const auto& s : store_.status())
-      if (s.name == seg[2]) (*doc)["by_state"] = s.runs_by_state;
+      if (s.name == seg[2]) {
+        (*doc)["by_state"] = s.runs_by_state;
+        (*doc)["eta_seconds"] = s.eta_seconds < 0 ? json() : json(s.eta_seconds);
+      }
     const ResultsTable table = build_results_table(store_.run_outcomes(seg[2]));
     (*doc)["heatmap"] = results_table_json(table);
     (*doc)["results_json"] = table.tallrec_json;

@@ -190,6 +190,20 @@ std::vector<SweepStatus> Store::status() {
     }
     if (!s.text(2).empty()) out.back().runs_by_state[s.text(2)] = s.integer(3);
   }
+  Statement mean(db_,
+                 "SELECT AVG(a.ended - a.started) FROM attempts a JOIN sweep_runs sr ON sr.run_id = a.run_id "
+                 "WHERE sr.sweep_id = ? AND a.state = 'succeeded' AND a.ended IS NOT NULL AND a.started IS NOT NULL",
+                 path_);
+  for (auto& sweep : out) {
+    mean.bind(1, sweep.id);
+    if (mean.step() && !mean.text(0).empty()) {
+      const double each = mean.real(0);
+      auto& n = sweep.runs_by_state;
+      const double remaining = double(n["queued"] + n["leased"]) + 0.5 * double(n["running"]);
+      sweep.eta_seconds = each * remaining / double(std::max<int64_t>(1, n["leased"] + n["running"]));
+    }
+    mean.reset();
+  }
   return out;
 }
 

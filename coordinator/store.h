@@ -29,6 +29,10 @@ struct SweepStatus {
   int64_t id;
   std::string name;
   std::map<std::string, int64_t> runs_by_state;  // every state present, 0 when none
+  // Seconds until the sweep's unfinished runs are done, from the measured wall time of its
+  // succeeded attempts (lease to finish) and how many run at once now: mean duration x (queued +
+  // leased + half the running) / max(1, leased + running). Negative when nothing has finished yet.
+  double eta_seconds = -1;
   int64_t total() const;
 };
 

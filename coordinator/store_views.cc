@@ -17,7 +17,8 @@ json run_row_json(const RunRow& r) {
 }
 
 json sweep_status_json(const SweepStatus& s) {
-  return {{"id", s.id}, {"name", s.name}, {"runs", s.total()}, {"by_state", s.runs_by_state}};
+  return {{"id", s.id}, {"name", s.name}, {"runs", s.total()}, {"by_state", s.runs_by_state},
+          {"eta_seconds", s.eta_seconds < 0 ? json() : json(s.eta_seconds)}};
 }
 
 std::optional<json> Store::sweep_document(const std::string& name) {

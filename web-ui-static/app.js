@@ -131,6 +131,8 @@ async function sweepView(name, page) {
   paint(gen,
     el("h1", { text: `Sweep ${s.name}` }),
     el("p", { id: "sweep-counts", text: counts(s.by_state) }),
+    el("p", { id: "sweep-eta", class: "muted", text: s.eta_seconds === null || s.eta_seconds === undefined
+      ? "ETA: when the first run has finished" : `ETA about ${Math.round(s.eta_seconds / 60)} min (from the runs finished so far)` }),
     el("h2", { text: "AUC by domain and sample count (mean ± std over seeds), TALLRec's Table 1" }),
     el("table", { class: "heatmap", id: "heatmap" }, header, ...body),
     el("p", { id: "export" }, "Table 1 for a paper (AUC × 100, mean ± std): ",

@@ -85,6 +85,18 @@ TEST(Queue, RetriesBackOffThenFail) {
   EXPECT_EQ(s.run_state(a->run_id), "failed") << "not retryable: fails at once";
 }
 
+TEST(Queue, SweepEtaFromFinishedAttempts) {
+  test::ScratchDir dir;
+  Store s(dir / "q.db");
+  s.submit(two_runs());
+  EXPECT_LT(s.status()[0].eta_seconds, 0);  // nothing finished: unknown
+  auto a = s.lease_next("w", 100, kPolicy);
+  ASSERT_TRUE(s.finish(a->attempt_id, {{"test_auc", {{"movie", 0.5}}}}, 160));
+  EXPECT_DOUBLE_EQ(s.status()[0].eta_seconds, 60.0);  // 60 s each x 1 queued / 1
+  s.lease_next("w", 170, kPolicy);
+  EXPECT_DOUBLE_EQ(s.status()[0].eta_seconds, 60.0);  // 1 leased (counts whole) / 1 in flight
+}
+
 TEST(Queue, CancelFencesTheAttempt) {
   test::ScratchDir dir;
   Store s(dir / "q.db");
