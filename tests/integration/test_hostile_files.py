@@ -18,20 +18,14 @@ import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "oracle"))
 from cluster import Coordinator, free_port, make_grid  # noqa: E402
-from conftest import BUILD_DIR, SHARED_DIR, TOKENIZER, run_tallrec  # noqa: E402
+from conftest import BUILD_DIR, TOKENIZER, movie_workspace, run_tallrec  # noqa: E402
 
 TRAIN = BUILD_DIR / "tallrec-train"
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    w = tmp_path_factory.mktemp("files")
-    subprocess.run([str(TRAIN), "init", "--preset", "tiny", "--out", str(w / "model")], check=True, capture_output=True)
-    run_tallrec("data", "prepare", "movielens", "--raw", SHARED_DIR / "data" / "ml-100k", "--out", w / "movie")
-    for split, sample in (("train", 8), ("valid", 16)):
-        run_tallrec("data", "tokenize", "--records", w / "movie" / f"{split}.json", "--tokenizer", TOKENIZER,
-                    "--out", w / split, "--sample", sample, "--seed", 1)
-    return w
+    return movie_workspace(tmp_path_factory.mktemp("files"), (("train", "train", 8, 1), ("valid", "valid", 16, 1)))
 
 
 def refused(w, name, **overrides):

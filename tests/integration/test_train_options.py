@@ -12,20 +12,15 @@ import pytest
 import safetensors
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "oracle"))
-from conftest import BUILD_DIR, SHARED_DIR, TOKENIZER, run_tallrec  # noqa: E402
+from conftest import BUILD_DIR, SHARED_DIR, TOKENIZER, movie_workspace, run_tallrec  # noqa: E402
 
 TRAIN = BUILD_DIR / "tallrec-train"
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    w = tmp_path_factory.mktemp("precision")
-    subprocess.run([str(TRAIN), "init", "--preset", "tiny", "--out", str(w / "model")], check=True, capture_output=True)
-    run_tallrec("data", "prepare", "movielens", "--raw", SHARED_DIR / "data" / "ml-100k", "--out", w / "movie")
-    for split, out, sample, seed in (("train", "train", 8, 1), ("valid", "valid", 16, 1), ("train", "train64", 64, 2)):
-        run_tallrec("data", "tokenize", "--records", w / "movie" / f"{split}.json", "--tokenizer", TOKENIZER,
-                    "--out", w / out, "--sample", sample, "--seed", seed)
-    return w
+    return movie_workspace(tmp_path_factory.mktemp("precision"),
+                           (("train", "train", 8, 1), ("valid", "valid", 16, 1), ("train", "train64", 64, 2)))
 
 
 def train(w, name, **overrides):

@@ -22,6 +22,21 @@ def run_tallrec(*args, check=True):
     return proc
 
 
+def movie_workspace(w, subsets=(), tiny_model=True, train_on_inputs=None):
+    """MovieLens prompts prepared in w/movie, optionally a tiny model in w/model, and each
+    (split, out, sample, seed) of `subsets` tokenized into w/out (with --train-on-inputs when
+    given). Returns w."""
+    if tiny_model:
+        subprocess.run([str(BUILD_DIR / "tallrec-train"), "init", "--preset", "tiny", "--out", str(w / "model")], check=True,
+                       capture_output=True)
+    run_tallrec("data", "prepare", "movielens", "--raw", SHARED_DIR / "data" / "ml-100k", "--out", w / "movie")
+    for split, out, sample, seed in subsets:
+        extra = [] if train_on_inputs is None else ["--train-on-inputs", train_on_inputs(out)]
+        run_tallrec("data", "tokenize", "--records", w / "movie" / f"{split}.json", "--tokenizer", TOKENIZER,
+                    "--out", w / out, "--sample", sample, "--seed", seed, *extra)
+    return w
+
+
 @pytest.fixture
 def scratch(tmp_path):
     return tmp_path

@@ -10,7 +10,7 @@ import safetensors.torch
 import torch
 
 import hf_reference as ref
-from conftest import BUILD_DIR, SHARED_DIR, TOKENIZER, run_tallrec
+from conftest import BUILD_DIR, movie_workspace
 
 TRAIN = BUILD_DIR / "tallrec-train"
 ADAPTERS = {"gqa": dict(r=4, alpha=8, targets=ref.ALL_LINEAR), "mha": dict(r=8, alpha=16, targets=["q_proj", "v_proj"])}
@@ -20,11 +20,8 @@ LOSS_RTOL, GRAD_RTOL = 1e-6, 2e-5
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory):
-    w = tmp_path_factory.mktemp("grads")
-    run_tallrec("data", "prepare", "movielens", "--raw", SHARED_DIR / "data" / "ml-100k", "--out", w / "movie")
-    for inputs in ("true", "false"):
-        run_tallrec("data", "tokenize", "--records", w / "movie" / "train.json", "--tokenizer", TOKENIZER,
-                    "--out", w / f"tokens-{inputs}", "--sample", 16, "--seed", 42, "--train-on-inputs", inputs)
+    w = movie_workspace(tmp_path_factory.mktemp("grads"), [("train", f"tokens-{i}", 16, 42) for i in ("true", "false")],
+                        tiny_model=False, train_on_inputs=lambda out: out.split("-")[1])
     for name, a in ADAPTERS.items():
         ref.write_tiny_llama(w / f"model-{name}", name)
         ref.write_start_adapter(w / f"model-{name}", w / f"adapter-{name}", a["r"], a["alpha"], a["targets"])

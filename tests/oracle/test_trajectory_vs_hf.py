@@ -19,7 +19,7 @@ import torch
 import transformers
 
 import hf_reference as ref
-from conftest import BUILD_DIR, SHARED_DIR, TOKENIZER, run_tallrec
+from conftest import BUILD_DIR, movie_workspace
 
 TRAIN = BUILD_DIR / "tallrec-train"
 STEPS, MICRO, BATCH, MAX_NORM = 6, 2, 6, 0.05
@@ -34,13 +34,9 @@ CASES = {
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory):
-    w = tmp_path_factory.mktemp("trajectory")
-    run_tallrec("data", "prepare", "movielens", "--raw", SHARED_DIR / "data" / "ml-100k", "--out", w / "movie")
-    for inputs in ("true", "false"):
-        run_tallrec("data", "tokenize", "--records", w / "movie" / "train.json", "--tokenizer", TOKENIZER,
-                    "--out", w / f"train-{inputs}", "--sample", 16, "--seed", 42, "--train-on-inputs", inputs)
-    run_tallrec("data", "tokenize", "--records", w / "movie" / "valid.json", "--tokenizer", TOKENIZER,
-                "--out", w / "valid", "--sample", 16, "--seed", 0)
+    w = movie_workspace(tmp_path_factory.mktemp("trajectory"), [("train", f"train-{i}", 16, 42) for i in ("true", "false")],
+                        tiny_model=False, train_on_inputs=lambda out: out.split("-")[1])
+    movie_workspace(w, [("valid", "valid", 16, 0)], tiny_model=False)
     for name in ref.CONFIGS:
         ref.write_tiny_llama(w / f"model-{name}", name)
     return w
