@@ -153,3 +153,25 @@ def test_a_ten_thousand_run_sweep_pages_its_runs(tmp_path, browser):
         shot(page, "7-ten-thousand")
     finally:
         coordinator.stop()
+
+
+def test_a_two_setting_grid_shows_two_rows_and_its_axis(tmp_path, browser):
+    """lr 1e-4 and 3e-4: two settings, so two heatmap rows labelled by lr, and lr a column of the runs."""
+    grid = json.loads(make_grid(tmp_path, "two", [0, 1], 2).read_text())
+    grid["hyper"]["lr"] = [0.0001, 0.0003]
+    coordinator = Coordinator(tmp_path / "store.db", tmp_path / "artifacts", extra=["--http", "127.0.0.1:0"])
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("dialog", lambda dialog: dialog.accept(coordinator.token))
+        page.goto(coordinator.url)
+        page.fill("#grid-text", json.dumps(grid))
+        page.click("#submit-grid")
+        expect(page.locator("#sweep-counts")).to_have_text("queued 4", timeout=30_000)
+        rows = page.locator("#heatmap tr th").all_inner_texts()
+        assert "lr=0.0001 | movie → movie" in rows and "lr=0.0003 | movie → movie" in rows, rows
+        expect(page.locator("#heatmap td.cell")).to_have_count(2)
+        expect(page.locator("#runs th[data-column=lr]")).to_have_count(1)
+        assert sorted(page.locator("#runs td[data-column=lr]").all_inner_texts()) == ["0.0001", "0.0001", "0.0003", "0.0003"]
+        expect(page.locator("#axis-select option")).to_have_count(2)  # sample and lr
+    finally:
+        coordinator.stop()
