@@ -36,11 +36,12 @@ const std::vector<TypeInfo>& types() {
       {MessageType::kDone, "DONE", {{"attempt", Kind::kInt}, {"seq", Kind::kInt}, {"exit_code", Kind::kInt},
                                     {"signal", Kind::kAny}, {"stderr_tail", Kind::kString}}},
       {MessageType::kCancel, "CANCEL", {{"attempt", Kind::kInt}}},
-      {MessageType::kOffer, "OFFER", {{"attempt", Kind::kInt}, {"checkpoint", Kind::kObject}}},
+      {MessageType::kOffer, "OFFER", {{"attempt", Kind::kInt}, {"transfer", Kind::kString}, {"checkpoint", Kind::kObject}}},
       {MessageType::kCredit, "CREDIT", {{"transfer", Kind::kString}, {"chunks", Kind::kInt}}},
       {MessageType::kChunk, "CHUNK", {{"transfer", Kind::kString}, {"file", Kind::kString}, {"offset", Kind::kInt},
                                       {"last", Kind::kBool}}},
-      {MessageType::kFetch, "FETCH", {{"attempt", Kind::kInt}, {"checkpoint", Kind::kString}}},
+      {MessageType::kFetch, "FETCH", {{"attempt", Kind::kInt}, {"transfer", Kind::kString}, {"checkpoint", Kind::kString},
+                                      {"chunks", Kind::kInt}}},
       {MessageType::kError, "ERROR", {{"code", Kind::kString}, {"message", Kind::kString}}},
   };
   return t;
@@ -74,6 +75,16 @@ const char* message_type_name(MessageType t) {
   for (const auto& info : types())
     if (info.type == t) return info.name;
   return "?";
+}
+
+std::vector<std::pair<std::string, std::vector<std::string>>> message_required_fields() {
+  std::vector<std::pair<std::string, std::vector<std::string>>> out;
+  for (const auto& t : types()) {
+    std::vector<std::string> fields;
+    for (const auto& f : t.required) fields.push_back(f.name);
+    out.push_back({t.name, fields});
+  }
+  return out;
 }
 
 std::vector<std::string> encode_message(const Message& m) {

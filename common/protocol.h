@@ -40,6 +40,10 @@ class ProtocolError : public std::runtime_error {
 
 const char* message_type_name(MessageType t);
 std::vector<std::string> encode_message(const Message& m);
+
+// Every message type's name and the body fields the decoder requires (what schemas/trp1.schema.json
+// must say too; tests/unit/schema_test.cc checks that they agree).
+std::vector<std::pair<std::string, std::vector<std::string>>> message_required_fields();
 // A checkpoint folder's name: "step-" and eight digits. Transfers carry no other.
 bool is_checkpoint_name(const std::string& name);
 // A file name a transfer may carry: no path separators, not "." or "..", at most 128 bytes.

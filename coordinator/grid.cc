@@ -32,6 +32,18 @@ const std::vector<std::pair<std::string, json>> kOptionalHyper = {
 
 }  // namespace
 
+std::vector<std::string> grid_document_fields() {
+  return {"name", "base_model", "init_adapter", "tokenizer", "datasets", "domains", "test_domains",
+          "samples", "seeds", "hyper", "priority", "max_attempts", "valid_sample"};
+}
+
+std::vector<std::string> grid_hyper_axes() {
+  std::vector<std::string> out;
+  for (const auto& [k, v] : kHyper) out.push_back(k);
+  for (const auto& [k, v] : kOptionalHyper) out.push_back(k);
+  return out;
+}
+
 Grid parse_grid_file(const std::filesystem::path& file, bool check_paths) {
   namespace fs = std::filesystem;
   const std::string origin = file.string();
@@ -60,10 +72,9 @@ Grid parse_grid(const std::string& text, const std::string& origin) {
   json doc = parse_json_from_outside(text, origin);
   auto fail = [&](const std::string& what) -> void { throw InputError(origin + ": " + what); };
   if (!doc.is_object()) fail("a grid is a JSON object");
-  static const char* known[] = {"name", "base_model", "init_adapter", "tokenizer", "datasets", "domains", "test_domains",
-                                "samples", "seeds", "hyper", "priority", "max_attempts", "valid_sample"};
+  const std::vector<std::string> known = grid_document_fields();
   for (auto& [k, v] : doc.items())
-    if (std::find(std::begin(known), std::end(known), k) == std::end(known)) fail("unknown field \"" + k + "\"");
+    if (std::find(known.begin(), known.end(), k) == known.end()) fail("unknown field \"" + k + "\"");
   auto need_string = [&](const char* key) {
     if (!doc.contains(key) || !doc[key].is_string() || doc[key].get<std::string>().empty())
       fail("field \"" + std::string(key) + "\" must be a non-empty string");

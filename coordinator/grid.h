@@ -30,6 +30,11 @@ struct Grid {
 // The most runs one grid may expand to (a 10,000-run sweep is tested; this leaves room).
 inline constexpr int64_t kMaxGridRuns = 100000;
 
+// The fields a grid document may have, and the hyper-parameter axes (schemas/grid.schema.json
+// must list the same; tests/unit/schema_test.cc checks it).
+std::vector<std::string> grid_document_fields();
+std::vector<std::string> grid_hyper_axes();
+
 // Parses and expands a grid document. Throws InputError naming `origin` and the field.
 // Paths are taken as written (the HTTP API: they are the workers' paths).
 Grid parse_grid(const std::string& text, const std::string& origin);

@@ -25,6 +25,14 @@ void apply_recipe(RunSpec& s, const std::string& origin) {
   throw InputError(origin + ": unknown recipe \"" + s.recipe + "\" (expected finetune_rec or instruct_7b)");
 }
 
+const std::vector<std::string>& run_spec_fields() {
+  static const std::vector<std::string> fields = {"recipe", "eval_at_end", "base_model", "init_adapter", "train_tokens", "valid_tokens", "test_tokens", "seed", "data_order", "data_seed",
+                                "lora", "optim", "warmup_steps", "max_grad_norm", "batch_size", "micro_batch_size",
+                                "epochs", "max_steps", "eval_every", "early_stopping_patience", "eval_batch_size", "group_by_length", "gradient_checkpointing",
+                                "dtype", "loss_scale_init", "scoring", "loss_normalization", "threads", "device", "world_size"};
+  return fields;
+}
+
 RunSpec read_run_spec(const std::filesystem::path& path) { return parse_run_spec(read_file(path), path.string()); }
 
 RunSpec parse_run_spec(const std::string& text, const std::string& origin) {
@@ -41,12 +49,9 @@ RunSpec parse_run_spec(const std::string& text, const std::string& origin) {
     }
     return true;
   };
-  static const char* known[] = {"recipe", "eval_at_end", "base_model", "init_adapter", "train_tokens", "valid_tokens", "test_tokens", "seed", "data_order", "data_seed",
-                                "lora", "optim", "warmup_steps", "max_grad_norm", "batch_size", "micro_batch_size",
-                                "epochs", "max_steps", "eval_every", "early_stopping_patience", "eval_batch_size", "group_by_length", "gradient_checkpointing",
-                                "dtype", "loss_scale_init", "scoring", "loss_normalization", "threads", "device", "world_size"};
+  const std::vector<std::string>& known = run_spec_fields();
   for (auto& [key, value] : j.items()) {
-    if (std::find(std::begin(known), std::end(known), key) == std::end(known)) {
+    if (std::find(known.begin(), known.end(), key) == known.end()) {
       throw InputError(origin + ": unknown field \"" + key + "\"");
     }
   }

@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "jobs/train/lora.h"
 #include "jobs/train/optimizer.h"
@@ -54,6 +55,10 @@ inline uint64_t data_order_seed(const RunSpec& s) { return s.data_order == "hf" 
 
 // Sets the defaults of s.recipe (see RunSpec::recipe); InputError for an unknown name.
 void apply_recipe(RunSpec& s, const std::string& origin);
+
+// Every field a spec may have (schemas/run_spec.schema.json must list the same; checked by
+// tests/train/step_plan_test.cc's schema test).
+const std::vector<std::string>& run_spec_fields();
 
 // Parses and validates a spec file; InputError names the file and the field.
 RunSpec read_run_spec(const std::filesystem::path& path);

@@ -136,7 +136,7 @@ def test_a_peer_cannot_act_for_another_workers_attempt(tmp_path):
         kind, body = refused([b"TRP01", b"DONE", json.dumps({"attempt": attempt, "seq": 2, "exit_code": 0, "signal": None,
                                                               "stderr_tail": ""}).encode()])
         assert (kind, body["code"]) == (b"ERROR", "not-yours")
-        kind, body = refused([b"TRP01", b"FETCH", json.dumps({"attempt": attempt, "checkpoint": "step-00000001"}).encode()])
+        kind, body = refused([b"TRP01", b"FETCH", json.dumps({"attempt": attempt, "transfer": "t1", "checkpoint": "step-00000001", "chunks": 4}).encode()])
         assert (kind, body["code"]) == (b"ERROR", "not-yours")
         import sqlite3
         db = sqlite3.connect(tmp_path / "store.db")
