@@ -35,8 +35,8 @@ class SafetensorsSource : public TensorSource {
 std::unique_ptr<TensorSource> open_tensor_file(const fs::path& path) {
   const WeightFormat f = sniff_weight_file(path);
   if (f == WeightFormat::kTorchZip) return std::make_unique<TorchCheckpointFile>(path);
-  require_weight_format(path, WeightFormat::kSafetensors);
-  return std::make_unique<SafetensorsSource>(path);
+  if (f == WeightFormat::kGitLfsPointer || f == WeightFormat::kTorchLegacy) require_weight_format(path, WeightFormat::kSafetensors);
+  return std::make_unique<SafetensorsSource>(path);  // anything else: the safetensors reader says what is wrong with it
 }
 
 TorchCheckpointFile::TorchCheckpointFile(const fs::path& path) : path_(path) {
