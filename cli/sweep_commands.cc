@@ -25,8 +25,7 @@ std::string progress_bar(const SweepStatus& s, int width = 30) {
 
 // An unknown sweep is bad input (exit 2), not an empty answer.
 void require_sweep(Store& store, const std::string& name) {
-  for (const auto& s : store.status())
-    if (s.name == name) return;
+  if (store.sweep_document(name)) return;
   throw InputError("no sweep named \"" + name + "\" in the store");
 }
 

@@ -6,7 +6,6 @@
 
 #include <cstring>
 #include <fstream>
-#include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
 

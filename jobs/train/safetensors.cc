@@ -13,6 +13,13 @@
 
 namespace tallrec {
 namespace fs = std::filesystem;
+
+std::string shape_text(at::IntArrayRef s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
 namespace {
 
 at::ScalarType dtype_from_tag(const std::string& tag, const std::string& origin) {
@@ -41,12 +48,6 @@ std::string tag_from_dtype(at::ScalarType t) {
     case at::kBool: return "BOOL";
     default: throw Error("safetensors: cannot store dtype " + std::string(c10::toString(t)));
   }
-}
-
-std::string shape_text(const std::vector<int64_t>& s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
 }
 
 std::string header_for(const std::vector<TensorSpec>& specs, const std::map<std::string, std::string>& metadata,

@@ -71,6 +71,9 @@ void write_safetensors_streaming(const std::filesystem::path& path, const std::v
                                  const std::function<at::Tensor(size_t)>& produce,
                                  const std::map<std::string, std::string>& metadata = {});
 
-at::ScalarType parse_torch_dtype(const std::string& name);  // "float32" | "float16" | "bfloat16"
+at::ScalarType parse_torch_dtype(const std::string& name);
+
+// "[4096, 32000]": a shape as error messages print it.
+std::string shape_text(at::IntArrayRef shape);  // "float32" | "float16" | "bfloat16"
 
 }  // namespace tallrec

@@ -11,12 +11,6 @@ namespace tallrec {
 namespace fs = std::filesystem;
 namespace {
 
-std::string shape_text(at::IntArrayRef s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
-}
-
 class SafetensorsSource : public TensorSource {
  public:
   explicit SafetensorsSource(const fs::path& path) : file_(path) {}

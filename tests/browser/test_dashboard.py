@@ -129,18 +129,25 @@ def test_submit_watch_cancel_retry_in_the_browser(tmp_path, browser):
         coordinator.stop()
 
 
+def submit_in_page(browser, coordinator, grid, runs):
+    """A new page on the dashboard (the token given when asked) that submits `grid`; returns it once
+    the sweep page shows its `runs` queued."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.on("dialog", lambda dialog: dialog.accept(coordinator.token))
+    page.goto(coordinator.url)
+    page.fill("#grid-text", json.dumps(grid))
+    page.click("#submit-grid")
+    expect(page.locator("#sweep-counts")).to_have_text(f"queued {runs}", timeout=30_000)
+    return page
+
+
 def test_a_ten_thousand_run_sweep_pages_its_runs(tmp_path, browser):
     """10,000 runs: the page holds one heatmap cell per grid point and one page of runs, not 10,000 rows."""
     grid = json.loads(make_grid(tmp_path, "big", list(range(100)), 2, samples=[16 * k for k in range(1, 51)]).read_text())
     grid["domains"], grid["datasets"]["book"] = ["movie", "book"], grid["datasets"]["movie"]
     coordinator = Coordinator(tmp_path / "store.db", tmp_path / "artifacts", extra=["--http", "127.0.0.1:0"])
     try:
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.on("dialog", lambda dialog: dialog.accept(coordinator.token))
-        page.goto(coordinator.url)
-        page.fill("#grid-text", json.dumps(grid))
-        page.click("#submit-grid")
-        expect(page.locator("#sweep-counts")).to_have_text("queued 10000", timeout=30_000)
+        page = submit_in_page(browser, coordinator, grid, 10000)
         # One cell per (train -> test) row the runs have x sample count: without test_domains each run
         # is tested on its own domain, so 2 rows (movie -> movie, book -> book) x 50 samples.
         expect(page.locator("#heatmap td.cell")).to_have_count(2 * 50)
@@ -161,12 +168,7 @@ def test_a_two_setting_grid_shows_two_rows_and_its_axis(tmp_path, browser):
     grid["hyper"]["lr"] = [0.0001, 0.0003]
     coordinator = Coordinator(tmp_path / "store.db", tmp_path / "artifacts", extra=["--http", "127.0.0.1:0"])
     try:
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.on("dialog", lambda dialog: dialog.accept(coordinator.token))
-        page.goto(coordinator.url)
-        page.fill("#grid-text", json.dumps(grid))
-        page.click("#submit-grid")
-        expect(page.locator("#sweep-counts")).to_have_text("queued 4", timeout=30_000)
+        page = submit_in_page(browser, coordinator, grid, 4)
         rows = page.locator("#heatmap tr th").all_inner_texts()
         assert "lr=0.0001 | movie → movie" in rows and "lr=0.0003 | movie → movie" in rows, rows
         expect(page.locator("#heatmap td.cell")).to_have_count(2)
