@@ -13,6 +13,7 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/json_text.h"
+#include "common/safetensors_header.h"
 #include "common/weight_format.h"
 #include "jobs/data/prompt_record.h"
 #include "jobs/data/tokenize_records.h"
@@ -29,18 +30,6 @@ std::string gib(double bytes) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.1f GiB", bytes / kGiB);
   return buf;
-}
-
-// A safetensors header (JSON) without its data; nullopt when the file is not safetensors.
-json safetensors_header(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  uint64_t n = 0;
-  in.read(reinterpret_cast<char*>(&n), 8);
-  if (!in || n > (64u << 20)) throw InputError(path.string() + ": bad safetensors header size");
-  std::string text(size_t(n), '\0');
-  in.read(text.data(), std::streamsize(n));
-  if (!in) throw InputError(path.string() + ": truncated safetensors header");
-  return parse_json_from_outside(text, path.string());
 }
 
 std::pair<int64_t, int64_t> module_shape(const LlamaShape& m, const std::string& module) {
@@ -94,7 +83,7 @@ ModelInfo check_model(const fs::path& dir, std::string& detail) {
     const WeightFormat kind = sniff_weight_file(f);
     if (kind != WeightFormat::kSafetensors && kind != WeightFormat::kTorchZip)
       require_weight_format(f, WeightFormat::kSafetensors);  // names LFS pointers and legacy pickles
-    if (kind == WeightFormat::kSafetensors) safetensors_header(f);
+    if (kind == WeightFormat::kSafetensors) read_safetensors_header(f);
   }
   detail = std::to_string(m.shape.layers) + " layers, hidden " + std::to_string(m.shape.hidden) + ", vocabulary " +
            std::to_string(m.shape.vocab) + ", " + std::to_string(files.size()) + " weight file(s), " +
@@ -124,15 +113,13 @@ void check_adapter(const fs::path& dir, const LlamaShape& model, const json& spe
   const WeightFormat kind = sniff_weight_file(weights);
   if (kind != WeightFormat::kSafetensors && kind != WeightFormat::kTorchZip) require_weight_format(weights, WeightFormat::kSafetensors);
   if (kind == WeightFormat::kSafetensors) {
-    const json header = safetensors_header(weights);
-    size_t tensors = 0;
-    for (auto& [name, info] : header.items()) {
-      if (name == "__metadata__") continue;
-      ++tensors;
+    const SafetensorsHeader header = read_safetensors_header(weights);
+    const size_t tensors = header.entries.size();
+    for (const auto& [name, info] : header.entries) {
       for (const auto& module : targets) {
         if (name.find("." + module + ".lora_") == std::string::npos) continue;
         auto [out, in] = module_shape(model, module);
-        const auto shape = info.value("shape", std::vector<int64_t>{});
+        const auto& shape = info.shape;
         const bool is_a = name.find(".lora_A.") != std::string::npos;
         if (shape != (is_a ? std::vector<int64_t>{r, in} : std::vector<int64_t>{out, r}))
           throw InputError(weights.string() + ": tensor \"" + name + "\" does not fit the model (another model's adapter?)");

@@ -80,31 +80,50 @@ std::optional<fs::path> newest_valid_checkpoint(const fs::path& checkpoints_dir)
 
 CheckpointData read_checkpoint(const fs::path& dir, size_t parameter_count) {
   CheckpointData d;
-  auto j = parse_json_from_outside(read_file(dir / "state.json"), (dir / "state.json").string());
-  d.state.global_step = j.at("global_step");
-  d.state.epoch = j.at("epoch");
-  d.state.micro_batch = j.at("micro_batch");
-  d.state.best_auc = j.at("best_auc");
-  d.state.best_step = j.at("best_step");
-  d.state.evals_without_improvement = j.at("evals_without_improvement");
-  d.state.history = j.at("history");
-  d.state.scheduler_steps = j.at("scheduler_steps");
-  d.state.loss_scale = j.at("loss_scale");
-  d.state.clean_steps = j.at("clean_steps");
+  const std::string origin = (dir / "state.json").string();
+  const nlohmann::json j = parse_json_from_outside(read_file(dir / "state.json"), origin);
+  if (!j.is_object()) throw InputError(origin + ": checkpoint state is not a JSON object");
+  auto field = [&](const char* key, auto& out) {
+    if (!j.contains(key)) throw InputError(origin + ": missing field \"" + std::string(key) + "\"");
+    if (!get_exact(j[key], out)) throw InputError(origin + ": field \"" + std::string(key) + "\" has the wrong type or range");
+  };
+  field("global_step", d.state.global_step);
+  field("epoch", d.state.epoch);
+  field("micro_batch", d.state.micro_batch);
+  field("best_auc", d.state.best_auc);
+  field("best_step", d.state.best_step);
+  field("evals_without_improvement", d.state.evals_without_improvement);
+  field("scheduler_steps", d.state.scheduler_steps);
+  field("loss_scale", d.state.loss_scale);
+  field("clean_steps", d.state.clean_steps);
+  if (!j.contains("history") || !j["history"].is_array()) throw InputError(origin + ": field \"history\" is not a list");
+  for (const auto& eval : j["history"]) {  // re-written by every later checkpoint: only what we wrote
+    int64_t step = 0;
+    double val_auc = 0, val_loss = 0;
+    if (!eval.is_object() || !eval.contains("step") || !get_exact(eval["step"], step) || !eval.contains("val_auc") ||
+        !get_exact(eval["val_auc"], val_auc) || !eval.contains("val_loss") || !get_exact(eval["val_loss"], val_loss))
+      throw InputError(origin + ": field \"history\" holds an entry that is not {step, val_auc, val_loss}");
+    d.state.history.push_back({{"step", step}, {"val_auc", val_auc}, {"val_loss", val_loss}});
+  }
   // Checkpoints from before the order was recorded used the per-seed permutation; its seed was
   // the run's, which is not known here, so only the kind is checked for them.
-  d.data_order = j.value("data_order", "seeded");
-  if (j.contains("data_seed")) d.data_seed = j.at("data_seed").get<uint64_t>();
-  SafetensorsFile opt(dir / "optimizer.safetensors");
-  for (size_t i = 0; i < parameter_count; ++i) {
-    d.exp_avg.push_back(opt.load("exp_avg." + std::to_string(i), at::kFloat));
-    d.exp_avg_sq.push_back(opt.load("exp_avg_sq." + std::to_string(i), at::kFloat));
-  }
-  for (size_t r = 0; opt.contains(rng_key("rng_state", r)); ++r) {
-    RngState s;
-    s.cpu = opt.load(rng_key("rng_state", r), at::kByte);
-    if (opt.contains(rng_key("cuda_rng_state", r))) s.device = opt.load(rng_key("cuda_rng_state", r), at::kByte);
-    d.rng.push_back(std::move(s));
+  d.data_order = "seeded";
+  if (j.contains("data_order")) field("data_order", d.data_order);
+  if (j.contains("data_seed")) field("data_seed", d.data_seed.emplace());
+  try {
+    SafetensorsFile opt(dir / "optimizer.safetensors");
+    for (size_t i = 0; i < parameter_count; ++i) {
+      d.exp_avg.push_back(opt.load("exp_avg." + std::to_string(i), at::kFloat));
+      d.exp_avg_sq.push_back(opt.load("exp_avg_sq." + std::to_string(i), at::kFloat));
+    }
+    for (size_t r = 0; opt.contains(rng_key("rng_state", r)); ++r) {
+      RngState s;
+      s.cpu = opt.load(rng_key("rng_state", r), at::kByte);
+      if (opt.contains(rng_key("cuda_rng_state", r))) s.device = opt.load(rng_key("cuda_rng_state", r), at::kByte);
+      d.rng.push_back(std::move(s));
+    }
+  } catch (const c10::Error& e) {  // from libtorch: the message without its C++ stack trace
+    throw InputError((dir / "optimizer.safetensors").string() + ": damaged: " + e.what_without_backtrace());
   }
   return d;
 }

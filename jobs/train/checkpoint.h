@@ -49,6 +49,8 @@ std::pair<std::filesystem::path, std::string> write_checkpoint(const std::filesy
 // The newest checkpoint whose files all match its manifest; nullopt when there is none.
 std::optional<std::filesystem::path> newest_valid_checkpoint(const std::filesystem::path& checkpoints_dir);
 
+// Reads a checkpoint's state and optimizer files. Anything damaged or mistyped (of any origin:
+// the manifest is checked by newest_valid_checkpoint, not here) is an InputError naming the file.
 CheckpointData read_checkpoint(const std::filesystem::path& dir, size_t parameter_count);
 
 // Removes all checkpoints but `keep` (the newest and the best, as HF's save_total_limit=1 with

@@ -41,11 +41,8 @@ LlamaConfig read_llama_config(const std::filesystem::path& path) {
       if (required) throw InputError(origin + ": missing field \"" + std::string(key) + "\"");
       return;
     }
-    try {
-      it->get_to(field);
-    } catch (const nlohmann::json::exception&) {
-      throw InputError(origin + ": field \"" + std::string(key) + "\" has the wrong type");
-    }
+    if (!get_exact(*it, field))
+      throw InputError(origin + ": field \"" + std::string(key) + "\" has the wrong type or range");
   };
   get("vocab_size", c.vocab_size, true);
   get("hidden_size", c.hidden_size, true);

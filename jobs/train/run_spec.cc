@@ -42,11 +42,7 @@ RunSpec parse_run_spec(const std::string& text, const std::string& origin) {
   auto get = [&](const nlohmann::json& obj, const char* key, auto& field, const std::string& path) {
     auto it = obj.find(key);
     if (it == obj.end() || it->is_null()) return false;
-    try {
-      it->get_to(field);
-    } catch (const nlohmann::json::exception&) {
-      throw InputError(origin + ": field \"" + path + key + "\" has the wrong type");
-    }
+    if (!get_exact(*it, field)) throw InputError(origin + ": field \"" + path + key + "\" has the wrong type or range");
     return true;
   };
   const std::vector<std::string>& known = run_spec_fields();

@@ -8,8 +8,8 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
-#include "common/json_text.h"
 #include "common/mapped_file.h"
+#include "common/safetensors_header.h"
 
 namespace tallrec {
 namespace fs = std::filesystem;
@@ -82,43 +82,12 @@ SafetensorsFile::SafetensorsFile(const fs::path& path) : path_(path) {
   file_ = std::make_unique<MappedFile>(path);
   base_ = file_->data();
   size_ = file_->size();
-  auto fail = [&](const std::string& what) { throw InputError(origin + ": " + what); };
-  if (size_ < 8) fail("truncated (" + std::to_string(size_) + " bytes, no header)");
-  uint64_t header_size = 0;
-  std::memcpy(&header_size, base_, 8);
-  if (header_size > size_ - 8) fail("bad header: header size " + std::to_string(header_size) + " exceeds the file");
-  data_start_ = 8 + size_t(header_size);
-  const std::string_view header_text(reinterpret_cast<const char*>(base_ + 8), size_t(header_size));
-  if (find_json_too_deep(header_text) != std::string_view::npos) fail("bad header: JSON nested too deep");
-  nlohmann::json header;
-  try {
-    header = nlohmann::json::parse(header_text);
-  } catch (const nlohmann::json::exception& e) {
-    fail(std::string("bad header: ") + printable_utf8(e.what()));
-  }
-  if (!header.is_object()) fail("bad header: not a JSON object");
-  for (auto& [name, info] : header.items()) {
-    if (name == "__metadata__") {
-      for (auto& [k, v] : info.items())
-        if (v.is_string()) metadata_[k] = v.get<std::string>();
-      continue;
-    }
-    try {
-      Entry e{dtype_from_tag(info.at("dtype").get<std::string>(), origin), info.at("shape").get<std::vector<int64_t>>(),
-              info.at("data_offsets").at(0).get<size_t>(), info.at("data_offsets").at(1).get<size_t>()};
-      // Every product and sum checked: a crafted header must not wrap around 2^64.
-      size_t bytes = c10::elementSize(e.dtype);
-      for (auto d : e.shape) {
-        if (d < 0 || (d > 0 && bytes > size_ / size_t(d))) fail("bad header: tensor \"" + name + "\" has an impossible shape");
-        bytes *= size_t(d);
-      }
-      if (e.end < e.begin || e.end - e.begin != bytes) fail("bad header: tensor \"" + name + "\" offsets disagree with its shape");
-      if (e.end > size_ - data_start_) fail("truncated: tensor \"" + name + "\" extends past the end of the file");
-      entries_.emplace(name, std::move(e));
-    } catch (const nlohmann::json::exception& ex) {
-      fail("bad header entry \"" + name + "\": " + ex.what());
-    }
-  }
+  SafetensorsHeader header = parse_safetensors_header(
+      std::string_view(reinterpret_cast<const char*>(base_), size_), size_, origin);
+  data_start_ = size_t(header.data_start);
+  metadata_ = std::move(header.metadata);
+  for (auto& [name, e] : header.entries)
+    entries_.emplace(name, Entry{dtype_from_tag(e.dtype, origin), std::move(e.shape), size_t(e.begin), size_t(e.end)});
 }
 
 SafetensorsFile::~SafetensorsFile() = default;

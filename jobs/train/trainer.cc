@@ -122,14 +122,7 @@ struct Trainer {
     auto found = newest_valid_checkpoint(checkpoints);
     if (!found) return;
     const fs::path& dir = *found;
-    CheckpointData d;
-    try {
-      d = read_checkpoint(dir, params.size());
-    } catch (const c10::Error& e) {
-      throw InputError(dir.string() + ": damaged checkpoint: " + e.what_without_backtrace());
-    } catch (const nlohmann::json::exception& e) {
-      throw InputError(dir.string() + ": damaged checkpoint state: " + e.what());
-    }
+    const CheckpointData d = read_checkpoint(dir, params.size());
     for (size_t i = 0; i < params.size(); ++i)
       if (d.exp_avg[i].sizes() != params[i].sizes() || d.exp_avg_sq[i].sizes() != params[i].sizes())
         throw InputError(dir.string() + ": optimizer state " + std::to_string(i) + " does not fit the run's adapters");

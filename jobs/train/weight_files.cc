@@ -5,6 +5,7 @@
 #include <torch/csrc/jit/serialization/import_read.h>
 
 #include "common/error.h"
+#include "common/json_text.h"
 #include "jobs/train/safetensors.h"
 
 namespace tallrec {
@@ -23,6 +24,15 @@ class SafetensorsSource : public TensorSource {
  private:
   SafetensorsFile file_;
 };
+
+// The dtypes safetensors files may hold too: every one of them converts to the weights' dtype.
+bool readable_dtype(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: case at::kHalf: case at::kBFloat16: case at::kDouble:
+    case at::kLong: case at::kInt: case at::kByte: case at::kChar: case at::kBool: return true;
+    default: return false;
+  }
+}
 
 }  // namespace
 
@@ -43,12 +53,20 @@ TorchCheckpointFile::TorchCheckpointFile(const fs::path& path) : path_(path) {
                                               at::Device(at::kCPU), reader);
   } catch (const c10::Error& e) {
     throw InputError(where + "not a readable torch.save file: " + e.what_without_backtrace());
+  } catch (const std::bad_alloc&) {  // libtorch's unpickler allocates what a length field claims before reading it
+    throw InputError(where + "not a readable torch.save file: a length in it exceeds this machine's memory (damaged?)");
+  } catch (const std::length_error&) {
+    throw InputError(where + "not a readable torch.save file: a length in it is impossible (damaged?)");
   }
   if (!value.isGenericDict()) throw InputError(where + "holds a " + value.tagKind() + ", not a dict of tensors (a state_dict)");
   for (const auto& item : value.toGenericDict()) {
     if (!item.key().isString() || !item.value().isTensor())
       throw InputError(where + "holds an entry that is not name -> tensor (a state_dict is expected)");
-    tensors_.emplace(item.key().toStringRef(), item.value().toTensor());
+    const at::Tensor& t = item.value().toTensor();
+    if (!readable_dtype(t.scalar_type()))  // torch.save writes dtypes (UInt6, float8, complex ...) no LLaMA weight has
+      throw InputError(where + "tensor \"" + printable_utf8(item.key().toStringRef()) + "\" has dtype " +
+                       c10::toString(t.scalar_type()) + ", which tallrec does not read");
+    tensors_.emplace(item.key().toStringRef(), t);
   }
 }
 

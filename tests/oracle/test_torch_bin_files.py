@@ -5,6 +5,7 @@ newer PEFT dropped), read by tallrec-train with libtorch's reader: the same logi
 safetensors form. And the failures TALLRec users report, each refused by name: a Git LFS
 pointer, PyTorch's legacy pickle, an empty saved adapter, a .bin where a folder is expected."""
 import json
+import pathlib
 import shutil
 import subprocess
 
@@ -108,3 +109,19 @@ def test_reproduction_failures_are_named(models, tmp_path):
     assert proc.returncode == 2 and "is a PyTorch torch.save (zip) file, not a llama2.c checkpoint" in proc.stderr
     proc = logits(w / "bin" / "pytorch_model.bin", tmp_path, expect_ok=False)
     assert proc.returncode == 2 and "is a file (PyTorch torch.save (zip))" in proc.stderr
+
+
+def test_damaged_or_foreign_bin_files_are_refused_by_name(models, tmp_path):
+    """What fuzz_torch_bin found, as a user would meet it (its findings are the files): a storage
+    of a dtype no LLaMA weight has (UInt6: libtorch cannot convert it, and its exception escaped
+    the reader), and a pickle whose length field claims more bytes than there are (libtorch
+    allocates the claim first). Each is exit 2 naming the file, never a crash."""
+    w, _ = models
+    findings = pathlib.Path(__file__).resolve().parents[1] / "fuzz" / "corpus" / "torch_bin"
+    for finding, message in [("unreadable-dtype", "has dtype UInt6, which tallrec does not read"),
+                             ("huge-string-length", "pytorch_model.bin: not a readable torch.save file")]:
+        damaged = tmp_path / finding
+        shutil.copytree(w / "bin", damaged)
+        shutil.copy(findings / finding, damaged / "pytorch_model.bin")
+        proc = logits(damaged, tmp_path, expect_ok=False)
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr
