@@ -17,7 +17,8 @@ const std::filesystem::path kShared = TALLREC_SHARED_DIR;
 void BM_PrepareMovieLensEndToEnd(benchmark::State& state) {
   const auto out = std::filesystem::temp_directory_path() / "tallrec-bench-movie";
   for (auto _ : state) {
-    write_splits(out, prepare_movielens(kShared / "data" / "ml-100k"));  // read, build, write 3 files
+    write_splits(out,
+                 prepare_movielens(kShared / "data" / "ml-100k"));  // read, build, write 3 files
   }
   std::filesystem::remove_all(out);
 }
@@ -36,7 +37,8 @@ void BM_TokenizeAllMovieRecords(benchmark::State& state) {
     tokenize_records(tokenizer, all, indices, {}, arrays);
     benchmark::DoNotOptimize(arrays.train_ids.data());
   }
-  state.counters["records/s"] = benchmark::Counter(double(all.size()), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["records/s"] =
+      benchmark::Counter(double(all.size()), benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_TokenizeAllMovieRecords)->Unit(benchmark::kMillisecond)->Iterations(3);
 

@@ -15,10 +15,15 @@ std::string grid_10k() {
   nlohmann::json samples = nlohmann::json::array(), seeds = nlohmann::json::array();
   for (int s = 1; s <= 50; ++s) samples.push_back(s * 16);
   for (int s = 0; s < 100; ++s) seeds.push_back(s);
-  nlohmann::json g = {{"name", "ten-thousand"}, {"base_model", "/m"}, {"tokenizer", "/t"},
-                      {"datasets", {{"movie", {{"train", "a"}, {"valid", "b"}, {"test", "c"}}},
-                                    {"book", {{"train", "d"}, {"valid", "e"}, {"test", "f"}}}}},
-                      {"domains", {"movie", "book"}}, {"samples", samples}, {"seeds", seeds}};
+  nlohmann::json g = {{"name", "ten-thousand"},
+                      {"base_model", "/m"},
+                      {"tokenizer", "/t"},
+                      {"datasets",
+                       {{"movie", {{"train", "a"}, {"valid", "b"}, {"test", "c"}}},
+                        {"book", {{"train", "d"}, {"valid", "e"}, {"test", "f"}}}}},
+                      {"domains", {"movie", "book"}},
+                      {"samples", samples},
+                      {"seeds", seeds}};
   return g.dump();
 }
 

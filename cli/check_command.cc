@@ -15,10 +15,13 @@ void add_check_command(CLI::App& app) {
     bool no_datasets = false;
   };
   auto a = std::make_shared<Args>();
-  auto* check = app.add_subcommand("check", "Pre-flight a grid: models, adapters, tokenizers and datasets from their headers, "
-                                            "and each run's GPU memory estimate");
+  auto* check = app.add_subcommand(
+      "check",
+      "Pre-flight a grid: models, adapters, tokenizers and datasets from their headers, "
+      "and each run's GPU memory estimate");
   check->add_option("grid", a->grid, "Grid document (schemas/grid.schema.json)")->required();
-  check->add_option("--gpu-memory", a->gpu_memory, "The card to fit (e.g. 24GiB, 80GB)")->capture_default_str();
+  check->add_option("--gpu-memory", a->gpu_memory, "The card to fit (e.g. 24GiB, 80GB)")
+      ->capture_default_str();
   check->add_flag("--no-datasets", a->no_datasets, "Skip reading the dataset files (their labels)");
   check->callback([a] {
     const Grid grid = parse_grid_file(a->grid, /*check_paths=*/true);
@@ -28,7 +31,8 @@ void add_check_command(CLI::App& app) {
     const auto lines = preflight(grid, o);
     std::cout << format_preflight(lines);
     const bool ok = preflight_ok(lines);
-    std::cout << grid.name << ": " << grid.runs.size() << " runs, " << (ok ? "ready to submit" : "not ready") << "\n";
+    std::cout << grid.name << ": " << grid.runs.size() << " runs, "
+              << (ok ? "ready to submit" : "not ready") << "\n";
     if (!ok) throw InputError(a->grid + ": pre-flight found problems (FAIL lines above)");
   });
 }

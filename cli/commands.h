@@ -20,13 +20,15 @@ inline std::string default_store_path() {
 // InputError (exit 2) naming the file. Only `submit` and `coordinator` create stores.
 inline void require_existing_store(const std::string& path) {
   if (!std::filesystem::is_regular_file(path))
-    throw InputError(path + ": no such store (only `tallrec submit` and `tallrec coordinator` create one; --db or $TALLREC_DB name it)");
+    throw InputError(path +
+                     ": no such store (only `tallrec submit` and `tallrec coordinator` create one; "
+                     "--db or $TALLREC_DB name it)");
 }
 
-void add_data_commands(CLI::App& app);  // data prepare | fetch | tokenize | subset
-void add_demo_command(CLI::App& app);   // demo
-void add_sweep_commands(CLI::App& app);  // submit | status | runs | results
-void add_check_command(CLI::App& app);   // check
+void add_data_commands(CLI::App& app);        // data prepare | fetch | tokenize | subset
+void add_demo_command(CLI::App& app);         // demo
+void add_sweep_commands(CLI::App& app);       // submit | status | runs | results
+void add_check_command(CLI::App& app);        // check
 void add_run_commands(CLI::App& app);         // cancel | retry | workers
 void add_keys_command(CLI::App& app);         // keys
 void add_coordinator_command(CLI::App& app);  // coordinator

@@ -6,9 +6,9 @@
 
 #include "cli/commands.h"
 #include "cli/stop_signals.h"
-#include "coordinator/coordinator_service.h"
 #include "common/curve_keys.h"
 #include "common/error.h"
+#include "coordinator/coordinator_service.h"
 #include "worker/agent.h"
 #include "worker/gpus.h"
 
@@ -23,42 +23,60 @@ void add_coordinator_command(CLI::App& app) {
   };
   auto a = std::make_shared<Args>();
   CoordinatorOptions& o = a->o;
-  auto* c = app.add_subcommand("coordinator",
-                               "Serve the store to workers over ZeroMQ (TRP/1, docs/protocol.md) and the HTTP API and "
-                               "dashboard, until Ctrl-C");
+  auto* c = app.add_subcommand(
+      "coordinator",
+      "Serve the store to workers over ZeroMQ (TRP/1, docs/protocol.md) and the HTTP API and "
+      "dashboard, until Ctrl-C");
   c->add_option("--db", o.db, "Store file")->capture_default_str();
-  c->add_option("--listen", o.listen, "ZeroMQ endpoint to bind (127.0.0.1 unless told otherwise)")->capture_default_str();
-  c->add_option("--artifacts", o.artifacts, "Folder for stored checkpoints (default: artifacts/ next to the store)");
-  c->add_option("--curve-key", a->curve_key, "CURVE: the coordinator's key file (tallrec keys coordinator)");
-  c->add_option("--worker-keys", a->worker_keys, "CURVE: folder of the .pub keys of the workers let in");
-  c->add_option("--trace", o.trace, "Append every TRP/1 message in and out to this file (JSON lines)");
-  c->add_option("--lease-seconds", o.policy.lease_seconds, "How long a worker's silence is tolerated")->capture_default_str();
-  c->add_option("--backoff-seconds", o.policy.backoff_base, "Wait before a failed run's next attempt (doubles per attempt, up to 300 s)")
+  c->add_option("--listen", o.listen, "ZeroMQ endpoint to bind (127.0.0.1 unless told otherwise)")
       ->capture_default_str();
-  c->add_option("--http", o.http, "ADDRESS:PORT of the HTTP API and dashboard (port 0: any free one), or off")->capture_default_str();
-  c->add_option("--token-file", o.token_file, "The API token for changes (made at the first start; default: api-token next to the store)");
-  c->add_flag("--read-token", o.reads_need_token, "Reads need the token too (by default they are open)");
+  c->add_option("--artifacts", o.artifacts,
+                "Folder for stored checkpoints (default: artifacts/ next to the store)");
+  c->add_option("--curve-key", a->curve_key,
+                "CURVE: the coordinator's key file (tallrec keys coordinator)");
+  c->add_option("--worker-keys", a->worker_keys,
+                "CURVE: folder of the .pub keys of the workers let in");
+  c->add_option("--trace", o.trace,
+                "Append every TRP/1 message in and out to this file (JSON lines)");
+  c->add_option("--lease-seconds", o.policy.lease_seconds,
+                "How long a worker's silence is tolerated")
+      ->capture_default_str();
+  c->add_option("--backoff-seconds", o.policy.backoff_base,
+                "Wait before a failed run's next attempt (doubles per attempt, up to 300 s)")
+      ->capture_default_str();
+  c->add_option("--http", o.http,
+                "ADDRESS:PORT of the HTTP API and dashboard (port 0: any free one), or off")
+      ->capture_default_str();
+  c->add_option(
+      "--token-file", o.token_file,
+      "The API token for changes (made at the first start; default: api-token next to the store)");
+  c->add_flag("--read-token", o.reads_need_token,
+              "Reads need the token too (by default they are open)");
   c->add_option("--web-root", o.web_root, "The dashboard's static files")->capture_default_str();
-  c->add_option("--chart-js", o.chart_js, "Chart.js served as /vendor/chart.js (Debian: libjs-chart.js)")->capture_default_str();
+  c->add_option("--chart-js", o.chart_js,
+                "Chart.js served as /vendor/chart.js (Debian: libjs-chart.js)")
+      ->capture_default_str();
   c->callback([a] {
     if (a->curve_key.empty() != a->worker_keys.empty())
       throw InputError("coordinator: --curve-key and --worker-keys go together");
     if (!a->curve_key.empty()) {
       const CurveKeyPair own = read_curve_key_pair(a->curve_key);
-      a->o.curve = CurveServer{own.public_key, own.secret_key, read_curve_public_keys(a->worker_keys)};
+      a->o.curve =
+          CurveServer{own.public_key, own.secret_key, read_curve_public_keys(a->worker_keys)};
     }
     CoordinatorService service(a->o);
     const std::atomic<bool>& stop = stop_on_signals();
     const auto& o = service.options();
-    std::printf("coordinator: store %s, artifacts %s, listening on %s (%s)\n", o.db.c_str(), o.artifacts.c_str(),
-                service.zmq_endpoint().c_str(),
-                o.curve ? ("CURVE, " + std::to_string(o.curve->worker_keys.size()) + " worker keys").c_str()
-                        : "no CURVE: keep it on loopback");
+    std::printf(
+        "coordinator: store %s, artifacts %s, listening on %s (%s)\n", o.db.c_str(),
+        o.artifacts.c_str(), service.zmq_endpoint().c_str(),
+        o.curve ? ("CURVE, " + std::to_string(o.curve->worker_keys.size()) + " worker keys").c_str()
+                : "no CURVE: keep it on loopback");
     if (!service.http_url().empty()) {
       std::printf("coordinator: dashboard and API at %s\n", service.http_url().c_str());
       if (service.api_token_created())
-        std::printf("coordinator: API token (shown once; kept in %s, mode 0600): %s\n", o.token_file.c_str(),
-                    service.api_token().c_str());
+        std::printf("coordinator: API token (shown once; kept in %s, mode 0600): %s\n",
+                    o.token_file.c_str(), service.api_token().c_str());
       else
         std::printf("coordinator: API token in %s\n", o.token_file.c_str());
     }
@@ -74,20 +92,28 @@ namespace tallrec {
 
 void add_worker_command(CLI::App& app) {
   auto o = std::make_shared<AgentOptions>();
-  auto* w = app.add_subcommand("worker", "Take runs from a coordinator, train them with tallrec-train, report back (TRP/1)");
-  w->add_option("--coordinator", o->coordinator, "Coordinator endpoint, e.g. tcp://127.0.0.1:5555")->required();
+  auto* w = app.add_subcommand(
+      "worker", "Take runs from a coordinator, train them with tallrec-train, report back (TRP/1)");
+  w->add_option("--coordinator", o->coordinator, "Coordinator endpoint, e.g. tcp://127.0.0.1:5555")
+      ->required();
   w->add_option("--id", o->id, "Worker id (default: HOST-PID)");
-  w->add_option("--work-dir", o->work_dir, "Token cache and run folders")->default_str("out/worker");
+  w->add_option("--work-dir", o->work_dir, "Token cache and run folders")
+      ->default_str("out/worker");
   w->add_flag("--exit-when-idle", o->exit_when_idle, "Exit when the coordinator has no queued run");
   w->add_option("--threads", o->threads, "CPU threads per trainer (0: all cores)");
   auto gpus = std::make_shared<std::string>("auto");
-  w->add_option("--gpus", *gpus, "GPUs to offer: auto (nvidia-smi), none, or indices like 0,1")->capture_default_str();
-  w->add_option("--slots", o->slots, "Attempts run at once; the GPUs are split evenly between them")->capture_default_str();
+  w->add_option("--gpus", *gpus, "GPUs to offer: auto (nvidia-smi), none, or indices like 0,1")
+      ->capture_default_str();
+  w->add_option("--slots", o->slots, "Attempts run at once; the GPUs are split evenly between them")
+      ->capture_default_str();
   auto keys = std::make_shared<std::pair<std::string, std::string>>();
   w->add_option("--curve-key", keys->first, "CURVE: this worker's key file (tallrec keys NAME)");
-  w->add_option("--coordinator-key", keys->second, "CURVE: the coordinator's public key file (coordinator.pub)");
-  w->add_option("--give-up-after", o->give_up_after, "Exit 1 after this many seconds without a word from the coordinator (0: never)");
-  w->add_option("--cancel-grace", o->cancel_grace_seconds, "Seconds between SIGTERM and SIGKILL when an attempt is cancelled")
+  w->add_option("--coordinator-key", keys->second,
+                "CURVE: the coordinator's public key file (coordinator.pub)");
+  w->add_option("--give-up-after", o->give_up_after,
+                "Exit 1 after this many seconds without a word from the coordinator (0: never)");
+  w->add_option("--cancel-grace", o->cancel_grace_seconds,
+                "Seconds between SIGTERM and SIGKILL when an attempt is cancelled")
       ->capture_default_str();
   w->callback([o, keys, gpus] {
     o->gpus = select_gpus(*gpus);
@@ -103,7 +129,8 @@ void add_worker_command(CLI::App& app) {
       o->id = std::string(host) + "-" + std::to_string(::getpid());
     }
     const int code = run_agent(*o, stop_on_signals());
-    if (code != 0) throw Error("worker " + o->id + ": the coordinator at " + o->coordinator + " stayed silent");
+    if (code != 0)
+      throw Error("worker " + o->id + ": the coordinator at " + o->coordinator + " stayed silent");
   });
 }
 

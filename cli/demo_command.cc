@@ -5,12 +5,12 @@
 // number of steps) and report back; then TALLRec's Table 1 from the store.
 #include <atomic>
 #include <chrono>
-#include <cstdlib>
-#include <thread>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "cli/commands.h"
 #include "cli/stop_signals.h"
@@ -32,7 +32,9 @@ std::string shell_quote(const std::string& s) {
 }
 
 // tallrec-train lives next to this binary (both are built into the same folder).
-fs::path trainer_path() { return fs::read_symlink("/proc/self/exe").parent_path() / "tallrec-train"; }
+fs::path trainer_path() {
+  return fs::read_symlink("/proc/self/exe").parent_path() / "tallrec-train";
+}
 
 void wait_for_interrupt() {
   const std::atomic<bool>& interrupted = stop_on_signals();
@@ -54,22 +56,36 @@ void add_demo_command(CLI::App& app) {
     bool no_wait = false;
   };
   auto args = std::make_shared<Args>();
-  auto* demo = app.add_subcommand("demo", "Run a small TALLRec grid on this machine: data, one tallrec-train per point, TALLRec's Table 1");
-  demo->add_option("--data", args->data, "Folder holding ml-100k/ (and optionally book-crossing/)")->capture_default_str();
-  demo->add_option("--tokenizer", args->tokenizer, "LLaMA SentencePiece model")->capture_default_str();
-  demo->add_option("--work-dir", args->work_dir, "Where prompts, tokens, the store and runs are written")->capture_default_str();
+  auto* demo = app.add_subcommand("demo",
+                                  "Run a small TALLRec grid on this machine: data, one "
+                                  "tallrec-train per point, TALLRec's Table 1");
+  demo->add_option("--data", args->data, "Folder holding ml-100k/ (and optionally book-crossing/)")
+      ->capture_default_str();
+  demo->add_option("--tokenizer", args->tokenizer, "LLaMA SentencePiece model")
+      ->capture_default_str();
+  demo->add_option("--work-dir", args->work_dir,
+                   "Where prompts, tokens, the store and runs are written")
+      ->capture_default_str();
   demo->add_option("--samples", args->samples, "Few-shot sample counts")->capture_default_str();
   demo->add_option("--seeds", args->seeds, "Seeds")->capture_default_str();
-  demo->add_option("--train-steps", args->train_steps, "Optimizer steps per grid point")->capture_default_str();
-  demo->add_option("--valid-sample", args->valid_sample, "Validate on this many movie validation prompts")->capture_default_str();
-  demo->add_option("--http", args->http, "ADDRESS:PORT of the dashboard (port 0: any free one), or off")->capture_default_str();
-  demo->add_flag("--no-wait", args->no_wait, "Exit after the table instead of serving the dashboard until Ctrl-C");
+  demo->add_option("--train-steps", args->train_steps, "Optimizer steps per grid point")
+      ->capture_default_str();
+  demo->add_option("--valid-sample", args->valid_sample,
+                   "Validate on this many movie validation prompts")
+      ->capture_default_str();
+  demo->add_option("--http", args->http,
+                   "ADDRESS:PORT of the dashboard (port 0: any free one), or off")
+      ->capture_default_str();
+  demo->add_flag("--no-wait", args->no_wait,
+                 "Exit after the table instead of serving the dashboard until Ctrl-C");
   demo->callback([args] {
     const fs::path work = fs::absolute(args->work_dir);
     const fs::path raw = fs::path(args->data) / "ml-100k";
     if (!fs::exists(raw / "u.data")) {
-      throw InputError(raw.string() + ": no MovieLens-100K here; get it with `tallrec data fetch movielens-100k --out " +
-                       args->data + "`");
+      throw InputError(
+          raw.string() +
+          ": no MovieLens-100K here; get it with `tallrec data fetch movielens-100k --out " +
+          args->data + "`");
     }
     const auto t0 = std::chrono::steady_clock::now();
 
@@ -80,20 +96,30 @@ void add_demo_command(CLI::App& app) {
     Tokenizer tokenizer(args->tokenizer);
     const AnswerIds answers = lookup_answer_ids(tokenizer);
 
-    std::cout << "[2/3] Sweep: grid -> store (" << (work / "tallrec.db").string() << ") -> coordinator -> 2 workers\n";
+    std::cout << "[2/3] Sweep: grid -> store (" << (work / "tallrec.db").string()
+              << ") -> coordinator -> 2 workers\n";
     const fs::path model = work / "model-tiny";
     if (!fs::exists(model / "config.json")) {
-      const std::string init = shell_quote(trainer_path().string()) + " init --preset tiny --seed 0 --out " +
-                               shell_quote(model.string()) + " > /dev/null";
+      const std::string init = shell_quote(trainer_path().string()) +
+                               " init --preset tiny --seed 0 --out " + shell_quote(model.string()) +
+                               " > /dev/null";
       if (std::system(init.c_str()) != 0) throw Error("tallrec-train init failed");
     }
     nlohmann::json grid = {
-        {"name", "demo"}, {"base_model", model.string()}, {"tokenizer", fs::absolute(args->tokenizer).string()},
-        {"datasets", {{"movie", {{"train", (work / "movie/train.json").string()},
-                                 {"valid", (work / "movie/valid.json").string()},
-                                 {"test", (work / "movie/test.json").string()}}}}},
-        {"domains", {"movie"}}, {"test_domains", {"movie"}}, {"samples", args->samples}, {"seeds", args->seeds},
-        {"valid_sample", args->valid_sample}, {"hyper", {{"micro_batch_size", {16}}, {"max_steps", {args->train_steps}}}},
+        {"name", "demo"},
+        {"base_model", model.string()},
+        {"tokenizer", fs::absolute(args->tokenizer).string()},
+        {"datasets",
+         {{"movie",
+           {{"train", (work / "movie/train.json").string()},
+            {"valid", (work / "movie/valid.json").string()},
+            {"test", (work / "movie/test.json").string()}}}}},
+        {"domains", {"movie"}},
+        {"test_domains", {"movie"}},
+        {"samples", args->samples},
+        {"seeds", args->seeds},
+        {"valid_sample", args->valid_sample},
+        {"hyper", {{"micro_batch_size", {16}}, {"max_steps", {args->train_steps}}}},
         {"max_attempts", 1}};
     const fs::path book_test = fs::path(args->data) / "book-crossing" / "test.json";
     if (fs::exists(book_test)) {  // cross-domain: TALLRec's released book test prompts
@@ -102,7 +128,8 @@ void add_demo_command(CLI::App& app) {
     }
     Store store(work / "tallrec.db");
     SubmitResult submitted = store.submit(parse_grid(grid.dump(), "demo grid"));
-    std::printf("  %zu runs submitted (%zu already in the store)\n", submitted.added, submitted.existing);
+    std::printf("  %zu runs submitted (%zu already in the store)\n", submitted.added,
+                submitted.existing);
     // The coordinator (broker and dashboard) serves the store from this process; two worker
     // processes take the runs over ZeroMQ on 127.0.0.1, each running tallrec-train per run.
     CoordinatorOptions options;
@@ -114,37 +141,50 @@ void add_demo_command(CLI::App& app) {
     std::thread serving([&] { coordinator.serve(stop); });
     std::printf("  coordinator on %s; 2 workers\n", coordinator.zmq_endpoint().c_str());
     if (!coordinator.http_url().empty())
-      std::printf("  dashboard: %s  (API token in %s)\n", coordinator.http_url().c_str(), coordinator.options().token_file.c_str());
+      std::printf("  dashboard: %s  (API token in %s)\n", coordinator.http_url().c_str(),
+                  coordinator.options().token_file.c_str());
     std::fflush(stdout);
     const std::string self = fs::read_symlink("/proc/self/exe").string();
     std::vector<std::string> worker_status;
     for (int w = 1; w <= 2; ++w) {
-      worker_status.push_back(shell_quote(self) + " worker --coordinator " + coordinator.zmq_endpoint() + " --id demo-worker-" +
-                              std::to_string(w) + " --work-dir " + shell_quote((work / ("worker-" + std::to_string(w))).string()) +
-                              " --exit-when-idle --threads 1");  // two workers share this machine's cores
+      worker_status.push_back(
+          shell_quote(self) + " worker --coordinator " + coordinator.zmq_endpoint() +
+          " --id demo-worker-" + std::to_string(w) + " --work-dir " +
+          shell_quote((work / ("worker-" + std::to_string(w))).string()) +
+          " --exit-when-idle --threads 1");  // two workers share this machine's cores
     }
     // Both workers at once: `a & b & wait` in one shell.
-    const int rc = std::system((worker_status[0] + " 2>/dev/null & " + worker_status[1] + " 2>/dev/null & wait").c_str());
+    const int rc = std::system(
+        (worker_status[0] + " 2>/dev/null & " + worker_status[1] + " 2>/dev/null & wait").c_str());
     if (rc != 0) std::printf("  a worker exited with status %d\n", rc);
     for (const auto& [spec, done] : store.results("demo")) {
       char name[64];
-      std::snprintf(name, sizeof name, "%s-s%lld-seed%llu", spec["domain"].get<std::string>().c_str(),
+      std::snprintf(name, sizeof name, "%s-s%lld-seed%llu",
+                    spec["domain"].get<std::string>().c_str(),
                     static_cast<long long>(spec["sample"].get<int64_t>()),
                     static_cast<unsigned long long>(spec["seed"].get<uint64_t>()));
-      std::printf("  %-20s best val AUC %.4f at step %lld;", name, done["best_val_auc"].get<double>(),
+      std::printf("  %-20s best val AUC %.4f at step %lld;", name,
+                  done["best_val_auc"].get<double>(),
                   static_cast<long long>(done["best_step"].get<int64_t>()));
-      for (const auto& [test, auc] : done["test_auc"].items()) std::printf(" test %s %.4f", test.c_str(), auc.get<double>());
+      for (const auto& [test, auc] : done["test_auc"].items())
+        std::printf(" test %s %.4f", test.c_str(), auc.get<double>());
       std::printf("\n");
     }
-    for (const auto& row : store.runs("demo", "failed")) std::printf("  run %lld failed\n", static_cast<long long>(row.id));
+    for (const auto& row : store.runs("demo", "failed"))
+      std::printf("  run %lld failed\n", static_cast<long long>(row.id));
 
-    std::cout << "[3/3] TALLRec Table 1 layout (AUC mean +- std over seeds; also `tallrec results demo --db "
+    std::cout << "[3/3] TALLRec Table 1 layout (AUC mean +- std over seeds; also `tallrec results "
+                 "demo --db "
               << (work / "tallrec.db").string() << "`)\n";
     std::cout << format_results_table(build_results_table(store.run_outcomes("demo")));
-    std::printf("  answer ids: yes=%d no=%d. A randomly initialised tiny model trained for a few steps: AUC near 0.5\n"
-                "  is what to expect; real runs start from LLaMA weights. Runs, events and adapters: %s/worker-*/runs\n",
-                answers.yes, answers.no, work.c_str());
-    std::printf("  %.1f s in all\n", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    std::printf(
+        "  answer ids: yes=%d no=%d. A randomly initialised tiny model trained for a few steps: "
+        "AUC near 0.5\n"
+        "  is what to expect; real runs start from LLaMA weights. Runs, events and adapters: "
+        "%s/worker-*/runs\n",
+        answers.yes, answers.no, work.c_str());
+    std::printf("  %.1f s in all\n",
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     if (!args->no_wait && !coordinator.http_url().empty()) {
       std::printf("The dashboard stays up at %s until Ctrl-C.\n", coordinator.http_url().c_str());
       std::fflush(stdout);

@@ -32,7 +32,10 @@ size_t on_data(char* data, size_t size, size_t count, void* user) {
 // Removes a file when it goes out of scope (the temporary archive).
 struct FileRemover {
   fs::path path;
-  ~FileRemover() { std::error_code ec; fs::remove(path, ec); }
+  ~FileRemover() {
+    std::error_code ec;
+    fs::remove(path, ec);
+  }
 };
 
 std::string download(const std::string& url, const fs::path& to, size_t& bytes) {
@@ -82,7 +85,8 @@ void unpack(const fs::path& archive_path, const fs::path& dest) {
   while ((status = archive_read_next_header(a, &entry)) == ARCHIVE_OK) {
     std::string name = archive_entry_pathname(entry);
     fs::path rel = fs::path(name).lexically_normal();
-    if (rel.is_absolute() || name.rfind(prefix, 0) != 0 || rel.string().find("..") != std::string::npos) {
+    if (rel.is_absolute() || name.rfind(prefix, 0) != 0 ||
+        rel.string().find("..") != std::string::npos) {
       archive_read_free(a);
       throw InputError(archive_path.string() + ": unexpected entry \"" + name +
                        "\" (expected everything under ml-100k/)");
@@ -108,7 +112,8 @@ void unpack(const fs::path& archive_path, const fs::path& dest) {
     }
     ++files;
   }
-  std::string why = status == ARCHIVE_EOF ? "" : (archive_error_string(a) ? archive_error_string(a) : "?");
+  std::string why =
+      status == ARCHIVE_EOF ? "" : (archive_error_string(a) ? archive_error_string(a) : "?");
   archive_read_free(a);
   if (status != ARCHIVE_EOF) throw InputError(archive_path.string() + ": corrupt archive: " + why);
   if (files == 0) throw InputError(archive_path.string() + ": archive has no files under ml-100k/");
@@ -128,10 +133,12 @@ fs::path fetch_movielens_100k(const fs::path& out_dir, const FetchOptions& optio
   size_t bytes = 0;
   std::string digest = download(options.url, archive.path, bytes);
   if (digest != options.sha256) {
-    throw InputError("checksum mismatch for " + options.url + ": SHA-256 is " + digest + ", expected " +
-                     options.sha256 + " (download corrupted or archive changed upstream)");
+    throw InputError("checksum mismatch for " + options.url + ": SHA-256 is " + digest +
+                     ", expected " + options.sha256 +
+                     " (download corrupted or archive changed upstream)");
   }
-  if (options.progress) options.progress("verified " + std::to_string(bytes) + " bytes, SHA-256 " + digest);
+  if (options.progress)
+    options.progress("verified " + std::to_string(bytes) + " bytes, SHA-256 " + digest);
   unpack(archive.path, staged.path());
   if (!fs::exists(staged.path() / "u.data") || !fs::exists(staged.path() / "u.item")) {
     throw InputError(options.url + ": archive lacks ml-100k/u.data or ml-100k/u.item");

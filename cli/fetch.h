@@ -8,7 +8,8 @@
 
 namespace tallrec {
 
-inline constexpr const char* kMovieLens100kUrl = "https://files.grouplens.org/datasets/movielens/ml-100k.zip";
+inline constexpr const char* kMovieLens100kUrl =
+    "https://files.grouplens.org/datasets/movielens/ml-100k.zip";
 // SHA-256 of the official ml-100k.zip (4,924,029 bytes; GroupLens publishes its MD5,
 // 0e33842e24a9c977be4e0107933c0723).
 inline constexpr const char* kMovieLens100kSha256 =
@@ -23,6 +24,7 @@ struct FetchOptions {
 // Downloads the archive (libcurl), checks its SHA-256 and unpacks its `ml-100k/` folder into
 // `out_dir`/ml-100k. Nothing is left behind on failure: the archive is downloaded to a temporary
 // file and the folder is staged and renamed into place. Returns the unpacked folder.
-std::filesystem::path fetch_movielens_100k(const std::filesystem::path& out_dir, const FetchOptions& options);
+std::filesystem::path fetch_movielens_100k(const std::filesystem::path& out_dir,
+                                           const FetchOptions& options);
 
 }  // namespace tallrec

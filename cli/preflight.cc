@@ -48,12 +48,18 @@ struct ModelInfo {
 
 // config.json and the weight files' formats (headers only). Throws InputError.
 ModelInfo check_model(const fs::path& dir, std::string& detail) {
-  if (!fs::is_directory(dir)) throw InputError(dir.string() + ": not a model folder (config.json + weights)");
-  const json c = parse_json_from_outside(read_file(dir / "config.json"), (dir / "config.json").string());
+  if (!fs::is_directory(dir))
+    throw InputError(dir.string() + ": not a model folder (config.json + weights)");
+  const json c =
+      parse_json_from_outside(read_file(dir / "config.json"), (dir / "config.json").string());
   ModelInfo m;
   try {
-    m.shape = {c.at("vocab_size"), c.at("hidden_size"), c.at("intermediate_size"), c.at("num_hidden_layers"),
-               c.at("num_attention_heads"), c.value("num_key_value_heads", c.at("num_attention_heads").get<int64_t>()),
+    m.shape = {c.at("vocab_size"),
+               c.at("hidden_size"),
+               c.at("intermediate_size"),
+               c.at("num_hidden_layers"),
+               c.at("num_attention_heads"),
+               c.value("num_key_value_heads", c.at("num_attention_heads").get<int64_t>()),
                c.value("tie_word_embeddings", false)};
     m.dtype = c.value("torch_dtype", "float32");
   } catch (const json::exception& e) {
@@ -62,8 +68,9 @@ ModelInfo check_model(const fs::path& dir, std::string& detail) {
   if (m.shape.heads <= 0 || m.shape.kv_heads <= 0 || m.shape.hidden % m.shape.heads != 0)
     throw InputError((dir / "config.json").string() + ": inconsistent head counts");
   std::vector<fs::path> files;
-  for (const auto& [single, index] : {std::pair{"model.safetensors", "model.safetensors.index.json"},
-                                      std::pair{"pytorch_model.bin", "pytorch_model.bin.index.json"}}) {
+  for (const auto& [single, index] :
+       {std::pair{"model.safetensors", "model.safetensors.index.json"},
+        std::pair{"pytorch_model.bin", "pytorch_model.bin.index.json"}}) {
     if (fs::exists(dir / index)) {
       const json j = parse_json_from_outside(read_file(dir / index), (dir / index).string());
       std::set<std::string> shards;
@@ -77,41 +84,51 @@ ModelInfo check_model(const fs::path& dir, std::string& detail) {
       break;
     }
   }
-  if (files.empty()) throw InputError(dir.string() + ": no model.safetensors, pytorch_model.bin or their .index.json");
+  if (files.empty())
+    throw InputError(dir.string() +
+                     ": no model.safetensors, pytorch_model.bin or their .index.json");
   for (const auto& f : files) {
     if (!fs::exists(f)) throw InputError(f.string() + ": a shard the index names is missing");
     const WeightFormat kind = sniff_weight_file(f);
     if (kind != WeightFormat::kSafetensors && kind != WeightFormat::kTorchZip)
-      require_weight_format(f, WeightFormat::kSafetensors);  // names LFS pointers and legacy pickles
+      require_weight_format(f,
+                            WeightFormat::kSafetensors);  // names LFS pointers and legacy pickles
     if (kind == WeightFormat::kSafetensors) read_safetensors_header(f);
   }
-  detail = std::to_string(m.shape.layers) + " layers, hidden " + std::to_string(m.shape.hidden) + ", vocabulary " +
-           std::to_string(m.shape.vocab) + ", " + std::to_string(files.size()) + " weight file(s), " +
-           weight_format_name(sniff_weight_file(files.front()));
+  detail = std::to_string(m.shape.layers) + " layers, hidden " + std::to_string(m.shape.hidden) +
+           ", vocabulary " + std::to_string(m.shape.vocab) + ", " + std::to_string(files.size()) +
+           " weight file(s), " + weight_format_name(sniff_weight_file(files.front()));
   return m;
 }
 
 // The adapter against the run's LoRA settings and the model (headers only).
-void check_adapter(const fs::path& dir, const LlamaShape& model, const json& spec, std::string& detail) {
+void check_adapter(const fs::path& dir, const LlamaShape& model, const json& spec,
+                   std::string& detail) {
   const fs::path cfg_path = dir / "adapter_config.json";
   const json cfg = parse_json_from_outside(read_file(cfg_path), cfg_path.string());
   const int64_t r = cfg.value("r", int64_t(0)), want_r = spec.value("lora_r", int64_t(8));
   const double alpha = cfg.value("lora_alpha", 0.0), want_alpha = spec.value("lora_alpha", 16.0);
-  std::vector<std::string> targets = cfg.contains("target_modules") && cfg["target_modules"].is_array()
-                                         ? cfg["target_modules"].get<std::vector<std::string>>()
-                                         : std::vector<std::string>{};
+  std::vector<std::string> targets =
+      cfg.contains("target_modules") && cfg["target_modules"].is_array()
+          ? cfg["target_modules"].get<std::vector<std::string>>()
+          : std::vector<std::string>{};
   auto want_targets = spec.value("target_modules", std::vector<std::string>{"q_proj", "v_proj"});
   std::sort(targets.begin(), targets.end());
   std::sort(want_targets.begin(), want_targets.end());
   if (r != want_r)
-    throw InputError(cfg_path.string() + ": r is " + std::to_string(r) + ", the grid's lora_r is " + std::to_string(want_r));
-  if (alpha != want_alpha) throw InputError(cfg_path.string() + ": lora_alpha differs from the grid's lora_alpha");
-  if (targets != want_targets) throw InputError(cfg_path.string() + ": target_modules differ from the grid's target_modules");
+    throw InputError(cfg_path.string() + ": r is " + std::to_string(r) + ", the grid's lora_r is " +
+                     std::to_string(want_r));
+  if (alpha != want_alpha)
+    throw InputError(cfg_path.string() + ": lora_alpha differs from the grid's lora_alpha");
+  if (targets != want_targets)
+    throw InputError(cfg_path.string() + ": target_modules differ from the grid's target_modules");
   fs::path weights = dir / "adapter_model.safetensors";
   if (!fs::exists(weights)) weights = dir / "adapter_model.bin";
-  if (!fs::exists(weights)) throw InputError(dir.string() + ": no adapter_model.safetensors or adapter_model.bin");
+  if (!fs::exists(weights))
+    throw InputError(dir.string() + ": no adapter_model.safetensors or adapter_model.bin");
   const WeightFormat kind = sniff_weight_file(weights);
-  if (kind != WeightFormat::kSafetensors && kind != WeightFormat::kTorchZip) require_weight_format(weights, WeightFormat::kSafetensors);
+  if (kind != WeightFormat::kSafetensors && kind != WeightFormat::kTorchZip)
+    require_weight_format(weights, WeightFormat::kSafetensors);
   if (kind == WeightFormat::kSafetensors) {
     const SafetensorsHeader header = read_safetensors_header(weights);
     const size_t tensors = header.entries.size();
@@ -122,25 +139,32 @@ void check_adapter(const fs::path& dir, const LlamaShape& model, const json& spe
         const auto& shape = info.shape;
         const bool is_a = name.find(".lora_A.") != std::string::npos;
         if (shape != (is_a ? std::vector<int64_t>{r, in} : std::vector<int64_t>{out, r}))
-          throw InputError(weights.string() + ": tensor \"" + name + "\" does not fit the model (another model's adapter?)");
+          throw InputError(weights.string() + ": tensor \"" + name +
+                           "\" does not fit the model (another model's adapter?)");
       }
     }
-    if (tensors == 0) throw InputError(weights.string() + ": holds no tensors (an empty saved adapter)");
+    if (tensors == 0)
+      throw InputError(weights.string() + ": holds no tensors (an empty saved adapter)");
     if (tensors != size_t(2 * model.layers) * targets.size())
-      throw InputError(weights.string() + ": " + std::to_string(tensors) + " tensors, the model's " +
-                       std::to_string(model.layers) + " layers x " + std::to_string(targets.size()) + " targets need " +
+      throw InputError(weights.string() + ": " + std::to_string(tensors) +
+                       " tensors, the model's " + std::to_string(model.layers) + " layers x " +
+                       std::to_string(targets.size()) + " targets need " +
                        std::to_string(2 * model.layers * int64_t(targets.size())));
   } else if (fs::file_size(weights) < 1024) {
-    throw InputError(weights.string() + ": " + std::to_string(fs::file_size(weights)) + " bytes: an empty saved adapter");
+    throw InputError(weights.string() + ": " + std::to_string(fs::file_size(weights)) +
+                     " bytes: an empty saved adapter");
   }
-  detail = "r " + std::to_string(r) + " on " + std::to_string(targets.size()) + " module(s), " + weight_format_name(kind);
+  detail = "r " + std::to_string(r) + " on " + std::to_string(targets.size()) + " module(s), " +
+           weight_format_name(kind);
 }
 
 }  // namespace
 
-MemoryEstimate estimate_gpu_memory(const LlamaShape& m, int s, int64_t lora_r, const std::vector<std::string>& targets,
-                                   int64_t micro, int64_t cutoff, bool checkpointing) {
-  const double H = double(m.hidden), I = double(m.intermediate), V = double(m.vocab), L = double(m.layers);
+MemoryEstimate estimate_gpu_memory(const LlamaShape& m, int s, int64_t lora_r,
+                                   const std::vector<std::string>& targets, int64_t micro,
+                                   int64_t cutoff, bool checkpointing) {
+  const double H = double(m.hidden), I = double(m.intermediate), V = double(m.vocab),
+               L = double(m.layers);
   const double q = H, kv = H / double(m.heads) * double(m.kv_heads);
   MemoryEstimate e;
   const double per_layer = 2 * H + H * q + 2 * H * kv + q * H + 3 * H * I;
@@ -155,8 +179,10 @@ MemoryEstimate estimate_gpu_memory(const LlamaShape& m, int s, int64_t lora_r, c
   // Saved per token and layer: norm outputs, q and k/v repeated to all heads, attention output,
   // residuals (about 4H + 4q), and the MLP's gate, up, silu(gate) and product (4I).
   const double layer_activations = double(s) * (4 * H + 4 * q + 4 * I) * tokens;
-  e.activations = checkpointing ? double(s) * H * tokens * L + layer_activations : layer_activations * L;
-  e.loss = 256.0 * (1 << 20) + 4 * H * tokens;  // one fp32 logits chunk, the fp32 gradient of the hidden rows
+  e.activations =
+      checkpointing ? double(s) * H * tokens * L + layer_activations : layer_activations * L;
+  e.loss = 256.0 * (1 << 20) +
+           4 * H * tokens;  // one fp32 logits chunk, the fp32 gradient of the hidden rows
   e.overhead = kGiB;
   return e;
 }
@@ -170,16 +196,18 @@ double parse_memory_size(const std::string& text) {
     throw InputError("--gpu-memory \"" + text + "\": expected a size such as 24GiB");
   }
   const std::string unit = text.substr(used);
-  static const std::map<std::string, double> units = {{"", 1},         {"B", 1},       {"KiB", 1024.0},
-                                                       {"MiB", 1 << 20}, {"GiB", kGiB}, {"GB", 1e9}};
+  static const std::map<std::string, double> units = {
+      {"", 1}, {"B", 1}, {"KiB", 1024.0}, {"MiB", 1 << 20}, {"GiB", kGiB}, {"GB", 1e9}};
   auto it = units.find(unit);
-  if (it == units.end() || v <= 0) throw InputError("--gpu-memory \"" + text + "\": expected a size such as 24GiB");
+  if (it == units.end() || v <= 0)
+    throw InputError("--gpu-memory \"" + text + "\": expected a size such as 24GiB");
   return v * it->second;
 }
 
 std::vector<PreflightLine> preflight(const Grid& grid, const PreflightOptions& o) {
   std::vector<PreflightLine> out;
-  auto attempt = [&](const std::string& what, const std::string& subject, const std::function<std::string()>& check) {
+  auto attempt = [&](const std::string& what, const std::string& subject,
+                     const std::function<std::string()>& check) {
     try {
       out.push_back({what, subject, true, check()});
     } catch (const InputError& e) {
@@ -205,15 +233,18 @@ std::vector<PreflightLine> preflight(const Grid& grid, const PreflightOptions& o
         Tokenizer t(tok);
         const AnswerIds answers = lookup_answer_ids(t);
         if (models.count(base) && t.vocab_size() > models[base].shape.vocab)
-          throw InputError(tok + ": " + std::to_string(t.vocab_size()) + " pieces, more than the model's vocabulary of " +
+          throw InputError(tok + ": " + std::to_string(t.vocab_size()) +
+                           " pieces, more than the model's vocabulary of " +
                            std::to_string(models[base].shape.vocab) + " (" + base + ")");
-        return std::to_string(t.vocab_size()) + " pieces, answer ids yes=" + std::to_string(answers.yes) +
+        return std::to_string(t.vocab_size()) +
+               " pieces, answer ids yes=" + std::to_string(answers.yes) +
                " no=" + std::to_string(answers.no);
       });
     if (spec.contains("init_adapter")) {
       const std::string adapter = spec["init_adapter"];
-      const std::string key = "adapter " + adapter + " " + base + " " + spec.value("lora_r", json()).dump() +
-                              spec.value("target_modules", json()).dump() + spec.value("lora_alpha", json()).dump();
+      const std::string key =
+          "adapter " + adapter + " " + base + " " + spec.value("lora_r", json()).dump() +
+          spec.value("target_modules", json()).dump() + spec.value("lora_alpha", json()).dump();
       if (seen.insert(key).second && models.count(base))
         attempt("adapter", adapter, [&] {
           std::string detail;
@@ -233,28 +264,38 @@ std::vector<PreflightLine> preflight(const Grid& grid, const PreflightOptions& o
             for (size_t i = 0; i < records.size(); ++i)
               if (answer_label(records[i]) < 0 && bad++ == 0) first_bad = i;
             if (bad)
-              throw InputError(f + ": " + std::to_string(bad) + " record(s) whose output is not exactly \"Yes.\" or \"No.\" (first: record " +
-                               std::to_string(first_bad) + ")");
+              throw InputError(
+                  f + ": " + std::to_string(bad) +
+                  " record(s) whose output is not exactly \"Yes.\" or \"No.\" (first: record " +
+                  std::to_string(first_bad) + ")");
             return std::to_string(records.size()) + " records, labels Yes./No.";
           });
     }
     if (o.memory && models.count(base)) {
-      const bool ckpt = spec.value("gradient_checkpointing", spec.value("recipe", "") == "instruct_7b");
+      const bool ckpt =
+          spec.value("gradient_checkpointing", spec.value("recipe", "") == "instruct_7b");
       const std::string dtype = spec.value("dtype", "bfloat16");  // a GPU slot's default
-      const int64_t micro = spec.value("micro_batch_size", int64_t(32)), cutoff = spec.value("cutoff_len", int64_t(512));
+      const int64_t micro = spec.value("micro_batch_size", int64_t(32)),
+                    cutoff = spec.value("cutoff_len", int64_t(512));
       const int64_t r = spec.value("lora_r", int64_t(8));
-      const auto targets = spec.value("target_modules", std::vector<std::string>{"q_proj", "v_proj"});
+      const auto targets =
+          spec.value("target_modules", std::vector<std::string>{"q_proj", "v_proj"});
       char subject[160];
-      std::snprintf(subject, sizeof subject, "%s, %s, micro-batch %lld x cutoff %lld, %s", fs::path(base).filename().c_str(),
-                    dtype.c_str(), static_cast<long long>(micro), static_cast<long long>(cutoff),
+      std::snprintf(subject, sizeof subject, "%s, %s, micro-batch %lld x cutoff %lld, %s",
+                    fs::path(base).filename().c_str(), dtype.c_str(), static_cast<long long>(micro),
+                    static_cast<long long>(cutoff),
                     ckpt ? "gradient checkpointing" : "no checkpointing");
-      if (seen.insert(std::string("memory ") + subject + std::to_string(r) + json(targets).dump()).second) {
-        const MemoryEstimate e = estimate_gpu_memory(models[base].shape, dtype == "float32" ? 4 : 2, r, targets, micro, cutoff, ckpt);
+      if (seen.insert(std::string("memory ") + subject + std::to_string(r) + json(targets).dump())
+              .second) {
+        const MemoryEstimate e = estimate_gpu_memory(models[base].shape, dtype == "float32" ? 4 : 2,
+                                                     r, targets, micro, cutoff, ckpt);
         const bool fits = e.total() <= o.gpu_memory_bytes;
         out.push_back({"memory", subject, fits,
-                       "about " + gib(e.total()) + " (weights " + gib(e.weights) + ", LoRA + AdamW " + gib(e.lora) +
-                           ", activations " + gib(e.activations) + ", loss " + gib(e.loss) + ", CUDA " + gib(e.overhead) + ")" +
-                           (fits ? " fits " : " does not fit ") + gib(o.gpu_memory_bytes) + "; an estimate, not a measurement"});
+                       "about " + gib(e.total()) + " (weights " + gib(e.weights) +
+                           ", LoRA + AdamW " + gib(e.lora) + ", activations " + gib(e.activations) +
+                           ", loss " + gib(e.loss) + ", CUDA " + gib(e.overhead) + ")" +
+                           (fits ? " fits " : " does not fit ") + gib(o.gpu_memory_bytes) +
+                           "; an estimate, not a measurement"});
       }
     }
   }

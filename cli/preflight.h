@@ -15,15 +15,15 @@
 namespace tallrec {
 
 struct PreflightLine {
-  std::string what;    // "model", "tokenizer", "adapter", "dataset", "memory"
-  std::string subject; // the path or setting checked
+  std::string what;     // "model", "tokenizer", "adapter", "dataset", "memory"
+  std::string subject;  // the path or setting checked
   bool ok = true;
   std::string detail;
 };
 
 struct PreflightOptions {
-  bool datasets = true;   // parse every dataset file and check its labels (the slow part)
-  bool memory = true;     // estimate GPU memory per distinct setting
+  bool datasets = true;  // parse every dataset file and check its labels (the slow part)
+  bool memory = true;    // estimate GPU memory per distinct setting
   double gpu_memory_bytes = 24.0 * (1ull << 30);
 };
 
@@ -44,8 +44,8 @@ struct LlamaShape {
   bool tied = false;
 };
 MemoryEstimate estimate_gpu_memory(const LlamaShape& model, int bytes_per_weight, int64_t lora_r,
-                                   const std::vector<std::string>& targets, int64_t micro_batch, int64_t cutoff,
-                                   bool gradient_checkpointing);
+                                   const std::vector<std::string>& targets, int64_t micro_batch,
+                                   int64_t cutoff, bool gradient_checkpointing);
 
 // "--gpu-memory 24GiB": a byte count with an optional KiB/MiB/GiB/GB suffix; InputError otherwise.
 double parse_memory_size(const std::string& text);

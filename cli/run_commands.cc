@@ -16,34 +16,44 @@ namespace tallrec {
 namespace {
 
 // Applies `change` to each run; reports each, and fails (exit 1) if any could not change.
-void change_runs(Store& store, const std::vector<int64_t>& ids, const char* verb, const char* allowed,
-                 bool (Store::*change)(int64_t, double)) {
+void change_runs(Store& store, const std::vector<int64_t>& ids, const char* verb,
+                 const char* allowed, bool (Store::*change)(int64_t, double)) {
   int refused = 0;
   for (int64_t id : ids) {
     const std::string state = store.run_state(id);
-    if (state.empty()) throw InputError("run " + std::to_string(id) + " is not in the store (see `tallrec runs`)");
+    if (state.empty())
+      throw InputError("run " + std::to_string(id) + " is not in the store (see `tallrec runs`)");
     if ((store.*change)(id, unix_time())) {
       std::printf("run %lld %s (was %s)\n", static_cast<long long>(id), verb, state.c_str());
     } else {
-      std::printf("run %lld is %s: only %s runs can be %s\n", static_cast<long long>(id), state.c_str(), allowed, verb);
+      std::printf("run %lld is %s: only %s runs can be %s\n", static_cast<long long>(id),
+                  state.c_str(), allowed, verb);
       ++refused;
     }
   }
-  if (refused) throw Error(std::to_string(refused) + " of " + std::to_string(ids.size()) + " runs not " + verb);
+  if (refused)
+    throw Error(std::to_string(refused) + " of " + std::to_string(ids.size()) + " runs not " +
+                verb);
 }
 
 }  // namespace
 
 void add_run_commands(CLI::App& app) {
-  struct Args { std::string db = default_store_path(), sweep; std::vector<int64_t> runs; bool json = false; };
+  struct Args {
+    std::string db = default_store_path(), sweep;
+    std::vector<int64_t> runs;
+    bool json = false;
+  };
   auto a = std::make_shared<Args>();
 
-  auto* cancel = app.add_subcommand("cancel", "Cancel runs (the coordinator stops their trainers within a heartbeat)");
+  auto* cancel = app.add_subcommand(
+      "cancel", "Cancel runs (the coordinator stops their trainers within a heartbeat)");
   cancel->add_option("runs", a->runs, "Run ids (see `tallrec runs`)");
   cancel->add_option("--sweep", a->sweep, "Cancel every unfinished run of this sweep");
   cancel->add_option("--db", a->db, "Store file (default $TALLREC_DB or ./tallrec.db)");
   cancel->callback([a] {
-    if (a->runs.empty() == a->sweep.empty()) throw InputError("cancel: name run ids or --sweep, not both");
+    if (a->runs.empty() == a->sweep.empty())
+      throw InputError("cancel: name run ids or --sweep, not both");
     require_existing_store(a->db);
     Store store(a->db);
     std::vector<int64_t> ids = a->runs;
@@ -55,7 +65,9 @@ void add_run_commands(CLI::App& app) {
     change_runs(store, ids, "canceled", "queued, leased or running", &Store::cancel);
   });
 
-  auto* retry = app.add_subcommand("retry", "Queue failed or canceled runs again; each resumes from its newest stored checkpoint");
+  auto* retry = app.add_subcommand(
+      "retry",
+      "Queue failed or canceled runs again; each resumes from its newest stored checkpoint");
   retry->add_option("runs", a->runs, "Run ids (see `tallrec runs --state failed`)")->required();
   retry->add_option("--db", a->db, "Store file (default $TALLREC_DB or ./tallrec.db)");
   retry->callback([a] {
@@ -64,7 +76,8 @@ void add_run_commands(CLI::App& app) {
     change_runs(store, a->runs, "queued again", "failed or canceled", &Store::retry);
   });
 
-  auto* workers = app.add_subcommand("workers", "Workers the coordinator has seen: last heartbeat and the attempts they hold");
+  auto* workers = app.add_subcommand(
+      "workers", "Workers the coordinator has seen: last heartbeat and the attempts they hold");
   workers->add_option("--db", a->db, "Store file (default $TALLREC_DB or ./tallrec.db)");
   workers->add_flag("--json", a->json, "Print JSON");
   workers->callback([a] {
@@ -74,14 +87,20 @@ void add_run_commands(CLI::App& app) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& w : store.workers()) {
       if (a->json) {
-        out.push_back({{"id", w.id}, {"host", w.host}, {"version", w.version}, {"slots", w.slots}, {"gpus", w.gpus},
-                       {"last_seen", w.last_seen}, {"attempts", w.attempts}});
+        out.push_back({{"id", w.id},
+                       {"host", w.host},
+                       {"version", w.version},
+                       {"slots", w.slots},
+                       {"gpus", w.gpus},
+                       {"last_seen", w.last_seen},
+                       {"attempts", w.attempts}});
         continue;
       }
       std::string held;
       for (int64_t id : w.attempts) held += (held.empty() ? "" : ",") + std::to_string(id);
-      std::printf("%-24s %-16s slots %lld  last heard %6.0f s ago  attempts %s\n", w.id.c_str(), w.host.c_str(),
-                  static_cast<long long>(w.slots), t - w.last_seen, held.empty() ? "-" : held.c_str());
+      std::printf("%-24s %-16s slots %lld  last heard %6.0f s ago  attempts %s\n", w.id.c_str(),
+                  w.host.c_str(), static_cast<long long>(w.slots), t - w.last_seen,
+                  held.empty() ? "-" : held.c_str());
     }
     if (a->json) std::cout << out.dump() << "\n";
   });

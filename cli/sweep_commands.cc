@@ -17,7 +17,8 @@ namespace tallrec {
 namespace {
 
 std::string progress_bar(const SweepStatus& s, int width = 30) {
-  const int64_t total = s.total(), done = s.runs_by_state.at("succeeded") + s.runs_by_state.at("failed") +
+  const int64_t total = s.total(), done = s.runs_by_state.at("succeeded") +
+                                          s.runs_by_state.at("failed") +
                                           s.runs_by_state.at("canceled");
   const int filled = total ? int(width * done / total) : 0;
   return "[" + std::string(size_t(filled), '#') + std::string(size_t(width - filled), '.') + "]";
@@ -35,8 +36,11 @@ nlohmann::json run_column(const RunRow& r, const std::string& key) {
   if (key == "id") return r.id;
   if (key == "state") return r.state;
   if (key == "attempts") return r.attempts;
-  if (key == "val_auc") return r.result.is_object() ? r.result.value("best_val_auc", nlohmann::json()) : nlohmann::json();
-  if (key == "steps") return r.result.is_object() ? r.result.value("steps", nlohmann::json()) : nlohmann::json();
+  if (key == "val_auc")
+    return r.result.is_object() ? r.result.value("best_val_auc", nlohmann::json())
+                                : nlohmann::json();
+  if (key == "steps")
+    return r.result.is_object() ? r.result.value("steps", nlohmann::json()) : nlohmann::json();
   if (key.rfind("test_auc:", 0) == 0) {
     if (!r.result.is_object() || !r.result.contains("test_auc")) return nullptr;
     return r.result["test_auc"].value(key.substr(9), nlohmann::json());
@@ -63,32 +67,43 @@ void add_sweep_commands(CLI::App& app) {
   auto json_out = std::make_shared<bool>(false);
 
   auto grid_path = std::make_shared<std::string>();
-  auto* submit = app.add_subcommand("submit", "Add a grid's sweep and its runs to the store (only what is new)");
+  auto* submit = app.add_subcommand(
+      "submit", "Add a grid's sweep and its runs to the store (only what is new)");
   submit->add_option("grid", *grid_path, "Grid document (schemas/grid.schema.json)")->required();
   submit->add_option("--db", *db, "Store file (default $TALLREC_DB or ./tallrec.db)");
   submit->add_flag("--json", *json_out, "Print the result as JSON");
   auto no_check_paths = std::make_shared<bool>(false);
   submit->add_flag("--no-check-paths", *no_check_paths,
-                   "Do not require the grid's files to exist here (paths only the workers see); relative paths are still resolved against the grid file");
+                   "Do not require the grid's files to exist here (paths only the workers see); "
+                   "relative paths are still resolved against the grid file");
   submit->callback([=] {
     Grid grid = parse_grid_file(*grid_path, !*no_check_paths);
-    if (!*no_check_paths) {  // the cheap part of `tallrec check`: headers of models, adapters, tokenizers
+    if (!*no_check_paths) {  // the cheap part of `tallrec check`: headers of models, adapters,
+                             // tokenizers
       PreflightOptions cheap;
       cheap.datasets = cheap.memory = false;
       const auto lines = preflight(grid, cheap);
       if (!preflight_ok(lines)) {
         std::cerr << format_preflight(lines);
-        throw InputError(*grid_path + ": pre-flight found problems (FAIL lines above; `tallrec check` for all of it)");
+        throw InputError(
+            *grid_path +
+            ": pre-flight found problems (FAIL lines above; `tallrec check` for all of it)");
       }
     }
     Store store(*db);
     SubmitResult r = store.submit(grid);
     if (*json_out) {
-      std::cout << nlohmann::json{{"sweep_id", r.sweep_id}, {"sweep", grid.name}, {"new_sweep", r.new_sweep},
-                                  {"runs_added", r.added}, {"runs_existing", r.existing}}.dump() << "\n";
+      std::cout << nlohmann::json{{"sweep_id", r.sweep_id},
+                                  {"sweep", grid.name},
+                                  {"new_sweep", r.new_sweep},
+                                  {"runs_added", r.added},
+                                  {"runs_existing", r.existing}}
+                       .dump()
+                << "\n";
     } else {
       std::printf("sweep %s (%lld)%s: %zu runs added, %zu already stored\n", grid.name.c_str(),
-                  static_cast<long long>(r.sweep_id), r.new_sweep ? " created" : "", r.added, r.existing);
+                  static_cast<long long>(r.sweep_id), r.new_sweep ? " created" : "", r.added,
+                  r.existing);
     }
   });
 
@@ -108,10 +123,12 @@ void add_sweep_commands(CLI::App& app) {
         out.push_back(sweep_status_json(s));
         continue;
       }
-      std::printf("%-24s %s %lld runs:", s.name.c_str(), progress_bar(s).c_str(), static_cast<long long>(s.total()));
+      std::printf("%-24s %s %lld runs:", s.name.c_str(), progress_bar(s).c_str(),
+                  static_cast<long long>(s.total()));
       for (const auto& [state, n] : s.runs_by_state)
         if (n) std::printf(" %s %lld", state.c_str(), static_cast<long long>(n));
-      const int64_t open = s.runs_by_state.at("queued") + s.runs_by_state.at("leased") + s.runs_by_state.at("running");
+      const int64_t open = s.runs_by_state.at("queued") + s.runs_by_state.at("leased") +
+                           s.runs_by_state.at("running");
       if (open && s.eta_seconds >= 0) std::printf("; ETA about %.0f min", s.eta_seconds / 60);
       std::printf("\n");
     }
@@ -120,22 +137,31 @@ void add_sweep_commands(CLI::App& app) {
 
   auto results_sweep = std::make_shared<std::string>();
   auto tallrec_layout = std::make_shared<bool>(false);
-  auto* results = app.add_subcommand("results", "TALLRec's Table 1 for a sweep: AUC mean +- std over seeds");
+  auto* results =
+      app.add_subcommand("results", "TALLRec's Table 1 for a sweep: AUC mean +- std over seeds");
   results->add_option("sweep", *results_sweep, "Sweep name")->required();
   results->add_option("--db", *db, "Store file (default $TALLREC_DB or ./tallrec.db)");
-  results->add_flag("--tallrec-json", *tallrec_layout, "Print TALLRec's results JSON layout instead");
-  results->add_flag("--json", *json_out, "Print the table as JSON (rows with their setting, cells with n, mean, std)");
+  results->add_flag("--tallrec-json", *tallrec_layout,
+                    "Print TALLRec's results JSON layout instead");
+  results->add_flag("--json", *json_out,
+                    "Print the table as JSON (rows with their setting, cells with n, mean, std)");
   auto export_format = std::make_shared<std::string>();
-  results->add_option("--format", *export_format, "Export in TALLRec's Table 1 layout (AUC x 100, mean ± std): csv, markdown or latex");
+  results->add_option(
+      "--format", *export_format,
+      "Export in TALLRec's Table 1 layout (AUC x 100, mean ± std): csv, markdown or latex");
   results->callback([=] {
     require_existing_store(*db);
     Store store(*db);
     require_sweep(store, *results_sweep);
     ResultsTable table = build_results_table(store.run_outcomes(*results_sweep));
-    if (!export_format->empty()) std::cout << export_results_table(table, *export_format);
-    else if (*tallrec_layout) std::cout << table.tallrec_json.dump(4) << "\n";
-    else if (*json_out) std::cout << results_table_json(table).dump() << "\n";
-    else std::cout << format_results_table(table);
+    if (!export_format->empty())
+      std::cout << export_results_table(table, *export_format);
+    else if (*tallrec_layout)
+      std::cout << table.tallrec_json.dump(4) << "\n";
+    else if (*json_out)
+      std::cout << results_table_json(table).dump() << "\n";
+    else
+      std::cout << format_results_table(table);
   });
 
   struct RunsArgs {
@@ -144,11 +170,17 @@ void add_sweep_commands(CLI::App& app) {
     int64_t limit = 50, offset = 0;
   };
   auto args = std::make_shared<RunsArgs>();
-  auto* runs = app.add_subcommand("runs", "List runs (paged) with the axes that differ in their sweep and their results");
-  runs->add_option("--sweep", args->sweep, "Sweep name (its differing axes become columns; --where and --sort need it)");
-  runs->add_option("--state", args->state, "queued, leased, running, succeeded, failed or canceled");
-  runs->add_option("--where", args->where, "AXIS=VALUE, e.g. lr=0.0003 or domain=movie (repeatable: all must hold)");
-  runs->add_option("--sort", args->sort, "A column to sort by: an axis, val_auc, test_auc:NAME, steps, attempts, id; -KEY descends");
+  auto* runs = app.add_subcommand(
+      "runs", "List runs (paged) with the axes that differ in their sweep and their results");
+  runs->add_option("--sweep", args->sweep,
+                   "Sweep name (its differing axes become columns; --where and --sort need it)");
+  runs->add_option("--state", args->state,
+                   "queued, leased, running, succeeded, failed or canceled");
+  runs->add_option("--where", args->where,
+                   "AXIS=VALUE, e.g. lr=0.0003 or domain=movie (repeatable: all must hold)");
+  runs->add_option(
+      "--sort", args->sort,
+      "A column to sort by: an axis, val_auc, test_auc:NAME, steps, attempts, id; -KEY descends");
   runs->add_option("--limit", args->limit, "Rows per page")->capture_default_str();
   runs->add_option("--offset", args->offset, "Rows to skip")->capture_default_str();
   runs->add_option("--db", *db, "Store file (default $TALLREC_DB or ./tallrec.db)");
@@ -157,10 +189,14 @@ void add_sweep_commands(CLI::App& app) {
     require_existing_store(*db);
     Store store(*db);
     if (!args->sweep.empty()) require_sweep(store, args->sweep);
-    static const char* states[] = {"queued", "leased", "running", "succeeded", "failed", "canceled"};
-    if (!args->state.empty() && std::find(std::begin(states), std::end(states), args->state) == std::end(states))
-      throw InputError("--state \"" + args->state + "\": expected queued, leased, running, succeeded, failed or canceled");
-    if (args->sweep.empty() && (!args->where.empty() || !args->sort.empty())) throw InputError("--where and --sort need --sweep");
+    static const char* states[] = {"queued",    "leased", "running",
+                                   "succeeded", "failed", "canceled"};
+    if (!args->state.empty() &&
+        std::find(std::begin(states), std::end(states), args->state) == std::end(states))
+      throw InputError("--state \"" + args->state +
+                       "\": expected queued, leased, running, succeeded, failed or canceled");
+    if (args->sweep.empty() && (!args->where.empty() || !args->sort.empty()))
+      throw InputError("--where and --sort need --sweep");
     std::vector<RunRow> rows;
     std::vector<std::string> axes, tests;
     if (args->sweep.empty()) {
@@ -172,20 +208,23 @@ void add_sweep_commands(CLI::App& app) {
       for (const auto& r : all) specs.push_back(r.spec);
       if (!specs.empty()) axes = differing_setting_fields(specs);
       for (const auto& r : all) {
-        const nlohmann::json run_tests = r.spec.value("tests", nlohmann::json::object());  // named: items() must not outlive it
+        const nlohmann::json run_tests =
+            r.spec.value("tests", nlohmann::json::object());  // named: items() must not outlive it
         for (auto& [name, path] : run_tests.items())
           if (std::find(tests.begin(), tests.end(), name) == tests.end()) tests.push_back(name);
       }
       std::vector<std::pair<std::string, std::string>> conditions;
       for (const auto& w : args->where) {
         const size_t eq = w.find('=');
-        if (eq == std::string::npos || eq == 0) throw InputError("--where \"" + w + "\": expected AXIS=VALUE");
+        if (eq == std::string::npos || eq == 0)
+          throw InputError("--where \"" + w + "\": expected AXIS=VALUE");
         conditions.push_back({w.substr(0, eq), w.substr(eq + 1)});
       }
       for (auto& r : all) {
         if (!args->state.empty() && r.state != args->state) continue;
         bool keep = true;
-        for (const auto& [axis, value] : conditions) keep = keep && run_column_text(r, axis) == value;
+        for (const auto& [axis, value] : conditions)
+          keep = keep && run_column_text(r, axis) == value;
         if (keep) rows.push_back(std::move(r));
       }
       if (!args->sort.empty()) {
@@ -198,8 +237,10 @@ void add_sweep_commands(CLI::App& app) {
         });
       }
       const size_t from = std::min(rows.size(), size_t(std::max<int64_t>(args->offset, 0)));
-      const size_t to = args->limit < 0 ? rows.size() : std::min(rows.size(), from + size_t(args->limit));
-      rows = std::vector<RunRow>(rows.begin() + std::ptrdiff_t(from), rows.begin() + std::ptrdiff_t(to));
+      const size_t to =
+          args->limit < 0 ? rows.size() : std::min(rows.size(), from + size_t(args->limit));
+      rows = std::vector<RunRow>(rows.begin() + std::ptrdiff_t(from),
+                                 rows.begin() + std::ptrdiff_t(to));
     }
     if (*json_out) {
       nlohmann::json out = nlohmann::json::array();
@@ -213,13 +254,17 @@ void add_sweep_commands(CLI::App& app) {
     for (const auto& t : tests) std::printf("  %-10s", ("test " + t).c_str());
     std::printf("  %5s  %8s  %s\n", "steps", "attempts", "reason");
     for (const auto& r : rows) {
-      std::printf("%6lld  %-9s %-6s %6lld %6llu", static_cast<long long>(r.id), r.state.c_str(), r.domain.c_str(),
-                  static_cast<long long>(r.sample), static_cast<unsigned long long>(r.seed));
+      std::printf("%6lld  %-9s %-6s %6lld %6llu", static_cast<long long>(r.id), r.state.c_str(),
+                  r.domain.c_str(), static_cast<long long>(r.sample),
+                  static_cast<unsigned long long>(r.seed));
       for (const auto& a : axes) std::printf("  %-12s", run_column_text(r, a).c_str());
       std::printf("  %-8s", run_column_text(r, "val_auc").c_str());
-      for (const auto& t : tests) std::printf("  %-10s", run_column_text(r, "test_auc:" + t).c_str());
-      std::printf("  %5s  %8lld  %s\n", run_column_text(r, "steps").c_str(), static_cast<long long>(r.attempts),
-                  r.state == "failed" || r.state == "canceled" ? printable_utf8(r.reason).c_str() : "");
+      for (const auto& t : tests)
+        std::printf("  %-10s", run_column_text(r, "test_auc:" + t).c_str());
+      std::printf(
+          "  %5s  %8lld  %s\n", run_column_text(r, "steps").c_str(),
+          static_cast<long long>(r.attempts),
+          r.state == "failed" || r.state == "canceled" ? printable_utf8(r.reason).c_str() : "");
     }
   });
 }

@@ -13,7 +13,8 @@ std::string read_file(const std::filesystem::path& path);
 
 // Writes `content` to a temporary sibling, fsyncs it, and renames it over `path`. `mode` is the
 // new file's permission bits (0600 for secrets: never readable by others, not even briefly).
-void write_file_atomically(const std::filesystem::path& path, std::string_view content, unsigned mode = 0644);
+void write_file_atomically(const std::filesystem::path& path, std::string_view content,
+                           unsigned mode = 0644);
 
 // A directory built in a temporary sibling and moved into place by commit(). If the object
 // is destroyed before commit() (an exception, a failed check), the temporary tree is removed

@@ -27,7 +27,8 @@ size_t find_json_too_deep(std::string_view text, int max_depth = kMaxJsonDepth);
 
 // Parses text from outside: InputError "ORIGIN: ..." when it nests deeper than max_depth or is
 // not JSON (the parser's message, its quoted bytes made safe to print).
-nlohmann::json parse_json_from_outside(std::string_view text, const std::string& origin, int max_depth = kMaxJsonDepth);
+nlohmann::json parse_json_from_outside(std::string_view text, const std::string& origin,
+                                       int max_depth = kMaxJsonDepth);
 
 // dump() that never throws on invalid UTF-8 in strings (replaced by U+FFFD).
 std::string dump_json(const nlohmann::json& j, int indent = -1);
@@ -53,7 +54,9 @@ bool get_exact(const nlohmann::json& value, T& out) {
     } else if (value.is_number_integer()) {
       const int64_t v = value.get<int64_t>();
       if constexpr (std::is_signed_v<T>) {
-        if (v < int64_t(std::numeric_limits<T>::min()) || v > int64_t(std::numeric_limits<T>::max())) return false;
+        if (v < int64_t(std::numeric_limits<T>::min()) ||
+            v > int64_t(std::numeric_limits<T>::max()))
+          return false;
       } else {
         if (v < 0 || uint64_t(v) > uint64_t(std::numeric_limits<T>::max())) return false;
       }
@@ -67,7 +70,10 @@ bool get_exact(const nlohmann::json& value, T& out) {
   } else if constexpr (std::is_same_v<T, std::string>) {
     if (!value.is_string()) return false;
     out = value.get<std::string>();
-  } else if constexpr (requires { typename T::value_type; out.push_back(std::declval<typename T::value_type>()); }) {
+  } else if constexpr (requires {
+                         typename T::value_type;
+                         out.push_back(std::declval<typename T::value_type>());
+                       }) {
     if (!value.is_array()) return false;
     out.clear();
     for (const auto& item : value) {

@@ -18,13 +18,26 @@ void dump(std::string& out, const nlohmann::ordered_json& v, int indent, int dep
     out.append(size_t(indent * d), ' ');
   };
   switch (v.type()) {
-    case nlohmann::json::value_t::null: out += "null"; return;
-    case nlohmann::json::value_t::boolean: out += v.get<bool>() ? "true" : "false"; return;
-    case nlohmann::json::value_t::number_integer: out += std::to_string(v.get<int64_t>()); return;
-    case nlohmann::json::value_t::number_unsigned: out += std::to_string(v.get<uint64_t>()); return;
-    case nlohmann::json::value_t::string: append_python_json_string(out, v.get_ref<const std::string&>()); return;
+    case nlohmann::json::value_t::null:
+      out += "null";
+      return;
+    case nlohmann::json::value_t::boolean:
+      out += v.get<bool>() ? "true" : "false";
+      return;
+    case nlohmann::json::value_t::number_integer:
+      out += std::to_string(v.get<int64_t>());
+      return;
+    case nlohmann::json::value_t::number_unsigned:
+      out += std::to_string(v.get<uint64_t>());
+      return;
+    case nlohmann::json::value_t::string:
+      append_python_json_string(out, v.get_ref<const std::string&>());
+      return;
     case nlohmann::json::value_t::array: {
-      if (v.empty()) { out += "[]"; return; }
+      if (v.empty()) {
+        out += "[]";
+        return;
+      }
       out += '[';
       bool first = true;
       for (const auto& item : v) {
@@ -38,7 +51,10 @@ void dump(std::string& out, const nlohmann::ordered_json& v, int indent, int dep
       return;
     }
     case nlohmann::json::value_t::object: {
-      if (v.empty()) { out += "{}"; return; }
+      if (v.empty()) {
+        out += "{}";
+        return;
+      }
       out += '{';
       bool first = true;
       for (const auto& [key, item] : v.items()) {
@@ -53,7 +69,8 @@ void dump(std::string& out, const nlohmann::ordered_json& v, int indent, int dep
       out += '}';
       return;
     }
-    default: throw Error("python_json_dumps: floats and binary values are not supported");
+    default:
+      throw Error("python_json_dumps: floats and binary values are not supported");
   }
 }
 
@@ -64,13 +81,27 @@ void append_python_json_string(std::string& out, std::string_view s) {
   for (size_t pos = 0; pos < s.size();) {
     char32_t cp = next_code_point(s, pos);
     switch (cp) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       default:
         if (cp >= 0x20 && cp < 0x7F) {
           out += char(cp);  // Python keeps only printable ASCII (' '..'~') as it is

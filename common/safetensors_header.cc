@@ -24,14 +24,17 @@ uint64_t header_size_of(std::string_view prefix, uint64_t file_size, const std::
     throw InputError(origin + ": truncated (" + std::to_string(file_size) + " bytes, no header)");
   uint64_t n = 0;
   std::memcpy(&n, prefix.data(), 8);  // little-endian, as every machine we build for
-  if (n > file_size - 8) throw InputError(origin + ": bad header: header size " + std::to_string(n) + " exceeds the file");
+  if (n > file_size - 8)
+    throw InputError(origin + ": bad header: header size " + std::to_string(n) +
+                     " exceeds the file");
   if (n > kMaxSafetensorsHeaderBytes)
-    throw InputError(origin + ": bad header: header size " + std::to_string(n) + " is over the 100 MiB limit");
+    throw InputError(origin + ": bad header: header size " + std::to_string(n) +
+                     " is over the 100 MiB limit");
   return n;
 }
 
-SafetensorsEntry parse_entry(const std::string& name, const nlohmann::json& info, uint64_t data_bytes,
-                             const std::string& origin) {
+SafetensorsEntry parse_entry(const std::string& name, const nlohmann::json& info,
+                             uint64_t data_bytes, const std::string& origin) {
   auto fail = [&](const std::string& what) -> void {
     throw InputError(origin + ": bad header: tensor \"" + printable_utf8(name) + "\" " + what);
   };
@@ -41,14 +44,16 @@ SafetensorsEntry parse_entry(const std::string& name, const nlohmann::json& info
     e.dtype = info.at("dtype").get<std::string>();
     e.shape = info.at("shape").get<std::vector<int64_t>>();
     const auto& offsets = info.at("data_offsets");
-    if (!offsets.is_array() || offsets.size() != 2) fail("has data_offsets that are not [begin, end]");
+    if (!offsets.is_array() || offsets.size() != 2)
+      fail("has data_offsets that are not [begin, end]");
     e.begin = offsets[0].get<uint64_t>();
     e.end = offsets[1].get<uint64_t>();
   } catch (const nlohmann::json::exception& ex) {
     fail(std::string("is malformed: ") + printable_utf8(ex.what()));
   }
   const size_t element = safetensors_element_size(e.dtype);
-  if (element == 0) throw InputError(origin + ": unsupported dtype \"" + printable_utf8(e.dtype) + "\"");
+  if (element == 0)
+    throw InputError(origin + ": unsupported dtype \"" + printable_utf8(e.dtype) + "\"");
   // Every product and sum checked: a crafted header must not wrap around 2^64.
   uint64_t bytes = element;
   for (int64_t d : e.shape) {
@@ -57,17 +62,20 @@ SafetensorsEntry parse_entry(const std::string& name, const nlohmann::json& info
   }
   if (e.end < e.begin || e.end - e.begin != bytes) fail("has offsets that disagree with its shape");
   if (e.end > data_bytes)
-    throw InputError(origin + ": truncated: tensor \"" + printable_utf8(name) + "\" extends past the end of the file");
+    throw InputError(origin + ": truncated: tensor \"" + printable_utf8(name) +
+                     "\" extends past the end of the file");
   return e;
 }
 
 }  // namespace
 
-SafetensorsHeader parse_safetensors_header(std::string_view prefix, uint64_t file_size, const std::string& origin) {
+SafetensorsHeader parse_safetensors_header(std::string_view prefix, uint64_t file_size,
+                                           const std::string& origin) {
   const uint64_t n = header_size_of(prefix, file_size, origin);
   if (prefix.size() - 8 < n) throw InputError(origin + ": truncated header");
   const std::string_view text = prefix.substr(8, size_t(n));
-  if (find_json_too_deep(text) != std::string_view::npos) throw InputError(origin + ": bad header: JSON nested too deep");
+  if (find_json_too_deep(text) != std::string_view::npos)
+    throw InputError(origin + ": bad header: JSON nested too deep");
   nlohmann::json header;
   try {
     header = nlohmann::json::parse(text);

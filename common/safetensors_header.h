@@ -16,7 +16,8 @@ namespace tallrec {
 inline constexpr uint64_t kMaxSafetensorsHeaderBytes = 100ull << 20;  // safetensors' own limit
 
 struct SafetensorsEntry {
-  std::string dtype;  // the file's tag: "F32", "F16", "BF16", "F64", "I64", "I32", "U8", "I8", "BOOL"
+  std::string
+      dtype;  // the file's tag: "F32", "F16", "BF16", "F64", "I64", "I32", "U8", "I8", "BOOL"
   std::vector<int64_t> shape;
   uint64_t begin = 0, end = 0;  // byte range within the data section
 };
@@ -34,7 +35,8 @@ size_t safetensors_element_size(std::string_view dtype);
 // size of them), and checks every entry: known dtype, non-negative shape, offsets that equal
 // the shape's byte count and lie inside the file, no arithmetic that wraps around 2^64.
 // Throws InputError "ORIGIN: bad header: ..." or "ORIGIN: truncated ...".
-SafetensorsHeader parse_safetensors_header(std::string_view prefix, uint64_t file_size, const std::string& origin);
+SafetensorsHeader parse_safetensors_header(std::string_view prefix, uint64_t file_size,
+                                           const std::string& origin);
 
 // Reads just the header of `path` (never the tensor data) and parses it as above.
 SafetensorsHeader read_safetensors_header(const std::filesystem::path& path);

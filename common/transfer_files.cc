@@ -10,10 +10,12 @@ namespace fs = std::filesystem;
 
 std::vector<TransferFile> checkpoint_files(const fs::path& dir, const std::string& manifest_sha) {
   std::vector<TransferFile> files;
-  const nlohmann::json manifest = nlohmann::json::parse(read_file(dir / "manifest.json"), nullptr, false);
+  const nlohmann::json manifest =
+      nlohmann::json::parse(read_file(dir / "manifest.json"), nullptr, false);
   if (!manifest.is_object()) throw Error((dir / "manifest.json").string() + ": not a JSON object");
   for (const auto& [name, sha] : manifest.items()) {
-    if (!is_plain_file_name(name) || !sha.is_string()) throw Error(dir.string() + "/manifest.json: bad entry \"" + name + "\"");
+    if (!is_plain_file_name(name) || !sha.is_string())
+      throw Error(dir.string() + "/manifest.json: bad entry \"" + name + "\"");
     files.push_back({name, int64_t(fs::file_size(dir / name)), sha});
   }
   files.push_back({"manifest.json", int64_t(fs::file_size(dir / "manifest.json")),
@@ -23,7 +25,8 @@ std::vector<TransferFile> checkpoint_files(const fs::path& dir, const std::strin
 
 nlohmann::json transfer_files_json(const std::vector<TransferFile>& files) {
   nlohmann::json out = nlohmann::json::array();
-  for (const auto& f : files) out.push_back({{"name", f.name}, {"bytes", f.bytes}, {"sha256", f.sha256}});
+  for (const auto& f : files)
+    out.push_back({{"name", f.name}, {"bytes", f.bytes}, {"sha256", f.sha256}});
   return out;
 }
 

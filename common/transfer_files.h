@@ -22,7 +22,8 @@ struct TransferFile {
 // The manifest's hashes are taken as they stand; manifest.json's own is `manifest_sha`, or
 // computed when that is empty. Throws Error naming the folder for an unreadable manifest or an
 // entry that is not a plain file name.
-std::vector<TransferFile> checkpoint_files(const std::filesystem::path& dir, const std::string& manifest_sha = "");
+std::vector<TransferFile> checkpoint_files(const std::filesystem::path& dir,
+                                           const std::string& manifest_sha = "");
 // As a message lists them: [{name, bytes, sha256}].
 nlohmann::json transfer_files_json(const std::vector<TransferFile>& files);
 

@@ -7,7 +7,14 @@
 
 namespace tallrec {
 
-enum class WeightFormat { kSafetensors, kTorchZip, kTorchLegacy, kGitLfsPointer, kLlama2c, kUnknown };
+enum class WeightFormat {
+  kSafetensors,
+  kTorchZip,
+  kTorchLegacy,
+  kGitLfsPointer,
+  kLlama2c,
+  kUnknown
+};
 
 // "PK\3\4" torch zip; pickle protocol 2 (0x80 0x02) legacy torch.save; "version https://git-lfs" a
 // pointer; a plausible safetensors header length followed by '{'; else unknown. (llama2.c

@@ -27,7 +27,9 @@ struct Broker::Impl {
   CheckpointTransfers transfers;
 
   Impl(Store& s, const std::filesystem::path& artifacts, RetryPolicy p)
-      : store(s), policy(p), transfers(s, artifacts, [this](const std::string& w, const Message& m) { send(w, m); }) {}
+      : store(s),
+        policy(p),
+        transfers(s, artifacts, [this](const std::string& w, const Message& m) { send(w, m); }) {}
 
   // Fencing and cancel in one rule: an attempt a worker still runs but the store no longer
   // holds live (cancelled, lease lost, re-leased) is told to stop.
@@ -37,12 +39,14 @@ struct Broker::Impl {
     std::vector<int64_t> listed;
     for (const auto& a : attempts) {
       if (!a.is_number_integer()) continue;
-      if (store.attempt_holder(a.get<int64_t>()) != worker) {  // not this peer's: touch nothing, tell it to stop
+      if (store.attempt_holder(a.get<int64_t>()) !=
+          worker) {  // not this peer's: touch nothing, tell it to stop
         send(worker, {MessageType::kCancel, {{"attempt", a}}, ""});
         continue;
       }
       listed.push_back(a.get<int64_t>());
-      if (!store.heartbeat(a.get<int64_t>(), unix_time(), policy)) send(worker, {MessageType::kCancel, {{"attempt", a}}, ""});
+      if (!store.heartbeat(a.get<int64_t>(), unix_time(), policy))
+        send(worker, {MessageType::kCancel, {{"attempt", a}}, ""});
     }
     store.release_unlisted(worker, listed, unix_time() - policy.lease_arrival, unix_time());
   }
@@ -60,7 +64,8 @@ struct Broker::Impl {
   std::unique_ptr<std::ofstream> trace;
   void trace_message(const char* dir, const std::string& worker, const Message& m) {
     if (!trace) return;
-    nlohmann::json line = {{"dir", dir}, {"worker", worker}, {"type", message_type_name(m.type)}, {"body", m.body}};
+    nlohmann::json line = {
+        {"dir", dir}, {"worker", worker}, {"type", message_type_name(m.type)}, {"body", m.body}};
     if (m.type == MessageType::kChunk) line["data_bytes"] = m.data.size();
     *trace << dump_json(line) << "\n" << std::flush;
   }
@@ -73,7 +78,8 @@ struct Broker::Impl {
     zmq::send_multipart(socket, frames, zmq::send_flags::dontwait);
   }
 
-  void error(const std::string& worker, const std::string& code, const std::string& what, const nlohmann::json& attempt) {
+  void error(const std::string& worker, const std::string& code, const std::string& what,
+             const nlohmann::json& attempt) {
     nlohmann::json body = {{"code", code}, {"message", what}};
     if (!attempt.is_null()) body["attempt"] = attempt;
     send(worker, {MessageType::kError, body, ""});
@@ -93,19 +99,22 @@ struct Broker::Impl {
       it = key_of.emplace(worker, bound).first;
     }
     if (it->second != key)
-      throw ProtocolError("not-yours", "worker id \"" + printable_utf8(worker) + "\" belongs to another CURVE key");
+      throw ProtocolError(
+          "not-yours", "worker id \"" + printable_utf8(worker) + "\" belongs to another CURVE key");
   }
 
-  // Messages about an attempt count only from the peer that leased it; anyone else's change nothing.
+  // Messages about an attempt count only from the peer that leased it; anyone else's change
+  // nothing.
   void require_holder(const std::string& worker, const nlohmann::json& attempt) {
     if (!attempt.is_number_integer() || store.attempt_holder(attempt.get<int64_t>()) != worker)
-      throw ProtocolError("not-yours", "attempt " + attempt.dump() + " was not leased to this worker");
+      throw ProtocolError("not-yours",
+                          "attempt " + attempt.dump() + " was not leased to this worker");
   }
 
   void handle(const std::string& worker, const Message& m) {
     const nlohmann::json& b = m.body;
-    if (m.type == MessageType::kEvent || m.type == MessageType::kDone || m.type == MessageType::kOffer ||
-        m.type == MessageType::kFetch)
+    if (m.type == MessageType::kEvent || m.type == MessageType::kDone ||
+        m.type == MessageType::kOffer || m.type == MessageType::kFetch)
       require_holder(worker, b["attempt"]);
     switch (m.type) {
       case MessageType::kReady:
@@ -114,11 +123,14 @@ struct Broker::Impl {
         return;
       case MessageType::kRequest: {
         if (auto lease = store.lease_next(worker, unix_time(), policy)) {
-          // The spec goes out as stored: spliced in as JSON text rather than parsed and dumped again.
-          nlohmann::json head = {{"attempt", lease->attempt_id}, {"number", lease->attempt_number},
-                                 {"lease_seconds", policy.lease_seconds},
-                                 {"resume", transfers.resume_point(lease->run_id)},
-                                 {"run", {{"id", lease->run_id}, {"key", lease->run_key}, {"spec", nullptr}}}};
+          // The spec goes out as stored: spliced in as JSON text rather than parsed and dumped
+          // again.
+          nlohmann::json head = {
+              {"attempt", lease->attempt_id},
+              {"number", lease->attempt_number},
+              {"lease_seconds", policy.lease_seconds},
+              {"resume", transfers.resume_point(lease->run_id)},
+              {"run", {{"id", lease->run_id}, {"key", lease->run_key}, {"spec", nullptr}}}};
           std::string text = dump_json(head);
           const std::string placeholder = "\"spec\":null";
           text.replace(text.rfind(placeholder), placeholder.size(), "\"spec\":" + lease->spec_json);
@@ -132,13 +144,15 @@ struct Broker::Impl {
       }
       case MessageType::kHeartbeat:
         store.worker_seen(worker, unix_time());
-        if (b.contains("attempts") && b["attempts"].is_array()) cancel_unless_live(worker, b["attempts"]);
+        if (b.contains("attempts") && b["attempts"].is_array())
+          cancel_unless_live(worker, b["attempts"]);
         send(worker, {MessageType::kHeartbeat, nlohmann::json::object(), ""});
         return;
       case MessageType::kEvent: {
         const int64_t attempt = b["attempt"];
         if (!store.record_event(attempt, b["seq"], b["event"])) {
-          return error(worker, "stale-attempt", "attempt " + std::to_string(attempt) + " is not live", attempt);
+          return error(worker, "stale-attempt",
+                       "attempt " + std::to_string(attempt) + " is not live", attempt);
         }
         send(worker, {MessageType::kAck, {{"attempt", attempt}, {"seq", b["seq"]}}, ""});
         return;
@@ -152,27 +166,38 @@ struct Broker::Impl {
           ok = store.finish(attempt, outcome, unix_time());
         } else {
           // No outcome event at all (the trainer died before its first line): retryable.
-          const bool retryable = exit_code != 2 && (!outcome.is_object() || outcome.value("retryable", true));
-          const std::string reason = outcome.is_null() ? "exit " + std::to_string(exit_code) + ": " + b["stderr_tail"].get<std::string>()
-                                                       : outcome.value("reason", std::string("failed"));
+          const bool retryable =
+              exit_code != 2 && (!outcome.is_object() || outcome.value("retryable", true));
+          const std::string reason =
+              outcome.is_null()
+                  ? "exit " + std::to_string(exit_code) + ": " + b["stderr_tail"].get<std::string>()
+                  : outcome.value("reason", std::string("failed"));
           ok = store.fail(attempt, reason, retryable, unix_time(), policy);
         }
-        if (!ok) return error(worker, "stale-attempt", "attempt " + std::to_string(attempt) + " is not live", attempt);
+        if (!ok)
+          return error(worker, "stale-attempt",
+                       "attempt " + std::to_string(attempt) + " is not live", attempt);
         send(worker, {MessageType::kAck, {{"attempt", attempt}, {"seq", b["seq"]}}, ""});
         return;
       }
-      case MessageType::kOffer: return transfers.offer(worker, b, unix_time());
-      case MessageType::kChunk: return transfers.chunk(worker, m, unix_time());
-      case MessageType::kFetch: return transfers.fetch(worker, b, unix_time());
-      case MessageType::kCredit: return transfers.credit(worker, b, unix_time());
+      case MessageType::kOffer:
+        return transfers.offer(worker, b, unix_time());
+      case MessageType::kChunk:
+        return transfers.chunk(worker, m, unix_time());
+      case MessageType::kFetch:
+        return transfers.fetch(worker, b, unix_time());
+      case MessageType::kCredit:
+        return transfers.credit(worker, b, unix_time());
       default:
-        return error(worker, "bad-message", std::string(message_type_name(m.type)) + " is not sent to a coordinator", nullptr);
+        return error(worker, "bad-message",
+                     std::string(message_type_name(m.type)) + " is not sent to a coordinator",
+                     nullptr);
     }
   }
 };
 
-Broker::Broker(Store& store, const std::string& endpoint, const std::filesystem::path& artifacts, RetryPolicy policy,
-               std::optional<CurveServer> curve)
+Broker::Broker(Store& store, const std::string& endpoint, const std::filesystem::path& artifacts,
+               RetryPolicy policy, std::optional<CurveServer> curve)
     : impl_(std::make_unique<Impl>(store, artifacts, policy)) {
   if (curve) {
     impl_->zap = std::make_unique<ZapHandler>(impl_->context, curve->worker_keys);
@@ -203,8 +228,9 @@ std::string Broker::endpoint() const { return impl_->socket.get(zmq::sockopt::la
 void Broker::serve(const std::atomic<bool>& stop) {
   double next_expiry = 0;
   while (!stop) {
-    zmq::pollitem_t items[] = {{impl_->socket.handle(), 0, ZMQ_POLLIN, 0},
-                               {impl_->zap ? impl_->zap->socket().handle() : nullptr, 0, ZMQ_POLLIN, 0}};
+    zmq::pollitem_t items[] = {
+        {impl_->socket.handle(), 0, ZMQ_POLLIN, 0},
+        {impl_->zap ? impl_->zap->socket().handle() : nullptr, 0, ZMQ_POLLIN, 0}};
     try {
       zmq::poll(items, impl_->zap ? 2 : 1, std::chrono::milliseconds(100));
     } catch (const zmq::error_t& e) {
@@ -221,11 +247,13 @@ void Broker::serve(const std::atomic<bool>& stop) {
     }
     for (int n = 0; n < 256 && (items[0].revents & ZMQ_POLLIN); ++n) {
       std::vector<zmq::message_t> parts;
-      if (!zmq::recv_multipart(impl_->socket, std::back_inserter(parts), zmq::recv_flags::dontwait)) break;
+      if (!zmq::recv_multipart(impl_->socket, std::back_inserter(parts), zmq::recv_flags::dontwait))
+        break;
       if (parts.empty()) continue;
       const std::string worker = parts[0].to_string();
       std::string peer_key;  // the CURVE public key ZAP accepted (its User-Id), under CURVE
-      if (impl_->zap && parts.size() > 1) {  // metadata rides on the peer's own frames, not the routing id
+      if (impl_->zap &&
+          parts.size() > 1) {  // metadata rides on the peer's own frames, not the routing id
         try {
           peer_key = parts[1].gets("User-Id");
         } catch (const zmq::error_t&) {
@@ -252,18 +280,22 @@ void Broker::serve(const std::atomic<bool>& stop) {
         impl_->held.erase(impl_->held.begin() + std::ptrdiff_t(held_before), impl_->held.end());
         impl_->error(worker, "bad-message", e.what(), attempt);
       } catch (const std::exception& e) {  // the store, the file system: refuse this one, serve on
-        std::fprintf(stderr, "coordinator: a message from %s failed: %s\n", worker.c_str(), e.what());
+        std::fprintf(stderr, "coordinator: a message from %s failed: %s\n", worker.c_str(),
+                     e.what());
         impl_->held.erase(impl_->held.begin() + std::ptrdiff_t(held_before), impl_->held.end());
-        impl_->error(worker, "bad-message", std::string("the coordinator could not handle it: ") + e.what(), attempt);
+        impl_->error(worker, "bad-message",
+                     std::string("the coordinator could not handle it: ") + e.what(), attempt);
       }
     }
     if (batch) {
       batch->commit();
       impl_->holding = false;
-      const double latency = std::chrono::duration<double>(std::chrono::steady_clock::now() - burst_start).count();
+      const double latency =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - burst_start).count();
       for (const auto& [worker, m] : impl_->held) {
         impl_->send_now(worker, m);
-        if (impl_->metrics && m.type == MessageType::kLease) impl_->metrics->observe_dispatch(latency);
+        if (impl_->metrics && m.type == MessageType::kLease)
+          impl_->metrics->observe_dispatch(latency);
       }
       impl_->held.clear();
       impl_->transfers.after_commit();

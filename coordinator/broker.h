@@ -26,8 +26,8 @@ class Broker {
  public:
   // Binds `endpoint` (e.g. "tcp://127.0.0.1:5555"; port "*" picks a free one).
   // With `curve`, only workers whose public key is listed complete the handshake (ZAP).
-  Broker(Store& store, const std::string& endpoint, const std::filesystem::path& artifacts, RetryPolicy policy = {},
-         std::optional<CurveServer> curve = std::nullopt);
+  Broker(Store& store, const std::string& endpoint, const std::filesystem::path& artifacts,
+         RetryPolicy policy = {}, std::optional<CurveServer> curve = std::nullopt);
   // Appends every message in and out to `file` as JSON lines {"dir", "worker", "type", "body"}
   // (CHUNK data as its size): a protocol trace for debugging, and what tests check against
   // schemas/trp1.schema.json.

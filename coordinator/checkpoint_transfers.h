@@ -43,7 +43,8 @@ class CheckpointTransfers {
  private:
   struct Upload;
   struct Download;
-  void error(const std::string& worker, const std::string& code, const std::string& what, const std::string& transfer);
+  void error(const std::string& worker, const std::string& code, const std::string& what,
+             const std::string& transfer);
   void finish_upload(const std::string& worker, const std::string& id, Upload& u, double now);
 
   Store& store_;
@@ -51,8 +52,10 @@ class CheckpointTransfers {
   Send send_;
   CoordinatorMetrics* metrics_ = nullptr;
   std::vector<std::filesystem::path> to_delete_;
-  std::map<std::pair<std::string, std::string>, std::unique_ptr<Upload>> uploads_;      // (worker, transfer)
-  std::map<std::pair<std::string, std::string>, std::unique_ptr<Download>> downloads_;  // (worker, transfer)
+  std::map<std::pair<std::string, std::string>, std::unique_ptr<Upload>>
+      uploads_;  // (worker, transfer)
+  std::map<std::pair<std::string, std::string>, std::unique_ptr<Download>>
+      downloads_;  // (worker, transfer)
 };
 
 }  // namespace tallrec

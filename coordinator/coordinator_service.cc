@@ -22,7 +22,8 @@ struct CoordinatorService::Impl {
   CoordinatorMetrics metrics;
   Store broker_store;
   Broker broker;
-  std::unique_ptr<Store> http_store;  // the HTTP thread's own connection: WAL readers never block the broker
+  std::unique_ptr<Store>
+      http_store;  // the HTTP thread's own connection: WAL readers never block the broker
   std::unique_ptr<HttpApi> api;
   std::unique_ptr<HttpServer> http;
   // WAL checkpoints happen here, on a connection of their own, never inside a broker commit.
@@ -35,7 +36,8 @@ struct CoordinatorService::Impl {
   }
 
   explicit Impl(CoordinatorOptions o)
-      : options(std::move(o)), broker_store(options.db),
+      : options(std::move(o)),
+        broker_store(options.db),
         broker(broker_store, options.listen, options.artifacts, options.policy, options.curve) {
     broker.set_metrics(&metrics);
     broker_store.disable_auto_checkpoint();
@@ -63,13 +65,16 @@ struct CoordinatorService::Impl {
       if (colon != std::string::npos) port = std::stoi(options.http.substr(colon + 1));
     } catch (const std::exception&) {
     }
-    if (port < 0 || port > 65535) throw InputError("--http: \"" + options.http + "\" is not ADDRESS:PORT (or off)");
+    if (port < 0 || port > 65535)
+      throw InputError("--http: \"" + options.http + "\" is not ADDRESS:PORT (or off)");
     token = load_or_create_api_token(options.token_file, &token_created);
     http_store = std::make_unique<Store>(options.db);
-    api = std::make_unique<HttpApi>(*http_store, ApiOptions{token, options.reads_need_token, options.artifacts,
-                                                            options.web_root, options.chart_js, options.openapi},
+    api = std::make_unique<HttpApi>(*http_store,
+                                    ApiOptions{token, options.reads_need_token, options.artifacts,
+                                               options.web_root, options.chart_js, options.openapi},
                                     &metrics);
-    http = std::make_unique<HttpServer>(*api, options.http.substr(0, colon), static_cast<unsigned short>(port));
+    http = std::make_unique<HttpServer>(*api, options.http.substr(0, colon),
+                                        static_cast<unsigned short>(port));
   }
 };
 

@@ -15,16 +15,17 @@ namespace tallrec {
 
 struct CoordinatorOptions {
   std::filesystem::path db = "tallrec.db";
-  std::filesystem::path artifacts;                 // default: artifacts/ next to the store
-  std::string listen = "tcp://127.0.0.1:5555";     // ZeroMQ (port * or 0: any free one)
+  std::filesystem::path artifacts;              // default: artifacts/ next to the store
+  std::string listen = "tcp://127.0.0.1:5555";  // ZeroMQ (port * or 0: any free one)
   RetryPolicy policy;
   std::optional<CurveServer> curve;
-  std::filesystem::path trace;                     // TRP/1 trace file, or none
-  std::string http = "127.0.0.1:8080";             // ADDRESS:PORT of the API and dashboard, or "off"
-  std::filesystem::path token_file;                // default: api-token next to the store
+  std::filesystem::path trace;          // TRP/1 trace file, or none
+  std::string http = "127.0.0.1:8080";  // ADDRESS:PORT of the API and dashboard, or "off"
+  std::filesystem::path token_file;     // default: api-token next to the store
   bool reads_need_token = false;
   std::filesystem::path web_root = TALLREC_WEB_ROOT;
-  std::filesystem::path chart_js = "/usr/share/javascript/chart.js/chart.min.js";  // Debian's libjs-chart.js
+  std::filesystem::path chart_js =
+      "/usr/share/javascript/chart.js/chart.min.js";  // Debian's libjs-chart.js
   std::filesystem::path openapi = TALLREC_OPENAPI;
 };
 

@@ -15,9 +15,15 @@ using json = nlohmann::json;
 
 // Hyper-parameters a grid may vary, with TALLRec's defaults.
 const std::vector<std::pair<std::string, json>> kHyper = {
-    {"lr", 1e-4},          {"lora_r", 8},   {"lora_alpha", 16},  {"lora_dropout", 0.05},
-    {"target_modules", json::array({"q_proj", "v_proj"})},       {"epochs", 200},
-    {"cutoff_len", 512},   {"batch_size", 128}, {"micro_batch_size", 32},
+    {"lr", 1e-4},
+    {"lora_r", 8},
+    {"lora_alpha", 16},
+    {"lora_dropout", 0.05},
+    {"target_modules", json::array({"q_proj", "v_proj"})},
+    {"epochs", 200},
+    {"cutoff_len", 512},
+    {"batch_size", 128},
+    {"micro_batch_size", 32},
     {"max_steps", -1}};  // -1: as many as the epochs make (TALLRec); a cap for quick sweeps
 
 // Axes a grid may add that are not in every run's spec (so the keys of grids that leave them
@@ -33,8 +39,9 @@ const std::vector<std::pair<std::string, json>> kOptionalHyper = {
 }  // namespace
 
 std::vector<std::string> grid_document_fields() {
-  return {"name", "base_model", "init_adapter", "tokenizer", "datasets", "domains", "test_domains",
-          "samples", "seeds", "hyper", "priority", "max_attempts", "valid_sample"};
+  return {"name",     "base_model",   "init_adapter", "tokenizer", "datasets",
+          "domains",  "test_domains", "samples",      "seeds",     "hyper",
+          "priority", "max_attempts", "valid_sample"};
 }
 
 std::vector<std::string> grid_hyper_axes() {
@@ -52,11 +59,13 @@ Grid parse_grid_file(const std::filesystem::path& file, bool check_paths) {
   if (!doc.is_object()) return parse_grid(doc.dump(), origin);  // parse_grid says what is wrong
   const fs::path base = fs::absolute(file).parent_path();
   auto resolve = [&](json& field, const std::string& name) {
-    if (!field.is_string() || field.get<std::string>().empty()) return;  // parse_grid names the type error
+    if (!field.is_string() || field.get<std::string>().empty())
+      return;  // parse_grid names the type error
     fs::path p = field.get<std::string>();
     if (p.is_relative()) p = (base / p).lexically_normal();
     if (check_paths && !fs::exists(p))
-      throw InputError(origin + ": " + name + ": " + p.string() + " does not exist (--no-check-paths if only the workers see it)");
+      throw InputError(origin + ": " + name + ": " + p.string() +
+                       " does not exist (--no-check-paths if only the workers see it)");
     field = p.string();
   };
   for (const char* key : {"base_model", "tokenizer", "init_adapter"})
@@ -74,7 +83,8 @@ Grid parse_grid(const std::string& text, const std::string& origin) {
   if (!doc.is_object()) fail("a grid is a JSON object");
   const std::vector<std::string> known = grid_document_fields();
   for (auto& [k, v] : doc.items())
-    if (std::find(known.begin(), known.end(), k) == known.end()) fail("unknown field \"" + k + "\"");
+    if (std::find(known.begin(), known.end(), k) == known.end())
+      fail("unknown field \"" + k + "\"");
   auto need_string = [&](const char* key) {
     if (!doc.contains(key) || !doc[key].is_string() || doc[key].get<std::string>().empty())
       fail("field \"" + std::string(key) + "\" must be a non-empty string");
@@ -94,7 +104,8 @@ Grid parse_grid(const std::string& text, const std::string& origin) {
       fail("field \"max_attempts\" must be an integer >= 1");
     g.max_attempts = doc["max_attempts"];
   }
-  if (!doc.contains("datasets") || !doc["datasets"].is_object()) fail("field \"datasets\" must be an object");
+  if (!doc.contains("datasets") || !doc["datasets"].is_object())
+    fail("field \"datasets\" must be an object");
   const json& datasets = doc["datasets"];
   auto need_path = [&](const std::string& domain, const char* split) {
     const json& files = datasets[domain];
@@ -102,13 +113,15 @@ Grid parse_grid(const std::string& text, const std::string& origin) {
       fail("datasets." + domain + "." + split + " must be a path");
   };
   auto list = [&](const char* key) {
-    if (!doc.contains(key) || !doc[key].is_array() || doc[key].empty()) fail("field \"" + std::string(key) + "\" must be a non-empty list");
+    if (!doc.contains(key) || !doc[key].is_array() || doc[key].empty())
+      fail("field \"" + std::string(key) + "\" must be a non-empty list");
     return doc[key];
   };
   auto check_domains = [&](const json& names, const char* field) {
     for (const auto& d : names) {
       if (!d.is_string()) fail(std::string(field) + ": " + d.dump() + " is not a domain name");
-      if (!datasets.contains(d.get<std::string>())) fail(std::string(field) + ": \"" + d.get<std::string>() + "\" is not in datasets");
+      if (!datasets.contains(d.get<std::string>()))
+        fail(std::string(field) + ": \"" + d.get<std::string>() + "\" is not in datasets");
     }
   };
   const json domains = list("domains");
@@ -117,38 +130,48 @@ Grid parse_grid(const std::string& text, const std::string& origin) {
     for (const char* split : {"train", "valid", "test"}) need_path(d.get<std::string>(), split);
   const json test_domains = doc.contains("test_domains") ? list("test_domains") : json();
   if (!test_domains.is_null()) check_domains(test_domains, "test_domains");
-  for (const auto& d : test_domains.is_null() ? domains : test_domains) need_path(d.get<std::string>(), "test");
-  if (doc.contains("valid_sample") && (!doc["valid_sample"].is_number_integer() || doc["valid_sample"].get<int64_t>() < 1))
+  for (const auto& d : test_domains.is_null() ? domains : test_domains)
+    need_path(d.get<std::string>(), "test");
+  if (doc.contains("valid_sample") &&
+      (!doc["valid_sample"].is_number_integer() || doc["valid_sample"].get<int64_t>() < 1))
     fail("field \"valid_sample\" must be a positive count");
   const json samples = list("samples");
   for (const auto& s : samples)
-    if (!s.is_number_integer() || s.get<int64_t>() < -1 || s.get<int64_t>() == 0) fail("samples: " + s.dump() + " must be -1 or a positive count");
+    if (!s.is_number_integer() || s.get<int64_t>() < -1 || s.get<int64_t>() == 0)
+      fail("samples: " + s.dump() + " must be -1 or a positive count");
   const json seeds = list("seeds");
   for (const auto& s : seeds)
-    if (!s.is_number_unsigned() && !(s.is_number_integer() && s.get<int64_t>() >= 0)) fail("seeds: " + s.dump() + " must be a non-negative integer");
+    if (!s.is_number_unsigned() && !(s.is_number_integer() && s.get<int64_t>() >= 0))
+      fail("seeds: " + s.dump() + " must be a non-negative integer");
 
   // Hyper-parameter axes: each a non-empty list (default: TALLRec's single value).
   std::vector<std::pair<std::string, json>> axes;
   const json hyper = doc.value("hyper", json::object());
   if (!hyper.is_object()) fail("field \"hyper\" must be an object");
   for (const auto& item : hyper.items()) {
-    const std::string& k = item.key();  // a named reference: lambdas may capture it (structured bindings: not in clang 14)
+    const std::string& k = item.key();  // a named reference: lambdas may capture it (structured
+                                        // bindings: not in clang 14)
     const json& v = item.value();
-    auto optional = std::find_if(kOptionalHyper.begin(), kOptionalHyper.end(), [&](const auto& h) { return h.first == k; });
+    auto optional = std::find_if(kOptionalHyper.begin(), kOptionalHyper.end(),
+                                 [&](const auto& h) { return h.first == k; });
     if (optional == kOptionalHyper.end() &&
         std::none_of(kHyper.begin(), kHyper.end(), [&](const auto& h) { return h.first == k; }))
       fail("hyper: unknown hyper-parameter \"" + k + "\"");
     if (!v.is_array() || v.empty()) fail("hyper." + k + " must be a non-empty list");
     if (optional != kOptionalHyper.end())
       for (const auto& value : v)
-        if (std::find(optional->second.begin(), optional->second.end(), value) == optional->second.end())
+        if (std::find(optional->second.begin(), optional->second.end(), value) ==
+            optional->second.end())
           fail("hyper." + k + ": " + value.dump() + " is not one of " + optional->second.dump());
   }
   // Each value of the always-present axes has the type and range the trainer accepts, so a bad
   // one is refused here, naming it, and not on every worker that leases the run.
-  static const std::vector<std::string> kModules = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+  static const std::vector<std::string> kModules = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
+                                                    "gate_proj", "up_proj", "down_proj"};
   auto check_value = [&](const std::string& k, const json& v) {
-    auto bad = [&](const std::string& want) { fail("hyper." + k + ": " + v.dump() + " must be " + want); };
+    auto bad = [&](const std::string& want) {
+      fail("hyper." + k + ": " + v.dump() + " must be " + want);
+    };
     const bool integer = v.is_number_integer();
     if (k == "lr" || k == "lora_alpha") {
       if (!v.is_number() || v.get<double>() <= 0) bad("a positive number");
@@ -157,10 +180,12 @@ Grid parse_grid(const std::string& text, const std::string& origin) {
     } else if (k == "target_modules") {
       if (!v.is_array() || v.empty()) bad("a non-empty list of module names");
       for (const auto& m : v)
-        if (!m.is_string() || std::find(kModules.begin(), kModules.end(), m.get<std::string>()) == kModules.end())
+        if (!m.is_string() ||
+            std::find(kModules.begin(), kModules.end(), m.get<std::string>()) == kModules.end())
           bad("a list of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj");
     } else if (k == "max_steps") {
-      if (!integer || (v.get<int64_t>() != -1 && v.get<int64_t>() < 1)) bad("-1 (from the epochs) or a positive integer");
+      if (!integer || (v.get<int64_t>() != -1 && v.get<int64_t>() < 1))
+        bad("-1 (from the epochs) or a positive integer");
     } else if (k == "cutoff_len") {
       if (!integer || v.get<int64_t>() < 16) bad("an integer of at least 16");
     } else if (!integer || v.get<int64_t>() < 1) {  // lora_r, epochs, batch_size, micro_batch_size
@@ -170,7 +195,8 @@ Grid parse_grid(const std::string& text, const std::string& origin) {
   for (const auto& [k, def] : kHyper)
     if (hyper.contains(k))
       for (const auto& v : hyper[k]) check_value(k, v);
-  for (const auto& [k, def] : kHyper) axes.push_back({k, hyper.contains(k) ? hyper[k] : json::array({def})});
+  for (const auto& [k, def] : kHyper)
+    axes.push_back({k, hyper.contains(k) ? hyper[k] : json::array({def})});
   for (const auto& [k, allowed] : kOptionalHyper)
     if (hyper.contains(k)) axes.push_back({k, hyper[k]});
 
@@ -178,7 +204,8 @@ Grid parse_grid(const std::string& text, const std::string& origin) {
   double expanded = double(domains.size()) * double(samples.size()) * double(seeds.size());
   for (const auto& [k, values] : axes) expanded *= double(values.size());
   if (expanded > double(kMaxGridRuns))
-    fail("expands to " + std::to_string(int64_t(expanded)) + " runs; a grid may have at most " + std::to_string(kMaxGridRuns));
+    fail("expands to " + std::to_string(int64_t(expanded)) + " runs; a grid may have at most " +
+         std::to_string(kMaxGridRuns));
 
   // Cartesian product: domain x sample x seed x every hyper axis.
   std::vector<size_t> index(axes.size(), 0);
@@ -191,28 +218,38 @@ Grid parse_grid(const std::string& text, const std::string& origin) {
           json tests = json::object();
           for (const auto& t : test_domains.is_null() ? json::array({d}) : test_domains)
             tests[t.get<std::string>()] = datasets[t.get<std::string>()]["test"];
-          json spec = {{"base_model", base_model}, {"tokenizer", tokenizer}, {"domain", d},
-                       {"train", datasets[d]["train"]}, {"valid", datasets[d]["valid"]}, {"tests", tests},
-                       {"sample", sample}, {"seed", seed}};
+          json spec = {{"base_model", base_model},
+                       {"tokenizer", tokenizer},
+                       {"domain", d},
+                       {"train", datasets[d]["train"]},
+                       {"valid", datasets[d]["valid"]},
+                       {"tests", tests},
+                       {"sample", sample},
+                       {"seed", seed}};
           if (doc.contains("init_adapter")) spec["init_adapter"] = doc["init_adapter"];
           if (doc.contains("valid_sample")) spec["valid_sample"] = doc["valid_sample"];
           for (size_t a = 0; a < axes.size(); ++a) spec[axes[a].first] = axes[a].second[index[a]];
           // The paper script's micro-batch, unless the grid names one (the recipe's other
           // settings reach the trainer through the spec's recipe field).
-          if (spec.value("recipe", "") == "instruct_7b" && !hyper.contains("micro_batch_size")) spec["micro_batch_size"] = 64;
+          if (spec.value("recipe", "") == "instruct_7b" && !hyper.contains("micro_batch_size"))
+            spec["micro_batch_size"] = 64;
           // nlohmann::json keeps keys sorted, so dump() is canonical.
           if (spec["batch_size"].get<int64_t>() % spec["micro_batch_size"].get<int64_t>() != 0)
-            fail("hyper: batch_size " + spec["batch_size"].dump() + " is not a multiple of micro_batch_size " +
-                 spec["micro_batch_size"].dump());
+            fail("hyper: batch_size " + spec["batch_size"].dump() +
+                 " is not a multiple of micro_batch_size " + spec["micro_batch_size"].dump());
           const std::string text = spec.dump();
           // The LEASE carries the spec: one that cannot fit a TRP/1 message could never be leased.
           if (text.size() > kMaxMessageBytes / 2)
-            fail("a run's spec is " + std::to_string(text.size()) + " bytes; at most " + std::to_string(kMaxMessageBytes / 2) +
-                 " fit in a lease");
-          g.runs.push_back({sha256_hex(text), spec, d, sample.get<int64_t>(), seed.get<uint64_t>()});
+            fail("a run's spec is " + std::to_string(text.size()) + " bytes; at most " +
+                 std::to_string(kMaxMessageBytes / 2) + " fit in a lease");
+          g.runs.push_back(
+              {sha256_hex(text), spec, d, sample.get<int64_t>(), seed.get<uint64_t>()});
           more = false;
           for (size_t a = axes.size(); a-- > 0;) {
-            if (++index[a] < axes[a].second.size()) { more = true; break; }
+            if (++index[a] < axes[a].second.size()) {
+              more = true;
+              break;
+            }
             index[a] = 0;
           }
         }

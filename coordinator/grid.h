@@ -12,8 +12,8 @@
 namespace tallrec {
 
 struct GridRun {
-  std::string key;        // SHA-256 of `spec` (canonical JSON)
-  nlohmann::json spec;    // everything a worker needs to prepare data and train
+  std::string key;      // SHA-256 of `spec` (canonical JSON)
+  nlohmann::json spec;  // everything a worker needs to prepare data and train
   std::string domain;
   int64_t sample;
   uint64_t seed;

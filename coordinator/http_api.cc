@@ -17,9 +17,12 @@ using json = nlohmann::json;
 
 namespace {
 
-
-HttpResponse json_response(int status, const json& body) { return {status, "application/json", dump_json(body), {}}; }
-HttpResponse error_response(int status, const std::string& message) { return json_response(status, {{"error", message}}); }
+HttpResponse json_response(int status, const json& body) {
+  return {status, "application/json", dump_json(body), {}};
+}
+HttpResponse error_response(int status, const std::string& message) {
+  return json_response(status, {{"error", message}});
+}
 
 std::string percent_decode(const std::string& s) {
   std::string out;
@@ -48,8 +51,8 @@ std::vector<std::string> segments(const std::string& path) {
 }
 
 // A query parameter as an integer in [lo, hi], or `fallback` when absent; InputError otherwise.
-int64_t int_param(const std::map<std::string, std::string>& q, const std::string& name, int64_t fallback, int64_t lo,
-                  int64_t hi) {
+int64_t int_param(const std::map<std::string, std::string>& q, const std::string& name,
+                  int64_t fallback, int64_t lo, int64_t hi) {
   auto it = q.find(name);
   if (it == q.end()) return fallback;
   size_t used = 0;
@@ -60,8 +63,9 @@ int64_t int_param(const std::map<std::string, std::string>& q, const std::string
     used = 0;
   }
   if (used == 0 || used != it->second.size() || v < lo || v > hi)
-    throw InputError("query parameter " + name + "=\"" + it->second + "\" must be an integer from " + std::to_string(lo) +
-                     " to " + std::to_string(hi));
+    throw InputError("query parameter " + name + "=\"" + it->second +
+                     "\" must be an integer from " + std::to_string(lo) + " to " +
+                     std::to_string(hi));
   return v;
 }
 
@@ -78,10 +82,12 @@ int64_t id_segment(const std::string& s) {
 // At most `max_points` points, evenly strided, the last one always kept.
 json downsample(const std::vector<MetricPoint>& points, size_t max_points) {
   json out = json::array();
-  const size_t stride = points.size() > max_points ? (points.size() + max_points - 1) / max_points : 1;
+  const size_t stride =
+      points.size() > max_points ? (points.size() + max_points - 1) / max_points : 1;
   for (size_t i = 0; i < points.size(); ++i) {
     if (i % stride != 0 && i + 1 != points.size()) continue;
-    out.push_back({{"attempt", points[i].attempt}, {"step", points[i].step}, {"value", points[i].value}});
+    out.push_back(
+        {{"attempt", points[i].attempt}, {"step", points[i].step}, {"value", points[i].value}});
   }
   return out;
 }
@@ -99,7 +105,9 @@ std::pair<std::string, std::map<std::string, std::string>> split_target(const st
       if (end == std::string::npos) end = rest.size();
       const std::string pair = rest.substr(start, end - start);
       const size_t eq = pair.find('=');
-      if (!pair.empty()) params[percent_decode(pair.substr(0, eq))] = eq == std::string::npos ? "" : percent_decode(pair.substr(eq + 1));
+      if (!pair.empty())
+        params[percent_decode(pair.substr(0, eq))] =
+            eq == std::string::npos ? "" : percent_decode(pair.substr(eq + 1));
       start = end + 1;
     }
   }
@@ -132,23 +140,36 @@ HttpResponse HttpApi::route(const HttpRequest& request) {
   const auto [path, query] = split_target(request.target);
   const std::string& method = request.method;
   const bool mutation = method == "POST";
-  if (method != "GET" && method != "HEAD" && !mutation) return error_response(405, method + " is not served");
+  if (method != "GET" && method != "HEAD" && !mutation)
+    return error_response(405, method + " is not served");
   const bool authorized = request.authorization == "Bearer " + options_.token;
-  if (mutation && !authorized) return error_response(401, "this change needs Authorization: Bearer <token> (printed when the coordinator first started)");
-  if (!mutation && !read_allowed(request.authorization)) return error_response(401, "reads need Authorization: Bearer <token> here");
+  if (mutation && !authorized)
+    return error_response(401,
+                          "this change needs Authorization: Bearer <token> (printed when the "
+                          "coordinator first started)");
+  if (!mutation && !read_allowed(request.authorization))
+    return error_response(401, "reads need Authorization: Bearer <token> here");
 
-  if (path == "/metrics" && !mutation) return {200, "text/plain; version=0.0.4", metrics_ ? metrics_->prometheus_text(store_) : "", {}};
-  if (path == "/favicon.ico" && !mutation) return static_file("/favicon.svg");  // browsers ask for it unprompted
-  if (path.rfind("/api/", 0) != 0 && path != "/api") return mutation ? error_response(404, "no such endpoint") : static_file(path);
+  if (path == "/metrics" && !mutation)
+    return {
+        200, "text/plain; version=0.0.4", metrics_ ? metrics_->prometheus_text(store_) : "", {}};
+  if (path == "/favicon.ico" && !mutation)
+    return static_file("/favicon.svg");  // browsers ask for it unprompted
+  if (path.rfind("/api/", 0) != 0 && path != "/api")
+    return mutation ? error_response(404, "no such endpoint") : static_file(path);
 
   const auto seg = segments(path);  // "api", ...
-  if (seg.size() == 2 && seg[1] == "openapi.json" && !mutation) return {200, "application/json", "", options_.openapi};
+  if (seg.size() == 2 && seg[1] == "openapi.json" && !mutation)
+    return {200, "application/json", "", options_.openapi};
   if (seg.size() == 2 && seg[1] == "sweeps") {
     if (mutation) {
       Grid grid = parse_grid(request.body, "request body");
       SubmitResult r = store_.submit(grid);
-      return json_response(r.new_sweep ? 201 : 200, {{"sweep_id", r.sweep_id}, {"sweep", grid.name}, {"new_sweep", r.new_sweep},
-                                                     {"runs_added", r.added}, {"runs_existing", r.existing}});
+      return json_response(r.new_sweep ? 201 : 200, {{"sweep_id", r.sweep_id},
+                                                     {"sweep", grid.name},
+                                                     {"new_sweep", r.new_sweep},
+                                                     {"runs_added", r.added},
+                                                     {"runs_existing", r.existing}});
     }
     json out = json::array();
     for (const auto& s : store_.status()) out.push_back(sweep_status_json(s));
@@ -167,20 +188,32 @@ HttpResponse HttpApi::route(const HttpRequest& request) {
     (*doc)["results_json"] = table.tallrec_json;
     return json_response(200, *doc);
   }
-  if (seg.size() == 4 && seg[1] == "sweeps" && seg[3] == "table" && !mutation) {  // Table 1 export, as `results --format`
-    if (!store_.sweep_document(seg[2])) return error_response(404, "no sweep named \"" + seg[2] + "\"");
+  if (seg.size() == 4 && seg[1] == "sweeps" && seg[3] == "table" &&
+      !mutation) {  // Table 1 export, as `results --format`
+    if (!store_.sweep_document(seg[2]))
+      return error_response(404, "no sweep named \"" + seg[2] + "\"");
     const std::string format = query.count("format") ? query.at("format") : "csv";
     static const std::map<std::string, std::string> types = {
-        {"csv", "text/csv; charset=utf-8"}, {"markdown", "text/markdown; charset=utf-8"}, {"latex", "application/x-latex; charset=utf-8"}};
+        {"csv", "text/csv; charset=utf-8"},
+        {"markdown", "text/markdown; charset=utf-8"},
+        {"latex", "application/x-latex; charset=utf-8"}};
     if (!types.count(format)) return error_response(400, "format must be csv, markdown or latex");
-    return {200, types.at(format), export_results_table(build_results_table(store_.run_outcomes(seg[2])), format), {}};
+    return {200,
+            types.at(format),
+            export_results_table(build_results_table(store_.run_outcomes(seg[2])), format),
+            {}};
   }
   if (seg.size() == 2 && seg[1] == "runs" && !mutation) {
-    const std::string sweep = query.count("sweep") ? query.at("sweep") : "", state = query.count("state") ? query.at("state") : "";
-    const int64_t limit = int_param(query, "limit", 50, 1, 1000), offset = int_param(query, "offset", 0, 0, INT64_MAX);
+    const std::string sweep = query.count("sweep") ? query.at("sweep") : "",
+                      state = query.count("state") ? query.at("state") : "";
+    const int64_t limit = int_param(query, "limit", 50, 1, 1000),
+                  offset = int_param(query, "offset", 0, 0, INT64_MAX);
     json runs = json::array();
     for (const auto& r : store_.runs(sweep, state, limit, offset)) runs.push_back(run_row_json(r));
-    return json_response(200, {{"total", store_.count_runs(sweep, state)}, {"limit", limit}, {"offset", offset}, {"runs", runs}});
+    return json_response(200, {{"total", store_.count_runs(sweep, state)},
+                               {"limit", limit},
+                               {"offset", offset},
+                               {"runs", runs}});
   }
   if (seg.size() >= 3 && seg[1] == "runs") {
     const int64_t id = id_segment(seg[2]);
@@ -189,36 +222,49 @@ HttpResponse HttpApi::route(const HttpRequest& request) {
     if (!run) return error_response(404, "no run " + seg[2]);
     if (seg.size() == 3 && !mutation) return json_response(200, *run);
     if (seg.size() == 4 && mutation && (seg[3] == "cancel" || seg[3] == "retry")) {
-      const bool ok = seg[3] == "cancel" ? store_.cancel(id, unix_time()) : store_.retry(id, unix_time());
+      const bool ok =
+          seg[3] == "cancel" ? store_.cancel(id, unix_time()) : store_.retry(id, unix_time());
       if (!ok) {
-        return error_response(409, "run " + seg[2] + " is " + (*run)["state"].get<std::string>() + ": only " +
-                                       (seg[3] == "cancel" ? "queued, leased or running" : "failed or canceled") +
-                                       " runs can be " + (seg[3] == "cancel" ? "canceled" : "retried"));
+        return error_response(
+            409, "run " + seg[2] + " is " + (*run)["state"].get<std::string>() + ": only " +
+                     (seg[3] == "cancel" ? "queued, leased or running" : "failed or canceled") +
+                     " runs can be " + (seg[3] == "cancel" ? "canceled" : "retried"));
       }
       return json_response(200, {{"run", id}, {"state", store_.run_state(id)}});
     }
     if (seg.size() == 4 && seg[3] == "metrics" && !mutation) {
       const std::string name = query.count("name") ? query.at("name") : "loss";
       const int64_t max_points = int_param(query, "max_points", 500, 2, 100000);
-      return json_response(200, {{"run", id}, {"name", name}, {"points", downsample(store_.metric_series(id, name), size_t(max_points))}});
+      return json_response(
+          200, {{"run", id},
+                {"name", name},
+                {"points", downsample(store_.metric_series(id, name), size_t(max_points))}});
     }
     if (seg.size() == 4 && seg[3] == "events" && !mutation) {
-      const int64_t after = int_param(query, "after", 0, 0, INT64_MAX), limit = int_param(query, "limit", 200, 1, 1000);
+      const int64_t after = int_param(query, "after", 0, 0, INT64_MAX),
+                    limit = int_param(query, "limit", 200, 1, 1000);
       return json_response(200, {{"run", id}, {"events", store_.run_events(id, after, limit)}});
     }
     if (seg.size() == 6 && seg[3] == "checkpoints" && !mutation) {
       // "best" is the result's best step (or, unfinished, the newest stored checkpoint).
       const auto& cps = (*run)["checkpoints"];
       if (cps.empty()) return error_response(404, "run " + seg[2] + " has no stored checkpoint");
-      int64_t step = seg[4] == "best" ? ((*run)["result"].is_object() ? (*run)["result"].value("best_step", int64_t(-1))
-                                                                        : cps.back()["step"].get<int64_t>())
+      int64_t step = seg[4] == "best" ? ((*run)["result"].is_object()
+                                             ? (*run)["result"].value("best_step", int64_t(-1))
+                                             : cps.back()["step"].get<int64_t>())
                                       : id_segment(seg[4]);
       for (const auto& c : cps) {
         if (c["step"].get<int64_t>() != step) continue;
-        if (!is_plain_file_name(seg[5])) return error_response(400, "\"" + seg[5] + "\" is not a file name");
+        if (!is_plain_file_name(seg[5]))
+          return error_response(400, "\"" + seg[5] + "\" is not a file name");
         const fs::path file = options_.artifacts / c["path"].get<std::string>() / seg[5];
-        if (!fs::is_regular_file(file)) return error_response(404, "checkpoint step " + std::to_string(step) + " has no file " + seg[5]);
-        return {200, seg[5].size() > 5 && seg[5].substr(seg[5].size() - 5) == ".json" ? "application/json" : "application/octet-stream",
+        if (!fs::is_regular_file(file))
+          return error_response(
+              404, "checkpoint step " + std::to_string(step) + " has no file " + seg[5]);
+        return {200,
+                seg[5].size() > 5 && seg[5].substr(seg[5].size() - 5) == ".json"
+                    ? "application/json"
+                    : "application/octet-stream",
                 "", file};
       }
       return error_response(404, "run " + seg[2] + " has no stored checkpoint at step " + seg[4]);
@@ -227,8 +273,14 @@ HttpResponse HttpApi::route(const HttpRequest& request) {
   if (seg.size() == 2 && seg[1] == "workers" && !mutation) {
     json out = json::array();
     for (const auto& w : store_.workers())
-      out.push_back({{"id", w.id}, {"host", w.host}, {"version", w.version}, {"slots", w.slots}, {"gpus", w.gpus},
-                     {"last_seen", w.last_seen}, {"alive", w.alive}, {"attempts", w.attempts}});
+      out.push_back({{"id", w.id},
+                     {"host", w.host},
+                     {"version", w.version},
+                     {"slots", w.slots},
+                     {"gpus", w.gpus},
+                     {"last_seen", w.last_seen},
+                     {"alive", w.alive},
+                     {"attempts", w.attempts}});
     return json_response(200, {{"workers", out}, {"now", unix_time()}});
   }
   return error_response(404, "no such endpoint: " + method + " " + path);
@@ -243,10 +295,14 @@ HttpResponse HttpApi::static_file(const std::string& raw_path) {
   const fs::path file = options_.web_root / (path == "/" ? "index.html" : path.substr(1));
   std::error_code ec;
   const fs::path real = fs::canonical(file, ec), root = fs::canonical(options_.web_root, ec);
-  if (real.empty() || !fs::is_regular_file(real) || real.string().rfind(root.string() + "/", 0) != 0)
+  if (real.empty() || !fs::is_regular_file(real) ||
+      real.string().rfind(root.string() + "/", 0) != 0)
     return error_response(404, "no such file: " + path);
-  static const std::map<std::string, std::string> types = {{".html", "text/html; charset=utf-8"}, {".js", "text/javascript"},
-                                                           {".css", "text/css"}, {".svg", "image/svg+xml"}, {".json", "application/json"}};
+  static const std::map<std::string, std::string> types = {{".html", "text/html; charset=utf-8"},
+                                                           {".js", "text/javascript"},
+                                                           {".css", "text/css"},
+                                                           {".svg", "image/svg+xml"},
+                                                           {".json", "application/json"}};
   auto t = types.find(real.extension().string());
   return {200, t == types.end() ? "application/octet-stream" : t->second, "", real};
 }

@@ -21,7 +21,8 @@ struct HttpResponse {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
-  std::filesystem::path file;  // when set, the body is this file's content (downloads, static files)
+  std::filesystem::path
+      file;  // when set, the body is this file's content (downloads, static files)
 };
 
 struct ApiOptions {

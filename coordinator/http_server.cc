@@ -22,7 +22,8 @@ namespace {
 constexpr size_t kBodyLimit = 1u << 20;
 constexpr auto kIdle = std::chrono::seconds(30);
 constexpr auto kFeedPoll = std::chrono::milliseconds(250);
-constexpr int kKeepAliveTicks = 60;  // a comment line every 15 s keeps proxies from closing an SSE stream
+constexpr int kKeepAliveTicks =
+    60;  // a comment line every 15 s keeps proxies from closing an SSE stream
 
 // One Server-Sent Events stream: the change feed after `last`, polled from the store.
 class EventStream : public std::enable_shared_from_this<EventStream> {
@@ -33,18 +34,20 @@ class EventStream : public std::enable_shared_from_this<EventStream> {
   void start(bool keep_alive_version_11) {
     stream_.expires_never();
     out_ = std::string(keep_alive_version_11 ? "HTTP/1.1" : "HTTP/1.0") +
-           " 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n"
+           " 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: "
+           "close\r\n"
            "X-Accel-Buffering: no\r\n\r\nretry: 1000\n\n";
     write();
   }
 
  private:
   void write() {
-    net::async_write(stream_, net::buffer(out_), [self = shared_from_this()](beast::error_code ec, size_t) {
-      if (ec) return;  // the client went away
-      self->out_.clear();
-      self->wait();
-    });
+    net::async_write(stream_, net::buffer(out_),
+                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                       if (ec) return;  // the client went away
+                       self->out_.clear();
+                       self->wait();
+                     });
   }
   void wait() {
     timer_.expires_after(kFeedPoll);
@@ -55,7 +58,8 @@ class EventStream : public std::enable_shared_from_this<EventStream> {
   void poll() {
     try {
       for (const auto& c : api_.store().changes_since(last_, 500)) {
-        out_ += "id: " + std::to_string(c.id) + "\nevent: " + c.kind + "\ndata: " + dump_json(c.body) + "\n\n";
+        out_ += "id: " + std::to_string(c.id) + "\nevent: " + c.kind +
+                "\ndata: " + dump_json(c.body) + "\n\n";
         last_ = c.id;
       }
     } catch (const std::exception& e) {
@@ -84,19 +88,26 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->body_limit(kBodyLimit);
     stream_.expires_after(kIdle);
-    http::async_read(stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
   }
 
   void on_read(beast::error_code ec) {
-    if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == net::error::connection_reset) return close();
-    if (ec == http::error::body_limit) return reply(413, "{\"error\": \"request body over 1 MiB\"}", false);
-    if (ec) return reply(400, "{\"error\": \"malformed HTTP request: " + ec.message() + "\"}", false);
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+        ec == net::error::connection_reset)
+      return close();
+    if (ec == http::error::body_limit)
+      return reply(413, "{\"error\": \"request body over 1 MiB\"}", false);
+    if (ec)
+      return reply(400, "{\"error\": \"malformed HTTP request: " + ec.message() + "\"}", false);
     auto& req = parser_->get();
     HttpRequest request{std::string(req.method_string()), std::string(req.target()), req.body(),
                         std::string(req[http::field::authorization])};
     const auto [path, query] = split_target(request.target);
     if (path == "/api/events" && req.method() == http::verb::get) {
-      if (!api_.read_allowed(request.authorization)) return reply(401, "{\"error\": \"reads need a bearer token here\"}", false);
+      if (!api_.read_allowed(request.authorization))
+        return reply(401, "{\"error\": \"reads need a bearer token here\"}", false);
       int64_t last = -1;  // -1: from now on
       const std::string resume = std::string(req["Last-Event-ID"]);
       try {
@@ -107,8 +118,10 @@ class Session : public std::enable_shared_from_this<Session> {
           if (used != text.size() || v < 0) throw std::invalid_argument(text);
           return int64_t(v);
         };
-        if (!resume.empty()) last = whole_id(resume);
-        else if (query.count("after")) last = whole_id(query.at("after"));
+        if (!resume.empty())
+          last = whole_id(resume);
+        else if (query.count("after"))
+          last = whole_id(query.at("after"));
       } catch (const std::exception&) {
         return reply(400, "{\"error\": \"Last-Event-ID and after must be change ids\"}", false);
       }
@@ -127,7 +140,8 @@ class Session : public std::enable_shared_from_this<Session> {
     reply(r.status, r.body, keep_alive_, r.content_type);
   }
 
-  void reply(int status, std::string body, bool keep_alive, const std::string& type = "application/json") {
+  void reply(int status, std::string body, bool keep_alive,
+             const std::string& type = "application/json") {
     auto res = std::make_shared<http::response<http::string_body>>(http::status(status), 11);
     res->set(http::field::server, "tallrec");
     res->set(http::field::content_type, type);
@@ -135,7 +149,10 @@ class Session : public std::enable_shared_from_this<Session> {
     res->keep_alive(keep_alive);
     res->body() = head_ ? "" : std::move(body);
     res->prepare_payload();
-    http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, size_t) { self->after_write(ec, res->keep_alive()); });
+    http::async_write(stream_, *res,
+                      [self = shared_from_this(), res](beast::error_code ec, size_t) {
+                        self->after_write(ec, res->keep_alive());
+                      });
   }
 
   void send_file(const HttpResponse& r) {
@@ -147,11 +164,15 @@ class Session : public std::enable_shared_from_this<Session> {
     res->set(http::field::server, "tallrec");
     res->set(http::field::content_type, r.content_type);
     if (r.content_type == "application/octet-stream")
-      res->set(http::field::content_disposition, "attachment; filename=\"" + r.file.filename().string() + "\"");
+      res->set(http::field::content_disposition,
+               "attachment; filename=\"" + r.file.filename().string() + "\"");
     res->keep_alive(keep_alive_);
     res->body() = std::move(body);
     res->prepare_payload();
-    http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, size_t) { self->after_write(ec, res->keep_alive()); });
+    http::async_write(stream_, *res,
+                      [self = shared_from_this(), res](beast::error_code ec, size_t) {
+                        self->after_write(ec, res->keep_alive());
+                      });
   }
 
   void after_write(beast::error_code ec, bool keep_alive) {
@@ -188,7 +209,8 @@ struct HttpServer::Impl {
   }
 };
 
-HttpServer::HttpServer(HttpApi& api, const std::string& address, unsigned short port) : impl_(std::make_unique<Impl>(api)) {
+HttpServer::HttpServer(HttpApi& api, const std::string& address, unsigned short port)
+    : impl_(std::make_unique<Impl>(api)) {
   beast::error_code ec;
   const auto ip = net::ip::make_address(address, ec);
   if (ec) throw InputError("--http: \"" + address + "\" is not an IP address");
@@ -196,7 +218,9 @@ HttpServer::HttpServer(HttpApi& api, const std::string& address, unsigned short 
   impl_->acceptor.open(endpoint.protocol());
   impl_->acceptor.set_option(net::socket_base::reuse_address(true));
   impl_->acceptor.bind(endpoint, ec);
-  if (ec) throw Error("cannot serve HTTP on " + address + ":" + std::to_string(port) + ": " + ec.message());
+  if (ec)
+    throw Error("cannot serve HTTP on " + address + ":" + std::to_string(port) + ": " +
+                ec.message());
   impl_->acceptor.listen();
   impl_->accept();
   impl_->thread = std::thread([this] { impl_->io.run(); });

@@ -24,7 +24,8 @@ class CoordinatorMetrics {
   std::string prometheus_text(Store& store);
 
  private:
-  static constexpr std::array<double, 10> kBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0};
+  static constexpr std::array<double, 10> kBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                                      0.025,  0.05,  0.1,    0.25,  1.0};
   std::mutex mutex_;
   std::array<uint64_t, kBuckets.size()> bucket_counts_{};
   uint64_t dispatch_count_ = 0;

@@ -54,7 +54,8 @@ std::vector<std::string> differing_setting_fields(const std::vector<json>& specs
   std::vector<std::string> out;
   for (const auto& f : fields) {
     const json first = settings.front().value(f, json());
-    if (std::any_of(settings.begin(), settings.end(), [&](const json& s) { return s.value(f, json()) != first; }))
+    if (std::any_of(settings.begin(), settings.end(),
+                    [&](const json& s) { return s.value(f, json()) != first; }))
       out.push_back(f);
   }
   return out;
@@ -81,10 +82,12 @@ ResultsTable build_results_table(const std::vector<RunOutcome>& runs) {
   for (const auto& r : runs) {
     const std::string label = label_of(r.spec);
     std::vector<std::string> tests;
-    const json test_sets = r.spec.value("tests", json::object());  // named: items() must not outlive it
+    const json test_sets =
+        r.spec.value("tests", json::object());  // named: items() must not outlive it
     for (auto& [name, path] : test_sets.items()) tests.push_back(name);
     if (tests.empty()) tests.push_back(r.domain);
-    const size_t column = size_t(std::find(t.samples.begin(), t.samples.end(), r.sample) - t.samples.begin());
+    const size_t column =
+        size_t(std::find(t.samples.begin(), t.samples.end(), r.sample) - t.samples.begin());
     const bool ended = r.state == "succeeded" || r.state == "failed" || r.state == "canceled";
     const std::string base = r.spec.value("base_model", std::string());
     std::string model = base.substr(base.find_last_of('/') + 1);
@@ -100,7 +103,9 @@ ResultsTable build_results_table(const std::vector<RunOutcome>& runs) {
       TableCell& c = t.rows[it->second].cells[column];
       ++c.runs;
       c.finished += ended;
-      if (r.state != "succeeded" || !r.result.contains("test_auc") || !r.result["test_auc"].contains(test)) continue;
+      if (r.state != "succeeded" || !r.result.contains("test_auc") ||
+          !r.result["test_auc"].contains(test))
+        continue;
       const double auc = r.result["test_auc"][test].get<double>();
       c.aucs.push_back(auc);
       t.tallrec_json[r.domain][test][model][std::to_string(r.seed)][std::to_string(r.sample)] = auc;
@@ -131,9 +136,12 @@ std::string format_results_table(const ResultsTable& t) {
   for (const auto& r : t.rows) {
     lead(r.setting, r.train + " -> " + r.test);
     for (const auto& c : r.cells) {
-      if (c.aucs.empty()) std::snprintf(buf, sizeof buf, " %24s", c.runs ? "-" : "");
-      else if (c.aucs.size() == 1) std::snprintf(buf, sizeof buf, " %13.4f        (n=1)", c.mean());
-      else std::snprintf(buf, sizeof buf, "   %.4f +- %.4f (n=%zu)", c.mean(), c.std(), c.aucs.size());
+      if (c.aucs.empty())
+        std::snprintf(buf, sizeof buf, " %24s", c.runs ? "-" : "");
+      else if (c.aucs.size() == 1)
+        std::snprintf(buf, sizeof buf, " %13.4f        (n=1)", c.mean());
+      else
+        std::snprintf(buf, sizeof buf, "   %.4f +- %.4f (n=%zu)", c.mean(), c.std(), c.aucs.size());
       out += buf;
     }
     out += "\n";
@@ -149,7 +157,8 @@ std::string export_results_table(const ResultsTable& t, const std::string& forma
   std::vector<std::pair<std::string, std::string>> row_keys;
   std::vector<std::string> tests;
   for (const auto& r : t.rows) {
-    if (std::find(row_keys.begin(), row_keys.end(), std::make_pair(r.setting, r.train)) == row_keys.end())
+    if (std::find(row_keys.begin(), row_keys.end(), std::make_pair(r.setting, r.train)) ==
+        row_keys.end())
       row_keys.push_back({r.setting, r.train});
     if (std::find(tests.begin(), tests.end(), r.test) == tests.end()) tests.push_back(r.test);
   }
@@ -157,11 +166,15 @@ std::string export_results_table(const ResultsTable& t, const std::string& forma
   auto cell_text = [&](const TableCell* c) -> std::string {
     if (!c || c->aucs.empty()) return csv ? "" : "-";
     char buf[64];
-    if (c->aucs.size() == 1) std::snprintf(buf, sizeof buf, "%.1f", 100 * c->mean());
-    else std::snprintf(buf, sizeof buf, latex ? "%.1f $\\pm$ %.1f" : "%.1f ± %.1f", 100 * c->mean(), 100 * c->std());
+    if (c->aucs.size() == 1)
+      std::snprintf(buf, sizeof buf, "%.1f", 100 * c->mean());
+    else
+      std::snprintf(buf, sizeof buf, latex ? "%.1f $\\pm$ %.1f" : "%.1f ± %.1f", 100 * c->mean(),
+                    100 * c->std());
     return buf;
   };
-  auto find_cell = [&](const std::string& setting, const std::string& train, const std::string& test, size_t col) -> const TableCell* {
+  auto find_cell = [&](const std::string& setting, const std::string& train,
+                       const std::string& test, size_t col) -> const TableCell* {
     for (const auto& r : t.rows)
       if (r.setting == setting && r.train == train && r.test == test) return &r.cells[col];
     return nullptr;
@@ -178,7 +191,8 @@ std::string export_results_table(const ResultsTable& t, const std::string& forma
     if (settings) line.push_back(setting);
     line.push_back(train);
     for (const auto& test : tests)
-      for (size_t col = 0; col < t.samples.size(); ++col) line.push_back(cell_text(find_cell(setting, train, test, col)));
+      for (size_t col = 0; col < t.samples.size(); ++col)
+        line.push_back(cell_text(find_cell(setting, train, test, col)));
     body.push_back(line);
   }
   std::string out;
@@ -211,10 +225,13 @@ std::string export_results_table(const ResultsTable& t, const std::string& forma
   } else {
     auto tex = [](const std::string& v) {
       std::string o;
-      for (char c : v) o += (c == '_' || c == '&' || c == '%' || c == '#') ? std::string("\\") + c : std::string(1, c);
+      for (char c : v)
+        o += (c == '_' || c == '&' || c == '%' || c == '#') ? std::string("\\") + c
+                                                            : std::string(1, c);
       return o;
     };
-    out += "\\begin{tabular}{" + std::string(head.size(), 'l') + std::string(columns.size(), 'c') + "}\n\\toprule\n";
+    out += "\\begin{tabular}{" + std::string(head.size(), 'l') + std::string(columns.size(), 'c') +
+           "}\n\\toprule\n";
     out += std::string(head.size() - 1, '&');
     for (const auto& test : tests)
       out += " & \\multicolumn{" + std::to_string(t.samples.size()) + "}{c}{" + tex(test) + "}";
@@ -224,7 +241,8 @@ std::string export_results_table(const ResultsTable& t, const std::string& forma
       for (int64_t s : t.samples) out += " & " + std::to_string(s);
     out += " \\\\\n\\midrule\n";
     for (const auto& line : body) {
-      for (size_t i = 0; i < line.size(); ++i) out += (i ? " & " : "") + (i < head.size() ? tex(line[i]) : line[i]);
+      for (size_t i = 0; i < line.size(); ++i)
+        out += (i ? " & " : "") + (i < head.size() ? tex(line[i]) : line[i]);
       out += " \\\\\n";
     }
     out += "\\bottomrule\n\\end{tabular}\n";
@@ -235,14 +253,21 @@ std::string export_results_table(const ResultsTable& t, const std::string& forma
 json results_table_json(const ResultsTable& t) {
   json rows = json::array(), cells = json::array();
   for (const auto& r : t.rows) {
-    rows.push_back({{"setting", r.setting}, {"values", r.values}, {"train", r.train}, {"test", r.test}});
+    rows.push_back(
+        {{"setting", r.setting}, {"values", r.values}, {"train", r.train}, {"test", r.test}});
     json row = json::array();
     for (const auto& c : r.cells)
-      row.push_back({{"runs", c.runs}, {"finished", c.finished}, {"succeeded", c.aucs.size()},
-                     {"mean", number_or_null(c.mean())}, {"std", number_or_null(c.std())}});
+      row.push_back({{"runs", c.runs},
+                     {"finished", c.finished},
+                     {"succeeded", c.aucs.size()},
+                     {"mean", number_or_null(c.mean())},
+                     {"std", number_or_null(c.std())}});
     cells.push_back(row);
   }
-  return {{"setting_fields", t.setting_fields}, {"samples", t.samples}, {"rows", rows}, {"cells", cells}};
+  return {{"setting_fields", t.setting_fields},
+          {"samples", t.samples},
+          {"rows", rows},
+          {"cells", cells}};
 }
 
 }  // namespace tallrec

@@ -24,7 +24,7 @@ struct TableCell {
 };
 
 struct TableRow {
-  std::string setting;  // "" when the sweep has one setting
+  std::string setting;                               // "" when the sweep has one setting
   nlohmann::json values = nlohmann::json::object();  // the setting's value of each setting field
   std::string train, test;
   std::vector<TableCell> cells;  // one per ResultsTable::samples

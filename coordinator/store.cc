@@ -11,7 +11,8 @@
 namespace tallrec {
 namespace {
 
-constexpr const char* kStates[] = {"queued", "leased", "running", "succeeded", "failed", "canceled"};
+constexpr const char* kStates[] = {"queued",    "leased", "running",
+                                   "succeeded", "failed", "canceled"};
 
 // Migration k brings the schema from version k to k + 1. Append, never edit.
 constexpr const char* kMigrations[] = {
@@ -64,7 +65,6 @@ constexpr const char* kMigrations[] = {
     )sql",
 };
 
-
 }  // namespace
 
 const char* run_state_name(RunState s) { return kStates[int(s)]; }
@@ -76,7 +76,8 @@ int64_t SweepStatus::total() const {
 }
 
 Store::Store(const std::filesystem::path& path) : path_(path.string()) {
-  if (sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+  if (sqlite3_open_v2(path_.c_str(), &db_,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                       nullptr) != SQLITE_OK) {
     std::string why = db_ ? sqlite3_errmsg(db_) : "out of memory";
     sqlite3_close(db_);
@@ -111,7 +112,8 @@ void Store::exec(const char* sql) {
 void Store::disable_auto_checkpoint() { exec("PRAGMA wal_autocheckpoint = 0"); }
 
 void Store::checkpoint_wal() {
-  if (sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr) != SQLITE_OK &&
+  if (sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr) !=
+          SQLITE_OK &&
       sqlite3_errcode(db_) != SQLITE_BUSY)
     throw Error(path_ + ": sqlite checkpoint: " + sqlite3_errmsg(db_));
 }
@@ -127,10 +129,14 @@ void Store::migrate() {
     int version = schema_version();
     if (version == 0) exec("INSERT INTO schema_version VALUES (0)");
     const int latest = int(std::size(kMigrations));
-    if (version > latest) throw Error(path_ + ": schema version " + std::to_string(version) + " is newer than this tallrec");
+    if (version > latest)
+      throw Error(path_ + ": schema version " + std::to_string(version) +
+                  " is newer than this tallrec");
     for (; version < latest; ++version) {
       exec(kMigrations[version]);
-      Statement(db_, "UPDATE schema_version SET version = ?", path_).bind(1, int64_t(version + 1)).step();
+      Statement(db_, "UPDATE schema_version SET version = ?", path_)
+          .bind(1, int64_t(version + 1))
+          .step();
     }
     return 0;
   });
@@ -145,21 +151,36 @@ SubmitResult Store::submit(const Grid& grid) {
     if (find.step()) {
       r.sweep_id = find.integer(0);
     } else {
-      Statement add(db_, "INSERT INTO sweeps (name, grid, priority, max_attempts, created) VALUES (?, ?, ?, ?, ?)", path_);
-      add.bind(1, grid.name).bind(2, grid.document.dump()).bind(3, grid.priority).bind(4, grid.max_attempts).bind(5, t);
+      Statement add(
+          db_,
+          "INSERT INTO sweeps (name, grid, priority, max_attempts, created) VALUES (?, ?, ?, ?, ?)",
+          path_);
+      add.bind(1, grid.name)
+          .bind(2, grid.document.dump())
+          .bind(3, grid.priority)
+          .bind(4, grid.max_attempts)
+          .bind(5, t);
       add.step();
       r.sweep_id = sqlite3_last_insert_rowid(db_);
       r.new_sweep = true;
     }
     Statement insert(db_,
-                     "INSERT INTO runs (key, spec, state, domain, sample, seed, priority, max_attempts, created, updated) "
+                     "INSERT INTO runs (key, spec, state, domain, sample, seed, priority, "
+                     "max_attempts, created, updated) "
                      "VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
                      path_);
     Statement id_of(db_, "SELECT id FROM runs WHERE key = ?", path_);
     Statement link(db_, "INSERT OR IGNORE INTO sweep_runs (sweep_id, run_id) VALUES (?, ?)", path_);
     for (const auto& run : grid.runs) {
-      insert.bind(1, run.key).bind(2, run.spec.dump()).bind(3, run.domain).bind(4, run.sample)
-          .bind(5, int64_t(run.seed)).bind(6, grid.priority).bind(7, grid.max_attempts).bind(8, t).bind(9, t);
+      insert.bind(1, run.key)
+          .bind(2, run.spec.dump())
+          .bind(3, run.domain)
+          .bind(4, run.sample)
+          .bind(5, int64_t(run.seed))
+          .bind(6, grid.priority)
+          .bind(7, grid.max_attempts)
+          .bind(8, t)
+          .bind(9, t);
       insert.step();
       const bool added = sqlite3_changes(db_) > 0;
       insert.reset();
@@ -172,7 +193,10 @@ SubmitResult Store::submit(const Grid& grid) {
       link.step();
       link.reset();
     }
-    add_change(db_, path_, "sweep", {{"sweep", r.sweep_id}, {"name", grid.name}, {"added", r.added}, {"existing", r.existing}}, t);
+    add_change(
+        db_, path_, "sweep",
+        {{"sweep", r.sweep_id}, {"name", grid.name}, {"added", r.added}, {"existing", r.existing}},
+        t);
     return r;
   });
 }
@@ -180,7 +204,8 @@ SubmitResult Store::submit(const Grid& grid) {
 std::vector<SweepStatus> Store::status() {
   std::vector<SweepStatus> out;
   Statement s(db_,
-              "SELECT s.id, s.name, r.state, COUNT(r.id) FROM sweeps s LEFT JOIN sweep_runs sr ON sr.sweep_id = s.id "
+              "SELECT s.id, s.name, r.state, COUNT(r.id) FROM sweeps s LEFT JOIN sweep_runs sr ON "
+              "sr.sweep_id = s.id "
               "LEFT JOIN runs r ON r.id = sr.run_id GROUP BY s.id, r.state ORDER BY s.id",
               path_);
   while (s.step()) {
@@ -190,35 +215,43 @@ std::vector<SweepStatus> Store::status() {
     }
     if (!s.text(2).empty()) out.back().runs_by_state[s.text(2)] = s.integer(3);
   }
-  Statement mean(db_,
-                 "SELECT AVG(a.ended - a.started) FROM attempts a JOIN sweep_runs sr ON sr.run_id = a.run_id "
-                 "WHERE sr.sweep_id = ? AND a.state = 'succeeded' AND a.ended IS NOT NULL AND a.started IS NOT NULL",
-                 path_);
+  Statement mean(
+      db_,
+      "SELECT AVG(a.ended - a.started) FROM attempts a JOIN sweep_runs sr ON sr.run_id = a.run_id "
+      "WHERE sr.sweep_id = ? AND a.state = 'succeeded' AND a.ended IS NOT NULL AND a.started IS "
+      "NOT NULL",
+      path_);
   for (auto& sweep : out) {
     mean.bind(1, sweep.id);
     if (mean.step() && !mean.text(0).empty()) {
       const double each = mean.real(0);
       auto& n = sweep.runs_by_state;
       const double remaining = double(n["queued"] + n["leased"]) + 0.5 * double(n["running"]);
-      sweep.eta_seconds = each * remaining / double(std::max<int64_t>(1, n["leased"] + n["running"]));
+      sweep.eta_seconds =
+          each * remaining / double(std::max<int64_t>(1, n["leased"] + n["running"]));
     }
     mean.reset();
   }
   return out;
 }
 
-std::vector<RunRow> Store::runs(const std::string& sweep_name, const std::string& state, int64_t limit, int64_t offset) {
+std::vector<RunRow> Store::runs(const std::string& sweep_name, const std::string& state,
+                                int64_t limit, int64_t offset) {
   Statement s(db_,
-              "SELECT DISTINCT r.id, r.key, r.state, r.domain, r.sample, r.seed, r.attempts, r.spec, r.result, "
-              "(SELECT reason FROM attempts a WHERE a.run_id = r.id ORDER BY a.id DESC LIMIT 1) FROM runs r "
+              "SELECT DISTINCT r.id, r.key, r.state, r.domain, r.sample, r.seed, r.attempts, "
+              "r.spec, r.result, "
+              "(SELECT reason FROM attempts a WHERE a.run_id = r.id ORDER BY a.id DESC LIMIT 1) "
+              "FROM runs r "
               "JOIN sweep_runs sr ON sr.run_id = r.id JOIN sweeps s ON s.id = sr.sweep_id "
-              "WHERE (?1 = '' OR s.name = ?1) AND (?2 = '' OR r.state = ?2) ORDER BY r.id LIMIT ?3 OFFSET ?4",
+              "WHERE (?1 = '' OR s.name = ?1) AND (?2 = '' OR r.state = ?2) ORDER BY r.id LIMIT ?3 "
+              "OFFSET ?4",
               path_);
   s.bind(1, sweep_name).bind(2, state).bind(3, limit).bind(4, offset);
   std::vector<RunRow> out;
   while (s.step())
-    out.push_back({s.integer(0), s.text(1), s.text(2), s.text(3), s.integer(4), uint64_t(s.integer(5)), s.integer(6),
-                   nlohmann::json::parse(s.text(7)), s.text(8).empty() ? nlohmann::json() : nlohmann::json::parse(s.text(8)),
+    out.push_back({s.integer(0), s.text(1), s.text(2), s.text(3), s.integer(4),
+                   uint64_t(s.integer(5)), s.integer(6), nlohmann::json::parse(s.text(7)),
+                   s.text(8).empty() ? nlohmann::json() : nlohmann::json::parse(s.text(8)),
                    s.text(9)});
   return out;
 }
@@ -238,34 +271,52 @@ double backoff(int64_t attempts, const RetryPolicy& p) {
 
 }  // namespace
 
-std::optional<Lease> Store::lease_next(const std::string& worker, double t, const RetryPolicy& policy) {
+std::optional<Lease> Store::lease_next(const std::string& worker, double t,
+                                       const RetryPolicy& policy) {
   return in_transaction(db_, path_, [&]() -> std::optional<Lease> {
-    Statement pick(db_,
-                   "SELECT id, key, spec, attempts FROM runs WHERE state = 'queued' AND not_before <= ? "
-                   "ORDER BY priority DESC, id LIMIT 1",
-                   path_);
+    Statement pick(
+        db_,
+        "SELECT id, key, spec, attempts FROM runs WHERE state = 'queued' AND not_before <= ? "
+        "ORDER BY priority DESC, id LIMIT 1",
+        path_);
     pick.bind(1, t);
     if (!pick.step()) return std::nullopt;
-    Lease l{0, pick.integer(0), pick.text(1), pick.text(2), pick.integer(3) + 1,
+    Lease l{0,
+            pick.integer(0),
+            pick.text(1),
+            pick.text(2),
+            pick.integer(3) + 1,
             t + policy.lease_seconds};
-    Statement(db_, "INSERT OR IGNORE INTO workers (id, last_seen) VALUES (?, ?)", path_).bind(1, worker).bind(2, t).step();
-    Statement add(db_, "INSERT INTO attempts (run_id, worker_id, state, lease_until, started) VALUES (?, ?, 'leased', ?, ?)",
+    Statement(db_, "INSERT OR IGNORE INTO workers (id, last_seen) VALUES (?, ?)", path_)
+        .bind(1, worker)
+        .bind(2, t)
+        .step();
+    Statement add(db_,
+                  "INSERT INTO attempts (run_id, worker_id, state, lease_until, started) VALUES "
+                  "(?, ?, 'leased', ?, ?)",
                   path_);
     add.bind(1, l.run_id).bind(2, worker).bind(3, l.lease_until).bind(4, t).step();
     l.attempt_id = sqlite3_last_insert_rowid(db_);
-    Statement(db_, "UPDATE runs SET state = 'leased', attempts = attempts + 1, updated = ? WHERE id = ?", path_)
-        .bind(1, t).bind(2, l.run_id).step();
-    add_change(db_, path_, "run", {{"run", l.run_id}, {"state", "leased"}, {"attempt", l.attempt_id}, {"worker", worker}}, t);
+    Statement(db_,
+              "UPDATE runs SET state = 'leased', attempts = attempts + 1, updated = ? WHERE id = ?",
+              path_)
+        .bind(1, t)
+        .bind(2, l.run_id)
+        .step();
+    add_change(
+        db_, path_, "run",
+        {{"run", l.run_id}, {"state", "leased"}, {"attempt", l.attempt_id}, {"worker", worker}}, t);
     return l;
   });
 }
 
-
 bool Store::heartbeat(int64_t attempt_id, double t, const RetryPolicy& policy) {
   return in_transaction(db_, path_, [&] {
     if (live_run(db_, path_, attempt_id) < 0) return false;
-    Statement(db_, "UPDATE attempts SET lease_until = ? WHERE id = ?", path_).bind(1, t + policy.lease_seconds)
-        .bind(2, attempt_id).step();
+    Statement(db_, "UPDATE attempts SET lease_until = ? WHERE id = ?", path_)
+        .bind(1, t + policy.lease_seconds)
+        .bind(2, attempt_id)
+        .step();
     return true;
   });
 }
@@ -273,8 +324,13 @@ bool Store::heartbeat(int64_t attempt_id, double t, const RetryPolicy& policy) {
 namespace {
 // Attempt `attempt_id` of run `run` has started training.
 void set_running(sqlite3* db, const std::string& path, int64_t attempt_id, int64_t run, double t) {
-  Statement(db, "UPDATE attempts SET state = 'running' WHERE id = ?", path).bind(1, attempt_id).step();
-  Statement(db, "UPDATE runs SET state = 'running', updated = ? WHERE id = ?", path).bind(1, t).bind(2, run).step();
+  Statement(db, "UPDATE attempts SET state = 'running' WHERE id = ?", path)
+      .bind(1, attempt_id)
+      .step();
+  Statement(db, "UPDATE runs SET state = 'running', updated = ? WHERE id = ?", path)
+      .bind(1, t)
+      .bind(2, run)
+      .step();
   add_change(db, path, "run", {{"run", run}, {"state", "running"}, {"attempt", attempt_id}}, t);
 }
 }  // namespace
@@ -292,37 +348,63 @@ bool Store::finish(int64_t attempt_id, const nlohmann::json& result, double t) {
   return in_transaction(db_, path_, [&] {
     const int64_t run = live_run(db_, path_, attempt_id);
     if (run < 0) return false;
-    Statement(db_, "UPDATE attempts SET state = 'succeeded', ended = ?, exit_code = 0 WHERE id = ?", path_)
-        .bind(1, t).bind(2, attempt_id).step();
-    Statement(db_, "UPDATE runs SET state = 'succeeded', result = ?, updated = ? WHERE id = ?", path_)
-        .bind(1, result.dump()).bind(2, t).bind(3, run).step();
-    add_change(db_, path_, "run", {{"run", run}, {"state", "succeeded"}, {"attempt", attempt_id}}, t);
+    Statement(db_, "UPDATE attempts SET state = 'succeeded', ended = ?, exit_code = 0 WHERE id = ?",
+              path_)
+        .bind(1, t)
+        .bind(2, attempt_id)
+        .step();
+    Statement(db_, "UPDATE runs SET state = 'succeeded', result = ?, updated = ? WHERE id = ?",
+              path_)
+        .bind(1, result.dump())
+        .bind(2, t)
+        .bind(3, run)
+        .step();
+    add_change(db_, path_, "run", {{"run", run}, {"state", "succeeded"}, {"attempt", attempt_id}},
+               t);
     return true;
   });
 }
 
 namespace {
 // Ends attempt `attempt_id` of run `run` as `attempt_state` and re-queues or fails the run.
-void end_attempt(sqlite3* db, const std::string& path, int64_t attempt_id, int64_t run, const char* attempt_state,
-                 const std::string& reason, bool retryable, double t, const RetryPolicy& policy) {
+void end_attempt(sqlite3* db, const std::string& path, int64_t attempt_id, int64_t run,
+                 const char* attempt_state, const std::string& reason, bool retryable, double t,
+                 const RetryPolicy& policy) {
   Statement(db, "UPDATE attempts SET state = ?, ended = ?, reason = ? WHERE id = ?", path)
-      .bind(1, std::string(attempt_state)).bind(2, t).bind(3, reason).bind(4, attempt_id).step();
+      .bind(1, std::string(attempt_state))
+      .bind(2, t)
+      .bind(3, reason)
+      .bind(4, attempt_id)
+      .step();
   Statement q(db, "SELECT attempts, max_attempts FROM runs WHERE id = ?", path);
   q.bind(1, run).step();
   const int64_t attempts = q.integer(0), max_attempts = q.integer(1);
   const bool again = retryable && attempts < max_attempts;
   if (again) {
-    Statement(db, "UPDATE runs SET state = 'queued', not_before = ?, updated = ? WHERE id = ?", path)
-        .bind(1, t + backoff(attempts, policy)).bind(2, t).bind(3, run).step();
+    Statement(db, "UPDATE runs SET state = 'queued', not_before = ?, updated = ? WHERE id = ?",
+              path)
+        .bind(1, t + backoff(attempts, policy))
+        .bind(2, t)
+        .bind(3, run)
+        .step();
   } else {
-    Statement(db, "UPDATE runs SET state = 'failed', updated = ? WHERE id = ?", path).bind(1, t).bind(2, run).step();
+    Statement(db, "UPDATE runs SET state = 'failed', updated = ? WHERE id = ?", path)
+        .bind(1, t)
+        .bind(2, run)
+        .step();
   }
-  add_change(db, path, "run", {{"run", run}, {"state", again ? "queued" : "failed"}, {"attempt", attempt_id},
-                               {"attempt_state", attempt_state}, {"reason", reason}}, t);
+  add_change(db, path, "run",
+             {{"run", run},
+              {"state", again ? "queued" : "failed"},
+              {"attempt", attempt_id},
+              {"attempt_state", attempt_state},
+              {"reason", reason}},
+             t);
 }
 }  // namespace
 
-bool Store::fail(int64_t attempt_id, const std::string& reason, bool retryable, double t, const RetryPolicy& policy) {
+bool Store::fail(int64_t attempt_id, const std::string& reason, bool retryable, double t,
+                 const RetryPolicy& policy) {
   return in_transaction(db_, path_, [&] {
     const int64_t run = live_run(db_, path_, attempt_id);
     if (run < 0) return false;
@@ -335,20 +417,31 @@ int Store::expire_leases(double t, const RetryPolicy& policy) {
   return in_transaction(db_, path_, [&] {
     std::vector<std::pair<int64_t, int64_t>> lost;
     {
-      Statement s(db_, "SELECT id, run_id FROM attempts WHERE state IN ('leased', 'running') AND lease_until < ?", path_);
+      Statement s(db_,
+                  "SELECT id, run_id FROM attempts WHERE state IN ('leased', 'running') AND "
+                  "lease_until < ?",
+                  path_);
       s.bind(1, t);
       while (s.step()) lost.push_back({s.integer(0), s.integer(1)});
     }
-    for (const auto& [attempt, run] : lost) end_attempt(db_, path_, attempt, run, "lost", "lease expired", true, t, policy);
+    for (const auto& [attempt, run] : lost)
+      end_attempt(db_, path_, attempt, run, "lost", "lease expired", true, t, policy);
     return int(lost.size());
   });
 }
 
 bool Store::cancel(int64_t run_id, double t) {
   return in_transaction(db_, path_, [&] {
-    Statement(db_, "UPDATE attempts SET state = 'canceled', ended = ? WHERE run_id = ? AND state IN ('leased', 'running')",
-              path_).bind(1, t).bind(2, run_id).step();
-    Statement u(db_, "UPDATE runs SET state = 'canceled', updated = ? WHERE id = ? AND state IN ('queued', 'leased', 'running')",
+    Statement(db_,
+              "UPDATE attempts SET state = 'canceled', ended = ? WHERE run_id = ? AND state IN "
+              "('leased', 'running')",
+              path_)
+        .bind(1, t)
+        .bind(2, run_id)
+        .step();
+    Statement u(db_,
+                "UPDATE runs SET state = 'canceled', updated = ? WHERE id = ? AND state IN "
+                "('queued', 'leased', 'running')",
                 path_);
     u.bind(1, t).bind(2, run_id).step();
     if (sqlite3_changes(db_) == 0) return false;
@@ -360,8 +453,10 @@ bool Store::cancel(int64_t run_id, double t) {
 bool Store::retry(int64_t run_id, double t) {
   return in_transaction(db_, path_, [&] {
     Statement u(db_,
-                "UPDATE runs SET state = 'queued', max_attempts = attempts + (SELECT max_attempts FROM sweeps s JOIN "
-                "sweep_runs sr ON sr.sweep_id = s.id WHERE sr.run_id = runs.id ORDER BY s.id LIMIT 1), not_before = 0, "
+                "UPDATE runs SET state = 'queued', max_attempts = attempts + (SELECT max_attempts "
+                "FROM sweeps s JOIN "
+                "sweep_runs sr ON sr.sweep_id = s.id WHERE sr.run_id = runs.id ORDER BY s.id LIMIT "
+                "1), not_before = 0, "
                 "updated = ? WHERE id = ? AND state IN ('failed', 'canceled')",
                 path_);
     u.bind(1, t).bind(2, run_id).step();
@@ -371,17 +466,27 @@ bool Store::retry(int64_t run_id, double t) {
   });
 }
 
-void Store::register_worker(const std::string& id, const std::string& host, const nlohmann::json& gpus, int64_t slots,
-                            const std::string& version, double t) {
+void Store::register_worker(const std::string& id, const std::string& host,
+                            const nlohmann::json& gpus, int64_t slots, const std::string& version,
+                            double t) {
   in_transaction(db_, path_, [&] {
-    Statement(db_,
-              "INSERT INTO workers (id, host, gpus, slots, version, last_seen) VALUES (?, ?, ?, ?, ?, ?) "
-              "ON CONFLICT (id) DO UPDATE SET host = excluded.host, gpus = excluded.gpus, slots = excluded.slots, "
-              "version = excluded.version, last_seen = excluded.last_seen",
-              path_)
-        .bind(1, id).bind(2, host).bind(3, gpus.dump()).bind(4, slots).bind(5, version).bind(6, t).step();
+    Statement(
+        db_,
+        "INSERT INTO workers (id, host, gpus, slots, version, last_seen) VALUES (?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (id) DO UPDATE SET host = excluded.host, gpus = excluded.gpus, slots = "
+        "excluded.slots, "
+        "version = excluded.version, last_seen = excluded.last_seen",
+        path_)
+        .bind(1, id)
+        .bind(2, host)
+        .bind(3, gpus.dump())
+        .bind(4, slots)
+        .bind(5, version)
+        .bind(6, t)
+        .step();
     Statement(db_, "UPDATE workers SET alive = 1 WHERE id = ?", path_).bind(1, id).step();
-    add_change(db_, path_, "worker", {{"worker", id}, {"alive", true}, {"host", host}, {"slots", slots}}, t);
+    add_change(db_, path_, "worker",
+               {{"worker", id}, {"alive", true}, {"host", host}, {"slots", slots}}, t);
     return 0;
   });
 }
@@ -390,24 +495,38 @@ bool Store::record_event(int64_t attempt_id, int64_t seq, const nlohmann::json& 
   return in_transaction(db_, path_, [&] {
     const int64_t run = live_run(db_, path_, attempt_id);
     if (run < 0) return false;
-    Statement ins(db_, "INSERT OR IGNORE INTO events (attempt_id, seq, type, body) VALUES (?, ?, ?, ?)", path_);
-    ins.bind(1, attempt_id).bind(2, seq).bind(3, event.value("type", std::string("?"))).bind(4, event.dump()).step();
+    Statement ins(db_,
+                  "INSERT OR IGNORE INTO events (attempt_id, seq, type, body) VALUES (?, ?, ?, ?)",
+                  path_);
+    ins.bind(1, attempt_id)
+        .bind(2, seq)
+        .bind(3, event.value("type", std::string("?")))
+        .bind(4, event.dump())
+        .step();
     if (sqlite3_changes(db_) == 0) return true;  // a duplicate: stored before
     const std::string type = event.value("type", "");
-    if (type == "started") set_running(db_, path_, attempt_id, run, event.value("time", unix_time()));
+    if (type == "started")
+      set_running(db_, path_, attempt_id, run, event.value("time", unix_time()));
     if ((type == "progress" || type == "eval") && event.contains("step")) {
-      Statement m(db_, "INSERT OR REPLACE INTO metrics (attempt_id, step, name, value) VALUES (?, ?, ?, ?)", path_);
+      Statement m(
+          db_, "INSERT OR REPLACE INTO metrics (attempt_id, step, name, value) VALUES (?, ?, ?, ?)",
+          path_);
       nlohmann::json values = nlohmann::json::object();
-      for (const char* name : {"loss", "lr", "grad_norm", "tokens_per_s", "memory_bytes", "val_auc", "val_loss"}) {
+      for (const char* name :
+           {"loss", "lr", "grad_norm", "tokens_per_s", "memory_bytes", "val_auc", "val_loss"}) {
         if (!event.contains(name) || !event[name].is_number()) continue;
-        m.bind(1, attempt_id).bind(2, event["step"].get<int64_t>()).bind(3, std::string(name))
+        m.bind(1, attempt_id)
+            .bind(2, event["step"].get<int64_t>())
+            .bind(3, std::string(name))
             .bind(4, event[name].get<double>());
         m.step();
         m.reset();
         values[name] = event[name];
       }
-      add_change(db_, path_, "metric", {{"run", run}, {"attempt", attempt_id}, {"step", event["step"]}, {"values", values}},
-                 event.value("time", 0.0));
+      add_change(
+          db_, path_, "metric",
+          {{"run", run}, {"attempt", attempt_id}, {"step", event["step"]}, {"values", values}},
+          event.value("time", 0.0));
     }
     return true;
   });
@@ -415,7 +534,8 @@ bool Store::record_event(int64_t attempt_id, int64_t seq, const nlohmann::json& 
 
 nlohmann::json Store::last_outcome(int64_t attempt_id) {
   Statement s(db_,
-              "SELECT body FROM events WHERE attempt_id = ? AND type IN ('finished', 'failed') ORDER BY seq DESC LIMIT 1",
+              "SELECT body FROM events WHERE attempt_id = ? AND type IN ('finished', 'failed') "
+              "ORDER BY seq DESC LIMIT 1",
               path_);
   s.bind(1, attempt_id);
   return s.step() ? nlohmann::json::parse(s.text(0)) : nlohmann::json();
@@ -433,14 +553,17 @@ std::string Store::run_state(int64_t run_id) {
   return s.step() ? s.text(0) : "";
 }
 
-std::vector<std::pair<nlohmann::json, nlohmann::json>> Store::results(const std::string& sweep_name) {
+std::vector<std::pair<nlohmann::json, nlohmann::json>> Store::results(
+    const std::string& sweep_name) {
   Statement s(db_,
-              "SELECT r.spec, r.result FROM runs r JOIN sweep_runs sr ON sr.run_id = r.id JOIN sweeps s ON s.id = sr.sweep_id "
+              "SELECT r.spec, r.result FROM runs r JOIN sweep_runs sr ON sr.run_id = r.id JOIN "
+              "sweeps s ON s.id = sr.sweep_id "
               "WHERE s.name = ? AND r.state = 'succeeded' ORDER BY r.id",
               path_);
   s.bind(1, sweep_name);
   std::vector<std::pair<nlohmann::json, nlohmann::json>> out;
-  while (s.step()) out.push_back({nlohmann::json::parse(s.text(0)), nlohmann::json::parse(s.text(1))});
+  while (s.step())
+    out.push_back({nlohmann::json::parse(s.text(0)), nlohmann::json::parse(s.text(1))});
   return out;
 }
 

@@ -43,16 +43,18 @@ struct Lease {
   int64_t attempt_id;
   int64_t run_id;
   std::string run_key;
-  std::string spec_json;  // the resolved run spec as stored (JSON text: sent as is, never re-parsed)
+  std::string
+      spec_json;  // the resolved run spec as stored (JSON text: sent as is, never re-parsed)
   int64_t attempt_number;  // 1 for the first try
   double lease_until;
 };
 
 struct RetryPolicy {
   double lease_seconds = 30;
-  double backoff_base = 5;   // seconds before attempt k+1: base * 2^(k-1), capped
+  double backoff_base = 5;  // seconds before attempt k+1: base * 2^(k-1), capped
   double backoff_max = 300;
-  double lease_arrival = 10;  // seconds a LEASE may take to show in its worker's heartbeats before it is released
+  double lease_arrival =
+      10;  // seconds a LEASE may take to show in its worker's heartbeats before it is released
 };
 
 struct RunRow {
@@ -155,13 +157,14 @@ class Store {
   // (same key, from this or another sweep) are linked, not duplicated.
   SubmitResult submit(const Grid& grid);
   std::vector<SweepStatus> status();
-  std::vector<RunRow> runs(const std::string& sweep_name = "", const std::string& state = "", int64_t limit = -1,
-                           int64_t offset = 0);
+  std::vector<RunRow> runs(const std::string& sweep_name = "", const std::string& state = "",
+                           int64_t limit = -1, int64_t offset = 0);
   std::string integrity_check();
 
   // Queue and lease transitions, one transaction each. `now` is seconds since the epoch.
   // The highest-priority queued run whose backoff has passed becomes leased to `worker`.
-  std::optional<Lease> lease_next(const std::string& worker, double now, const RetryPolicy& policy = {});
+  std::optional<Lease> lease_next(const std::string& worker, double now,
+                                  const RetryPolicy& policy = {});
   // False (and nothing changes) when the attempt is not the run's live attempt any more.
   bool heartbeat(int64_t attempt_id, double now, const RetryPolicy& policy = {});
   bool mark_running(int64_t attempt_id, double now);
@@ -180,10 +183,11 @@ class Store {
   // Leases of `worker` older than `leased_before` that it does not list as running (a LEASE lost
   // on the way, or one it could not take) go back to the queue at once, without costing the run
   // an attempt. Returns how many.
-  int release_unlisted(const std::string& worker, const std::vector<int64_t>& listed, double leased_before, double now);
+  int release_unlisted(const std::string& worker, const std::vector<int64_t>& listed,
+                       double leased_before, double now);
   // A worker announced itself (READY): insert or refresh its row.
-  void register_worker(const std::string& id, const std::string& host, const nlohmann::json& gpus, int64_t slots,
-                       const std::string& version, double now);
+  void register_worker(const std::string& id, const std::string& host, const nlohmann::json& gpus,
+                       int64_t slots, const std::string& version, double now);
   // Stores event `seq` of a live attempt once (a re-sent duplicate is accepted and ignored);
   // progress and eval events also become metric rows, and `started` marks the run running.
   // False if the attempt is stale.
@@ -201,9 +205,10 @@ class Store {
   // The run (id, key) of a live attempt, or nullopt when the attempt is stale.
   std::optional<std::pair<int64_t, std::string>> live_attempt(int64_t attempt_id);
   // Records a verified checkpoint of a live attempt's run and forgets the run's other checkpoints
-  // except `best_step`'s. Returns the paths no longer recorded, for the caller to delete, or nullopt
-  // (nothing recorded) when the attempt is stale.
-  std::optional<std::vector<std::string>> record_checkpoint(int64_t attempt_id, const StoredCheckpoint& checkpoint,
+  // except `best_step`'s. Returns the paths no longer recorded, for the caller to delete, or
+  // nullopt (nothing recorded) when the attempt is stale.
+  std::optional<std::vector<std::string>> record_checkpoint(int64_t attempt_id,
+                                                            const StoredCheckpoint& checkpoint,
                                                             int64_t best_step, double now);
   // The run's recorded checkpoints, oldest first.
   std::vector<StoredCheckpoint> checkpoints(int64_t run_id);
@@ -219,8 +224,8 @@ class Store {
   std::optional<nlohmann::json> sweep_document(const std::string& name);  // id, name, grid, ...
   std::vector<RunOutcome> run_outcomes(const std::string& sweep_name);
   int64_t count_runs(const std::string& sweep_name = "", const std::string& state = "");
-  std::map<std::string, int64_t> runs_by_state();                         // every run in the store
-  std::optional<nlohmann::json> run_detail(int64_t run_id);               // spec, result, attempts, checkpoints
+  std::map<std::string, int64_t> runs_by_state();            // every run in the store
+  std::optional<nlohmann::json> run_detail(int64_t run_id);  // spec, result, attempts, checkpoints
   std::vector<MetricPoint> metric_series(int64_t run_id, const std::string& name);
   nlohmann::json run_events(int64_t run_id, int64_t after_id, int64_t limit);
   // Results of a sweep's succeeded runs: (spec, result) pairs.

@@ -6,9 +6,9 @@
 
 #include <cstdint>
 #include <map>
-#include <unordered_map>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <utility>
 
 #include <nlohmann/json.hpp>
@@ -35,15 +35,20 @@ class StatementCache {
     sqlite3_clear_bindings(s);
     std::lock_guard<std::mutex> lock(mutex());
     auto [it, added] = entries().try_emplace({db, sql}, Entry{s, false});
-    if (added) return;                 // the first of its kind: kept
-    if (it->second.stmt == s) it->second.busy = false;
-    else sqlite3_finalize(s);          // a nested extra copy
+    if (added) return;  // the first of its kind: kept
+    if (it->second.stmt == s)
+      it->second.busy = false;
+    else
+      sqlite3_finalize(s);  // a nested extra copy
   }
   // Finalizes the connection's statements; call before sqlite3_close.
   static void forget(sqlite3* db) {
     std::lock_guard<std::mutex> lock(mutex());
     for (auto it = entries().begin(); it != entries().end();) {
-      if (it->first.first != db) { ++it; continue; }
+      if (it->first.first != db) {
+        ++it;
+        continue;
+      }
       sqlite3_finalize(it->second.stmt);
       it = entries().erase(it);
     }
@@ -59,7 +64,10 @@ class StatementCache {
       return std::hash<const void*>()(k.first) * 31 + std::hash<const void*>()(k.second);
     }
   };
-  static std::mutex& mutex() { static std::mutex m; return m; }
+  static std::mutex& mutex() {
+    static std::mutex m;
+    return m;
+  }
   static std::unordered_map<std::pair<sqlite3*, const char*>, Entry, KeyHash>& entries() {
     static std::unordered_map<std::pair<sqlite3*, const char*>, Entry, KeyHash> m;
     return m;
@@ -69,26 +77,38 @@ class StatementCache {
 // A prepared statement (from the cache when one is idle), returned to the cache on scope exit.
 class Statement {
  public:
-  Statement(sqlite3* db, const char* sql, const std::string& path) : db_(db), sql_(sql), path_(path) {
+  Statement(sqlite3* db, const char* sql, const std::string& path)
+      : db_(db), sql_(sql), path_(path) {
     stmt_ = StatementCache::take(db, sql);
-    if (!stmt_ && sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr) != SQLITE_OK) fail("prepare");
+    if (!stmt_ &&
+        sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr) != SQLITE_OK)
+      fail("prepare");
   }
   ~Statement() { StatementCache::give_back(db_, sql_, stmt_); }
   Statement(const Statement&) = delete;
   Statement& operator=(const Statement&) = delete;
-  Statement& bind(int i, int64_t v) { check(sqlite3_bind_int64(stmt_, i, v)); return *this; }
+  Statement& bind(int i, int64_t v) {
+    check(sqlite3_bind_int64(stmt_, i, v));
+    return *this;
+  }
   Statement& bind(int i, const std::string& v) {
     check(sqlite3_bind_text(stmt_, i, v.data(), int(v.size()), SQLITE_TRANSIENT));
     return *this;
   }
-  Statement& bind(int i, double v) { check(sqlite3_bind_double(stmt_, i, v)); return *this; }
+  Statement& bind(int i, double v) {
+    check(sqlite3_bind_double(stmt_, i, v));
+    return *this;
+  }
   bool step() {
     int rc = sqlite3_step(stmt_);
     if (rc == SQLITE_ROW) return true;
     if (rc == SQLITE_DONE) return false;
     fail("step");
   }
-  void reset() { sqlite3_reset(stmt_); sqlite3_clear_bindings(stmt_); }
+  void reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
   int64_t integer(int col) { return sqlite3_column_int64(stmt_, col); }
   double real(int col) { return sqlite3_column_double(stmt_, col); }
   bool is_null(int col) { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
@@ -98,8 +118,12 @@ class Statement {
   }
 
  private:
-  void check(int rc) { if (rc != SQLITE_OK) fail("bind"); }
-  [[noreturn]] void fail(const char* what) { throw Error(path_ + ": sqlite " + what + ": " + sqlite3_errmsg(db_)); }
+  void check(int rc) {
+    if (rc != SQLITE_OK) fail("bind");
+  }
+  [[noreturn]] void fail(const char* what) {
+    throw Error(path_ + ": sqlite " + what + ": " + sqlite3_errmsg(db_));
+  }
   sqlite3* db_;
   const char* sql_;
   sqlite3_stmt* stmt_ = nullptr;
@@ -132,9 +156,13 @@ auto in_transaction(sqlite3* db, const std::string& path, F&& body) {
 
 // Appends to the change feed (table `changes`), inside the caller's transaction: what the HTTP
 // API streams as Server-Sent Events, replayable by id.
-inline void add_change(sqlite3* db, const std::string& path, const char* kind, const nlohmann::json& body, double t) {
+inline void add_change(sqlite3* db, const std::string& path, const char* kind,
+                       const nlohmann::json& body, double t) {
   Statement(db, "INSERT INTO changes (time, kind, body) VALUES (?, ?, ?)", path)
-      .bind(1, t).bind(2, std::string(kind)).bind(3, body.dump()).step();
+      .bind(1, t)
+      .bind(2, std::string(kind))
+      .bind(3, body.dump())
+      .step();
 }
 
 // The live attempt's run id, or -1 if the attempt is stale (fencing).

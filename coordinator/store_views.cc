@@ -9,29 +9,48 @@ using json = nlohmann::json;
 json run_row_json(const RunRow& r) {
   json result = nullptr;
   if (r.result.is_object())
-    result = {{"best_val_auc", r.result.value("best_val_auc", json())}, {"best_step", r.result.value("best_step", json())},
-              {"steps", r.result.value("steps", json())}, {"test_auc", r.result.value("test_auc", json::object())}};
-  return {{"id", r.id}, {"key", r.key}, {"state", r.state}, {"domain", r.domain}, {"sample", r.sample},
-          {"seed", r.seed}, {"attempts", r.attempts}, {"spec", r.spec}, {"result", result},
+    result = {{"best_val_auc", r.result.value("best_val_auc", json())},
+              {"best_step", r.result.value("best_step", json())},
+              {"steps", r.result.value("steps", json())},
+              {"test_auc", r.result.value("test_auc", json::object())}};
+  return {{"id", r.id},
+          {"key", r.key},
+          {"state", r.state},
+          {"domain", r.domain},
+          {"sample", r.sample},
+          {"seed", r.seed},
+          {"attempts", r.attempts},
+          {"spec", r.spec},
+          {"result", result},
           {"reason", r.reason.empty() ? json() : json(r.reason)}};
 }
 
 json sweep_status_json(const SweepStatus& s) {
-  return {{"id", s.id}, {"name", s.name}, {"runs", s.total()}, {"by_state", s.runs_by_state},
+  return {{"id", s.id},
+          {"name", s.name},
+          {"runs", s.total()},
+          {"by_state", s.runs_by_state},
           {"eta_seconds", s.eta_seconds < 0 ? json() : json(s.eta_seconds)}};
 }
 
 std::optional<json> Store::sweep_document(const std::string& name) {
-  Statement s(db_, "SELECT id, name, grid, priority, max_attempts, created FROM sweeps WHERE name = ?", path_);
+  Statement s(db_,
+              "SELECT id, name, grid, priority, max_attempts, created FROM sweeps WHERE name = ?",
+              path_);
   s.bind(1, name);
   if (!s.step()) return std::nullopt;
-  return json{{"id", s.integer(0)}, {"name", s.text(1)}, {"grid", json::parse(s.text(2))}, {"priority", s.integer(3)},
-              {"max_attempts", s.integer(4)}, {"created", s.real(5)}};
+  return json{{"id", s.integer(0)},
+              {"name", s.text(1)},
+              {"grid", json::parse(s.text(2))},
+              {"priority", s.integer(3)},
+              {"max_attempts", s.integer(4)},
+              {"created", s.real(5)}};
 }
 
 std::vector<RunOutcome> Store::run_outcomes(const std::string& sweep_name) {
   Statement s(db_,
-              "SELECT r.domain, r.sample, r.seed, r.state, r.result, r.spec FROM runs r JOIN sweep_runs sr ON sr.run_id = r.id "
+              "SELECT r.domain, r.sample, r.seed, r.state, r.result, r.spec FROM runs r JOIN "
+              "sweep_runs sr ON sr.run_id = r.id "
               "JOIN sweeps s ON s.id = sr.sweep_id WHERE s.name = ? ORDER BY r.id",
               path_);
   s.bind(1, sweep_name);
@@ -45,7 +64,8 @@ std::vector<RunOutcome> Store::run_outcomes(const std::string& sweep_name) {
 
 int64_t Store::count_runs(const std::string& sweep_name, const std::string& state) {
   Statement s(db_,
-              "SELECT COUNT(DISTINCT r.id) FROM runs r JOIN sweep_runs sr ON sr.run_id = r.id JOIN sweeps s ON s.id = sr.sweep_id "
+              "SELECT COUNT(DISTINCT r.id) FROM runs r JOIN sweep_runs sr ON sr.run_id = r.id JOIN "
+              "sweeps s ON s.id = sr.sweep_id "
               "WHERE (?1 = '' OR s.name = ?1) AND (?2 = '' OR r.state = ?2)",
               path_);
   s.bind(1, sweep_name).bind(2, state).step();
@@ -54,31 +74,46 @@ int64_t Store::count_runs(const std::string& sweep_name, const std::string& stat
 
 std::map<std::string, int64_t> Store::runs_by_state() {
   std::map<std::string, int64_t> out;
-  for (const char* st : {"queued", "leased", "running", "succeeded", "failed", "canceled"}) out[st] = 0;
+  for (const char* st : {"queued", "leased", "running", "succeeded", "failed", "canceled"})
+    out[st] = 0;
   Statement s(db_, "SELECT state, COUNT(*) FROM runs GROUP BY state", path_);
   while (s.step()) out[s.text(0)] = s.integer(1);
   return out;
 }
 
 std::optional<json> Store::run_detail(int64_t run_id) {
-  Statement r(db_, "SELECT id, key, state, domain, sample, seed, attempts, max_attempts, spec, result, created, updated "
-                   "FROM runs WHERE id = ?", path_);
+  Statement r(db_,
+              "SELECT id, key, state, domain, sample, seed, attempts, max_attempts, spec, result, "
+              "created, updated "
+              "FROM runs WHERE id = ?",
+              path_);
   r.bind(1, run_id);
   if (!r.step()) return std::nullopt;
-  json run = {{"id", r.integer(0)}, {"key", r.text(1)}, {"state", r.text(2)}, {"domain", r.text(3)},
-              {"sample", r.integer(4)}, {"seed", uint64_t(r.integer(5))}, {"attempts_used", r.integer(6)},
-              {"max_attempts", r.integer(7)}, {"spec", json::parse(r.text(8))},
-              {"result", r.text(9).empty() ? json() : json::parse(r.text(9))}, {"created", r.real(10)},
+  json run = {{"id", r.integer(0)},
+              {"key", r.text(1)},
+              {"state", r.text(2)},
+              {"domain", r.text(3)},
+              {"sample", r.integer(4)},
+              {"seed", uint64_t(r.integer(5))},
+              {"attempts_used", r.integer(6)},
+              {"max_attempts", r.integer(7)},
+              {"spec", json::parse(r.text(8))},
+              {"result", r.text(9).empty() ? json() : json::parse(r.text(9))},
+              {"created", r.real(10)},
               {"updated", r.real(11)}};
   json attempts = json::array();
   Statement a(db_,
               "SELECT a.id, a.worker_id, a.state, a.started, a.ended, a.exit_code, a.reason, "
-              "(SELECT json_extract(body, '$.resumed_from_step') FROM events e WHERE e.attempt_id = a.id AND e.type = 'started') "
+              "(SELECT json_extract(body, '$.resumed_from_step') FROM events e WHERE e.attempt_id "
+              "= a.id AND e.type = 'started') "
               "FROM attempts a WHERE a.run_id = ? ORDER BY a.id",
               path_);
   a.bind(1, run_id);
   while (a.step()) {
-    attempts.push_back({{"id", a.integer(0)}, {"worker", a.text(1)}, {"state", a.text(2)}, {"started", a.real(3)},
+    attempts.push_back({{"id", a.integer(0)},
+                        {"worker", a.text(1)},
+                        {"state", a.text(2)},
+                        {"started", a.real(3)},
                         {"ended", a.is_null(4) ? json() : json(a.real(4))},
                         {"exit_code", a.is_null(5) ? json() : json(a.integer(5))},
                         {"reason", a.is_null(6) ? json() : json(a.text(6))},
@@ -87,10 +122,14 @@ std::optional<json> Store::run_detail(int64_t run_id) {
   run["attempts"] = attempts;
   json checkpoints = json::array();
   for (const auto& c : this->checkpoints(run_id))
-    checkpoints.push_back({{"step", c.step}, {"sha256", c.sha256}, {"bytes", c.bytes}, {"path", c.path}});
+    checkpoints.push_back(
+        {{"step", c.step}, {"sha256", c.sha256}, {"bytes", c.bytes}, {"path", c.path}});
   run["checkpoints"] = checkpoints;
   json sweeps = json::array();
-  Statement w(db_, "SELECT s.name FROM sweeps s JOIN sweep_runs sr ON sr.sweep_id = s.id WHERE sr.run_id = ? ORDER BY s.id", path_);
+  Statement w(db_,
+              "SELECT s.name FROM sweeps s JOIN sweep_runs sr ON sr.sweep_id = s.id WHERE "
+              "sr.run_id = ? ORDER BY s.id",
+              path_);
   w.bind(1, run_id);
   while (w.step()) sweeps.push_back(w.text(0));
   run["sweeps"] = sweeps;
@@ -98,10 +137,11 @@ std::optional<json> Store::run_detail(int64_t run_id) {
 }
 
 std::vector<MetricPoint> Store::metric_series(int64_t run_id, const std::string& name) {
-  Statement s(db_,
-              "SELECT m.attempt_id, m.step, m.value FROM metrics m JOIN attempts a ON a.id = m.attempt_id "
-              "WHERE a.run_id = ? AND m.name = ? ORDER BY m.attempt_id, m.step",
-              path_);
+  Statement s(
+      db_,
+      "SELECT m.attempt_id, m.step, m.value FROM metrics m JOIN attempts a ON a.id = m.attempt_id "
+      "WHERE a.run_id = ? AND m.name = ? ORDER BY m.attempt_id, m.step",
+      path_);
   s.bind(1, run_id).bind(2, name);
   std::vector<MetricPoint> out;
   while (s.step()) out.push_back({s.integer(0), s.integer(1), s.real(2)});
@@ -110,12 +150,17 @@ std::vector<MetricPoint> Store::metric_series(int64_t run_id, const std::string&
 
 json Store::run_events(int64_t run_id, int64_t after_id, int64_t limit) {
   Statement s(db_,
-              "SELECT e.id, e.attempt_id, e.seq, e.body FROM events e JOIN attempts a ON a.id = e.attempt_id "
+              "SELECT e.id, e.attempt_id, e.seq, e.body FROM events e JOIN attempts a ON a.id = "
+              "e.attempt_id "
               "WHERE a.run_id = ? AND e.id > ? ORDER BY e.id LIMIT ?",
               path_);
   s.bind(1, run_id).bind(2, after_id).bind(3, limit);
   json out = json::array();
-  while (s.step()) out.push_back({{"id", s.integer(0)}, {"attempt", s.integer(1)}, {"seq", s.integer(2)}, {"event", json::parse(s.text(3))}});
+  while (s.step())
+    out.push_back({{"id", s.integer(0)},
+                   {"attempt", s.integer(1)},
+                   {"seq", s.integer(2)},
+                   {"event", json::parse(s.text(3))}});
   return out;
 }
 

@@ -26,12 +26,15 @@ void ZapHandler::answer() {
     ok = allowed_.count(client) > 0;
   }
   if (!ok) {
-    std::fprintf(stderr, "coordinator: refused a %s connection from %s with key %s: not a known worker key\n",
-                 mechanism.c_str(), address.c_str(), client.c_str());
+    std::fprintf(
+        stderr,
+        "coordinator: refused a %s connection from %s with key %s: not a known worker key\n",
+        mechanism.c_str(), address.c_str(), client.c_str());
   }
   const std::string code = ok ? "200" : "400", text = ok ? "OK" : "unknown worker key", metadata;
-  std::vector<zmq::const_buffer> reply{zmq::buffer(version), zmq::buffer(request_id), zmq::buffer(code),
-                                       zmq::buffer(text),    zmq::buffer(client),     zmq::buffer(metadata)};
+  std::vector<zmq::const_buffer> reply{zmq::buffer(version), zmq::buffer(request_id),
+                                       zmq::buffer(code),    zmq::buffer(text),
+                                       zmq::buffer(client),  zmq::buffer(metadata)};
   zmq::send_multipart(socket_, reply);
 }
 

@@ -17,12 +17,16 @@ using json = nlohmann::json;
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr auto kAnswerWait = std::chrono::seconds(5);  // a REQUEST unanswered this long is asked again
+constexpr auto kAnswerWait =
+    std::chrono::seconds(5);  // a REQUEST unanswered this long is asked again
 
 class Agent {
  public:
   Agent(const AgentOptions& o, const std::atomic<bool>& stop)
-      : o_(o), stop_(stop), link_(o.coordinator, o.id, o.curve), slots_(split_slots(o.gpus, o.slots)),
+      : o_(o),
+        stop_(stop),
+        link_(o.coordinator, o.id, o.curve),
+        slots_(split_slots(o.gpus, o.slots)),
         busy_(slots_.size(), nullptr) {}
 
   int run() {
@@ -31,10 +35,11 @@ class Agent {
       step_attempts();
       tick();
       if (stop_) {
-        if (attempts_.empty() || link_.silent_seconds() > 5) return 0;  // shutting down: DONEs sent, or nobody listens
+        if (attempts_.empty() || link_.silent_seconds() > 5)
+          return 0;  // shutting down: DONEs sent, or nobody listens
       } else if (o_.give_up_after > 0 && link_.silent_seconds() > o_.give_up_after) {
-        std::fprintf(stderr, "worker %s: no word from %s for %.0f s; giving up\n", o_.id.c_str(), o_.coordinator.c_str(),
-                     link_.silent_seconds());
+        std::fprintf(stderr, "worker %s: no word from %s for %.0f s; giving up\n", o_.id.c_str(),
+                     o_.coordinator.c_str(), link_.silent_seconds());
         return 1;
       } else if (idle_and_told_so_) {
         return 0;
@@ -55,8 +60,12 @@ class Agent {
   void ready() {
     char host[256] = "?";
     ::gethostname(host, sizeof host);
-    link_.send(MessageType::kReady, {{"worker", o_.id}, {"host", host}, {"version", kVersion}, {"slots", slots_.size()},
-                                     {"gpus", gpus_json(o_.gpus)}, {"attempts", live_ids()}});
+    link_.send(MessageType::kReady, {{"worker", o_.id},
+                                     {"host", host},
+                                     {"version", kVersion},
+                                     {"slots", slots_.size()},
+                                     {"gpus", gpus_json(o_.gpus)},
+                                     {"attempts", live_ids()}});
   }
 
   // Heartbeats and Paranoid Pirate reconnects; every second, what is unacknowledged goes again.
@@ -103,7 +112,8 @@ class Agent {
     if (m.type == MessageType::kLease) return start(m);
     if (m.type == MessageType::kNoWork) {
       asked_ = false;
-      next_request_ = Clock::now() + std::chrono::milliseconds(m.body["retry_after_ms"].get<int64_t>());
+      next_request_ =
+          Clock::now() + std::chrono::milliseconds(m.body["retry_after_ms"].get<int64_t>());
       idle_and_told_so_ = o_.exit_when_idle && attempts_.empty();
       return;
     }
@@ -116,10 +126,11 @@ class Agent {
     asked_ = false;
     const auto slot = std::find(busy_.begin(), busy_.end(), nullptr);
     if (slot == busy_.end()) return;  // more leases than slots cannot happen: one REQUEST at a time
-    std::fprintf(stderr, "worker %s: attempt %lld of run %s%s\n", o_.id.c_str(),
-                 static_cast<long long>(lease.body["attempt"].get<int64_t>()),
-                 lease.body["run"]["key"].get<std::string>().substr(0, 12).c_str(),
-                 lease.body["resume"].is_null() ? "" : " (resuming from the coordinator's checkpoint)");
+    std::fprintf(
+        stderr, "worker %s: attempt %lld of run %s%s\n", o_.id.c_str(),
+        static_cast<long long>(lease.body["attempt"].get<int64_t>()),
+        lease.body["run"]["key"].get<std::string>().substr(0, 12).c_str(),
+        lease.body["resume"].is_null() ? "" : " (resuming from the coordinator's checkpoint)");
     Attempt& a = attempts_.emplace_back(link_, lease, slots_[size_t(slot - busy_.begin())], o_);
     *slot = &a;
     // Preparing and fetching block; the other slots and the heartbeats go on meanwhile.

@@ -19,16 +19,17 @@
 namespace tallrec {
 
 struct AgentOptions {
-  std::string coordinator;        // tcp://host:port
-  std::string id;                 // routing id (default: host-pid)
-  std::filesystem::path work_dir; // token cache and run folders
-  bool exit_when_idle = false;    // return when the coordinator has no work (tests, batch use)
-  int threads = 0;                // CPU threads per trainer (0: tallrec-train's default, all cores)
-  double give_up_after = 0;       // seconds without a word from the coordinator before exiting 1 (0: never)
-  int cancel_grace_seconds = 10;  // SIGTERM, then SIGKILL after this long
+  std::string coordinator;         // tcp://host:port
+  std::string id;                  // routing id (default: host-pid)
+  std::filesystem::path work_dir;  // token cache and run folders
+  bool exit_when_idle = false;     // return when the coordinator has no work (tests, batch use)
+  int threads = 0;  // CPU threads per trainer (0: tallrec-train's default, all cores)
+  double give_up_after =
+      0;  // seconds without a word from the coordinator before exiting 1 (0: never)
+  int cancel_grace_seconds = 10;     // SIGTERM, then SIGKILL after this long
   std::optional<CurveClient> curve;  // CURVE keys, when the coordinator requires them
-  int slots = 1;                  // attempts run at once
-  std::vector<GpuInfo> gpus;      // shared evenly by the slots (none: CPU)
+  int slots = 1;                     // attempts run at once
+  std::vector<GpuInfo> gpus;         // shared evenly by the slots (none: CPU)
 };
 
 // Returns 0 when stopped or idle (with exit_when_idle), 1 when the coordinator stayed silent

@@ -14,36 +14,45 @@ namespace tallrec {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-Attempt::Attempt(CoordinatorLink& link, const Message& lease, const SlotResources& slot, const AgentOptions& options)
+Attempt::Attempt(CoordinatorLink& link, const Message& lease, const SlotResources& slot,
+                 const AgentOptions& options)
     : link_(link), options_(options), slot_(slot), lease_(lease), id_(lease.body["attempt"]) {
-  run_dir_ = options.work_dir / "runs" /
-             (lease.body["run"]["key"].get<std::string>().substr(0, 16) + "-a" + std::to_string(id_));
+  run_dir_ =
+      options.work_dir / "runs" /
+      (lease.body["run"]["key"].get<std::string>().substr(0, 16) + "-a" + std::to_string(id_));
 }
 
 void Attempt::log_event(const json& event) const {
   const std::string type = event.value("type", "");
   char what[512];
   if (type == "progress" && event.contains("loss") && event["loss"].is_number())
-    std::snprintf(what, sizeof what, "step %lld loss %.4f lr %.3g", static_cast<long long>(event.value("step", int64_t(0))),
+    std::snprintf(what, sizeof what, "step %lld loss %.4f lr %.3g",
+                  static_cast<long long>(event.value("step", int64_t(0))),
                   event["loss"].get<double>(), event.value("lr", 0.0));
   else if (type == "eval" && event.contains("val_auc") && event["val_auc"].is_number())
     std::snprintf(what, sizeof what, "step %lld val AUC %.4f (best %.4f at step %lld)",
-                  static_cast<long long>(event.value("step", int64_t(0))), event["val_auc"].get<double>(),
-                  event.value("best_val_auc", 0.0), static_cast<long long>(event.value("best_step", int64_t(0))));
+                  static_cast<long long>(event.value("step", int64_t(0))),
+                  event["val_auc"].get<double>(), event.value("best_val_auc", 0.0),
+                  static_cast<long long>(event.value("best_step", int64_t(0))));
   else if (type == "finished")
-    std::snprintf(what, sizeof what, "finished: best val AUC %.4f at step %lld, test AUC %s", event.value("best_val_auc", 0.0),
-                  static_cast<long long>(event.value("best_step", int64_t(0))), event.value("test_auc", json::object()).dump().c_str());
+    std::snprintf(what, sizeof what, "finished: best val AUC %.4f at step %lld, test AUC %s",
+                  event.value("best_val_auc", 0.0),
+                  static_cast<long long>(event.value("best_step", int64_t(0))),
+                  event.value("test_auc", json::object()).dump().c_str());
   else if (type == "failed")
-    std::snprintf(what, sizeof what, "failed (%s): %.400s", event.value("retryable", true) ? "retryable" : "not retryable",
+    std::snprintf(what, sizeof what, "failed (%s): %.400s",
+                  event.value("retryable", true) ? "retryable" : "not retryable",
                   event.value("reason", std::string("?")).c_str());
   else
     return;
   const std::time_t now = std::time(nullptr);
   char stamp[32];
   std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-  std::fprintf(stderr, "%s worker %s: run %s attempt %lld (id %lld): %s\n", stamp, options_.id.c_str(),
+  std::fprintf(stderr, "%s worker %s: run %s attempt %lld (id %lld): %s\n", stamp,
+               options_.id.c_str(),
                lease_.body["run"]["key"].get<std::string>().substr(0, 12).c_str(),
-               static_cast<long long>(lease_.body.value("number", int64_t(0))), static_cast<long long>(id_), what);
+               static_cast<long long>(lease_.body.value("number", int64_t(0))),
+               static_cast<long long>(id_), what);
 }
 
 void Attempt::emit(MessageType type, json body) {
@@ -61,7 +70,8 @@ void Attempt::restart_uploads() {
   if (uploader_) uploader_->restart();
 }
 
-void Attempt::start(const std::function<bool()>& keep_alive, const std::function<void(const Message&)>& elsewhere) {
+void Attempt::start(const std::function<bool()>& keep_alive,
+                    const std::function<void(const Message&)>& elsewhere) {
   // Tokenizing can take a while on a cold cache: it runs on a thread of its own while
   // `keep_alive` sends the heartbeats that keep every lease of this worker alive.
   fs::path spec;
@@ -86,16 +96,20 @@ void Attempt::start(const std::function<bool()>& keep_alive, const std::function
   preparing.join();
   try {
     if (failure) std::rethrow_exception(failure);
-    switch (fetch_checkpoints(link_, id_, lease_.body["resume"], run_dir_ / "checkpoints", keep_alive, elsewhere)) {
+    switch (fetch_checkpoints(link_, id_, lease_.body["resume"], run_dir_ / "checkpoints",
+                              keep_alive, elsewhere)) {
       case FetchResult::kCanceled:
         lost_ = true;
         return;
       case FetchResult::kFailed:  // starting over gives the same result, only later
-        std::fprintf(stderr, "worker %s: could not fetch the resume checkpoint; attempt %lld starts from step 0\n",
-                     options_.id.c_str(), static_cast<long long>(id_));
+        std::fprintf(
+            stderr,
+            "worker %s: could not fetch the resume checkpoint; attempt %lld starts from step 0\n",
+            options_.id.c_str(), static_cast<long long>(id_));
         fs::remove_all(run_dir_ / "checkpoints");
         break;
-      case FetchResult::kFetched: break;
+      case FetchResult::kFetched:
+        break;
     }
     trainer_.emplace(spec, run_dir_, slot_.visible_devices());
     uploader_.emplace(link_, id_, run_dir_ / "upload");
@@ -103,8 +117,10 @@ void Attempt::start(const std::function<bool()>& keep_alive, const std::function
     // Bad data or a bad spec fails the run; anything else here (a full disk, say) is this
     // worker's trouble, and another attempt may well succeed.
     const bool retryable = dynamic_cast<const InputError*>(&e) == nullptr;
-    emit(MessageType::kEvent, {{"event", {{"type", "failed"}, {"reason", e.what()}, {"retryable", retryable}}}});
-    emit(MessageType::kDone, {{"exit_code", retryable ? 1 : 2}, {"signal", nullptr}, {"stderr_tail", e.what()}});
+    emit(MessageType::kEvent,
+         {{"event", {{"type", "failed"}, {"reason", e.what()}, {"retryable", retryable}}}});
+    emit(MessageType::kDone,
+         {{"exit_code", retryable ? 1 : 2}, {"signal", nullptr}, {"stderr_tail", e.what()}});
     done_sent_ = true;
   }
 }
@@ -116,14 +132,16 @@ void Attempt::step(bool stopping) {
     if (event.is_discarded() || !event.is_object() || lost_) continue;
     log_event(event);
     emit(MessageType::kEvent, {{"event", event}});
-    if (event.value("type", "") == "checkpoint" && event.contains("path")) uploader_->add(event["path"].get<std::string>());
+    if (event.value("type", "") == "checkpoint" && event.contains("path"))
+      uploader_->add(event["path"].get<std::string>());
   }
   if (lost_ || stopping) trainer_->terminate(std::chrono::seconds(options_.cancel_grace_seconds));
   // DONE only after every checkpoint is stored, so a succeeded run has its best one.
   if (!lost_ && !done_sent_ && trainer_->finished() && (uploader_->idle() || stopping)) {
-    emit(MessageType::kDone, {{"exit_code", trainer_->exit_code()},
-                              {"signal", trainer_->signal() ? json(*trainer_->signal()) : json(nullptr)},
-                              {"stderr_tail", trainer_->stderr_tail(4096)}});
+    emit(MessageType::kDone,
+         {{"exit_code", trainer_->exit_code()},
+          {"signal", trainer_->signal() ? json(*trainer_->signal()) : json(nullptr)},
+          {"stderr_tail", trainer_->stderr_tail(4096)}});
     done_sent_ = true;
   }
   if (!lost_) uploader_->pump();
@@ -133,17 +151,21 @@ bool Attempt::handle(const Message& m) {
   if (uploader_ && uploader_->handle(m)) return true;
   if (m.body.value("attempt", int64_t(-1)) != id_) return false;
   if (m.type == MessageType::kAck) {
-    unacked_.erase(m.body["seq"].get<int64_t>());  // that message only: an earlier one may have been lost
+    unacked_.erase(
+        m.body["seq"].get<int64_t>());  // that message only: an earlier one may have been lost
   } else if (m.type == MessageType::kCancel ||
              (m.type == MessageType::kError && m.body.value("code", "") == "stale-attempt")) {
-    if (!lost_) std::fprintf(stderr, "worker %s: attempt %lld is no longer ours; stopping it\n", options_.id.c_str(),
-                             static_cast<long long>(id_));
+    if (!lost_)
+      std::fprintf(stderr, "worker %s: attempt %lld is no longer ours; stopping it\n",
+                   options_.id.c_str(), static_cast<long long>(id_));
     lost_ = true;
     unacked_.clear();
   } else if (m.type == MessageType::kError) {
-    // Refused as malformed: sent again unchanged it would be refused again (docs/protocol.md §3.10).
-    std::fprintf(stderr, "worker %s: the coordinator refused a message of attempt %lld: %s\n", options_.id.c_str(),
-                 static_cast<long long>(id_), m.body.value("message", "").c_str());
+    // Refused as malformed: sent again unchanged it would be refused again (docs/protocol.md
+    // §3.10).
+    std::fprintf(stderr, "worker %s: the coordinator refused a message of attempt %lld: %s\n",
+                 options_.id.c_str(), static_cast<long long>(id_),
+                 m.body.value("message", "").c_str());
     unacked_.clear();
   }
   return true;

@@ -19,13 +19,15 @@ namespace tallrec {
 
 class Attempt {
  public:
-  Attempt(CoordinatorLink& link, const Message& lease, const SlotResources& slot, const AgentOptions& options);
+  Attempt(CoordinatorLink& link, const Message& lease, const SlotResources& slot,
+          const AgentOptions& options);
   int64_t id() const { return id_; }
 
   // Prepares the data, fetches the checkpoints to resume from and starts the trainer. It blocks;
   // `keep_alive` runs about every 100 ms meanwhile (heartbeats, the other slots) and returns
   // false to abandon, and `elsewhere` gets the messages that are not for this fetch.
-  void start(const std::function<bool()>& keep_alive, const std::function<void(const Message&)>& elsewhere);
+  void start(const std::function<bool()>& keep_alive,
+             const std::function<void(const Message&)>& elsewhere);
   // Relays the trainer's output, pumps uploads, sends DONE when due, stops a lost attempt.
   void step(bool stopping);
   // Takes a message about this attempt (ACK, CANCEL, ERROR, upload CREDIT); false if not its.

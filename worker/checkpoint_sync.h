@@ -43,7 +43,7 @@ class CheckpointUploader {
   int64_t attempt_;
   std::filesystem::path staging_root_;
   std::deque<Staged> queue_;  // staged folders; the front is in flight
-  std::string transfer_;                     // id of the front's transfer ("" until offered)
+  std::string transfer_;      // id of the front's transfer ("" until offered)
   int64_t credit_ = 0;
   size_t file_ = 0;
   int64_t offset_ = 0;
@@ -59,7 +59,8 @@ enum class FetchResult { kFetched, kFailed, kCanceled };
 // `on_idle` runs about every 100 ms (heartbeats); it returns false to abandon the fetch.
 // Messages that are not about this fetch go to `elsewhere` (the worker's other attempts).
 FetchResult fetch_checkpoints(CoordinatorLink& link, int64_t attempt, const nlohmann::json& resume,
-                              const std::filesystem::path& checkpoints_dir, const std::function<bool()>& on_idle,
+                              const std::filesystem::path& checkpoints_dir,
+                              const std::function<bool()>& on_idle,
                               const std::function<void(const Message&)>& elsewhere);
 
 }  // namespace tallrec

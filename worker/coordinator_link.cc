@@ -11,8 +11,11 @@ constexpr auto kSilenceLimit = std::chrono::seconds(5);
 constexpr auto kMaxBackoff = std::chrono::seconds(32);
 }  // namespace
 
-CoordinatorLink::CoordinatorLink(std::string endpoint, std::string worker_id, std::optional<CurveClient> curve)
-    : endpoint_(std::move(endpoint)), id_(std::move(worker_id)), curve_(std::move(curve)),
+CoordinatorLink::CoordinatorLink(std::string endpoint, std::string worker_id,
+                                 std::optional<CurveClient> curve)
+    : endpoint_(std::move(endpoint)),
+      id_(std::move(worker_id)),
+      curve_(std::move(curve)),
       context_(std::make_unique<zmq::context_t>(1)) {
   open();
 }
@@ -53,7 +56,8 @@ std::optional<Message> CoordinatorLink::receive(int ms) {
   }
   if (!(items[0].revents & ZMQ_POLLIN)) return std::nullopt;
   std::vector<zmq::message_t> parts;
-  if (!zmq::recv_multipart(*socket_, std::back_inserter(parts), zmq::recv_flags::dontwait)) return std::nullopt;
+  if (!zmq::recv_multipart(*socket_, std::back_inserter(parts), zmq::recv_flags::dontwait))
+    return std::nullopt;
   last_heard_ = Clock::now();
   backoff_ = std::chrono::seconds(1);
   std::vector<std::string> frames;
@@ -61,7 +65,8 @@ std::optional<Message> CoordinatorLink::receive(int ms) {
   try {
     return decode_message(frames);
   } catch (const ProtocolError& e) {
-    std::fprintf(stderr, "worker %s: dropped a malformed message from the coordinator: %s\n", id_.c_str(), e.what());
+    std::fprintf(stderr, "worker %s: dropped a malformed message from the coordinator: %s\n",
+                 id_.c_str(), e.what());
     return std::nullopt;
   }
 }
@@ -73,8 +78,8 @@ double CoordinatorLink::silent_seconds() const {
 bool CoordinatorLink::reconnect_if_silent() {
   const auto now = Clock::now();
   if (now - last_heard_ < kSilenceLimit || now < next_reconnect_) return false;
-  std::fprintf(stderr, "worker %s: no word from %s for %.0f s; reconnecting\n", id_.c_str(), endpoint_.c_str(),
-               silent_seconds());
+  std::fprintf(stderr, "worker %s: no word from %s for %.0f s; reconnecting\n", id_.c_str(),
+               endpoint_.c_str(), silent_seconds());
   const auto heard = last_heard_;
   open();
   last_heard_ = heard;  // still silent: only an answer counts

@@ -23,7 +23,8 @@ namespace tallrec {
 class CoordinatorLink {
  public:
   // With `curve`, every (re)opened socket authenticates with it.
-  CoordinatorLink(std::string endpoint, std::string worker_id, std::optional<CurveClient> curve = std::nullopt);
+  CoordinatorLink(std::string endpoint, std::string worker_id,
+                  std::optional<CurveClient> curve = std::nullopt);
   ~CoordinatorLink();
 
   void send(MessageType type, const nlohmann::json& body, const std::string& data = "");

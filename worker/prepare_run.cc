@@ -7,7 +7,8 @@
 namespace tallrec {
 
 std::filesystem::path prepare_run(const nlohmann::json& run, const Tokenizer& tokenizer,
-                                  const std::filesystem::path& cache_dir, const std::filesystem::path& run_dir,
+                                  const std::filesystem::path& cache_dir,
+                                  const std::filesystem::path& run_dir,
                                   const nlohmann::json& overrides) {
   try {
     TokenizeOptions options;
@@ -16,28 +17,35 @@ std::filesystem::path prepare_run(const nlohmann::json& run, const Tokenizer& to
       return cached_tokens(tokenizer, records, options, subset, cache_dir).string();
     };
     nlohmann::json tests = nlohmann::json::object();
-    for (const auto& [domain, path] : run.at("tests").items()) tests[domain] = tokens(path, std::nullopt);
+    for (const auto& [domain, path] : run.at("tests").items())
+      tests[domain] = tokens(path, std::nullopt);
     std::optional<FewShotSubset> valid_subset;
-    if (run.contains("valid_sample")) valid_subset = FewShotSubset{run["valid_sample"].get<int64_t>(), 0};
+    if (run.contains("valid_sample"))
+      valid_subset = FewShotSubset{run["valid_sample"].get<int64_t>(), 0};
     nlohmann::json spec = {
         {"base_model", run.at("base_model")},
         {"train_tokens", tokens(run.at("train"), FewShotSubset{run.at("sample"), run.at("seed")})},
         {"valid_tokens", tokens(run.at("valid"), valid_subset)},
         {"test_tokens", tests},
         {"seed", run.at("seed")},
-        {"lora", {{"r", run.at("lora_r")}, {"alpha", run.at("lora_alpha")}, {"dropout", run.at("lora_dropout")},
-                  {"target_modules", run.at("target_modules")}}},
+        {"lora",
+         {{"r", run.at("lora_r")},
+          {"alpha", run.at("lora_alpha")},
+          {"dropout", run.at("lora_dropout")},
+          {"target_modules", run.at("target_modules")}}},
         {"optim", {{"lr", run.at("lr")}}},
         {"epochs", run.at("epochs")},
         {"batch_size", run.at("batch_size")},
         {"micro_batch_size", run.at("micro_batch_size")}};
     if (run.contains("init_adapter")) spec["init_adapter"] = run["init_adapter"];
     if (run.value("max_steps", -1) > 0) spec["max_steps"] = run["max_steps"];
-    for (const char* key : {"dtype", "gradient_checkpointing", "group_by_length", "data_order", "recipe"})
+    for (const char* key :
+         {"dtype", "gradient_checkpointing", "group_by_length", "data_order", "recipe"})
       if (run.contains(key)) spec[key] = run[key];
     // A GPU slot trains in bfloat16 unless the grid chose: LLaMA-7B's weights alone take 27 GB
     // in float32, more than the 24 GB card it targets (TALLRec itself trained in float16).
-    if (!run.contains("dtype") && overrides.value("device", "cpu") != "cpu") spec["dtype"] = "bfloat16";
+    if (!run.contains("dtype") && overrides.value("device", "cpu") != "cpu")
+      spec["dtype"] = "bfloat16";
     spec.update(overrides);
     std::filesystem::create_directories(run_dir);
     write_file_atomically(run_dir / "spec.json", spec.dump(2) + "\n");

@@ -12,7 +12,8 @@ namespace tallrec {
 // Writes `run_dir`/spec.json and returns its path. `overrides` are merged into the trainer spec
 // last (the demo caps max_steps this way).
 std::filesystem::path prepare_run(const nlohmann::json& run, const Tokenizer& tokenizer,
-                                  const std::filesystem::path& cache_dir, const std::filesystem::path& run_dir,
+                                  const std::filesystem::path& cache_dir,
+                                  const std::filesystem::path& run_dir,
                                   const nlohmann::json& overrides = nlohmann::json::object());
 
 }  // namespace tallrec

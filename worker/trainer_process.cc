@@ -15,7 +15,8 @@
 namespace tallrec {
 namespace fs = std::filesystem;
 
-TrainerProcess::TrainerProcess(const fs::path& spec, const fs::path& run_dir, const std::string& visible_devices)
+TrainerProcess::TrainerProcess(const fs::path& spec, const fs::path& run_dir,
+                               const std::string& visible_devices)
     : stderr_file_(run_dir / "trainer.stderr") {
   const fs::path trainer = fs::read_symlink("/proc/self/exe").parent_path() / "tallrec-train";
   int pipe_fds[2];
@@ -24,13 +25,16 @@ TrainerProcess::TrainerProcess(const fs::path& spec, const fs::path& run_dir, co
   // async-signal-safe calls are allowed (this process has ZeroMQ's threads).
   std::vector<std::string> env_strings;
   for (char** e = environ; *e; ++e)
-    if (visible_devices.empty() || std::strncmp(*e, "CUDA_VISIBLE_DEVICES=", 21) != 0) env_strings.push_back(*e);
+    if (visible_devices.empty() || std::strncmp(*e, "CUDA_VISIBLE_DEVICES=", 21) != 0)
+      env_strings.push_back(*e);
   if (!visible_devices.empty()) env_strings.push_back("CUDA_VISIBLE_DEVICES=" + visible_devices);
   std::vector<char*> envp;
   for (auto& s : env_strings) envp.push_back(s.data());
   envp.push_back(nullptr);
-  const std::string spec_arg = spec.string(), out_arg = run_dir.string(), trainer_arg = trainer.string();
-  const char* argv[] = {trainer_arg.c_str(), "train", "--spec", spec_arg.c_str(), "--out", out_arg.c_str(), nullptr};
+  const std::string spec_arg = spec.string(), out_arg = run_dir.string(),
+                    trainer_arg = trainer.string();
+  const char* argv[] = {trainer_arg.c_str(), "train", "--spec", spec_arg.c_str(), "--out",
+                        out_arg.c_str(),     nullptr};
   const std::string err_path = stderr_file_.string();
   const pid_t parent = ::getpid();
   pid_ = ::fork();

@@ -36,8 +36,9 @@ void expect_header(const std::vector<CsvRow>& rows, const std::string& path,
   for (size_t i = 0; i < wanted_prefix.size(); ++i) {
     if (i >= header.size() || header[i] != wanted_prefix[i]) {
       throw input_error_at(path, rows.front().line,
-                           "expected column " + std::to_string(i + 1) + " to be \"" + wanted_prefix[i] +
-                               "\", found \"" + (i < header.size() ? header[i] : std::string()) + "\"");
+                           "expected column " + std::to_string(i + 1) + " to be \"" +
+                               wanted_prefix[i] + "\", found \"" +
+                               (i < header.size() ? header[i] : std::string()) + "\"");
     }
   }
 }
@@ -45,7 +46,8 @@ void expect_header(const std::vector<CsvRow>& rows, const std::string& path,
 double parse_rating(const std::string& field, const std::string& path, size_t line) {
   double value = 0;
   auto [end, ec] = std::from_chars(field.data(), field.data() + field.size(), value);
-  if (field.empty() || ec != std::errc() || end != field.data() + field.size() || !std::isfinite(value)) {
+  if (field.empty() || ec != std::errc() || end != field.data() + field.size() ||
+      !std::isfinite(value)) {
     throw input_error_at(path, line, "bad number for Book-Rating: \"" + field + "\"");
   }
   return value;
@@ -54,7 +56,8 @@ double parse_rating(const std::string& field, const std::string& path, size_t li
 std::string read_latin1_csv_text(const std::filesystem::path& path) {
   std::string raw = read_file(path);
   if (looks_like_utf8_multibyte(raw)) {
-    throw InputError(path.string() + ": bad encoding: the file is UTF-8, but the Book-Crossing dump "
+    throw InputError(path.string() +
+                     ": bad encoding: the file is UTF-8, but the Book-Crossing dump "
                      "is Latin-1 (ISO-8859-1); use the original file");
   }
   return raw;
@@ -62,7 +65,8 @@ std::string read_latin1_csv_text(const std::filesystem::path& path) {
 
 }  // namespace
 
-Splits prepare_bookcrossing(const std::filesystem::path& raw_dir, const BookCrossingOptions& options) {
+Splits prepare_bookcrossing(const std::filesystem::path& raw_dir,
+                            const BookCrossingOptions& options) {
   const auto ratings_path = (raw_dir / "BX-Book-Ratings.csv").string();
   const auto books_path = (raw_dir / "BX-Books.csv").string();
   const std::string ratings_raw = read_latin1_csv_text(ratings_path);
@@ -80,7 +84,8 @@ Splits prepare_bookcrossing(const std::filesystem::path& raw_dir, const BookCros
     if (fields.size() > book_columns) {
       if (options.warn) {
         options.warn(books_path + ":" + std::to_string(book_rows[r].line) + ": skipped: expected " +
-                     std::to_string(book_columns) + " fields, saw " + std::to_string(fields.size()));
+                     std::to_string(book_columns) + " fields, saw " +
+                     std::to_string(fields.size()));
       }
       continue;
     }
@@ -99,14 +104,16 @@ Splits prepare_bookcrossing(const std::filesystem::path& raw_dir, const BookCros
   for (size_t r = 1; r < rating_rows.size(); ++r) {
     const auto& row = rating_rows[r];
     if (row.fields.size() != 3) {
-      throw input_error_at(ratings_path, row.line, "expected 3 fields (User-ID;ISBN;Book-Rating), saw " +
-                                                       std::to_string(row.fields.size()));
+      throw input_error_at(
+          ratings_path, row.line,
+          "expected 3 fields (User-ID;ISBN;Book-Rating), saw " + std::to_string(row.fields.size()));
     }
     long user_id = 0;
     const auto& u = row.fields[0];
     auto [end, ec] = std::from_chars(u.data(), u.data() + u.size(), user_id);
     if (u.empty() || ec != std::errc() || end != u.data() + u.size()) {
-      throw input_error_at(ratings_path, row.line, "bad number for User-ID: \"" + latin1_to_utf8(u) + "\"");
+      throw input_error_at(ratings_path, row.line,
+                           "bad number for User-ID: \"" + latin1_to_utf8(u) + "\"");
     }
     Rating rating{u, row.fields[1], parse_rating(row.fields[2], ratings_path, row.line), row.line};
     auto [it, inserted] = ratings_by_isbn.try_emplace(rating.isbn);
@@ -152,8 +159,8 @@ Splits prepare_bookcrossing(const std::filesystem::path& raw_dir, const BookCros
         "Given the user's preference and unpreference, identify whether the user will like the "
         "target book by answering \"Yes.\" or \"No.\".";
     r.input = "User Preference: " + preference + "\nUser Unpreference: " + unpreference +
-              "\nWhether the user will like the target book \"\"" + target.title + "\" written by " +
-              target.author + "\"?";
+              "\nWhether the user will like the target book \"\"" + target.title +
+              "\" written by " + target.author + "\"?";
     r.output = h.liked[order[n - 1]] ? "Yes." : "No.";
     return r;
   };

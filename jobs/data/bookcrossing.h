@@ -23,13 +23,14 @@
 namespace tallrec {
 
 struct BookCrossingOptions {
-  uint64_t split_seed = 0;          // seeds the user shuffle (TALLRec: unseeded)
-  size_t max_history = 10;          // TALLRec: [:10]
-  int min_ratings_exclusive = 3;    // TALLRec: users with more than 3 ratings
+  uint64_t split_seed = 0;        // seeds the user shuffle (TALLRec: unseeded)
+  size_t max_history = 10;        // TALLRec: [:10]
+  int min_ratings_exclusive = 3;  // TALLRec: users with more than 3 ratings
   // Receives warnings such as skipped malformed rows ("BX-Books.csv:6452: skipped: ...").
   std::function<void(const std::string&)> warn = nullptr;
 };
 
-Splits prepare_bookcrossing(const std::filesystem::path& raw_dir, const BookCrossingOptions& options);
+Splits prepare_bookcrossing(const std::filesystem::path& raw_dir,
+                            const BookCrossingOptions& options);
 
 }  // namespace tallrec

@@ -8,7 +8,8 @@
 namespace tallrec {
 
 std::vector<size_t> few_shot_indices(size_t n, int64_t sample, uint64_t seed) {
-  if (sample < -1) throw InputError("sample must be -1 (all) or a count >= 0, got " + std::to_string(sample));
+  if (sample < -1)
+    throw InputError("sample must be -1 (all) or a count >= 0, got " + std::to_string(sample));
   if (sample > int64_t(n)) {
     throw InputError("sample " + std::to_string(sample) + " exceeds the " + std::to_string(n) +
                      " training records");

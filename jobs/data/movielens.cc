@@ -55,12 +55,13 @@ std::vector<std::string_view> split(std::string_view line, char sep) {
 
 long parse_integer(std::string_view field, const std::string& path, size_t line, const char* what) {
   std::string_view trimmed = field;
-  while (!trimmed.empty() && (trimmed.back() == '\r' || trimmed.back() == ' ')) trimmed.remove_suffix(1);
+  while (!trimmed.empty() && (trimmed.back() == '\r' || trimmed.back() == ' '))
+    trimmed.remove_suffix(1);
   long value = 0;
   auto [end, ec] = std::from_chars(trimmed.data(), trimmed.data() + trimmed.size(), value);
   if (ec != std::errc() || end != trimmed.data() + trimmed.size() || trimmed.empty()) {
-    throw input_error_at(path, line, std::string("bad number for ") + what + ": \"" +
-                                         std::string(field) + "\"");
+    throw input_error_at(
+        path, line, std::string("bad number for ") + what + ": \"" + std::string(field) + "\"");
   }
   return value;
 }
@@ -68,7 +69,8 @@ long parse_integer(std::string_view field, const std::string& path, size_t line,
 // u.item: "id|title|release date|...". Returns titles (UTF-8) in line order.
 std::vector<std::string> read_titles(const std::filesystem::path& path, const std::string& raw) {
   if (looks_like_utf8_multibyte(raw)) {
-    throw InputError(path.string() + ": bad encoding: the file is UTF-8, but MovieLens-100K's u.item "
+    throw InputError(path.string() +
+                     ": bad encoding: the file is UTF-8, but MovieLens-100K's u.item "
                      "is Latin-1 (ISO-8859-1); use the original file");
   }
   std::vector<std::string> titles;
@@ -76,14 +78,16 @@ std::vector<std::string> read_titles(const std::filesystem::path& path, const st
   for (size_t i = 0; i < lines.size(); ++i) {
     auto fields = split(lines[i], '|');
     if (fields.size() < 2) {
-      throw input_error_at(path.string(), i + 1, "expected at least 2 '|'-separated columns, found " +
-                                                     std::to_string(fields.size()));
+      throw input_error_at(
+          path.string(), i + 1,
+          "expected at least 2 '|'-separated columns, found " + std::to_string(fields.size()));
     }
     long id = parse_integer(fields[0], path.string(), i + 1, "movie id");
     if (id != long(i) + 1) {
       // TALLRec looks titles up by position; a file out of order would silently mislabel.
-      throw input_error_at(path.string(), i + 1, "movie id " + std::to_string(id) +
-                                                     " out of order: expected " + std::to_string(i + 1));
+      throw input_error_at(
+          path.string(), i + 1,
+          "movie id " + std::to_string(id) + " out of order: expected " + std::to_string(i + 1));
     }
     titles.push_back(latin1_to_utf8(fields[1]));
   }
@@ -100,7 +104,8 @@ Splits prepare_movielens(const std::filesystem::path& raw_dir, const MovieLensOp
   const std::vector<std::string> titles = read_titles(item_path, item_raw);
 
   if (size_t bad = find_invalid_utf8(data_raw); bad != std::string::npos) {
-    size_t line = 1 + size_t(std::count(data_raw.begin(), data_raw.begin() + std::ptrdiff_t(bad), '\n'));
+    size_t line =
+        1 + size_t(std::count(data_raw.begin(), data_raw.begin() + std::ptrdiff_t(bad), '\n'));
     throw input_error_at(data_path.string(), line, "bad encoding: byte is not valid UTF-8/ASCII");
   }
 
@@ -111,16 +116,18 @@ Splits prepare_movielens(const std::filesystem::path& raw_dir, const MovieLensOp
   for (size_t i = 0; i < lines.size(); ++i) {
     auto fields = split(lines[i], '\t');
     if (fields.size() != 4) {
-      throw input_error_at(data_path.string(), i + 1, "expected 4 tab-separated columns "
-                           "(user, movie, rating, timestamp), found " + std::to_string(fields.size()));
+      throw input_error_at(data_path.string(), i + 1,
+                           "expected 4 tab-separated columns "
+                           "(user, movie, rating, timestamp), found " +
+                               std::to_string(fields.size()));
     }
     parse_integer(fields[0], data_path.string(), i + 1, "user id");
     long movie = parse_integer(fields[1], data_path.string(), i + 1, "movie id");
     long rating = parse_integer(fields[2], data_path.string(), i + 1, "rating");
     parse_integer(fields[3], data_path.string(), i + 1, "timestamp");
     if (movie < 1 || size_t(movie) > titles.size()) {
-      throw input_error_at(data_path.string(), i + 1, "movie id " + std::to_string(movie) +
-                                                          " is not in u.item");
+      throw input_error_at(data_path.string(), i + 1,
+                           "movie id " + std::to_string(movie) + " is not in u.item");
     }
     auto [it, inserted] = by_user.try_emplace(fields[0]);
     if (inserted) user_order.push_back(fields[0]);
@@ -153,8 +160,8 @@ Splits prepare_movielens(const std::filesystem::path& raw_dir, const MovieLensOp
     std::from_chars(movie_id.data(), movie_id.data() + movie_id.size(), id);
     return titles[size_t(id - 1)];
   };
-  auto quoted_list = [&](const std::vector<std::string_view>& movies, const std::vector<bool>& liked,
-                         bool want) {
+  auto quoted_list = [&](const std::vector<std::string_view>& movies,
+                         const std::vector<bool>& liked, bool want) {
     std::string out;
     for (size_t k = 0; k < movies.size(); ++k) {
       if (liked[k] != want) continue;
@@ -184,7 +191,8 @@ Splits prepare_movielens(const std::filesystem::path& raw_dir, const MovieLensOp
   const size_t valid_end = size_t(double(n) * 0.9);
   Splits splits;
   splits.train.assign(records.begin(), records.begin() + std::ptrdiff_t(train_end));
-  splits.valid.assign(records.begin() + std::ptrdiff_t(train_end), records.begin() + std::ptrdiff_t(valid_end));
+  splits.valid.assign(records.begin() + std::ptrdiff_t(train_end),
+                      records.begin() + std::ptrdiff_t(valid_end));
   splits.test.assign(records.begin() + std::ptrdiff_t(valid_end), records.end());
   return splits;
 }

@@ -14,12 +14,13 @@
 namespace tallrec {
 
 struct MovieLensOptions {
-  size_t history_length = 10;   // TALLRec: seq_len = 10
-  size_t max_windows = 10000;   // TALLRec keeps the last 10,000 windows
+  size_t history_length = 10;  // TALLRec: seq_len = 10
+  size_t max_windows = 10000;  // TALLRec keeps the last 10,000 windows
 };
 
 // Reads `raw_dir`/u.data and `raw_dir`/u.item. Throws InputError naming file and line for a
 // missing file, a wrong column count, a bad number, an unknown movie id or a bad encoding.
-Splits prepare_movielens(const std::filesystem::path& raw_dir, const MovieLensOptions& options = {});
+Splits prepare_movielens(const std::filesystem::path& raw_dir,
+                         const MovieLensOptions& options = {});
 
 }  // namespace tallrec

@@ -48,7 +48,8 @@ std::vector<uint32_t> seed_sequence_state(uint64_t seed, size_t n_words) {
     for (size_t dst = 0; dst < kPoolSize; ++dst)
       if (src != dst) pool[dst] = mix(pool[dst], hashmix(pool[src], hash_const));
   for (size_t src = kPoolSize; src < entropy.size(); ++src)
-    for (size_t dst = 0; dst < kPoolSize; ++dst) pool[dst] = mix(pool[dst], hashmix(entropy[src], hash_const));
+    for (size_t dst = 0; dst < kPoolSize; ++dst)
+      pool[dst] = mix(pool[dst], hashmix(entropy[src], hash_const));
 
   std::vector<uint32_t> state(n_words);
   uint32_t hash_b = kInitB;
@@ -100,13 +101,19 @@ uint32_t NumpyPcg64::next_uint32() {
 uint64_t NumpyPcg64::random_interval(uint64_t max) {
   if (max == 0) return 0;
   uint64_t mask = max;
-  mask |= mask >> 1; mask |= mask >> 2; mask |= mask >> 4;
-  mask |= mask >> 8; mask |= mask >> 16; mask |= mask >> 32;
+  mask |= mask >> 1;
+  mask |= mask >> 2;
+  mask |= mask >> 4;
+  mask |= mask >> 8;
+  mask |= mask >> 16;
+  mask |= mask >> 32;
   uint64_t value;
   if (max <= 0xffffffffULL) {
-    while ((value = (next_uint32() & mask)) > max) {}
+    while ((value = (next_uint32() & mask)) > max) {
+    }
   } else {
-    while ((value = (next_uint64() & mask)) > max) {}
+    while ((value = (next_uint64() & mask)) > max) {
+    }
   }
   return value;
 }

@@ -28,11 +28,13 @@ std::vector<PromptRecord> parse_prompt_records(const std::string& text, const st
   };
   if (size_t bad = find_invalid_utf8(text); bad != std::string::npos) {
     throw input_error_at(origin, line_of(bad),
-                         "bad encoding: byte " + std::to_string(bad) + " is not valid UTF-8 "
-                         "(prompt JSON files must be UTF-8)");
+                         "bad encoding: byte " + std::to_string(bad) +
+                             " is not valid UTF-8 "
+                             "(prompt JSON files must be UTF-8)");
   }
   if (size_t deep = find_json_too_deep(text); deep != std::string::npos)
-    throw input_error_at(origin, line_of(deep), "JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    throw input_error_at(origin, line_of(deep),
+                         "JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
   nlohmann::json doc;
   try {
     doc = nlohmann::json::parse(text);
@@ -68,7 +70,8 @@ std::string prompt_records_to_json(const std::vector<PromptRecord>& records) {
   return python_json_dumps(doc, 4);
 }
 
-void write_prompt_records(const std::filesystem::path& path, const std::vector<PromptRecord>& records) {
+void write_prompt_records(const std::filesystem::path& path,
+                          const std::vector<PromptRecord>& records) {
   write_file_atomically(path, prompt_records_to_json(records));
 }
 

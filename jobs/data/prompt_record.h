@@ -26,6 +26,7 @@ std::vector<PromptRecord> parse_prompt_records(const std::string& text, const st
 
 // Writes the array as TALLRec did (Python json.dump(indent=4)), atomically.
 std::string prompt_records_to_json(const std::vector<PromptRecord>& records);
-void write_prompt_records(const std::filesystem::path& path, const std::vector<PromptRecord>& records);
+void write_prompt_records(const std::filesystem::path& path,
+                          const std::vector<PromptRecord>& records);
 
 }  // namespace tallrec

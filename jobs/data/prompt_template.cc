@@ -10,13 +10,16 @@ std::string render(const PromptRecord& r, std::string_view response, PromptTempl
   std::string out;
   // As in TALLRec: an empty input selects the shorter preamble without "### Input:".
   if (!r.input.empty()) {
-    out += "Below is an instruction that describes a task, paired with an input that provides "
-           "further context. Write a response that appropriately completes the request.";
+    out +=
+        "Below is an instruction that describes a task, paired with an input that provides "
+        "further context. Write a response that appropriately completes the request.";
     out += noqa;
-    out += "\n\n### Instruction:\n" + r.instruction + "\n\n### Input:\n" + r.input + "\n\n### Response:\n";
+    out += "\n\n### Instruction:\n" + r.instruction + "\n\n### Input:\n" + r.input +
+           "\n\n### Response:\n";
   } else {
-    out += "Below is an instruction that describes a task. Write a response that appropriately "
-           "completes the request.";
+    out +=
+        "Below is an instruction that describes a task. Write a response that appropriately "
+        "completes the request.";
     out += noqa;
     out += "\n\n### Instruction:\n" + r.instruction + "\n\n### Response:\n";
   }
@@ -29,7 +32,8 @@ std::string render(const PromptRecord& r, std::string_view response, PromptTempl
 PromptTemplate parse_prompt_template(std::string_view name) {
   if (name == "tallrec") return PromptTemplate::kTallrec;
   if (name == "clean") return PromptTemplate::kClean;
-  throw InputError("unknown prompt template \"" + std::string(name) + "\" (expected tallrec or clean)");
+  throw InputError("unknown prompt template \"" + std::string(name) +
+                   "\" (expected tallrec or clean)");
 }
 
 std::string_view prompt_template_name(PromptTemplate t) {

@@ -6,7 +6,8 @@ namespace tallrec {
 
 void PythonRandom::init_genrand(uint32_t s) {
   mt_[0] = s;
-  for (int i = 1; i < 624; ++i) mt_[i] = 1812433253U * (mt_[i - 1] ^ (mt_[i - 1] >> 30)) + uint32_t(i);
+  for (int i = 1; i < 624; ++i)
+    mt_[i] = 1812433253U * (mt_[i - 1] ^ (mt_[i - 1] >> 30)) + uint32_t(i);
   index_ = 624;
 }
 
@@ -23,14 +24,21 @@ PythonRandom::PythonRandom(uint64_t seed) {
   const size_t n = 624, len = key.size();
   for (size_t k = n > len ? n : len; k; --k) {
     mt_[i] = (mt_[i] ^ ((mt_[i - 1] ^ (mt_[i - 1] >> 30)) * 1664525U)) + key[j] + uint32_t(j);
-    ++i; ++j;
-    if (i >= n) { mt_[0] = mt_[n - 1]; i = 1; }
+    ++i;
+    ++j;
+    if (i >= n) {
+      mt_[0] = mt_[n - 1];
+      i = 1;
+    }
     if (j >= len) j = 0;
   }
   for (size_t k = n - 1; k; --k) {
     mt_[i] = (mt_[i] ^ ((mt_[i - 1] ^ (mt_[i - 1] >> 30)) * 1566083941U)) - uint32_t(i);
     ++i;
-    if (i >= n) { mt_[0] = mt_[n - 1]; i = 1; }
+    if (i >= n) {
+      mt_[0] = mt_[n - 1];
+      i = 1;
+    }
   }
   mt_[0] = 0x80000000U;
   index_ = 624;

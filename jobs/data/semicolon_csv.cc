@@ -37,35 +37,61 @@ std::vector<CsvRow> parse_semicolon_csv(std::string_view text, const std::string
         state = State::kStartField;
         [[fallthrough]];
       case State::kStartField:
-        if (c == '"') { state = State::kInQuoted; quote_line = line; }
-        else if (c == ';') end_field();
-        else if (newline) end_record();
-        else { field += c; state = State::kInField; }
+        if (c == '"') {
+          state = State::kInQuoted;
+          quote_line = line;
+        } else if (c == ';')
+          end_field();
+        else if (newline)
+          end_record();
+        else {
+          field += c;
+          state = State::kInField;
+        }
         break;
       case State::kInField:
-        if (c == ';') { end_field(); state = State::kStartField; }
-        else if (newline) end_record();
-        else field += c;
+        if (c == ';') {
+          end_field();
+          state = State::kStartField;
+        } else if (newline)
+          end_record();
+        else
+          field += c;
         break;
       case State::kInQuoted:
-        if (c == '"') state = State::kQuoteInQuoted;
-        else if (newline) field += '\n';
-        else field += c;
+        if (c == '"')
+          state = State::kQuoteInQuoted;
+        else if (newline)
+          field += '\n';
+        else
+          field += c;
         break;
       case State::kQuoteInQuoted:
-        if (c == '"') { field += '"'; state = State::kInQuoted; }
-        else if (c == ';') { end_field(); state = State::kStartField; }
-        else if (newline) end_record();
-        else { field += c; state = State::kInField; }
+        if (c == '"') {
+          field += '"';
+          state = State::kInQuoted;
+        } else if (c == ';') {
+          end_field();
+          state = State::kStartField;
+        } else if (newline)
+          end_record();
+        else {
+          field += c;
+          state = State::kInField;
+        }
         break;
     }
     if (newline) ++line;
   }
   switch (state) {
-    case State::kStartRecord: break;
+    case State::kStartRecord:
+      break;
     case State::kInQuoted:
-      throw input_error_at(origin, quote_line, "a quoted field opened here is never closed (end of file inside quotes)");
-    default: end_record();
+      throw input_error_at(
+          origin, quote_line,
+          "a quoted field opened here is never closed (end of file inside quotes)");
+    default:
+      end_record();
   }
   return rows;
 }

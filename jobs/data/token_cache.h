@@ -10,8 +10,10 @@
 
 namespace tallrec {
 
-std::filesystem::path cached_tokens(const Tokenizer& tokenizer, const std::filesystem::path& records,
-                                    const TokenizeOptions& options, std::optional<FewShotSubset> subset,
+std::filesystem::path cached_tokens(const Tokenizer& tokenizer,
+                                    const std::filesystem::path& records,
+                                    const TokenizeOptions& options,
+                                    std::optional<FewShotSubset> subset,
                                     const std::filesystem::path& cache_dir);
 
 }  // namespace tallrec

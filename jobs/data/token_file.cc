@@ -19,13 +19,18 @@ constexpr size_t kHeaderSize = 64;
 size_t aligned(size_t bytes) { return (bytes + 7) & ~size_t(7); }
 
 struct Layout {
-  size_t train_offsets, eval_offsets, train_ids, eval_ids, prompt_lengths, labels, source_index, total;
+  size_t train_offsets, eval_offsets, train_ids, eval_ids, prompt_lengths, labels, source_index,
+      total;
 };
 
 Layout layout_for(uint64_t records, uint64_t train_tokens, uint64_t eval_tokens) {
   Layout l;
   size_t at = kHeaderSize;
-  auto take = [&](size_t bytes) { size_t start = at; at += aligned(bytes); return start; };
+  auto take = [&](size_t bytes) {
+    size_t start = at;
+    at += aligned(bytes);
+    return start;
+  };
   l.train_offsets = take((records + 1) * 8);
   l.eval_offsets = take((records + 1) * 8);
   l.train_ids = take(train_tokens * 4);
@@ -63,7 +68,8 @@ nlohmann::ordered_json meta_to_json(const TokenizedMeta& m) {
 TokenizedMeta meta_from_json(const std::string& text, const std::string& origin) {
   try {
     const nlohmann::json j = parse_json_from_outside(text, origin);
-    if (!j.is_object() || j.value("format", "") != "tallrec-tokens") throw InputError(origin + ": not a tallrec tokens directory");
+    if (!j.is_object() || j.value("format", "") != "tallrec-tokens")
+      throw InputError(origin + ": not a tallrec tokens directory");
     TokenizedMeta m;
     m.format_version = j.at("format_version");
     if (m.format_version != 1) {
@@ -140,7 +146,8 @@ TokenizedDataset::TokenizedDataset(const fs::path& dir) : dir_(dir) {
   if (records_ != meta_.records) fail("record count differs from meta.json");
   const Layout l = layout_for(header[0], header[1], header[2]);
   if (l.total != mapped_size_) {
-    fail("size is " + std::to_string(mapped_size_) + " bytes, the header implies " + std::to_string(l.total));
+    fail("size is " + std::to_string(mapped_size_) + " bytes, the header implies " +
+         std::to_string(l.total));
   }
   train_offsets_ = reinterpret_cast<const uint64_t*>(base_ + l.train_offsets);
   eval_offsets_ = reinterpret_cast<const uint64_t*>(base_ + l.eval_offsets);
@@ -151,9 +158,11 @@ TokenizedDataset::TokenizedDataset(const fs::path& dir) : dir_(dir) {
   source_index_ = reinterpret_cast<const uint32_t*>(base_ + l.source_index);
 
   auto check_offsets = [&](const uint64_t* off, uint64_t total, const char* name) {
-    if (off[0] != 0 || off[records_] != total) fail(std::string(name) + " offsets do not span the ids");
+    if (off[0] != 0 || off[records_] != total)
+      fail(std::string(name) + " offsets do not span the ids");
     for (size_t i = 0; i < records_; ++i)
-      if (off[i] > off[i + 1]) fail(std::string(name) + " offsets decrease at record " + std::to_string(i));
+      if (off[i] > off[i + 1])
+        fail(std::string(name) + " offsets decrease at record " + std::to_string(i));
   };
   check_offsets(train_offsets_, header[1], "train");
   check_offsets(eval_offsets_, header[2], "eval");
@@ -190,7 +199,8 @@ void TokenizedDataset::verify_checksum() const {
   Sha256 h;
   h.update(base_, mapped_size_);
   if (h.hex_digest() != meta_.tokens_sha256) {
-    throw InputError((dir_ / "tokens.bin").string() + ": SHA-256 differs from meta.json (file corrupted)");
+    throw InputError((dir_ / "tokens.bin").string() +
+                     ": SHA-256 differs from meta.json (file corrupted)");
   }
 }
 

@@ -32,13 +32,13 @@ struct TokenizedMeta {
   int32_t bos_id = 1, eos_id = 2, pad_id = 0;
   int32_t yes_id = -1, no_id = -1;  // looked up from the tokenizer, never hard-coded
   int32_t vocab_size = 0;
-  std::string source;           // the prompt JSON file the records came from
+  std::string source;  // the prompt JSON file the records came from
   std::string source_sha256;
-  bool few_shot = false;        // records are TALLRec's few-shot subset of the source ...
-  int64_t sample = -1;          // ... of this size (-1: all) ...
-  uint64_t seed = 0;            // ... drawn with this seed; otherwise in source order
+  bool few_shot = false;  // records are TALLRec's few-shot subset of the source ...
+  int64_t sample = -1;    // ... of this size (-1: all) ...
+  uint64_t seed = 0;      // ... drawn with this seed; otherwise in source order
   uint64_t records = 0;
-  std::string tokens_sha256;    // of tokens.bin
+  std::string tokens_sha256;  // of tokens.bin
 };
 
 // The arrays, in memory, as the writer builds them.
@@ -51,7 +51,8 @@ struct TokenizedArrays {
 };
 
 // Writes `dir` (meta.json + tokens.bin) atomically; fills meta.records and meta.tokens_sha256.
-void write_tokenized(const std::filesystem::path& dir, TokenizedMeta meta, const TokenizedArrays& arrays);
+void write_tokenized(const std::filesystem::path& dir, TokenizedMeta meta,
+                     const TokenizedArrays& arrays);
 
 // A read-only, memory-mapped view of a tokenized directory. Construction checks the header,
 // the sizes and every offset and id; it throws InputError naming the file on any mismatch.

@@ -30,7 +30,8 @@ AnswerIds lookup_answer_ids(const Tokenizer& tokenizer) {
   return {answer_id("Yes"), answer_id("No")};
 }
 
-std::pair<int32_t, int32_t> special_token_ids(const Tokenizer& tokenizer, const TokenizeOptions& options) {
+std::pair<int32_t, int32_t> special_token_ids(const Tokenizer& tokenizer,
+                                              const TokenizeOptions& options) {
   if (options.special_ids == "llama") return {tokenizer.bos_id(), tokenizer.eos_id()};
   if (options.special_ids == "decapoda") return {0, 0};
   throw InputError("special ids \"" + options.special_ids + "\": expected llama or decapoda");
@@ -75,9 +76,10 @@ TokenizeSummary tokenize_file(const Tokenizer& tokenizer, const std::filesystem:
   if (!options.allow_unlabeled)
     for (size_t index : indices)
       if (answer_label(records[index]) < 0)
-        throw InputError(records_path.string() + ": record " + std::to_string(index) + ": output \"" +
-                         printable_utf8(records[index].output.substr(0, 40)) +
-                         "\" is neither \"Yes.\" nor \"No.\" (--allow-unlabeled tokenizes such records for training and "
+        throw InputError(records_path.string() + ": record " + std::to_string(index) +
+                         ": output \"" + printable_utf8(records[index].output.substr(0, 40)) +
+                         "\" is neither \"Yes.\" nor \"No.\" (--allow-unlabeled tokenizes such "
+                         "records for training and "
                          "leaves them out of the AUC)");
   TokenizedArrays arrays;
   tokenize_records(tokenizer, records, indices, options, arrays);
@@ -85,9 +87,11 @@ TokenizeSummary tokenize_file(const Tokenizer& tokenizer, const std::filesystem:
   // would fail at its first evaluation ("only one class"). Refuse it here, where it is clear.
   const auto cutoff = uint32_t(options.cutoff_len);
   if (!options.allow_cut_answers && !arrays.prompt_lengths.empty() &&
-      std::all_of(arrays.prompt_lengths.begin(), arrays.prompt_lengths.end(), [&](uint32_t p) { return p >= cutoff; }))
+      std::all_of(arrays.prompt_lengths.begin(), arrays.prompt_lengths.end(),
+                  [&](uint32_t p) { return p >= cutoff; }))
     throw InputError(records_path.string() + ": cutoff_len " + std::to_string(options.cutoff_len) +
-                     " cuts the answer off every record (raise it; TALLRec's is 512; --allow-cut-answers to tokenize anyway)");
+                     " cuts the answer off every record (raise it; TALLRec's is 512; "
+                     "--allow-cut-answers to tokenize anyway)");
 
   TokenizeSummary summary;
   summary.answers = lookup_answer_ids(tokenizer);
@@ -114,8 +118,8 @@ TokenizeSummary tokenize_file(const Tokenizer& tokenizer, const std::filesystem:
   summary.train_tokens = arrays.train_ids.size();
   summary.eval_tokens = arrays.eval_ids.size();
   for (size_t i = 0; i + 1 < arrays.train_offsets.size(); ++i) {
-    summary.max_train_length =
-        std::max<size_t>(summary.max_train_length, arrays.train_offsets[i + 1] - arrays.train_offsets[i]);
+    summary.max_train_length = std::max<size_t>(
+        summary.max_train_length, arrays.train_offsets[i + 1] - arrays.train_offsets[i]);
   }
   return summary;
 }

@@ -35,7 +35,8 @@ struct TokenizeOptions {
 };
 
 // The BOS and EOS ids that `options.special_ids` asks for; InputError for an unknown name.
-std::pair<int32_t, int32_t> special_token_ids(const Tokenizer& tokenizer, const TokenizeOptions& options);
+std::pair<int32_t, int32_t> special_token_ids(const Tokenizer& tokenizer,
+                                              const TokenizeOptions& options);
 
 struct AnswerIds {
   int32_t yes, no;

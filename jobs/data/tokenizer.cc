@@ -16,7 +16,8 @@ Tokenizer::Tokenizer(const std::filesystem::path& model_path) : impl_(std::make_
   std::string bytes = read_file(model_path);
   auto status = impl_->sp.LoadFromSerializedProto(bytes);
   if (!status.ok()) {
-    throw InputError(model_path.string() + ": not a SentencePiece model (" + status.ToString() + ")");
+    throw InputError(model_path.string() + ": not a SentencePiece model (" + status.ToString() +
+                     ")");
   }
   sha256_ = sha256_hex(bytes);
 }

@@ -23,19 +23,21 @@ double lowest_value(at::ScalarType dtype) {
 at::Tensor uniform_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
   const int64_t T = k.size(-2);
   const double scale = 1.0 / std::sqrt(double(q.size(-1)));
-  at::Tensor v_mean = v.mean(-2, /*keepdim=*/true);                                 // [B, Nh, 1, D]
-  at::Tensor k_mean = k.mean(-2, /*keepdim=*/true);                                 // [B, Nh, 1, D]
-  at::Tensor kv = at::matmul(k.transpose(-2, -1), v.detach()) / double(T);          // [B, Nh, D, D]
-  at::Tensor x = (at::matmul(q, kv) - at::matmul(q, k_mean.transpose(-2, -1)) * v_mean.detach()) * scale;  // [B, Nh, T, D]
+  at::Tensor v_mean = v.mean(-2, /*keepdim=*/true);                         // [B, Nh, 1, D]
+  at::Tensor k_mean = k.mean(-2, /*keepdim=*/true);                         // [B, Nh, 1, D]
+  at::Tensor kv = at::matmul(k.transpose(-2, -1), v.detach()) / double(T);  // [B, Nh, D, D]
+  at::Tensor x = (at::matmul(q, kv) - at::matmul(q, k_mean.transpose(-2, -1)) * v_mean.detach()) *
+                 scale;  // [B, Nh, T, D]
   return v_mean + (x - x.detach());
 }
 
 }  // namespace
 
-AttentionMask make_attention_mask(const at::Tensor& attention_mask, int64_t B, int64_t T, at::ScalarType dtype,
-                                  const at::Device& device) {
+AttentionMask make_attention_mask(const at::Tensor& attention_mask, int64_t B, int64_t T,
+                                  at::ScalarType dtype, const at::Device& device) {
   const auto on = at::TensorOptions().device(device);
-  at::Tensor allowed = at::ones({T, T}, on.dtype(at::kBool)).tril().unsqueeze(0).unsqueeze(0);  // [1, 1, T, T]
+  at::Tensor allowed =
+      at::ones({T, T}, on.dtype(at::kBool)).tril().unsqueeze(0).unsqueeze(0);  // [1, 1, T, T]
   if (attention_mask.defined()) allowed = allowed & attention_mask.to(at::kBool).view({B, 1, 1, T});
   allowed = allowed.expand({B, 1, T, T});
   AttentionMask m;
@@ -44,11 +46,13 @@ AttentionMask make_attention_mask(const at::Tensor& attention_mask, int64_t B, i
     m.unattended = unattended;
     allowed = allowed | unattended;
   }
-  m.additive = at::zeros({B, 1, T, T}, on.dtype(dtype)).masked_fill(allowed.logical_not(), lowest_value(dtype));
+  m.additive = at::zeros({B, 1, T, T}, on.dtype(dtype))
+                   .masked_fill(allowed.logical_not(), lowest_value(dtype));
   return m;
 }
 
-at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const AttentionMask& mask) {
+at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                     const AttentionMask& mask) {
   at::Tensor out = at::scaled_dot_product_attention(q, k, v, mask.additive);  // [B, Nh, T, D]
   if (!mask.unattended.defined()) return out;
   return at::where(mask.unattended, uniform_attention(q, k, v), out);

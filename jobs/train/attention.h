@@ -32,6 +32,7 @@ AttentionMask make_attention_mask(const at::Tensor& attention_mask, int64_t batc
                                   at::ScalarType dtype, const at::Device& device);
 
 // q, k, v [B, Nh, T, D] (k and v already repeated to Nh heads) -> [B, Nh, T, D].
-at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const AttentionMask& mask);
+at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                     const AttentionMask& mask);
 
 }  // namespace tallrec

@@ -26,7 +26,9 @@ struct Replay : torch::CustomClassHolder {
   at::Tensor rng_state;
 };
 
-at::Generator generator_for(const at::Device& device) { return at::globalContext().defaultGenerator(device); }
+at::Generator generator_for(const at::Device& device) {
+  return at::globalContext().defaultGenerator(device);
+}
 
 struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
   static at::Tensor forward(AutogradContext* ctx, at::Tensor h, c10::intrusive_ptr<Replay> replay) {
@@ -56,8 +58,8 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
 
 }  // namespace
 
-at::Tensor checkpointed_layer(const LlamaModel& model, int64_t layer, const at::Tensor& h, const LayerContext& ctx,
-                              const ForwardOptions& options) {
+at::Tensor checkpointed_layer(const LlamaModel& model, int64_t layer, const at::Tensor& h,
+                              const LayerContext& ctx, const ForwardOptions& options) {
   auto replay = c10::make_intrusive<Replay>(&model, layer, ctx, options);
   return CheckpointedLayer::apply(h, replay);
 }

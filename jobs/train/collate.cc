@@ -11,7 +11,8 @@ Batch collate_training_batch(const TokenizedDataset& data, std::span<const size_
   size_t longest = 0;
   for (size_t r : records) longest = std::max(longest, data.train_ids(r).size());
   int64_t width = int64_t(longest);
-  if (pad_to_multiple_of > 1) width = (width + pad_to_multiple_of - 1) / pad_to_multiple_of * pad_to_multiple_of;
+  if (pad_to_multiple_of > 1)
+    width = (width + pad_to_multiple_of - 1) / pad_to_multiple_of * pad_to_multiple_of;
   const int64_t rows = int64_t(records.size());
   auto opts = at::TensorOptions().dtype(at::kLong);
   Batch b{at::full({rows, width}, data.meta().pad_id, opts), at::full({rows, width}, 0, opts),

@@ -15,15 +15,18 @@ namespace {
 // (at least 1) update batches, each sorted by length, longest first (a stable sort, as
 // Python's sorted(reverse=True)); the longest sequence overall is swapped to the front, so an
 // out-of-memory error shows on the first step.
-std::vector<size_t> group_by_length(std::vector<size_t> order, const TokenizedDataset& data, int64_t batch) {
+std::vector<size_t> group_by_length(std::vector<size_t> order, const TokenizedDataset& data,
+                                    int64_t batch) {
   const size_t multiple = size_t(std::clamp<int64_t>(int64_t(order.size()) / (batch * 4), 1, 50));
   const size_t mega = multiple * size_t(batch);
   auto length = [&](size_t i) { return data.train_ids(i).size(); };
   for (size_t start = 0; start < order.size(); start += mega) {
     auto end = order.begin() + std::ptrdiff_t(std::min(order.size(), start + mega));
-    std::stable_sort(order.begin() + std::ptrdiff_t(start), end, [&](size_t a, size_t b) { return length(a) > length(b); });
+    std::stable_sort(order.begin() + std::ptrdiff_t(start), end,
+                     [&](size_t a, size_t b) { return length(a) > length(b); });
   }
-  size_t longest = 0;  // the first megabatch whose head is longest (torch.argmax: the first maximum)
+  size_t longest =
+      0;  // the first megabatch whose head is longest (torch.argmax: the first maximum)
   for (size_t k = 0; k < order.size(); k += mega)
     if (length(order[k]) > length(order[longest])) longest = k;
   std::swap(order[0], order[longest]);
@@ -32,9 +35,13 @@ std::vector<size_t> group_by_length(std::vector<size_t> order, const TokenizedDa
 
 }  // namespace
 
-EpochOrders::EpochOrders(const TokenizedDataset& data, const std::string& kind, uint64_t seed, bool group_by_length,
-                         int64_t batch_size)
-    : data_(data), kind_(kind), seed_(seed), group_by_length_(group_by_length), batch_size_(batch_size) {
+EpochOrders::EpochOrders(const TokenizedDataset& data, const std::string& kind, uint64_t seed,
+                         bool group_by_length, int64_t batch_size)
+    : data_(data),
+      kind_(kind),
+      seed_(seed),
+      group_by_length_(group_by_length),
+      batch_size_(batch_size) {
   if (kind_ == "hf") {
     // torch.manual_seed(seed); s = int(torch.empty((), dtype=torch.int64).random_().item())
     at::Generator global = at::detail::createCPUGenerator(seed);
@@ -71,7 +78,8 @@ std::vector<size_t> EpochOrders::order(int64_t epoch) {
 }
 
 std::vector<size_t> micro_batch(const std::vector<size_t>& order, int64_t index, int64_t size) {
-  const size_t begin = std::min(order.size(), size_t(index * size)), end = std::min(order.size(), size_t((index + 1) * size));
+  const size_t begin = std::min(order.size(), size_t(index * size)),
+               end = std::min(order.size(), size_t((index + 1) * size));
   return {order.begin() + std::ptrdiff_t(begin), order.begin() + std::ptrdiff_t(end)};
 }
 

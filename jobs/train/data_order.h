@@ -28,8 +28,8 @@ class EpochOrders {
   // kind "hf": `seed` is HF's TrainingArguments.seed (TALLRec: 42); "seeded": the run's seed.
   // With `group_by_length`, each epoch's order is grouped as HF's LengthGroupedSampler does for
   // update batches of `batch_size` records.
-  EpochOrders(const TokenizedDataset& data, const std::string& kind, uint64_t seed, bool group_by_length,
-              int64_t batch_size);
+  EpochOrders(const TokenizedDataset& data, const std::string& kind, uint64_t seed,
+              bool group_by_length, int64_t batch_size);
 
   // The record order of `epoch`. Epochs are asked for in increasing order (a resumed run starts
   // at a later one; the ones before it are drawn and dropped, as HF's resume does).

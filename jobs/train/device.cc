@@ -36,13 +36,16 @@ int64_t resident_bytes() {
 void select_device(const at::Device& device) {
   if (!device.is_cuda()) return;
   if (!at::detail::getCUDAHooks().isBuilt())
-    throw Error("device " + device.str() + ": this tallrec-train's libtorch was built without CUDA");
-  const int count = at::globalContext().hasCUDA() ? int(at::detail::getCUDAHooks().deviceCount()) : 0;
+    throw Error("device " + device.str() +
+                ": this tallrec-train's libtorch was built without CUDA");
+  const int count =
+      at::globalContext().hasCUDA() ? int(at::detail::getCUDAHooks().deviceCount()) : 0;
   const at::Device indexed = device.has_index() ? device : at::Device(at::kCUDA, 0);
   if (indexed.index() >= count) {
     const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
     throw Error("device " + device.str() + ": this machine shows " + std::to_string(count) +
-                " usable CUDA device(s) (CUDA_VISIBLE_DEVICES=" + (visible ? visible : "unset") + ")");
+                " usable CUDA device(s) (CUDA_VISIBLE_DEVICES=" + (visible ? visible : "unset") +
+                ")");
   }
   c10::impl::getDeviceGuardImpl(indexed.type())->setDevice(indexed);
 }
@@ -63,7 +66,8 @@ int64_t memory_in_use_bytes(const at::Device& device) {
   if (device.is_cpu()) return resident_bytes();
 #ifdef TALLREC_HAVE_DEVICE_ALLOCATOR_STATS
   using c10::CachingDeviceAllocator::StatType;
-  const auto stats = c10::getDeviceAllocator(device.type())->getDeviceStats(device.has_index() ? device.index() : 0);
+  const auto stats = c10::getDeviceAllocator(device.type())
+                         ->getDeviceStats(device.has_index() ? device.index() : 0);
   return stats.allocated_bytes[size_t(StatType::AGGREGATE)].peak;
 #else
   return -1;

@@ -28,12 +28,15 @@ constexpr std::chrono::milliseconds kCollectiveTimeout = std::chrono::hours(2);
 // Both backends are c10d::Backends; the trainer needs two of their collectives.
 class C10dGroup : public ProcessGroup {
  public:
-  C10dGroup(c10::intrusive_ptr<::c10d::Backend> backend, int r, int w) : backend_(std::move(backend)) {
+  C10dGroup(c10::intrusive_ptr<::c10d::Backend> backend, int r, int w)
+      : backend_(std::move(backend)) {
     rank = r;
     world_size = w;
   }
   ~C10dGroup() override { backend_->shutdown(); }  // NCCL: tear the communicators down cleanly
-  void allreduce_sum(std::vector<at::Tensor>& tensors) override { backend_->allreduce(tensors)->wait(); }
+  void allreduce_sum(std::vector<at::Tensor>& tensors) override {
+    backend_->allreduce(tensors)->wait();
+  }
   void broadcast(at::Tensor& tensor, int root) override {
     std::vector<at::Tensor> t{tensor};
     ::c10d::BroadcastOptions options;
@@ -46,8 +49,8 @@ class C10dGroup : public ProcessGroup {
 };
 
 #ifdef USE_C10D_GLOO
-c10::intrusive_ptr<::c10d::Backend> make_gloo_backend(const c10::intrusive_ptr<::c10d::Store>& store, int rank,
-                                                      int world_size) {
+c10::intrusive_ptr<::c10d::Backend> make_gloo_backend(
+    const c10::intrusive_ptr<::c10d::Store>& store, int rank, int world_size) {
   auto options = ::c10d::ProcessGroupGloo::Options::create();
   options->timeout = kCollectiveTimeout;
   options->devices.push_back(::c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
@@ -67,22 +70,26 @@ c10::intrusive_ptr<::c10d::Backend> make_gloo_backend(const c10::intrusive_ptr<:
 
 }  // namespace
 
-std::unique_ptr<ProcessGroup> make_process_group(const std::string& rendezvous_file, int rank, int world_size,
-                                                 const at::Device& device) {
+std::unique_ptr<ProcessGroup> make_process_group(const std::string& rendezvous_file, int rank,
+                                                 int world_size, const at::Device& device) {
   if (device.is_cuda()) {
 #ifdef TALLREC_WITH_NCCL
     auto store = c10::make_intrusive<::c10d::FileStore>(rendezvous_file, world_size);
-    return std::make_unique<C10dGroup>(make_nccl_backend(store, rank, world_size, device, kCollectiveTimeout), rank,
-                                       world_size);
+    return std::make_unique<C10dGroup>(
+        make_nccl_backend(store, rank, world_size, device, kCollectiveTimeout), rank, world_size);
 #else
-    throw InputError("world_size > 1 on CUDA: this tallrec-train was built without NCCL (needs a CUDA libtorch and nccl.h)");
+    throw InputError(
+        "world_size > 1 on CUDA: this tallrec-train was built without NCCL (needs a CUDA libtorch "
+        "and nccl.h)");
 #endif
   }
 #ifdef USE_C10D_GLOO
   auto store = c10::make_intrusive<::c10d::FileStore>(rendezvous_file, world_size);
   return std::make_unique<C10dGroup>(make_gloo_backend(store, rank, world_size), rank, world_size);
 #else
-  throw InputError("world_size > 1 on CPU: this tallrec-train was built without c10d Gloo (install libgloo-dev and rebuild)");
+  throw InputError(
+      "world_size > 1 on CPU: this tallrec-train was built without c10d Gloo (install libgloo-dev "
+      "and rebuild)");
 #endif
 }
 

@@ -25,7 +25,7 @@ class ProcessGroup {
 
 // Joins the group of `world_size` processes meeting at `rendezvous_file` (a shared FileStore),
 // with the backend that `device` calls for.
-std::unique_ptr<ProcessGroup> make_process_group(const std::string& rendezvous_file, int rank, int world_size,
-                                                 const at::Device& device);
+std::unique_ptr<ProcessGroup> make_process_group(const std::string& rendezvous_file, int rank,
+                                                 int world_size, const at::Device& device);
 
 }  // namespace tallrec

@@ -5,9 +5,9 @@
 
 namespace tallrec {
 
-c10::intrusive_ptr<::c10d::Backend> make_nccl_backend(const c10::intrusive_ptr<::c10d::Store>& store, int rank,
-                                                      int world_size, const at::Device& device,
-                                                      std::chrono::milliseconds timeout) {
+c10::intrusive_ptr<::c10d::Backend> make_nccl_backend(
+    const c10::intrusive_ptr<::c10d::Store>& store, int rank, int world_size,
+    const at::Device& device, std::chrono::milliseconds timeout) {
   // NCCL binds a communicator to the current device: make it this rank's before the first call.
   c10::cuda::set_device(device.index());
   auto options = ::c10d::ProcessGroupNCCL::Options::create();

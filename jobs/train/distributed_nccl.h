@@ -11,8 +11,8 @@ namespace tallrec {
 
 // A ProcessGroupNCCL for this rank on `device` (a CUDA device with an index); a collective
 // that waits longer than `timeout` aborts the rank.
-c10::intrusive_ptr<::c10d::Backend> make_nccl_backend(const c10::intrusive_ptr<::c10d::Store>& store, int rank,
-                                                      int world_size, const at::Device& device,
-                                                      std::chrono::milliseconds timeout);
+c10::intrusive_ptr<::c10d::Backend> make_nccl_backend(
+    const c10::intrusive_ptr<::c10d::Store>& store, int rank, int world_size,
+    const at::Device& device, std::chrono::milliseconds timeout);
 
 }  // namespace tallrec

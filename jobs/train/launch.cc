@@ -13,7 +13,8 @@
 namespace tallrec {
 namespace fs = std::filesystem;
 
-int launch_ranks(const std::string& self, const std::string& spec_path, const RunSpec& spec, const fs::path& out_dir) {
+int launch_ranks(const std::string& self, const std::string& spec_path, const RunSpec& spec,
+                 const fs::path& out_dir) {
   fs::create_directories(out_dir);
   const fs::path rendezvous = out_dir / (".rendezvous-" + std::to_string(::getpid()));
   fs::remove(rendezvous);
@@ -23,9 +24,11 @@ int launch_ranks(const std::string& self, const std::string& spec_path, const Ru
     pid_t pid = ::fork();
     if (pid < 0) throw Error(std::string("fork failed: ") + std::strerror(errno));
     if (pid == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // a rank dies with its launcher (a cancelled or killed run)
-      ::execl(self.c_str(), self.c_str(), "train", "--spec", spec_path.c_str(), "--out", out.c_str(), "--rank",
-              rank.c_str(), "--rendezvous", store.c_str(), static_cast<char*>(nullptr));
+      ::prctl(PR_SET_PDEATHSIG,
+              SIGTERM);  // a rank dies with its launcher (a cancelled or killed run)
+      ::execl(self.c_str(), self.c_str(), "train", "--spec", spec_path.c_str(), "--out",
+              out.c_str(), "--rank", rank.c_str(), "--rendezvous", store.c_str(),
+              static_cast<char*>(nullptr));
       ::_exit(127);
     }
     children.push_back(pid);

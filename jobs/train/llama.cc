@@ -27,7 +27,8 @@ struct NamedShape {
 
 // Every tensor of an HF LLaMA checkpoint, in a fixed order, with its shape.
 std::vector<NamedShape> hf_tensor_layout(const LlamaConfig& c) {
-  const int64_t H = c.hidden_size, I = c.intermediate_size, q = c.num_attention_heads * c.head_dim(), kv = c.kv_dim();
+  const int64_t H = c.hidden_size, I = c.intermediate_size,
+                q = c.num_attention_heads * c.head_dim(), kv = c.kv_dim();
   std::vector<NamedShape> out{{"model.embed_tokens.weight", {c.vocab_size, H}}};
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
@@ -48,23 +49,42 @@ std::vector<NamedShape> hf_tensor_layout(const LlamaConfig& c) {
 
 // Assigns tensors named as HF names them to the model's fields.
 void assign(LlamaModel& m, const std::string& name, at::Tensor t) {
-  if (name == "model.embed_tokens.weight") { m.embed_tokens = t; return; }
-  if (name == "model.norm.weight") { m.final_norm = t; return; }
-  if (name == "lm_head.weight") { m.lm_head = t; return; }
+  if (name == "model.embed_tokens.weight") {
+    m.embed_tokens = t;
+    return;
+  }
+  if (name == "model.norm.weight") {
+    m.final_norm = t;
+    return;
+  }
+  if (name == "lm_head.weight") {
+    m.lm_head = t;
+    return;
+  }
   const std::string prefix = "model.layers.";
   size_t dot = name.find('.', prefix.size());
   auto& L = m.layers.at(size_t(std::stoll(name.substr(prefix.size(), dot - prefix.size()))));
   const std::string field = name.substr(dot + 1);
-  if (field == "input_layernorm.weight") L.input_norm = t;
-  else if (field == "self_attn.q_proj.weight") L.q_proj = t;
-  else if (field == "self_attn.k_proj.weight") L.k_proj = t;
-  else if (field == "self_attn.v_proj.weight") L.v_proj = t;
-  else if (field == "self_attn.o_proj.weight") L.o_proj = t;
-  else if (field == "post_attention_layernorm.weight") L.post_norm = t;
-  else if (field == "mlp.gate_proj.weight") L.gate_proj = t;
-  else if (field == "mlp.up_proj.weight") L.up_proj = t;
-  else if (field == "mlp.down_proj.weight") L.down_proj = t;
-  else throw Error("internal: unknown tensor " + name);
+  if (field == "input_layernorm.weight")
+    L.input_norm = t;
+  else if (field == "self_attn.q_proj.weight")
+    L.q_proj = t;
+  else if (field == "self_attn.k_proj.weight")
+    L.k_proj = t;
+  else if (field == "self_attn.v_proj.weight")
+    L.v_proj = t;
+  else if (field == "self_attn.o_proj.weight")
+    L.o_proj = t;
+  else if (field == "post_attention_layernorm.weight")
+    L.post_norm = t;
+  else if (field == "mlp.gate_proj.weight")
+    L.gate_proj = t;
+  else if (field == "mlp.up_proj.weight")
+    L.up_proj = t;
+  else if (field == "mlp.down_proj.weight")
+    L.down_proj = t;
+  else
+    throw Error("internal: unknown tensor " + name);
 }
 
 const at::Tensor& tensor_by_name(const LlamaModel& m, const std::string& name) {
@@ -76,10 +96,14 @@ const at::Tensor& tensor_by_name(const LlamaModel& m, const std::string& name) {
   const auto& L = m.layers.at(size_t(std::stoll(name.substr(prefix.size(), dot - prefix.size()))));
   const std::string field = name.substr(dot + 1);
   static const std::pair<const char*, at::Tensor LlamaLayer::*> fields[] = {
-      {"input_layernorm.weight", &LlamaLayer::input_norm}, {"self_attn.q_proj.weight", &LlamaLayer::q_proj},
-      {"self_attn.k_proj.weight", &LlamaLayer::k_proj},     {"self_attn.v_proj.weight", &LlamaLayer::v_proj},
-      {"self_attn.o_proj.weight", &LlamaLayer::o_proj},     {"post_attention_layernorm.weight", &LlamaLayer::post_norm},
-      {"mlp.gate_proj.weight", &LlamaLayer::gate_proj},     {"mlp.up_proj.weight", &LlamaLayer::up_proj},
+      {"input_layernorm.weight", &LlamaLayer::input_norm},
+      {"self_attn.q_proj.weight", &LlamaLayer::q_proj},
+      {"self_attn.k_proj.weight", &LlamaLayer::k_proj},
+      {"self_attn.v_proj.weight", &LlamaLayer::v_proj},
+      {"self_attn.o_proj.weight", &LlamaLayer::o_proj},
+      {"post_attention_layernorm.weight", &LlamaLayer::post_norm},
+      {"mlp.gate_proj.weight", &LlamaLayer::gate_proj},
+      {"mlp.up_proj.weight", &LlamaLayer::up_proj},
       {"mlp.down_proj.weight", &LlamaLayer::down_proj}};
   for (const auto& [key, member] : fields)
     if (field == key) return L.*member;
@@ -106,7 +130,8 @@ at::Tensor project(const at::Tensor& x, const at::Tensor& w, int64_t layer, cons
       at::Tensor dropped = at::dropout(x, o.lora->config().dropout, o.training);
       // Adapters are fp32 master weights; they compute in the activations' dtype (bf16/fp16 runs).
       const auto dt = x.scalar_type();
-      y = y + at::linear(at::linear(dropped, p->a.to(dt)), p->b.to(dt)) * o.lora->config().scaling();
+      y = y +
+          at::linear(at::linear(dropped, p->a.to(dt)), p->b.to(dt)) * o.lora->config().scaling();
     }
   }
   return y;
@@ -115,10 +140,11 @@ at::Tensor project(const at::Tensor& x, const at::Tensor& w, int64_t layer, cons
 }  // namespace
 
 const at::Tensor& LlamaModel::weight(int64_t layer, const std::string& module) const {
-  const std::string name = module.find("proj") != std::string::npos && (module[0] == 'q' || module[0] == 'k' ||
-                                                                         module[0] == 'v' || module[0] == 'o')
-                               ? "self_attn." + module
-                               : "mlp." + module;
+  const std::string name =
+      module.find("proj") != std::string::npos &&
+              (module[0] == 'q' || module[0] == 'k' || module[0] == 'v' || module[0] == 'o')
+          ? "self_attn." + module
+          : "mlp." + module;
   return tensor_by_name(*this, "model.layers." + std::to_string(layer) + "." + name + ".weight");
 }
 
@@ -128,8 +154,8 @@ void LlamaModel::to(const at::Device& device) {
   final_norm = final_norm.to(device);
   lm_head = tied ? embed_tokens : lm_head.to(device);
   for (auto& l : layers)
-    for (at::Tensor* t : {&l.input_norm, &l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.post_norm, &l.gate_proj, &l.up_proj,
-                          &l.down_proj})
+    for (at::Tensor* t : {&l.input_norm, &l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.post_norm,
+                          &l.gate_proj, &l.up_proj, &l.down_proj})
       *t = t->to(device);
 }
 
@@ -143,13 +169,21 @@ LlamaModel load_hf_model(const fs::path& dir, at::ScalarType dtype, const at::De
   // The weights as HF saves them: safetensors first, else PyTorch .bin (the era of TALLRec's
   // decapoda-research/llama-7b-hf and huggyllama/llama-7b), single file or sharded.
   std::string single, index_name;
-  for (const auto& [file, index] : {std::pair{"model.safetensors", "model.safetensors.index.json"},
-                                    std::pair{"pytorch_model.bin", "pytorch_model.bin.index.json"}}) {
-    if (fs::exists(dir / index)) { index_name = index; break; }
-    if (fs::exists(dir / file)) { single = file; break; }
+  for (const auto& [file, index] :
+       {std::pair{"model.safetensors", "model.safetensors.index.json"},
+        std::pair{"pytorch_model.bin", "pytorch_model.bin.index.json"}}) {
+    if (fs::exists(dir / index)) {
+      index_name = index;
+      break;
+    }
+    if (fs::exists(dir / file)) {
+      single = file;
+      break;
+    }
   }
   if (single.empty() && index_name.empty())
-    throw InputError(dir.string() + ": no model.safetensors, pytorch_model.bin or their .index.json");
+    throw InputError(dir.string() +
+                     ": no model.safetensors, pytorch_model.bin or their .index.json");
   std::map<std::string, std::string> shard_of;  // name -> shard file
   const fs::path index = dir / index_name;
   if (!index_name.empty()) {
@@ -157,7 +191,8 @@ LlamaModel load_hf_model(const fs::path& dir, at::ScalarType dtype, const at::De
       auto j = nlohmann::json::parse(read_file(index));
       for (auto& [name, file] : j.at("weight_map").items()) {
         const std::string f = file.get<std::string>();
-        if (f.find('/') != std::string::npos || f == "..") throw InputError(index.string() + ": shard \"" + f + "\" is not a file name");
+        if (f.find('/') != std::string::npos || f == "..")
+          throw InputError(index.string() + ": shard \"" + f + "\" is not a file name");
         shard_of[name] = f;
       }
     } catch (const nlohmann::json::exception& e) {
@@ -172,7 +207,8 @@ LlamaModel load_hf_model(const fs::path& dir, at::ScalarType dtype, const at::De
     std::string file = single;
     if (!shard_of.empty()) {
       auto it = shard_of.find(name);
-      if (it == shard_of.end()) throw InputError(index.string() + ": missing tensor \"" + name + "\" in weight_map");
+      if (it == shard_of.end())
+        throw InputError(index.string() + ": missing tensor \"" + name + "\" in weight_map");
       file = it->second;
     }
     if (file != open_name) {
@@ -190,8 +226,10 @@ LlamaModel load_llama2c_model(const fs::path& path) {
   const std::string origin = path.string();
   // llama2.c files have no magic; refuse the formats that do, by name, before misreading them.
   if (const WeightFormat f = sniff_weight_file(path); f != WeightFormat::kUnknown) {
-    if (f == WeightFormat::kGitLfsPointer || f == WeightFormat::kTorchLegacy) require_weight_format(path, WeightFormat::kLlama2c);
-    throw InputError(origin + ": is a " + weight_format_name(f) + " file, not a llama2.c checkpoint (an HF model is "
+    if (f == WeightFormat::kGitLfsPointer || f == WeightFormat::kTorchLegacy)
+      require_weight_format(path, WeightFormat::kLlama2c);
+    throw InputError(origin + ": is a " + weight_format_name(f) +
+                     " file, not a llama2.c checkpoint (an HF model is "
                      "passed as its folder)");
   }
   std::string bytes = read_file(path);
@@ -212,14 +250,16 @@ LlamaModel load_llama2c_model(const fs::path& path) {
   c.tie_word_embeddings = shared;
   validate_llama_config(c, origin);
 
-  const int64_t H = c.hidden_size, I = c.intermediate_size, L = c.num_hidden_layers, D = c.head_dim();
+  const int64_t H = c.hidden_size, I = c.intermediate_size, L = c.num_hidden_layers,
+                D = c.head_dim();
   const int64_t q = c.num_attention_heads * D, kv = c.kv_dim();
   size_t at_float = 7;
   const size_t total_floats = (bytes.size()) / 4;
   auto take = [&](std::vector<int64_t> shape) {
     int64_t n = 1;
     for (auto d : shape) n *= d;
-    if ((at_float + size_t(n)) * 4 > bytes.size()) throw InputError(origin + ": truncated (weights end early)");
+    if ((at_float + size_t(n)) * 4 > bytes.size())
+      throw InputError(origin + ": truncated (weights end early)");
     at::Tensor t = at::empty(shape, at::kFloat);
     std::memcpy(t.data_ptr<float>(), bytes.data() + at_float * 4, size_t(n) * 4);
     at_float += size_t(n);
@@ -228,20 +268,27 @@ LlamaModel load_llama2c_model(const fs::path& path) {
   // Meta's interleaved rotary pairs (x0,x1),(x2,x3).. -> HF's halves, per head.
   auto permute = [&](at::Tensor w, int64_t heads) {
     const int64_t rows = w.size(0), cols = w.size(1);
-    return w.view({heads, rows / heads / 2, 2, cols}).transpose(1, 2).reshape({rows, cols}).contiguous();
+    return w.view({heads, rows / heads / 2, 2, cols})
+        .transpose(1, 2)
+        .reshape({rows, cols})
+        .contiguous();
   };
   LlamaModel m;
   m.config = c;
   m.layers.resize(size_t(L));
   m.embed_tokens = take({c.vocab_size, H});
-  at::Tensor att_norm = take({L, H}), wq = take({L, q, H}), wk = take({L, kv, H}), wv = take({L, kv, H});
-  at::Tensor wo = take({L, H, q}), ffn_norm = take({L, H}), w1 = take({L, I, H}), w2 = take({L, H, I});
+  at::Tensor att_norm = take({L, H}), wq = take({L, q, H}), wk = take({L, kv, H}),
+             wv = take({L, kv, H});
+  at::Tensor wo = take({L, H, q}), ffn_norm = take({L, H}), w1 = take({L, I, H}),
+             w2 = take({L, H, I});
   at::Tensor w3 = take({L, I, H});
   m.final_norm = take({H});
   take({c.max_position_embeddings, D / 2});  // freq_cis_real: recomputed from rope_theta
   take({c.max_position_embeddings, D / 2});  // freq_cis_imag
   m.lm_head = shared ? m.embed_tokens : take({c.vocab_size, H});
-  if (at_float != total_floats) throw InputError(origin + ": " + std::to_string(total_floats - at_float) + " unexpected trailing floats");
+  if (at_float != total_floats)
+    throw InputError(origin + ": " + std::to_string(total_floats - at_float) +
+                     " unexpected trailing floats");
   for (int64_t l = 0; l < L; ++l) {
     auto& layer = m.layers[size_t(l)];
     layer.input_norm = att_norm[l].clone();
@@ -279,7 +326,8 @@ void save_hf_model(const LlamaModel& model, const fs::path& dir) {
   fs::create_directories(dir);
   const at::ScalarType dtype = parse_torch_dtype(model.config.torch_dtype);
   std::vector<TensorToWrite> tensors;
-  for (const auto& s : hf_tensor_layout(model.config)) tensors.push_back({s.name, tensor_by_name(model, s.name).to(dtype)});
+  for (const auto& s : hf_tensor_layout(model.config))
+    tensors.push_back({s.name, tensor_by_name(model, s.name).to(dtype)});
   write_safetensors(dir / "model.safetensors", tensors, {{"format", "pt"}});
   write_file_atomically(dir / "config.json", llama_config_json(model.config));
 }
@@ -293,7 +341,8 @@ void write_random_hf_model(const LlamaConfig& config, uint64_t seed, const fs::p
   for (const auto& s : layout) specs.push_back({s.name, dtype, s.shape});
   at::Generator gen = at::detail::createCPUGenerator(seed);
   write_safetensors_streaming(dir / "model.safetensors", specs,
-                              [&](size_t i) { return random_tensor(layout[i], gen, dtype); }, {{"format", "pt"}});
+                              [&](size_t i) { return random_tensor(layout[i], gen, dtype); },
+                              {{"format", "pt"}});
   write_file_atomically(dir / "config.json", llama_config_json(config));
 }
 
@@ -302,13 +351,16 @@ at::Tensor positions_from_mask(const at::Tensor& attention_mask) {
   return pos.masked_fill(attention_mask.eq(0), 1).clamp_min(0);
 }
 
-at::Tensor llama_forward(const LlamaModel& model, const at::Tensor& input_ids, const at::Tensor& attention_mask,
-                         const at::Tensor& position_ids, const ForwardOptions& o) {
-  return at::linear(llama_hidden(model, input_ids, attention_mask, position_ids, o), model.lm_head);  // [B, T, V]
+at::Tensor llama_forward(const LlamaModel& model, const at::Tensor& input_ids,
+                         const at::Tensor& attention_mask, const at::Tensor& position_ids,
+                         const ForwardOptions& o) {
+  return at::linear(llama_hidden(model, input_ids, attention_mask, position_ids, o),
+                    model.lm_head);  // [B, T, V]
 }
 
-at::Tensor llama_hidden(const LlamaModel& model, const at::Tensor& input_ids, const at::Tensor& attention_mask,
-                        const at::Tensor& position_ids, const ForwardOptions& o) {
+at::Tensor llama_hidden(const LlamaModel& model, const at::Tensor& input_ids,
+                        const at::Tensor& attention_mask, const at::Tensor& position_ids,
+                        const ForwardOptions& o) {
   const LlamaConfig& c = model.config;
   const int64_t B = input_ids.size(0), T = input_ids.size(1), D = c.head_dim();
   const auto dtype = model.embed_tokens.scalar_type();
@@ -317,11 +369,16 @@ at::Tensor llama_hidden(const LlamaModel& model, const at::Tensor& input_ids, co
 
   // Rotary tables, computed in fp32 as HF does: angles = pos * inv_freq, emb = [angles, angles].
   const auto on = at::TensorOptions().device(input_ids.device());
-  at::Tensor pos = position_ids.defined() ? position_ids : at::arange(T, on.dtype(at::kLong)).unsqueeze(0).expand({B, T});
-  at::Tensor inv_freq = 1.0 / at::pow(c.rope_theta, at::arange(0, D, 2, on.dtype(at::kLong)).to(at::kFloat) / double(D));
-  at::Tensor angles = pos.to(at::kFloat).unsqueeze(-1) * inv_freq;       // [B, T, D/2]
-  at::Tensor emb = at::cat({angles, angles}, -1);                          // [B, T, D]
-  at::Tensor cos = emb.cos().to(dtype).unsqueeze(1), sin = emb.sin().to(dtype).unsqueeze(1);  // [B, 1, T, D]
+  at::Tensor pos = position_ids.defined()
+                       ? position_ids
+                       : at::arange(T, on.dtype(at::kLong)).unsqueeze(0).expand({B, T});
+  at::Tensor inv_freq =
+      1.0 /
+      at::pow(c.rope_theta, at::arange(0, D, 2, on.dtype(at::kLong)).to(at::kFloat) / double(D));
+  at::Tensor angles = pos.to(at::kFloat).unsqueeze(-1) * inv_freq;  // [B, T, D/2]
+  at::Tensor emb = at::cat({angles, angles}, -1);                   // [B, T, D]
+  at::Tensor cos = emb.cos().to(dtype).unsqueeze(1),
+             sin = emb.sin().to(dtype).unsqueeze(1);  // [B, 1, T, D]
 
   // Causal + padding mask; rows that see no key get HF eager's uniform attention (attention.h).
   const AttentionMask mask = make_attention_mask(attention_mask, B, T, dtype, input_ids.device());
@@ -341,15 +398,18 @@ at::Tensor llama_hidden(const LlamaModel& model, const at::Tensor& input_ids, co
 at::Tensor llama_layer(const LlamaModel& model, int64_t l, at::Tensor h, const LayerContext& ctx,
                        const ForwardOptions& o) {
   const LlamaConfig& c = model.config;
-  const int64_t B = h.size(0), T = h.size(1), Nh = c.num_attention_heads, Nkv = c.num_key_value_heads,
-                D = c.head_dim();
+  const int64_t B = h.size(0), T = h.size(1), Nh = c.num_attention_heads,
+                Nkv = c.num_key_value_heads, D = c.head_dim();
   const at::Tensor &cos = ctx.cos, &sin = ctx.sin;
   const AttentionMask& mask = ctx.mask;
   {
     const LlamaLayer& L = model.layers[size_t(l)];
     at::Tensor a = rms_norm(h, L.input_norm, c.rms_norm_eps);
-    at::Tensor q = project(a, L.q_proj, l, "q_proj", o).view({B, T, Nh, D}).transpose(1, 2);   // [B, Nh, T, D]
-    at::Tensor k = project(a, L.k_proj, l, "k_proj", o).view({B, T, Nkv, D}).transpose(1, 2);  // [B, Nkv, T, D]
+    at::Tensor q =
+        project(a, L.q_proj, l, "q_proj", o).view({B, T, Nh, D}).transpose(1, 2);  // [B, Nh, T, D]
+    at::Tensor k = project(a, L.k_proj, l, "k_proj", o)
+                       .view({B, T, Nkv, D})
+                       .transpose(1, 2);  // [B, Nkv, T, D]
     at::Tensor v = project(a, L.v_proj, l, "v_proj", o).view({B, T, Nkv, D}).transpose(1, 2);
     q = q * cos + rotate_half(q) * sin;
     k = k * cos + rotate_half(k) * sin;
@@ -357,7 +417,7 @@ at::Tensor llama_layer(const LlamaModel& model, int64_t l, at::Tensor h, const L
       k = k.repeat_interleave(Nh / Nkv, 1);
       v = v.repeat_interleave(Nh / Nkv, 1);
     }
-    at::Tensor attn = attention(q, k, v, mask);   // [B, Nh, T, D]
+    at::Tensor attn = attention(q, k, v, mask);  // [B, Nh, T, D]
     attn = attn.transpose(1, 2).reshape({B, T, Nh * D});
     h = h + project(attn, L.o_proj, l, "o_proj", o);
     at::Tensor m = rms_norm(h, L.post_norm, c.rms_norm_eps);
@@ -368,8 +428,8 @@ at::Tensor llama_layer(const LlamaModel& model, int64_t l, at::Tensor h, const L
   return h;
 }
 
-std::vector<int64_t> greedy_generate(const LlamaModel& model, const std::vector<int64_t>& prompt, int64_t steps,
-                                     int64_t stop_id) {
+std::vector<int64_t> greedy_generate(const LlamaModel& model, const std::vector<int64_t>& prompt,
+                                     int64_t steps, int64_t stop_id) {
   at::NoGradGuard no_grad;
   std::vector<int64_t> tokens = prompt, generated;
   for (int64_t s = 0; s < steps; ++s) {

@@ -41,8 +41,8 @@ struct LlamaModel {
   LlamaConfig config;
   at::Tensor embed_tokens;  // [V, H]
   std::vector<LlamaLayer> layers;
-  at::Tensor final_norm;    // [H]
-  at::Tensor lm_head;       // [V, H]; the same tensor as embed_tokens when tied
+  at::Tensor final_norm;  // [H]
+  at::Tensor lm_head;     // [V, H]; the same tensor as embed_tokens when tied
 
   // Moves every weight to `device` (a tied lm_head stays the embedding's tensor).
   void to(const at::Device& device);
@@ -56,7 +56,8 @@ struct LlamaModel {
 
 // HF layout: config.json + model.safetensors, or shards listed in model.safetensors.index.json.
 // Weights are converted to `dtype` tensor by tensor while loading.
-LlamaModel load_hf_model(const std::filesystem::path& dir, at::ScalarType dtype, const at::Device& device = at::kCPU);
+LlamaModel load_hf_model(const std::filesystem::path& dir, at::ScalarType dtype,
+                         const at::Device& device = at::kCPU);
 // A llama2.c checkpoint (legacy version-0 .bin). q/k rows are permuted from Meta's interleaved
 // rotary layout to HF's rotate-half layout, as HF's convert_llama_weights_to_hf does.
 LlamaModel load_llama2c_model(const std::filesystem::path& path);
@@ -65,7 +66,8 @@ LlamaModel random_llama_model(const LlamaConfig& config, uint64_t seed, at::Scal
 // Writes config.json + model.safetensors (in config.torch_dtype), atomically per file.
 void save_hf_model(const LlamaModel& model, const std::filesystem::path& dir);
 // Streams a random model straight to disk, one tensor at a time (for the 7b preset).
-void write_random_hf_model(const LlamaConfig& config, uint64_t seed, const std::filesystem::path& dir);
+void write_random_hf_model(const LlamaConfig& config, uint64_t seed,
+                           const std::filesystem::path& dir);
 
 // Position ids from a left-padded attention mask: cumsum(mask) - 1, 0 on padding (as HF's
 // generate does). A sequence then scores the same padded or alone.
@@ -84,26 +86,28 @@ struct LayerContext {
 };
 
 // One decoder layer: h [B, T, H] -> h [B, T, H].
-at::Tensor llama_layer(const LlamaModel& model, int64_t layer, at::Tensor h, const LayerContext& ctx,
-                       const ForwardOptions& options);
+at::Tensor llama_layer(const LlamaModel& model, int64_t layer, at::Tensor h,
+                       const LayerContext& ctx, const ForwardOptions& options);
 // The same layer under gradient checkpointing (checkpointing.cc): activations are not kept;
 // backward recomputes the layer with the RNG state of the forward pass (same dropout masks).
-at::Tensor checkpointed_layer(const LlamaModel& model, int64_t layer, const at::Tensor& h, const LayerContext& ctx,
-                              const ForwardOptions& options);
+at::Tensor checkpointed_layer(const LlamaModel& model, int64_t layer, const at::Tensor& h,
+                              const LayerContext& ctx, const ForwardOptions& options);
 
 // input_ids [B, T] int64; attention_mask [B, T] (1 real, 0 padding) or undefined (no padding);
 // position_ids [B, T] or undefined (0..T-1). Returns logits [B, T, V] in the model's dtype.
-at::Tensor llama_forward(const LlamaModel& model, const at::Tensor& input_ids, const at::Tensor& attention_mask,
-                         const at::Tensor& position_ids, const ForwardOptions& options = {});
+at::Tensor llama_forward(const LlamaModel& model, const at::Tensor& input_ids,
+                         const at::Tensor& attention_mask, const at::Tensor& position_ids,
+                         const ForwardOptions& options = {});
 
 // The same pass without the vocabulary projection: the final normed hidden states [B, T, H].
 // Training and scoring project only the rows they need (label positions, answer positions):
 // the [B, T, V] logits are most of a small model's cost.
-at::Tensor llama_hidden(const LlamaModel& model, const at::Tensor& input_ids, const at::Tensor& attention_mask,
-                        const at::Tensor& position_ids, const ForwardOptions& options = {});
+at::Tensor llama_hidden(const LlamaModel& model, const at::Tensor& input_ids,
+                        const at::Tensor& attention_mask, const at::Tensor& position_ids,
+                        const ForwardOptions& options = {});
 
 // Greedy decoding from `prompt`, `steps` new tokens, stopping early at `stop_id` (if >= 0).
-std::vector<int64_t> greedy_generate(const LlamaModel& model, const std::vector<int64_t>& prompt, int64_t steps,
-                                     int64_t stop_id = -1);
+std::vector<int64_t> greedy_generate(const LlamaModel& model, const std::vector<int64_t>& prompt,
+                                     int64_t steps, int64_t stop_id = -1);
 
 }  // namespace tallrec

@@ -21,7 +21,7 @@ namespace tallrec {
 // hidden [N, H] (any float dtype), lm_head [V, H], targets [N] (int64, all valid ids).
 // Differentiable with respect to `hidden` when grad mode is on and hidden requires grad.
 // `chunk_rows` <= 0 picks rows so that one chunk's fp32 logits take about 256 MiB.
-at::Tensor linear_cross_entropy_sum(const at::Tensor& hidden, const at::Tensor& lm_head, const at::Tensor& targets,
-                                    int64_t chunk_rows = 0);
+at::Tensor linear_cross_entropy_sum(const at::Tensor& hidden, const at::Tensor& lm_head,
+                                    const at::Tensor& targets, int64_t chunk_rows = 0);
 
 }  // namespace tallrec

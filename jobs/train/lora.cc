@@ -24,14 +24,15 @@ bool is_attention(const std::string& module) {
 }
 
 std::string peft_key(int64_t layer, const std::string& module, char which) {
-  return "base_model.model.model.layers." + std::to_string(layer) + (is_attention(module) ? ".self_attn." : ".mlp.") +
-         module + ".lora_" + which + ".weight";
+  return "base_model.model.model.layers." + std::to_string(layer) +
+         (is_attention(module) ? ".self_attn." : ".mlp.") + module + ".lora_" + which + ".weight";
 }
 
 }  // namespace
 
 std::pair<int64_t, int64_t> module_shape(const LlamaConfig& c, const std::string& module) {
-  const int64_t H = c.hidden_size, I = c.intermediate_size, q = c.num_attention_heads * c.head_dim(), kv = c.kv_dim();
+  const int64_t H = c.hidden_size, I = c.intermediate_size,
+                q = c.num_attention_heads * c.head_dim(), kv = c.kv_dim();
   if (module == "q_proj") return {q, H};
   if (module == "k_proj" || module == "v_proj") return {kv, H};
   if (module == "o_proj") return {H, q};
@@ -41,10 +42,12 @@ std::pair<int64_t, int64_t> module_shape(const LlamaConfig& c, const std::string
                    "\" (expected q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj or down_proj)");
 }
 
-LoraAdapters::LoraAdapters(const LlamaConfig& model, LoraConfig config, uint64_t seed, at::ScalarType dtype)
+LoraAdapters::LoraAdapters(const LlamaConfig& model, LoraConfig config, uint64_t seed,
+                           at::ScalarType dtype)
     : config_(std::move(config)) {
   if (config_.r <= 0) throw InputError("lora r must be positive");
-  if (config_.dropout < 0 || config_.dropout >= 1) throw InputError("lora dropout must be in [0, 1)");
+  if (config_.dropout < 0 || config_.dropout >= 1)
+    throw InputError("lora dropout must be in [0, 1)");
   at::Generator gen = at::detail::createCPUGenerator(seed);
   for (int64_t l = 0; l < model.num_hidden_layers; ++l) {
     for (const auto& module : config_.target_modules) {
@@ -98,7 +101,8 @@ void LoraAdapters::save_peft(const fs::path& dir, const std::string& base_model_
   std::vector<TensorToWrite> tensors;
   auto names = parameter_names();
   auto params = parameters();
-  for (size_t i = 0; i < params.size(); ++i) tensors.push_back({names[i], params[i].detach().to(at::kFloat).contiguous()});
+  for (size_t i = 0; i < params.size(); ++i)
+    tensors.push_back({names[i], params[i].detach().to(at::kFloat).contiguous()});
   write_safetensors(dir / "adapter_model.safetensors", tensors, {{"format", "pt"}});
   nlohmann::ordered_json cfg = {{"base_model_name_or_path", base_model_path},
                                 {"bias", "none"},
@@ -117,42 +121,51 @@ void LoraAdapters::save_peft(const fs::path& dir, const std::string& base_model_
   write_file_atomically(dir / "adapter_config.json", cfg.dump(2) + "\n");
 }
 
-LoraAdapters LoraAdapters::load_peft(const fs::path& dir, const LlamaConfig& model, at::ScalarType dtype) {
+LoraAdapters LoraAdapters::load_peft(const fs::path& dir, const LlamaConfig& model,
+                                     at::ScalarType dtype) {
   const fs::path cfg_path = dir / "adapter_config.json";
   LoraAdapters out;
   try {
     auto j = parse_json_from_outside(read_file(cfg_path), cfg_path.string());
-    if (j.value("peft_type", "LORA") != "LORA") throw InputError(cfg_path.string() + ": peft_type is not LORA");
-    if (j.value("bias", "none") != "none") throw InputError(cfg_path.string() + ": LoRA bias is not supported");
+    if (j.value("peft_type", "LORA") != "LORA")
+      throw InputError(cfg_path.string() + ": peft_type is not LORA");
+    if (j.value("bias", "none") != "none")
+      throw InputError(cfg_path.string() + ": LoRA bias is not supported");
     if (j.value("use_dora", false) || j.value("use_rslora", false)) {
       throw InputError(cfg_path.string() + ": DoRA and rsLoRA adapters are not supported");
     }
-    if (j.value("fan_in_fan_out", false)) throw InputError(cfg_path.string() + ": fan_in_fan_out is not supported");
+    if (j.value("fan_in_fan_out", false))
+      throw InputError(cfg_path.string() + ": fan_in_fan_out is not supported");
     out.config_.r = j.at("r").get<int64_t>();
     out.config_.alpha = j.at("lora_alpha").get<double>();
     out.config_.dropout = j.value("lora_dropout", 0.0);
     auto targets = j.at("target_modules");
-    out.config_.target_modules = targets.is_string() ? std::vector<std::string>{targets.get<std::string>()}
-                                                     : targets.get<std::vector<std::string>>();
+    out.config_.target_modules = targets.is_string()
+                                     ? std::vector<std::string>{targets.get<std::string>()}
+                                     : targets.get<std::vector<std::string>>();
   } catch (const nlohmann::json::exception& e) {
     throw InputError(cfg_path.string() + ": malformed adapter config: " + e.what());
   }
   // PEFT writes adapter_model.safetensors; PEFT 0.3 (TALLRec's alpaca-lora-7B) wrote a torch.save
   // adapter_model.bin with the same key names.
   fs::path weights = dir / "adapter_model.safetensors";
-  if (!fs::exists(weights) && fs::exists(dir / "adapter_model.bin")) weights = dir / "adapter_model.bin";
-  if (!fs::exists(weights)) throw InputError(dir.string() + ": no adapter_model.safetensors or adapter_model.bin");
+  if (!fs::exists(weights) && fs::exists(dir / "adapter_model.bin"))
+    weights = dir / "adapter_model.bin";
+  if (!fs::exists(weights))
+    throw InputError(dir.string() + ": no adapter_model.safetensors or adapter_model.bin");
   const std::unique_ptr<TensorSource> file = open_tensor_file(weights);
   if (file->names().empty())
-    throw InputError(weights.string() + ": holds no tensors (an empty saved adapter, as PEFT's known 443-byte "
+    throw InputError(weights.string() +
+                     ": holds no tensors (an empty saved adapter, as PEFT's known 443-byte "
                      "adapter_model.bin): save the adapter again");
   for (int64_t l = 0; l < model.num_hidden_layers; ++l) {
     for (const auto& module : out.config_.target_modules) {
       auto [o, in] = module_shape(model, module);
       const std::string a = peft_key(l, module, 'A');
       if (!file->contains(a))
-        throw InputError(weights.string() + ": no tensor \"" + a + "\", which adapter_config.json's r " +
-                         std::to_string(out.config_.r) + " on " + module + " needs (an adapter for another model?)");
+        throw InputError(weights.string() + ": no tensor \"" + a +
+                         "\", which adapter_config.json's r " + std::to_string(out.config_.r) +
+                         " on " + module + " needs (an adapter for another model?)");
       out.pairs_[{l, module}] = {file->load(a, dtype, {out.config_.r, in}),
                                  file->load(peft_key(l, module, 'B'), dtype, {o, out.config_.r})};
     }
@@ -160,8 +173,8 @@ LoraAdapters LoraAdapters::load_peft(const fs::path& dir, const LlamaConfig& mod
   return out;
 }
 
-LoraAdapters LoraAdapters::load_peft_into(const fs::path& dir, const LlamaConfig& model, const LoraConfig& want,
-                                          at::ScalarType dtype) {
+LoraAdapters LoraAdapters::load_peft_into(const fs::path& dir, const LlamaConfig& model,
+                                          const LoraConfig& want, at::ScalarType dtype) {
   LoraAdapters out = load_peft(dir, model, dtype);
   const LoraConfig& have = out.config_;
   const std::string where = (dir / "adapter_config.json").string() + ": ";
@@ -172,10 +185,12 @@ LoraAdapters LoraAdapters::load_peft_into(const fs::path& dir, const LlamaConfig
     return s;
   };
   if (have.r != want.r)
-    throw InputError(where + "r is " + std::to_string(have.r) + ", the run's lora.r is " + std::to_string(want.r) +
+    throw InputError(where + "r is " + std::to_string(have.r) + ", the run's lora.r is " +
+                     std::to_string(want.r) +
                      " (set lora.r to the adapter's, or start from another adapter)");
   if (have.alpha != want.alpha)
-    throw InputError(where + "lora_alpha is " + fmt(have.alpha) + ", the run's lora.alpha is " + fmt(want.alpha));
+    throw InputError(where + "lora_alpha is " + fmt(have.alpha) + ", the run's lora.alpha is " +
+                     fmt(want.alpha));
   auto sorted = [](std::vector<std::string> v) {
     std::sort(v.begin(), v.end());
     return v;
@@ -186,8 +201,8 @@ LoraAdapters LoraAdapters::load_peft_into(const fs::path& dir, const LlamaConfig
       for (const auto& m : v) s += (s.empty() ? "" : ",") + m;
       return s;
     };
-    throw InputError(where + "target_modules are " + list(have.target_modules) + ", the run's lora.target_modules are " +
-                     list(want.target_modules));
+    throw InputError(where + "target_modules are " + list(have.target_modules) +
+                     ", the run's lora.target_modules are " + list(want.target_modules));
   }
   out.config_ = want;
   return out;
@@ -200,7 +215,8 @@ void merge_lora_into(LlamaModel& model, const LoraAdapters& adapters) {
       const LoraPair* p = adapters.find(l, module);
       if (!p) continue;
       at::Tensor& w = model.weight(l, module);
-      at::Tensor delta = at::matmul(p->b.to(at::kFloat), p->a.to(at::kFloat)) * adapters.config().scaling();
+      at::Tensor delta =
+          at::matmul(p->b.to(at::kFloat), p->a.to(at::kFloat)) * adapters.config().scaling();
       w = (w.to(at::kFloat) + delta).to(w.scalar_type());
     }
   }

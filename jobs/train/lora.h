@@ -50,13 +50,14 @@ class LoraAdapters {
   void save_peft(const std::filesystem::path& dir, const std::string& base_model_path) const;
   // Loads a PEFT adapter directory (ours or PEFT's own). Throws InputError naming the file for
   // a missing key, a shape that does not fit `model`, or an unsupported setting (bias, DoRA...).
-  static LoraAdapters load_peft(const std::filesystem::path& dir, const LlamaConfig& model, at::ScalarType dtype);
+  static LoraAdapters load_peft(const std::filesystem::path& dir, const LlamaConfig& model,
+                                at::ScalarType dtype);
   // A starting adapter (the spec's init_adapter, as TALLRec's resume_from_checkpoint): the run's
   // own LoRA settings `want` define the adapters and the file's weights are loaded into them.
   // An adapter whose r, alpha or target modules differ from `want` is an InputError naming both
   // values; dropout is a training setting, not part of the weights: `want`'s applies.
-  static LoraAdapters load_peft_into(const std::filesystem::path& dir, const LlamaConfig& model, const LoraConfig& want,
-                                     at::ScalarType dtype);
+  static LoraAdapters load_peft_into(const std::filesystem::path& dir, const LlamaConfig& model,
+                                     const LoraConfig& want, at::ScalarType dtype);
 
  private:
   LoraConfig config_;

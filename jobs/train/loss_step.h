@@ -21,9 +21,9 @@ struct LossStepResult {
 // Forward with `lora` (dropout when `training`), the causal-LM loss summed over label tokens,
 // divided by divisor(label_tokens) and multiplied by `loss_scale`, back-propagated: the
 // adapters' .grad() accumulate.
-LossStepResult loss_step(const LlamaModel& model, const LoraAdapters& lora, const Batch& batch, bool training,
-                         bool gradient_checkpointing, const std::function<double(int64_t)>& divisor,
-                         double loss_scale = 1.0);
+LossStepResult loss_step(const LlamaModel& model, const LoraAdapters& lora, const Batch& batch,
+                         bool training, bool gradient_checkpointing,
+                         const std::function<double(int64_t)>& divisor, double loss_scale = 1.0);
 
 struct MicroBatchGradients {
   double loss = 0;  // HF's: mean over label tokens
@@ -32,7 +32,7 @@ struct MicroBatchGradients {
 };
 
 // The gradient of HF's mean loss of one micro-batch, dropout off, from zeroed gradients.
-MicroBatchGradients micro_batch_gradients(const LlamaModel& model, const LoraAdapters& lora, const Batch& batch,
-                                          bool gradient_checkpointing);
+MicroBatchGradients micro_batch_gradients(const LlamaModel& model, const LoraAdapters& lora,
+                                          const Batch& batch, bool gradient_checkpointing);
 
 }  // namespace tallrec

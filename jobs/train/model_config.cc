@@ -16,9 +16,11 @@ void validate_llama_config(const LlamaConfig& c, const std::string& origin) {
        "sizes must be positive");
   // Far beyond any LLaMA (7B: 32 layers, hidden 4096, vocabulary 32000), small enough that no
   // size computed from them overflows: a crafted config is refused, not an allocation failure.
-  need(c.num_hidden_layers <= 1024 && c.hidden_size <= (1 << 17) && c.intermediate_size <= (1 << 19) &&
-           c.vocab_size <= (1 << 22) && c.num_attention_heads <= 4096 && c.max_position_embeddings <= (1 << 22),
-       "sizes out of range (num_hidden_layers <= 1024, hidden_size <= 131072, intermediate_size <= 524288, "
+  need(c.num_hidden_layers <= 1024 && c.hidden_size <= (1 << 17) &&
+           c.intermediate_size <= (1 << 19) && c.vocab_size <= (1 << 22) &&
+           c.num_attention_heads <= 4096 && c.max_position_embeddings <= (1 << 22),
+       "sizes out of range (num_hidden_layers <= 1024, hidden_size <= 131072, intermediate_size <= "
+       "524288, "
        "vocab_size <= 4194304, num_attention_heads <= 4096, max_position_embeddings <= 4194304)");
   need(c.num_attention_heads > 0 && c.hidden_size % c.num_attention_heads == 0,
        "num_attention_heads must divide hidden_size");

@@ -18,7 +18,8 @@ struct LlamaConfig {
   double rms_norm_eps = 1e-6;
   double rope_theta = 10000.0;
   bool tie_word_embeddings = false;
-  std::string torch_dtype = "float32";  // "float32" | "float16" | "bfloat16": dtype of the stored weights
+  std::string torch_dtype =
+      "float32";  // "float32" | "float16" | "bfloat16": dtype of the stored weights
 
   int64_t head_dim() const { return hidden_size / num_attention_heads; }
   int64_t kv_dim() const { return head_dim() * num_key_value_heads; }

@@ -7,7 +7,8 @@
 
 namespace tallrec {
 
-AdamW::AdamW(std::vector<at::Tensor> params, AdamWConfig config) : params_(std::move(params)), config_(config) {
+AdamW::AdamW(std::vector<at::Tensor> params, AdamWConfig config)
+    : params_(std::move(params)), config_(config) {
   for (const auto& p : params_) {
     exp_avg_.push_back(at::zeros_like(p, at::MemoryFormat::Preserve).to(at::kFloat));
     exp_avg_sq_.push_back(at::zeros_like(p, at::MemoryFormat::Preserve).to(at::kFloat));
@@ -41,7 +42,8 @@ void AdamW::zero_grad() {
 
 double linear_warmup_multiplier(int64_t step, int64_t warmup_steps, int64_t total_steps) {
   if (step < warmup_steps) return double(step) / double(std::max<int64_t>(1, warmup_steps));
-  return std::max(0.0, double(total_steps - step) / double(std::max<int64_t>(1, total_steps - warmup_steps)));
+  return std::max(
+      0.0, double(total_steps - step) / double(std::max<int64_t>(1, total_steps - warmup_steps)));
 }
 
 double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm) {

@@ -27,7 +27,8 @@ RngState capture_rng_state(const at::Device& device) {
 
 void restore_rng_state(const RngState& state, const at::Device& device) {
   set_generator_state(at::globalContext().defaultGenerator(at::kCPU), state.cpu);
-  if (device.is_cuda() && state.device.defined()) set_generator_state(at::globalContext().defaultGenerator(device), state.device);
+  if (device.is_cuda() && state.device.defined())
+    set_generator_state(at::globalContext().defaultGenerator(device), state.device);
 }
 
 std::vector<RngState> gather_rng_states(ProcessGroup* group, const at::Device& device) {
@@ -36,8 +37,10 @@ std::vector<RngState> gather_rng_states(ProcessGroup* group, const at::Device& d
   // A gather built from the one collective every backend has: each rank writes its bytes into
   // its own row of a zero buffer, and the sum over ranks holds every row. The states are a few
   // kilobytes, once per evaluation.
-  const int64_t cpu_bytes = mine.cpu.numel(), device_bytes = mine.device.defined() ? mine.device.numel() : 0;
-  at::Tensor rows = at::zeros({group->world_size, cpu_bytes + device_bytes}, at::TensorOptions().dtype(at::kInt).device(device));
+  const int64_t cpu_bytes = mine.cpu.numel(),
+                device_bytes = mine.device.defined() ? mine.device.numel() : 0;
+  at::Tensor rows = at::zeros({group->world_size, cpu_bytes + device_bytes},
+                              at::TensorOptions().dtype(at::kInt).device(device));
   at::Tensor row = rows[group->rank];
   row.narrow(0, 0, cpu_bytes).copy_(mine.cpu);
   if (device_bytes > 0) row.narrow(0, cpu_bytes, device_bytes).copy_(mine.device);

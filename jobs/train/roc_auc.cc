@@ -35,7 +35,8 @@ double pairwise_sum(const double* a, size_t n) {
 }  // namespace
 
 double roc_auc(const std::vector<int>& labels, const std::vector<double>& scores) {
-  if (labels.size() != scores.size()) throw InputError("roc_auc: labels and scores differ in length");
+  if (labels.size() != scores.size())
+    throw InputError("roc_auc: labels and scores differ in length");
   const size_t n = labels.size();
   size_t positives = 0;
   for (int y : labels) {
@@ -43,13 +44,14 @@ double roc_auc(const std::vector<int>& labels, const std::vector<double>& scores
     positives += size_t(y);
   }
   if (positives == 0 || positives == n) {
-    throw InputError("roc_auc: only one class (" + std::to_string(positives) + " of " + std::to_string(n) +
-                     " positive); ROC AUC is not defined");
+    throw InputError("roc_auc: only one class (" + std::to_string(positives) + " of " +
+                     std::to_string(n) + " positive); ROC AUC is not defined");
   }
   // Scores in descending order; ties grouped (their internal order does not matter).
   std::vector<size_t> order(n);
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return scores[a] > scores[b]; });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return scores[a] > scores[b]; });
   // _binary_clf_curve: cumulative true/false positives at the last index of each distinct score.
   std::vector<double> tps, fps;
   double tp = 0;

@@ -22,18 +22,47 @@ void apply_recipe(RunSpec& s, const std::string& origin) {
     s.gradient_checkpointing = true;
     return;
   }
-  throw InputError(origin + ": unknown recipe \"" + s.recipe + "\" (expected finetune_rec or instruct_7b)");
+  throw InputError(origin + ": unknown recipe \"" + s.recipe +
+                   "\" (expected finetune_rec or instruct_7b)");
 }
 
 const std::vector<std::string>& run_spec_fields() {
-  static const std::vector<std::string> fields = {"recipe", "eval_at_end", "base_model", "init_adapter", "train_tokens", "valid_tokens", "test_tokens", "seed", "data_order", "data_seed",
-                                "lora", "optim", "warmup_steps", "max_grad_norm", "batch_size", "micro_batch_size",
-                                "epochs", "max_steps", "eval_every", "early_stopping_patience", "eval_batch_size", "group_by_length", "gradient_checkpointing",
-                                "dtype", "loss_scale_init", "scoring", "loss_normalization", "threads", "device", "world_size"};
+  static const std::vector<std::string> fields = {"recipe",
+                                                  "eval_at_end",
+                                                  "base_model",
+                                                  "init_adapter",
+                                                  "train_tokens",
+                                                  "valid_tokens",
+                                                  "test_tokens",
+                                                  "seed",
+                                                  "data_order",
+                                                  "data_seed",
+                                                  "lora",
+                                                  "optim",
+                                                  "warmup_steps",
+                                                  "max_grad_norm",
+                                                  "batch_size",
+                                                  "micro_batch_size",
+                                                  "epochs",
+                                                  "max_steps",
+                                                  "eval_every",
+                                                  "early_stopping_patience",
+                                                  "eval_batch_size",
+                                                  "group_by_length",
+                                                  "gradient_checkpointing",
+                                                  "dtype",
+                                                  "loss_scale_init",
+                                                  "scoring",
+                                                  "loss_normalization",
+                                                  "threads",
+                                                  "device",
+                                                  "world_size"};
   return fields;
 }
 
-RunSpec read_run_spec(const std::filesystem::path& path) { return parse_run_spec(read_file(path), path.string()); }
+RunSpec read_run_spec(const std::filesystem::path& path) {
+  return parse_run_spec(read_file(path), path.string());
+}
 
 RunSpec parse_run_spec(const std::string& text, const std::string& origin) {
   const nlohmann::json j = parse_json_from_outside(text, origin);
@@ -42,7 +71,8 @@ RunSpec parse_run_spec(const std::string& text, const std::string& origin) {
   auto get = [&](const nlohmann::json& obj, const char* key, auto& field, const std::string& path) {
     auto it = obj.find(key);
     if (it == obj.end() || it->is_null()) return false;
-    if (!get_exact(*it, field)) throw InputError(origin + ": field \"" + path + key + "\" has the wrong type or range");
+    if (!get_exact(*it, field))
+      throw InputError(origin + ": field \"" + path + key + "\" has the wrong type or range");
     return true;
   };
   const std::vector<std::string>& known = run_spec_fields();
@@ -53,9 +83,12 @@ RunSpec parse_run_spec(const std::string& text, const std::string& origin) {
   }
   get(j, "recipe", s.recipe, "");
   apply_recipe(s, origin);
-  if (!get(j, "base_model", s.base_model, "")) throw InputError(origin + ": missing field \"base_model\"");
-  if (!get(j, "train_tokens", s.train_tokens, "")) throw InputError(origin + ": missing field \"train_tokens\"");
-  if (!get(j, "valid_tokens", s.valid_tokens, "")) throw InputError(origin + ": missing field \"valid_tokens\"");
+  if (!get(j, "base_model", s.base_model, ""))
+    throw InputError(origin + ": missing field \"base_model\"");
+  if (!get(j, "train_tokens", s.train_tokens, ""))
+    throw InputError(origin + ": missing field \"train_tokens\"");
+  if (!get(j, "valid_tokens", s.valid_tokens, ""))
+    throw InputError(origin + ": missing field \"valid_tokens\"");
   get(j, "init_adapter", s.init_adapter, "");
   get(j, "test_tokens", s.test_tokens, "");
   get(j, "seed", s.seed, "");
@@ -99,7 +132,8 @@ RunSpec parse_run_spec(const std::string& text, const std::string& origin) {
   auto need = [&](bool ok, const std::string& what) {
     if (!ok) throw InputError(origin + ": " + what);
   };
-  need(s.micro_batch_size > 0 && s.batch_size >= s.micro_batch_size && s.batch_size % s.micro_batch_size == 0,
+  need(s.micro_batch_size > 0 && s.batch_size >= s.micro_batch_size &&
+           s.batch_size % s.micro_batch_size == 0,
        "batch_size must be a positive multiple of micro_batch_size");
   need(s.epochs > 0, "epochs must be positive");
   need(s.max_steps == -1 || s.max_steps > 0, "max_steps must be -1 (from epochs) or positive");
@@ -109,18 +143,23 @@ RunSpec parse_run_spec(const std::string& text, const std::string& origin) {
   need(!s.lora.target_modules.empty(), "lora.target_modules must name at least one module");
   need(s.eval_every >= 0 && s.early_stopping_patience > 0 && s.eval_batch_size > 0,
        "eval_every, early_stopping_patience and eval_batch_size must be positive");
-  need(s.dtype == "float32" || s.dtype == "bfloat16" || s.dtype == "float16", "dtype must be float32, bfloat16 or float16");
+  need(s.dtype == "float32" || s.dtype == "bfloat16" || s.dtype == "float16",
+       "dtype must be float32, bfloat16 or float16");
   need(s.data_order == "hf" || s.data_order == "seeded", "data_order must be hf or seeded");
-  need(s.scoring == "tallrec" || s.scoring == "logit_diff", "scoring must be tallrec or logit_diff");
+  need(s.scoring == "tallrec" || s.scoring == "logit_diff",
+       "scoring must be tallrec or logit_diff");
   need(s.loss_normalization == "micro_batch_mean" || s.loss_normalization == "token_mean",
        "loss_normalization must be micro_batch_mean or token_mean");
   need(s.world_size >= 1 && (s.batch_size / s.micro_batch_size) % s.world_size == 0,
-       "world_size must divide batch_size / micro_batch_size (each rank takes an equal share of every update)");
+       "world_size must divide batch_size / micro_batch_size (each rank takes an equal share of "
+       "every update)");
   parse_device(s.device, origin + ": device");
   need(s.world_size == 1 || s.device == "cpu" || s.device == "cuda",
-       "with world_size > 1, device must be cpu or cuda (rank r takes the r-th visible GPU), not one numbered GPU");
+       "with world_size > 1, device must be cpu or cuda (rank r takes the r-th visible GPU), not "
+       "one numbered GPU");
   need(s.loss_scale_init >= 1, "loss_scale_init must be at least 1");
-  need(s.optim.lr > 0 && s.warmup_steps >= 0 && s.max_grad_norm > 0, "lr and max_grad_norm must be positive");
+  need(s.optim.lr > 0 && s.warmup_steps >= 0 && s.max_grad_norm > 0,
+       "lr and max_grad_norm must be positive");
   return s;
 }
 

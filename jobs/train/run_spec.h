@@ -20,38 +20,43 @@ struct RunSpec {
   // paper ran it: micro-batch 64, --group_by_length, and gradient checkpointing, which PEFT 0.3's
   // prepare_model_for_int8_training turns on). docs/training.md says which default is from where.
   std::string recipe = "finetune_rec";
-  std::string base_model;                        // HF layout folder
-  std::string init_adapter;                      // optional PEFT adapter to start from (alpaca-lora)
-  std::string train_tokens, valid_tokens;        // `tallrec data tokenize` folders
+  std::string base_model;                  // HF layout folder
+  std::string init_adapter;                // optional PEFT adapter to start from (alpaca-lora)
+  std::string train_tokens, valid_tokens;  // `tallrec data tokenize` folders
   std::map<std::string, std::string> test_tokens;  // test-set name -> folder (own and cross domain)
-  uint64_t seed = 0;                             // LoRA init, dropout ("seeded" data order: the order too)
-  std::string data_order = "hf";                 // hf: TALLRec's HF Trainer sampler | seeded (jobs/train/data_order.h)
-  uint64_t data_seed = 42;                       // hf: TrainingArguments.seed, which TALLRec leaves at 42
+  uint64_t seed = 0;  // LoRA init, dropout ("seeded" data order: the order too)
+  std::string data_order =
+      "hf";                 // hf: TALLRec's HF Trainer sampler | seeded (jobs/train/data_order.h)
+  uint64_t data_seed = 42;  // hf: TrainingArguments.seed, which TALLRec leaves at 42
   LoraConfig lora;
   AdamWConfig optim;
   int64_t warmup_steps = 20;
   double max_grad_norm = 1.0;
   int64_t batch_size = 128, micro_batch_size = 32;
   int64_t epochs = 200;
-  int64_t max_steps = -1;                        // cap on optimizer steps (-1: from epochs)
-  int64_t eval_every = 0;                        // 0: TALLRec's rule from the sample count
+  int64_t max_steps = -1;  // cap on optimizer steps (-1: from epochs)
+  int64_t eval_every = 0;  // 0: TALLRec's rule from the sample count
   int64_t early_stopping_patience = 10;
-  bool eval_at_end = false;                      // HF evaluates every eval_every steps only; true adds the last step
+  bool eval_at_end = false;  // HF evaluates every eval_every steps only; true adds the last step
   int64_t eval_batch_size = 32;
-  bool group_by_length = false;                  // TALLRec's flag: HF's length-grouped micro-batches
-  bool gradient_checkpointing = false;           // recompute layers in backward: less memory, ~1/3 more compute
-  std::string dtype = "float32";                 // base weights and activations: float32 | bfloat16 | float16
-  double loss_scale_init = 65536.0;              // float16 only: dynamic loss scaling, as torch's GradScaler
-  std::string scoring = "tallrec";               // tallrec (softmax, then softmax over [No, Yes]) | logit_diff
-  std::string loss_normalization = "micro_batch_mean";  // TALLRec-era HF | "token_mean" over the whole batch
+  bool group_by_length = false;  // TALLRec's flag: HF's length-grouped micro-batches
+  bool gradient_checkpointing =
+      false;                         // recompute layers in backward: less memory, ~1/3 more compute
+  std::string dtype = "float32";     // base weights and activations: float32 | bfloat16 | float16
+  double loss_scale_init = 65536.0;  // float16 only: dynamic loss scaling, as torch's GradScaler
+  std::string scoring = "tallrec";   // tallrec (softmax, then softmax over [No, Yes]) | logit_diff
+  std::string loss_normalization =
+      "micro_batch_mean";  // TALLRec-era HF | "token_mean" over the whole batch
   int threads = 0;
-  int world_size = 1;                            // data-parallel ranks (c10d Gloo / NCCL), one process each
-  std::string device = "cpu";                    // "cpu" or "cuda[:N]" (the CUDA path is not tested yet)
+  int world_size = 1;          // data-parallel ranks (c10d Gloo / NCCL), one process each
+  std::string device = "cpu";  // "cpu" or "cuda[:N]" (the CUDA path is not tested yet)
 };
 
 // The seed of the epoch order (jobs/train/data_order.h): HF's data_seed for "hf", the run's
 // seed for "seeded".
-inline uint64_t data_order_seed(const RunSpec& s) { return s.data_order == "hf" ? s.data_seed : s.seed; }
+inline uint64_t data_order_seed(const RunSpec& s) {
+  return s.data_order == "hf" ? s.data_seed : s.seed;
+}
 
 // Sets the defaults of s.recipe (see RunSpec::recipe); InputError for an unknown name.
 void apply_recipe(RunSpec& s, const std::string& origin);

@@ -37,20 +37,31 @@ at::ScalarType dtype_from_tag(const std::string& tag, const std::string& origin)
 
 std::string tag_from_dtype(at::ScalarType t) {
   switch (t) {
-    case at::kFloat: return "F32";
-    case at::kHalf: return "F16";
-    case at::kBFloat16: return "BF16";
-    case at::kDouble: return "F64";
-    case at::kLong: return "I64";
-    case at::kInt: return "I32";
-    case at::kByte: return "U8";
-    case at::kChar: return "I8";
-    case at::kBool: return "BOOL";
-    default: throw Error("safetensors: cannot store dtype " + std::string(c10::toString(t)));
+    case at::kFloat:
+      return "F32";
+    case at::kHalf:
+      return "F16";
+    case at::kBFloat16:
+      return "BF16";
+    case at::kDouble:
+      return "F64";
+    case at::kLong:
+      return "I64";
+    case at::kInt:
+      return "I32";
+    case at::kByte:
+      return "U8";
+    case at::kChar:
+      return "I8";
+    case at::kBool:
+      return "BOOL";
+    default:
+      throw Error("safetensors: cannot store dtype " + std::string(c10::toString(t)));
   }
 }
 
-std::string header_for(const std::vector<TensorSpec>& specs, const std::map<std::string, std::string>& metadata,
+std::string header_for(const std::vector<TensorSpec>& specs,
+                       const std::map<std::string, std::string>& metadata,
                        std::vector<size_t>& offsets) {
   nlohmann::ordered_json h = nlohmann::ordered_json::object();
   if (!metadata.empty()) h["__metadata__"] = metadata;
@@ -58,7 +69,8 @@ std::string header_for(const std::vector<TensorSpec>& specs, const std::map<std:
   for (const auto& s : specs) {
     size_t bytes = c10::elementSize(s.dtype);
     for (auto d : s.shape) bytes *= size_t(d);
-    h[s.name] = {{"dtype", tag_from_dtype(s.dtype)}, {"shape", s.shape}, {"data_offsets", {at, at + bytes}}};
+    h[s.name] = {
+        {"dtype", tag_from_dtype(s.dtype)}, {"shape", s.shape}, {"data_offsets", {at, at + bytes}}};
     offsets.push_back(at);
     at += bytes;
   }
@@ -87,7 +99,8 @@ SafetensorsFile::SafetensorsFile(const fs::path& path) : path_(path) {
   data_start_ = size_t(header.data_start);
   metadata_ = std::move(header.metadata);
   for (auto& [name, e] : header.entries)
-    entries_.emplace(name, Entry{dtype_from_tag(e.dtype, origin), std::move(e.shape), size_t(e.begin), size_t(e.end)});
+    entries_.emplace(name, Entry{dtype_from_tag(e.dtype, origin), std::move(e.shape),
+                                 size_t(e.begin), size_t(e.end)});
 }
 
 SafetensorsFile::~SafetensorsFile() = default;
@@ -110,8 +123,8 @@ at::Tensor SafetensorsFile::load(const std::string& name, at::ScalarType dtype,
   if (it == entries_.end()) throw InputError(path_.string() + ": missing tensor \"" + name + "\"");
   const Entry& e = it->second;
   if (!expected_shape.empty() && e.shape != expected_shape) {
-    throw InputError(path_.string() + ": tensor \"" + name + "\" has shape " + shape_text(e.shape) + ", expected " +
-                     shape_text(expected_shape));
+    throw InputError(path_.string() + ": tensor \"" + name + "\" has shape " + shape_text(e.shape) +
+                     ", expected " + shape_text(expected_shape));
   }
   void* data = const_cast<uint8_t*>(base_ + data_start_ + e.begin);
   at::Tensor view = at::from_blob(data, e.shape, at::TensorOptions().dtype(e.dtype));
@@ -142,7 +155,8 @@ void write_safetensors_streaming(const fs::path& path, const std::vector<TensorS
     if (t.sizes().vec() != specs[i].shape) {
       std::fclose(f);
       fs::remove(tmp);
-      throw Error("write_safetensors: tensor \"" + specs[i].name + "\" does not have its declared shape");
+      throw Error("write_safetensors: tensor \"" + specs[i].name +
+                  "\" does not have its declared shape");
     }
     write(t.data_ptr(), t.nbytes());
   }
@@ -156,8 +170,10 @@ void write_safetensors_streaming(const fs::path& path, const std::vector<TensorS
 void write_safetensors(const fs::path& path, const std::vector<TensorToWrite>& tensors,
                        const std::map<std::string, std::string>& metadata) {
   std::vector<TensorSpec> specs;
-  for (const auto& t : tensors) specs.push_back({t.name, t.tensor.scalar_type(), t.tensor.sizes().vec()});
-  write_safetensors_streaming(path, specs, [&](size_t i) { return tensors[i].tensor; }, metadata);
+  for (const auto& t : tensors)
+    specs.push_back({t.name, t.tensor.scalar_type(), t.tensor.sizes().vec()});
+  write_safetensors_streaming(
+      path, specs, [&](size_t i) { return tensors[i].tensor; }, metadata);
 }
 
 }  // namespace tallrec

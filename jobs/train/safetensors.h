@@ -67,7 +67,8 @@ struct TensorSpec {
   at::ScalarType dtype;
   std::vector<int64_t> shape;
 };
-void write_safetensors_streaming(const std::filesystem::path& path, const std::vector<TensorSpec>& specs,
+void write_safetensors_streaming(const std::filesystem::path& path,
+                                 const std::vector<TensorSpec>& specs,
                                  const std::function<at::Tensor(size_t)>& produce,
                                  const std::map<std::string, std::string>& metadata = {});
 

@@ -12,12 +12,14 @@
 namespace tallrec {
 
 std::pair<at::Tensor, int64_t> causal_lm_loss_sum(const LlamaModel& model, const at::Tensor& hidden,
-                                                 const at::Tensor& labels) {
+                                                  const at::Tensor& labels) {
   const int64_t H = hidden.size(-1);
-  at::Tensor shifted = at::constant_pad_nd(labels.narrow(1, 1, labels.size(1) - 1), {0, 1}, kIgnoreIndex).reshape({-1});
+  at::Tensor shifted =
+      at::constant_pad_nd(labels.narrow(1, 1, labels.size(1) - 1), {0, 1}, kIgnoreIndex)
+          .reshape({-1});
   at::Tensor rows = shifted.ne(kIgnoreIndex).nonzero().squeeze(1);
-  at::Tensor sum = linear_cross_entropy_sum(hidden.reshape({-1, H}).index_select(0, rows), model.lm_head,
-                                            shifted.index_select(0, rows));
+  at::Tensor sum = linear_cross_entropy_sum(hidden.reshape({-1, H}).index_select(0, rows),
+                                            model.lm_head, shifted.index_select(0, rows));
   return {sum, rows.size(0)};
 }
 
@@ -27,7 +29,8 @@ Scoring parse_scoring(const std::string& name) {
   throw InputError("unknown scoring \"" + name + "\" (expected tallrec or logit_diff)");
 }
 
-at::Tensor yes_scores(const at::Tensor& answer_logits, int64_t yes_id, int64_t no_id, Scoring scoring) {
+at::Tensor yes_scores(const at::Tensor& answer_logits, int64_t yes_id, int64_t no_id,
+                      Scoring scoring) {
   at::Tensor l = answer_logits.to(at::kFloat);  // [N, V]
   if (scoring == Scoring::kLogitDiff) return l.select(-1, yes_id) - l.select(-1, no_id);
   at::Tensor probs = l.softmax(-1);
@@ -47,8 +50,8 @@ void append_scores(EvalResult& r, const at::Tensor& scores, const std::vector<in
 
 }  // namespace
 
-EvalResult evaluate_validation(const LlamaModel& model, const LoraAdapters* lora, const TokenizedDataset& data,
-                               int64_t batch_size, Scoring scoring) {
+EvalResult evaluate_validation(const LlamaModel& model, const LoraAdapters* lora,
+                               const TokenizedDataset& data, int64_t batch_size, Scoring scoring) {
   at::NoGradGuard no_grad;
   EvalResult r;
   double loss_weighted = 0;
@@ -58,7 +61,8 @@ EvalResult evaluate_validation(const LlamaModel& model, const LoraAdapters* lora
     std::vector<size_t> rows(std::min(size_t(batch_size), data.size() - start));
     std::iota(rows.begin(), rows.end(), start);
     Batch b = collate_training_batch(data, rows).to(model.embed_tokens.device());
-    at::Tensor hidden = llama_hidden(model, b.input_ids, b.attention_mask, at::Tensor(), {lora, false});
+    at::Tensor hidden =
+        llama_hidden(model, b.input_ids, b.attention_mask, at::Tensor(), {lora, false});
     auto [sum, count] = causal_lm_loss_sum(model, hidden, b.labels);
     if (count > 0) {  // HF: the mean of per-batch mean losses, weighted by batch size
       loss_weighted += sum.item<double>() / double(count) * double(rows.size());
@@ -71,17 +75,20 @@ EvalResult evaluate_validation(const LlamaModel& model, const LoraAdapters* lora
       auto ids = data.train_ids(rows[k]);
       const size_t answer = data.prompt_length(rows[k]);
       const int label = data.label(rows[k]);
-      if (label < 0 || answer >= ids.size() || (ids[answer] != meta.yes_id && ids[answer] != meta.no_id)) {
+      if (label < 0 || answer >= ids.size() ||
+          (ids[answer] != meta.yes_id && ids[answer] != meta.no_id)) {
         ++r.skipped;
         continue;
       }
       batch_index.push_back(int64_t(k));
-      position.push_back(width - int64_t(ids.size()) + int64_t(answer) - 1);  // the token before the answer
+      position.push_back(width - int64_t(ids.size()) + int64_t(answer) -
+                         1);  // the token before the answer
       labels.push_back(label);
     }
     if (batch_index.empty()) continue;
     const auto device = hidden.device();
-    at::Tensor picked = at::linear(hidden.index({at::tensor(batch_index, at::kLong).to(device), at::tensor(position, at::kLong).to(device)}),
+    at::Tensor picked = at::linear(hidden.index({at::tensor(batch_index, at::kLong).to(device),
+                                                 at::tensor(position, at::kLong).to(device)}),
                                    model.lm_head);
     append_scores(r, yes_scores(picked, meta.yes_id, meta.no_id, scoring), labels);
   }
@@ -89,8 +96,8 @@ EvalResult evaluate_validation(const LlamaModel& model, const LoraAdapters* lora
   return r;
 }
 
-EvalResult evaluate_test(const LlamaModel& model, const LoraAdapters* lora, const TokenizedDataset& data,
-                         int64_t batch_size, Scoring scoring) {
+EvalResult evaluate_test(const LlamaModel& model, const LoraAdapters* lora,
+                         const TokenizedDataset& data, int64_t batch_size, Scoring scoring) {
   at::NoGradGuard no_grad;
   EvalResult r;
   const auto& meta = data.meta();

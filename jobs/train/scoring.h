@@ -15,31 +15,32 @@ namespace tallrec {
 // hidden states [B, T, H]: only positions that have a label go through the vocabulary.
 // Returns {sum over label tokens, number of label tokens}.
 std::pair<at::Tensor, int64_t> causal_lm_loss_sum(const LlamaModel& model, const at::Tensor& hidden,
-                                                 const at::Tensor& labels);
+                                                  const at::Tensor& labels);
 
 enum class Scoring { kTallrec, kLogitDiff };
 Scoring parse_scoring(const std::string& name);
 
 // P(Yes) from one row of logits [V]: TALLRec's softmax over the vocabulary, then softmax over
 // [No, Yes] (kTallrec), or logit(Yes) - logit(No) (kLogitDiff; same ranking, no double softmax).
-at::Tensor yes_scores(const at::Tensor& answer_logits, int64_t yes_id, int64_t no_id, Scoring scoring);
+at::Tensor yes_scores(const at::Tensor& answer_logits, int64_t yes_id, int64_t no_id,
+                      Scoring scoring);
 
 struct EvalResult {
   std::vector<int> labels;
   std::vector<double> scores;
-  double loss = 0;  // mean cross-entropy (validation only)
+  double loss = 0;     // mean cross-entropy (validation only)
   size_t skipped = 0;  // records without a usable answer (truncated away, or output not Yes./No.)
 };
 
 // Validation as TALLRec's Trainer does it: the training sequences (answer included), batched
 // with left padding and positions 0..T-1; the score is read at the token before the answer.
-EvalResult evaluate_validation(const LlamaModel& model, const LoraAdapters* lora, const TokenizedDataset& data,
-                               int64_t batch_size, Scoring scoring);
+EvalResult evaluate_validation(const LlamaModel& model, const LoraAdapters* lora,
+                               const TokenizedDataset& data, int64_t batch_size, Scoring scoring);
 
 // Test scoring as TALLRec's evaluate.py: one forward pass over the prompt ending after
 // "### Response:\n", the score read at its last token; batched with left padding and positions
 // from the mask, which gives the unbatched result.
-EvalResult evaluate_test(const LlamaModel& model, const LoraAdapters* lora, const TokenizedDataset& data,
-                         int64_t batch_size, Scoring scoring);
+EvalResult evaluate_test(const LlamaModel& model, const LoraAdapters* lora,
+                         const TokenizedDataset& data, int64_t batch_size, Scoring scoring);
 
 }  // namespace tallrec

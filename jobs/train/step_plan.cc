@@ -4,8 +4,8 @@
 
 namespace tallrec {
 
-StepPlan plan_steps(int64_t records, int64_t micro_batch_size, int64_t batch_size, bool hf_accumulation,
-                    int64_t epochs, int64_t max_steps) {
+StepPlan plan_steps(int64_t records, int64_t micro_batch_size, int64_t batch_size,
+                    bool hf_accumulation, int64_t epochs, int64_t max_steps) {
   StepPlan p;
   p.records = records;
   p.micro_batch = micro_batch_size;

@@ -9,13 +9,14 @@
 namespace tallrec {
 
 struct StepPlan {
-  int64_t records = 0;          // training records per epoch
-  int64_t micro_batch = 1;      // records per micro-batch (the last one of an epoch may hold fewer)
-  int64_t accumulation = 1;     // micro-batches per optimizer step: batch_size / micro_batch_size
-  bool hf_accumulation = true;  // loss_normalization "micro_batch_mean" (TALLRec-era HF); else "token_mean"
+  int64_t records = 0;       // training records per epoch
+  int64_t micro_batch = 1;   // records per micro-batch (the last one of an epoch may hold fewer)
+  int64_t accumulation = 1;  // micro-batches per optimizer step: batch_size / micro_batch_size
+  bool hf_accumulation =
+      true;  // loss_normalization "micro_batch_mean" (TALLRec-era HF); else "token_mean"
   int64_t micro_per_epoch = 0;  // ceil(records / micro_batch)
   int64_t steps_per_epoch = 0;
-  int64_t total_steps = 0;      // max_steps when > 0, else epochs x steps_per_epoch
+  int64_t total_steps = 0;  // max_steps when > 0, else epochs x steps_per_epoch
 
   // Whether the optimizer steps after micro-batch i (0-based) of an epoch. HF 4.28:
   // (i + 1) % accumulation == 0, or the epoch's last micro-batch when the epoch has no more than
@@ -34,7 +35,7 @@ struct StepPlan {
 };
 
 // `max_steps` <= 0 means "from epochs".
-StepPlan plan_steps(int64_t records, int64_t micro_batch_size, int64_t batch_size, bool hf_accumulation,
-                    int64_t epochs, int64_t max_steps);
+StepPlan plan_steps(int64_t records, int64_t micro_batch_size, int64_t batch_size,
+                    bool hf_accumulation, int64_t epochs, int64_t max_steps);
 
 }  // namespace tallrec

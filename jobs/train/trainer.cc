@@ -26,8 +26,8 @@
 #include "jobs/train/llama.h"
 #include "jobs/train/loss_step.h"
 #include "jobs/train/rng_state.h"
-#include "jobs/train/safetensors.h"
 #include "jobs/train/roc_auc.h"
+#include "jobs/train/safetensors.h"
 #include "jobs/train/scoring.h"
 #include "jobs/train/step_plan.h"
 
@@ -72,20 +72,28 @@ struct Trainer {
   ProgressTally tally;
 
   Trainer(const RunSpec& s, const fs::path& o, int r)
-      : spec(s), out(o), checkpoints(o / "checkpoints"),
-        events(r == 0 ? o / "events.jsonl" : o / ("rank-" + std::to_string(r) + ".events.jsonl"), r == 0),
-        scoring(parse_scoring(s.scoring)), rank(r) {}
+      : spec(s),
+        out(o),
+        checkpoints(o / "checkpoints"),
+        events(r == 0 ? o / "events.jsonl" : o / ("rank-" + std::to_string(r) + ".events.jsonl"),
+               r == 0),
+        scoring(parse_scoring(s.scoring)),
+        rank(r) {}
 
   bool fp16() const { return dtype == at::kHalf; }
 
   // Device, process group, data, model, adapters, optimizer and the step plan.
   void setup() {
     dtype = parse_torch_dtype(spec.dtype);
-    at::set_num_threads(spec.threads > 0 ? spec.threads : int(std::max(1u, std::thread::hardware_concurrency())));
+    at::set_num_threads(spec.threads > 0 ? spec.threads
+                                         : int(std::max(1u, std::thread::hardware_concurrency())));
     // "cuda" with several ranks: rank r takes the r-th visible GPU.
-    device = at::Device(spec.device == "cuda" && spec.world_size > 1 ? "cuda:" + std::to_string(rank) : spec.device);
+    device =
+        at::Device(spec.device == "cuda" && spec.world_size > 1 ? "cuda:" + std::to_string(rank)
+                                                                : spec.device);
     select_device(device);
-    if (spec.world_size > 1) group = make_process_group(rendezvous_file, rank, spec.world_size, device);
+    if (spec.world_size > 1)
+      group = make_process_group(rendezvous_file, rank, spec.world_size, device);
     train = std::make_unique<TokenizedDataset>(spec.train_tokens);
     valid = std::make_unique<TokenizedDataset>(spec.valid_tokens);
     // Garbled ids would train silently; the hash is seconds even for the full 10,000 prompts.
@@ -94,13 +102,15 @@ struct Trainer {
     if (train->size() == 0) throw InputError(spec.train_tokens + ": no training records");
     model = load_hf_model(spec.base_model, dtype, device);
     if (train->meta().vocab_size > model.config.vocab_size) {
-      throw InputError(spec.train_tokens + ": token ids reach " + std::to_string(train->meta().vocab_size) +
-                       ", the model's vocabulary has " + std::to_string(model.config.vocab_size));
+      throw InputError(spec.train_tokens + ": token ids reach " +
+                       std::to_string(train->meta().vocab_size) + ", the model's vocabulary has " +
+                       std::to_string(model.config.vocab_size));
     }
     // TALLRec: the command line's LoRA settings define the model, a starting adapter's weights
     // are loaded into it.
     lora = spec.init_adapter.empty() ? LoraAdapters(model.config, spec.lora, spec.seed, at::kFloat)
-                                     : LoraAdapters::load_peft_into(spec.init_adapter, model.config, spec.lora, at::kFloat);
+                                     : LoraAdapters::load_peft_into(spec.init_adapter, model.config,
+                                                                    spec.lora, at::kFloat);
     lora.to(device);
     params = lora.parameters();
     for (auto& p : params) p.requires_grad_(true);
@@ -125,15 +135,19 @@ struct Trainer {
     const CheckpointData d = read_checkpoint(dir, params.size());
     for (size_t i = 0; i < params.size(); ++i)
       if (d.exp_avg[i].sizes() != params[i].sizes() || d.exp_avg_sq[i].sizes() != params[i].sizes())
-        throw InputError(dir.string() + ": optimizer state " + std::to_string(i) + " does not fit the run's adapters");
-    if (size_t(rank) >= d.rng.size())  // written by another world_size, or before states were kept per rank
+        throw InputError(dir.string() + ": optimizer state " + std::to_string(i) +
+                         " does not fit the run's adapters");
+    if (size_t(rank) >=
+        d.rng.size())  // written by another world_size, or before states were kept per rank
       throw InputError(dir.string() + ": holds the RNG states of " + std::to_string(d.rng.size()) +
                        " rank(s), and this run has " + std::to_string(spec.world_size) +
                        ": it cannot be resumed exactly (start it in a new --out)");
     if (d.data_order != spec.data_order || (d.data_seed && *d.data_seed != order_seed))
-      throw InputError(dir.string() + ": was written with data_order \"" + d.data_order + "\" (seed " +
-                       (d.data_seed ? std::to_string(*d.data_seed) : std::string("unknown")) + "); the spec asks for \"" +
-                       spec.data_order + "\": set it back to resume, or start in a new --out");
+      throw InputError(dir.string() + ": was written with data_order \"" + d.data_order +
+                       "\" (seed " +
+                       (d.data_seed ? std::to_string(*d.data_seed) : std::string("unknown")) +
+                       "); the spec asks for \"" + spec.data_order +
+                       "\": set it back to resume, or start in a new --out");
     LoraAdapters restored = LoraAdapters::load_peft(dir, model.config, at::kFloat);
     at::NoGradGuard no_grad;
     auto restored_params = restored.parameters();
@@ -152,14 +166,25 @@ struct Trainer {
     int64_t trainable = 0;
     for (auto& p : params) trainable += p.numel();
     const LoraConfig& l = lora.config();
-    events.emit("started", {{"records", plan.records}, {"recipe", spec.recipe}, {"dtype", spec.dtype}, {"steps", plan.total_steps},
-                            {"steps_per_epoch", plan.steps_per_epoch}, {"eval_every", eval_every},
-                            {"micro_batch_size", plan.micro_batch}, {"accumulation", plan.accumulation},
-                            {"group_by_length", spec.group_by_length}, {"gradient_checkpointing", spec.gradient_checkpointing},
-                            {"resumed_from_step", state.global_step}, {"threads", at::get_num_threads()},
+    events.emit("started", {{"records", plan.records},
+                            {"recipe", spec.recipe},
+                            {"dtype", spec.dtype},
+                            {"steps", plan.total_steps},
+                            {"steps_per_epoch", plan.steps_per_epoch},
+                            {"eval_every", eval_every},
+                            {"micro_batch_size", plan.micro_batch},
+                            {"accumulation", plan.accumulation},
+                            {"group_by_length", spec.group_by_length},
+                            {"gradient_checkpointing", spec.gradient_checkpointing},
+                            {"resumed_from_step", state.global_step},
+                            {"threads", at::get_num_threads()},
                             {"trainable_parameters", trainable},
-                            {"lora", {{"r", l.r}, {"alpha", l.alpha}, {"dropout", l.dropout}, {"target_modules", l.target_modules},
-                                      {"init_adapter", spec.init_adapter}}}});
+                            {"lora",
+                             {{"r", l.r},
+                              {"alpha", l.alpha},
+                              {"dropout", l.dropout},
+                              {"target_modules", l.target_modules},
+                              {"init_adapter", spec.init_adapter}}}});
   }
 
   // token_mean's divisor, as today's HF Trainer counts it (num_items_in_batch): the labels that
@@ -168,9 +193,11 @@ struct Trainer {
   int64_t group_label_tokens(const std::vector<size_t>& order, int64_t i) const {
     auto [first, end] = plan.update_group(i);
     int64_t tokens = 0;
-    for (int64_t r = first * plan.micro_batch; r < std::min(plan.records, end * plan.micro_batch); ++r) {
+    for (int64_t r = first * plan.micro_batch; r < std::min(plan.records, end * plan.micro_batch);
+         ++r) {
       auto labels = train->training_labels(order[size_t(r)]);
-      tokens += std::count_if(labels.begin(), labels.end(), [](int32_t l) { return l != kIgnoreIndex; });
+      tokens +=
+          std::count_if(labels.begin(), labels.end(), [](int32_t l) { return l != kIgnoreIndex; });
     }
     return tokens;
   }
@@ -178,8 +205,9 @@ struct Trainer {
   // Forward and backward of one micro-batch; gradients accumulate.
   void accumulate(const std::vector<size_t>& rows, int64_t group_tokens) {
     Batch b = collate_training_batch(*train, rows).to(device);
-    LossStepResult r = loss_step(model, lora, b, /*training=*/true, spec.gradient_checkpointing,
-                                 [&](int64_t count) { return plan.loss_divisor(count, group_tokens); }, state.loss_scale);
+    LossStepResult r = loss_step(
+        model, lora, b, /*training=*/true, spec.gradient_checkpointing,
+        [&](int64_t count) { return plan.loss_divisor(count, group_tokens); }, state.loss_scale);
     tally.loss += r.mean_loss;
     ++tally.micro_batches;
     tally.tokens += b.attention_mask.sum().item<int64_t>();
@@ -191,9 +219,12 @@ struct Trainer {
   void sum_over_ranks() {
     at::NoGradGuard no_grad;
     std::vector<at::Tensor> grads;
-    for (auto& p : params) grads.push_back(p.grad().defined() ? p.grad().reshape({-1}) : at::zeros({p.numel()}, p.options()));
-    grads.push_back(at::tensor({tally.loss, double(tally.micro_batches), double(tally.tokens), double(tally.positions)},
-                               at::TensorOptions().dtype(at::kFloat).device(device)));
+    for (auto& p : params)
+      grads.push_back(p.grad().defined() ? p.grad().reshape({-1})
+                                         : at::zeros({p.numel()}, p.options()));
+    grads.push_back(at::tensor(
+        {tally.loss, double(tally.micro_batches), double(tally.tokens), double(tally.positions)},
+        at::TensorOptions().dtype(at::kFloat).device(device)));
     std::vector<at::Tensor> flat{at::cat(grads)};
     group->allreduce_sum(flat);
     at::Tensor stats = flat[0].narrow(0, flat[0].numel() - 4, 4).to(at::kCPU, at::kDouble);
@@ -217,7 +248,8 @@ struct Trainer {
       at::NoGradGuard no_grad;
       for (auto& p : params)
         if (p.grad().defined()) p.grad().div_(state.loss_scale);
-      for (auto& p : params) skipped = skipped || (p.grad().defined() && !at::isfinite(p.grad()).all().item<bool>());
+      for (auto& p : params)
+        skipped = skipped || (p.grad().defined() && !at::isfinite(p.grad()).all().item<bool>());
     }
     const double grad_norm = skipped ? std::nan("") : clip_grad_norm(params, spec.max_grad_norm);
     // A non-finite loss or gradient (NaN base weights, divergence) would train an all-NaN adapter
@@ -225,13 +257,16 @@ struct Trainer {
     // overflow is the loss scaler's business, unless the scale has nothing left to give.
     const double step_loss = tally.loss / double(std::max<int64_t>(tally.micro_batches, 1));
     if (!fp16() && (!std::isfinite(step_loss) || !std::isfinite(grad_norm)))
-      throw InputError("step " + std::to_string(state.global_step + 1) + ": the loss (" + std::to_string(step_loss) +
-                       ") or gradient norm (" + std::to_string(grad_norm) +
+      throw InputError("step " + std::to_string(state.global_step + 1) + ": the loss (" +
+                       std::to_string(step_loss) + ") or gradient norm (" +
+                       std::to_string(grad_norm) +
                        ") is not finite; check the base model's weights and the learning rate");
     if (fp16() && skipped && state.loss_scale < 1.0)
       throw InputError("step " + std::to_string(state.global_step + 1) +
-                       ": float16 gradients are not finite even at loss scale < 1; the loss itself is not finite");
-    const double lr = spec.optim.lr * linear_warmup_multiplier(state.scheduler_steps, spec.warmup_steps, plan.total_steps);
+                       ": float16 gradients are not finite even at loss scale < 1; the loss itself "
+                       "is not finite");
+    const double lr = spec.optim.lr * linear_warmup_multiplier(state.scheduler_steps,
+                                                               spec.warmup_steps, plan.total_steps);
     if (!skipped) {
       optimizer->step(lr);
       ++state.scheduler_steps;
@@ -250,13 +285,20 @@ struct Trainer {
     ++state.global_step;
     state.epoch = last ? epoch + 1 : epoch;
     state.micro_batch = last ? 0 : i + 1;
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - tally.since).count();
-    events.emit("progress", {{"step", state.global_step}, {"epoch", double(epoch) + double(i + 1) / double(plan.micro_per_epoch)},
-                             {"loss", tally.loss / double(tally.micro_batches)}, {"lr", lr}, {"grad_norm", grad_norm},
-                             {"tokens_per_s", double(tally.tokens) / std::max(seconds, 1e-9)},
-                             {"memory_bytes", memory_in_use_bytes(device)},
-                             {"padding_fraction", 1.0 - double(tally.tokens) / double(std::max<int64_t>(tally.positions, 1))},
-                             {"loss_scale", state.loss_scale}, {"skipped", skipped}});
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - tally.since).count();
+    events.emit("progress",
+                {{"step", state.global_step},
+                 {"epoch", double(epoch) + double(i + 1) / double(plan.micro_per_epoch)},
+                 {"loss", tally.loss / double(tally.micro_batches)},
+                 {"lr", lr},
+                 {"grad_norm", grad_norm},
+                 {"tokens_per_s", double(tally.tokens) / std::max(seconds, 1e-9)},
+                 {"memory_bytes", memory_in_use_bytes(device)},
+                 {"padding_fraction",
+                  1.0 - double(tally.tokens) / double(std::max<int64_t>(tally.positions, 1))},
+                 {"loss_scale", state.loss_scale},
+                 {"skipped", skipped}});
     tally = ProgressTally{};
   }
 
@@ -272,13 +314,15 @@ struct Trainer {
   // Rank 0 scores validation, writes a checkpoint and decides whether to stop early; every rank
   // follows that decision. Returns whether to stop.
   bool evaluate_and_checkpoint() {
-    // Every rank's RNG state goes into rank 0's checkpoint (taken before evaluating, which draws nothing).
+    // Every rank's RNG state goes into rank 0's checkpoint (taken before evaluating, which draws
+    // nothing).
     const std::vector<RngState> rng = gather_rng_states(group.get(), device);
     bool stop = false;
     if (rank == 0) {
       EvalResult r = evaluate_validation(model, &lora, *valid, spec.eval_batch_size, scoring);
       const double auc = roc_auc(r.labels, r.scores);
-      state.history.push_back({{"step", state.global_step}, {"val_auc", auc}, {"val_loss", r.loss}});
+      state.history.push_back(
+          {{"step", state.global_step}, {"val_auc", auc}, {"val_loss", r.loss}});
       const bool improved = auc > state.best_auc;  // HF: strictly greater is better
       if (improved) {
         state.best_auc = auc;
@@ -287,19 +331,25 @@ struct Trainer {
       } else {
         ++state.evals_without_improvement;
       }
-      events.emit("eval", {{"step", state.global_step}, {"val_auc", auc}, {"val_loss", r.loss},
-                           {"best_val_auc", state.best_auc}, {"best_step", state.best_step},
-                           {"scored", r.scores.size()}, {"skipped", r.skipped}});
-      auto [path, manifest_sha] = write_checkpoint(checkpoints, lora, spec.base_model,
-                                                   {state, optimizer->exp_avg(), optimizer->exp_avg_sq(), rng,
-                                                    spec.data_order, order_seed});
+      events.emit("eval", {{"step", state.global_step},
+                           {"val_auc", auc},
+                           {"val_loss", r.loss},
+                           {"best_val_auc", state.best_auc},
+                           {"best_step", state.best_step},
+                           {"scored", r.scores.size()},
+                           {"skipped", r.skipped}});
+      auto [path, manifest_sha] = write_checkpoint(
+          checkpoints, lora, spec.base_model,
+          {state, optimizer->exp_avg(), optimizer->exp_avg_sq(), rng, spec.data_order, order_seed});
       if (improved) best_checkpoint = path;
       prune_checkpoints(checkpoints, {path, best_checkpoint});
-      events.emit("checkpoint", {{"step", state.global_step}, {"path", path.string()}, {"sha256", manifest_sha}});
+      events.emit("checkpoint",
+                  {{"step", state.global_step}, {"path", path.string()}, {"sha256", manifest_sha}});
       stop = state.evals_without_improvement >= spec.early_stopping_patience;
     }
     if (group) {
-      at::Tensor flag = at::full({1}, stop ? 1 : 0, at::TensorOptions().dtype(at::kInt).device(device));
+      at::Tensor flag =
+          at::full({1}, stop ? 1 : 0, at::TensorOptions().dtype(at::kInt).device(device));
       group->broadcast(flag, 0);
       stop = flag.item<int>() != 0;
     }
@@ -315,8 +365,10 @@ struct Trainer {
       const int64_t first = epoch == state.epoch ? state.micro_batch : 0;
       int64_t group_tokens = 0;
       for (int64_t i = first; i < plan.micro_per_epoch && !stop; ++i) {
-        if (!plan.hf_accumulation && (i % plan.accumulation == 0 || i == first)) group_tokens = group_label_tokens(order, i);
-        if (!group || plan.owner(i, group->world_size) == rank) accumulate(micro_batch(order, i, plan.micro_batch), group_tokens);
+        if (!plan.hf_accumulation && (i % plan.accumulation == 0 || i == first))
+          group_tokens = group_label_tokens(order, i);
+        if (!group || plan.owner(i, group->world_size) == rank)
+          accumulate(micro_batch(order, i, plan.micro_batch), group_tokens);
         if (!plan.steps_after(i)) continue;
         optimizer_step(epoch, i);
         if (evaluation_due()) stop = evaluate_and_checkpoint();
@@ -332,7 +384,8 @@ struct Trainer {
     LoraAdapters best = LoraAdapters::load_peft(best_checkpoint, model.config, at::kFloat);
     for (const auto& p : best.parameters())
       if (!at::isfinite(p).all().item<bool>())
-        throw InputError(best_checkpoint.string() + ": the best adapter has non-finite values; not a result");
+        throw InputError(best_checkpoint.string() +
+                         ": the best adapter has non-finite values; not a result");
     best.to(device);
     StagedDirectory result(out / "adapter");
     best.save_peft(result.path(), spec.base_model);
@@ -344,9 +397,13 @@ struct Trainer {
       EvalResult r = evaluate_test(model, &best, test, spec.eval_batch_size, scoring);
       test_aucs[name] = roc_auc(r.labels, r.scores);
     }
-    events.emit("finished", {{"best_step", state.best_step}, {"best_val_auc", state.best_auc}, {"steps", state.global_step},
-                             {"stopped_early", state.evals_without_improvement >= spec.early_stopping_patience},
-                             {"adapter", (out / "adapter").string()}, {"test_auc", test_aucs}});
+    events.emit("finished",
+                {{"best_step", state.best_step},
+                 {"best_val_auc", state.best_auc},
+                 {"steps", state.global_step},
+                 {"stopped_early", state.evals_without_improvement >= spec.early_stopping_patience},
+                 {"adapter", (out / "adapter").string()},
+                 {"test_auc", test_aucs}});
   }
 
   int run() {
@@ -361,7 +418,8 @@ struct Trainer {
 
 }  // namespace
 
-int run_training(const RunSpec& spec, const fs::path& out_dir, int rank, const std::string& rendezvous_file) {
+int run_training(const RunSpec& spec, const fs::path& out_dir, int rank,
+                 const std::string& rendezvous_file) {
   fs::create_directories(out_dir);
   Trainer trainer(spec, out_dir, rank);
   trainer.rendezvous_file = rendezvous_file;

@@ -17,7 +17,8 @@ class SafetensorsSource : public TensorSource {
   explicit SafetensorsSource(const fs::path& path) : file_(path) {}
   bool contains(const std::string& name) const override { return file_.contains(name); }
   std::vector<std::string> names() const override { return file_.names(); }
-  at::Tensor load(const std::string& name, at::ScalarType dtype, const std::vector<int64_t>& shape) const override {
+  at::Tensor load(const std::string& name, at::ScalarType dtype,
+                  const std::vector<int64_t>& shape) const override {
     return file_.load(name, dtype, shape);
   }
 
@@ -28,9 +29,18 @@ class SafetensorsSource : public TensorSource {
 // The dtypes safetensors files may hold too: every one of them converts to the weights' dtype.
 bool readable_dtype(at::ScalarType t) {
   switch (t) {
-    case at::kFloat: case at::kHalf: case at::kBFloat16: case at::kDouble:
-    case at::kLong: case at::kInt: case at::kByte: case at::kChar: case at::kBool: return true;
-    default: return false;
+    case at::kFloat:
+    case at::kHalf:
+    case at::kBFloat16:
+    case at::kDouble:
+    case at::kLong:
+    case at::kInt:
+    case at::kByte:
+    case at::kChar:
+    case at::kBool:
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -39,8 +49,10 @@ bool readable_dtype(at::ScalarType t) {
 std::unique_ptr<TensorSource> open_tensor_file(const fs::path& path) {
   const WeightFormat f = sniff_weight_file(path);
   if (f == WeightFormat::kTorchZip) return std::make_unique<TorchCheckpointFile>(path);
-  if (f == WeightFormat::kGitLfsPointer || f == WeightFormat::kTorchLegacy) require_weight_format(path, WeightFormat::kSafetensors);
-  return std::make_unique<SafetensorsSource>(path);  // anything else: the safetensors reader says what is wrong with it
+  if (f == WeightFormat::kGitLfsPointer || f == WeightFormat::kTorchLegacy)
+    require_weight_format(path, WeightFormat::kSafetensors);
+  return std::make_unique<SafetensorsSource>(
+      path);  // anything else: the safetensors reader says what is wrong with it
 }
 
 TorchCheckpointFile::TorchCheckpointFile(const fs::path& path) : path_(path) {
@@ -49,23 +61,33 @@ TorchCheckpointFile::TorchCheckpointFile(const fs::path& path) : path_(path) {
   c10::IValue value;
   try {
     caffe2::serialize::PyTorchStreamReader reader(path.string());
-    value = torch::jit::readArchiveAndTensors("data", /*pickle_prefix=*/"", /*tensor_prefix=*/"", std::nullopt, std::nullopt,
-                                              at::Device(at::kCPU), reader);
+    value =
+        torch::jit::readArchiveAndTensors("data", /*pickle_prefix=*/"", /*tensor_prefix=*/"",
+                                          std::nullopt, std::nullopt, at::Device(at::kCPU), reader);
   } catch (const c10::Error& e) {
     throw InputError(where + "not a readable torch.save file: " + e.what_without_backtrace());
-  } catch (const std::bad_alloc&) {  // libtorch's unpickler allocates what a length field claims before reading it
-    throw InputError(where + "not a readable torch.save file: a length in it exceeds this machine's memory (damaged?)");
+  } catch (const std::bad_alloc&) {  // libtorch's unpickler allocates what a length field claims
+                                     // before reading it
+    throw InputError(
+        where +
+        "not a readable torch.save file: a length in it exceeds this machine's memory (damaged?)");
   } catch (const std::length_error&) {
-    throw InputError(where + "not a readable torch.save file: a length in it is impossible (damaged?)");
+    throw InputError(where +
+                     "not a readable torch.save file: a length in it is impossible (damaged?)");
   }
-  if (!value.isGenericDict()) throw InputError(where + "holds a " + value.tagKind() + ", not a dict of tensors (a state_dict)");
+  if (!value.isGenericDict())
+    throw InputError(where + "holds a " + value.tagKind() +
+                     ", not a dict of tensors (a state_dict)");
   for (const auto& item : value.toGenericDict()) {
     if (!item.key().isString() || !item.value().isTensor())
-      throw InputError(where + "holds an entry that is not name -> tensor (a state_dict is expected)");
+      throw InputError(where +
+                       "holds an entry that is not name -> tensor (a state_dict is expected)");
     const at::Tensor& t = item.value().toTensor();
-    if (!readable_dtype(t.scalar_type()))  // torch.save writes dtypes (UInt6, float8, complex ...) no LLaMA weight has
-      throw InputError(where + "tensor \"" + printable_utf8(item.key().toStringRef()) + "\" has dtype " +
-                       c10::toString(t.scalar_type()) + ", which tallrec does not read");
+    if (!readable_dtype(t.scalar_type()))  // torch.save writes dtypes (UInt6, float8, complex ...)
+                                           // no LLaMA weight has
+      throw InputError(where + "tensor \"" + printable_utf8(item.key().toStringRef()) +
+                       "\" has dtype " + c10::toString(t.scalar_type()) +
+                       ", which tallrec does not read");
     tensors_.emplace(item.key().toStringRef(), t);
   }
 }
@@ -76,14 +98,16 @@ std::vector<std::string> TorchCheckpointFile::names() const {
   return out;
 }
 
-at::Tensor TorchCheckpointFile::load(const std::string& name, at::ScalarType dtype, const std::vector<int64_t>& expected) const {
+at::Tensor TorchCheckpointFile::load(const std::string& name, at::ScalarType dtype,
+                                     const std::vector<int64_t>& expected) const {
   auto it = tensors_.find(name);
   if (it == tensors_.end()) throw InputError(path_.string() + ": missing tensor \"" + name + "\"");
   const at::Tensor& t = it->second;
   if (!expected.empty() && t.sizes() != at::IntArrayRef(expected))
-    throw InputError(path_.string() + ": tensor \"" + name + "\" has shape " + shape_text(t.sizes()) + ", expected " +
-                     shape_text(expected));
-  return t.to(dtype, /*non_blocking=*/false, /*copy=*/true).contiguous();  // the caller's own copy, as SafetensorsFile::load
+    throw InputError(path_.string() + ": tensor \"" + name + "\" has shape " +
+                     shape_text(t.sizes()) + ", expected " + shape_text(expected));
+  return t.to(dtype, /*non_blocking=*/false, /*copy=*/true)
+      .contiguous();  // the caller's own copy, as SafetensorsFile::load
 }
 
 }  // namespace tallrec

@@ -25,7 +25,8 @@ class TensorSource {
   virtual std::vector<std::string> names() const = 0;
   // A copy of tensor `name` as `dtype`; InputError naming the file and tensor if it is missing
   // or (when `expected_shape` is given) has another shape.
-  virtual at::Tensor load(const std::string& name, at::ScalarType dtype, const std::vector<int64_t>& expected_shape = {}) const = 0;
+  virtual at::Tensor load(const std::string& name, at::ScalarType dtype,
+                          const std::vector<int64_t>& expected_shape = {}) const = 0;
 };
 
 // Opens a safetensors or torch zip file by its content.
@@ -38,7 +39,8 @@ class TorchCheckpointFile : public TensorSource {
   explicit TorchCheckpointFile(const std::filesystem::path& path);
   bool contains(const std::string& name) const override { return tensors_.count(name) > 0; }
   std::vector<std::string> names() const override;
-  at::Tensor load(const std::string& name, at::ScalarType dtype, const std::vector<int64_t>& expected_shape = {}) const override;
+  at::Tensor load(const std::string& name, at::ScalarType dtype,
+                  const std::vector<int64_t>& expected_shape = {}) const override;
 
  private:
   std::filesystem::path path_;

@@ -25,10 +25,12 @@ inline const std::filesystem::path& scratch_dir() {
 }
 
 inline void write_bytes(const std::filesystem::path& path, std::string_view bytes) {
-  std::ofstream(path, std::ios::binary | std::ios::trunc).write(bytes.data(), std::streamsize(bytes.size()));
+  std::ofstream(path, std::ios::binary | std::ios::trunc)
+      .write(bytes.data(), std::streamsize(bytes.size()));
 }
 
-inline std::pair<std::string_view, std::string_view> split_in_two(const uint8_t* data, size_t size) {
+inline std::pair<std::string_view, std::string_view> split_in_two(const uint8_t* data,
+                                                                  size_t size) {
   const std::string_view all(reinterpret_cast<const char*>(data), size);
   if (size < 4) return {all, {}};
   uint32_t first = 0;

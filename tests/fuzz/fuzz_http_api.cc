@@ -20,7 +20,8 @@ struct Fixture {
   std::unique_ptr<tallrec::Store> store;
   std::unique_ptr<tallrec::HttpApi> api;
   Fixture() {
-    dir = std::filesystem::temp_directory_path() / ("tallrec-fuzz-http-" + std::to_string(getpid()));
+    dir =
+        std::filesystem::temp_directory_path() / ("tallrec-fuzz-http-" + std::to_string(getpid()));
     std::filesystem::create_directories(dir / "web");
     store = std::make_unique<tallrec::Store>(dir / "store.db");
     tallrec::ApiOptions o;
@@ -41,10 +42,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const size_t a = in.find('\n'), b = a == std::string::npos ? a : in.find('\n', a + 1),
                c = b == std::string::npos ? b : in.find('\n', b + 1);
   if (c == std::string::npos) return 0;
-  tallrec::HttpRequest r{in.substr(0, a), in.substr(a + 1, b - a - 1), in.substr(c + 1),
-                         in.substr(b + 1, c - b - 1) == "1" ? "Bearer " + std::string(64, 'a') : ""};
+  tallrec::HttpRequest r{
+      in.substr(0, a), in.substr(a + 1, b - a - 1), in.substr(c + 1),
+      in.substr(b + 1, c - b - 1) == "1" ? "Bearer " + std::string(64, 'a') : ""};
   const tallrec::HttpResponse response = f.api->handle(r);
-  if (response.content_type == "application/json" && response.file.empty() && !response.body.empty())
+  if (response.content_type == "application/json" && response.file.empty() &&
+      !response.body.empty())
     (void)nlohmann::json::parse(response.body);  // throws (a finding) unless valid JSON and UTF-8
   return 0;
 }

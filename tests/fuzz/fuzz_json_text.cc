@@ -13,7 +13,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)tallrec::dump_json(tallrec::parse_json_from_outside(text, "input", 16));
   } catch (const tallrec::InputError&) {
   }
-  (void)tallrec::dump_json(nlohmann::json{{"quoted", text}});  // invalid UTF-8 is replaced, not thrown
+  (void)tallrec::dump_json(
+      nlohmann::json{{"quoted", text}});  // invalid UTF-8 is replaced, not thrown
   (void)tallrec::printable_utf8(text);
   return 0;
 }

@@ -7,7 +7,8 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
-    (void)tallrec::parse_prompt_records(std::string(reinterpret_cast<const char*>(data), size), "records.json");
+    (void)tallrec::parse_prompt_records(std::string(reinterpret_cast<const char*>(data), size),
+                                        "records.json");
   } catch (const tallrec::InputError&) {
   }
   return 0;

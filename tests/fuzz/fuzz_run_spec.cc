@@ -8,7 +8,8 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
-    (void)tallrec::parse_run_spec(std::string(reinterpret_cast<const char*>(data), size), "spec.json");
+    (void)tallrec::parse_run_spec(std::string(reinterpret_cast<const char*>(data), size),
+                                  "spec.json");
   } catch (const tallrec::InputError&) {
   }
   return 0;

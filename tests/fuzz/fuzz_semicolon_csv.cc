@@ -7,7 +7,8 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
-    (void)tallrec::parse_semicolon_csv(std::string_view(reinterpret_cast<const char*>(data), size), "x.csv");
+    (void)tallrec::parse_semicolon_csv(std::string_view(reinterpret_cast<const char*>(data), size),
+                                       "x.csv");
   } catch (const tallrec::InputError&) {
   }
   return 0;

@@ -18,7 +18,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (size_t i = 0; i < set.size(); ++i) {
       for (int32_t id : set.train_ids(i)) sum += id;
       for (int32_t id : set.eval_ids(i)) sum += id;
-      sum += set.prompt_length(i) + set.label(i) + set.source_index(i) + int64_t(set.training_labels(i).size());
+      sum += set.prompt_length(i) + set.label(i) + set.source_index(i) +
+             int64_t(set.training_labels(i).size());
     }
     set.verify_checksum();
     (void)sum;

@@ -16,14 +16,18 @@ struct Grads {
   at::Tensor out, dq, dk, dv;
 };
 
-Grads run(const at::Tensor& q0, const at::Tensor& k0, const at::Tensor& v0, const at::Tensor& g, bool reference,
-          const at::Tensor& pad_mask) {
-  at::Tensor q = q0.clone().requires_grad_(true), k = k0.clone().requires_grad_(true), v = v0.clone().requires_grad_(true);
+Grads run(const at::Tensor& q0, const at::Tensor& k0, const at::Tensor& v0, const at::Tensor& g,
+          bool reference, const at::Tensor& pad_mask) {
+  at::Tensor q = q0.clone().requires_grad_(true), k = k0.clone().requires_grad_(true),
+             v = v0.clone().requires_grad_(true);
   const int64_t B = q.size(0), T = q.size(2);
   at::Tensor out;
   if (reference) {
-    at::Tensor allowed = at::ones({T, T}, at::kBool).tril().view({1, 1, T, T}) & pad_mask.to(at::kBool).view({B, 1, 1, T});
-    at::Tensor mask = at::zeros({B, 1, T, T}, at::kDouble).masked_fill(allowed.logical_not(), std::numeric_limits<double>::lowest());
+    at::Tensor allowed = at::ones({T, T}, at::kBool).tril().view({1, 1, T, T}) &
+                         pad_mask.to(at::kBool).view({B, 1, 1, T});
+    at::Tensor mask =
+        at::zeros({B, 1, T, T}, at::kDouble)
+            .masked_fill(allowed.logical_not(), std::numeric_limits<double>::lowest());
     at::Tensor scores = at::matmul(q, k.transpose(-2, -1)) / std::sqrt(double(q.size(-1))) + mask;
     out = at::matmul(scores.softmax(-1), v);
   } else {
@@ -38,15 +42,16 @@ TEST(Attention, PaddingRowsMatchHfEagerForwardAndBackward) {
     at::manual_seed(T);
     const int64_t B = 3, Nh = 2, D = 16;
     auto opts = at::TensorOptions().dtype(at::kDouble);
-    at::Tensor q = at::randn({B, Nh, T, D}, opts), k = at::randn({B, Nh, T, D}, opts), v = at::randn({B, Nh, T, D}, opts);
+    at::Tensor q = at::randn({B, Nh, T, D}, opts), k = at::randn({B, Nh, T, D}, opts),
+               v = at::randn({B, Nh, T, D}, opts);
     at::Tensor g = at::randn({B, Nh, T, D}, opts);
     at::Tensor pad = at::ones({B, T}, at::kLong);
     pad.index_put_({1, at::indexing::Slice(0, 3)}, 0);      // 3 padding rows
     pad.index_put_({2, at::indexing::Slice(0, T - 2)}, 0);  // all but two
     const Grads want = run(q, k, v, g, true, pad), got = run(q, k, v, g, false, pad);
     EXPECT_TRUE(at::allclose(got.out, want.out, 1e-12, 1e-12)) << "T=" << T;
-    EXPECT_TRUE(at::allclose(got.dq, want.dq, 1e-10, 1e-12)) << "T=" << T << " max |dq err| "
-                                                             << (got.dq - want.dq).abs().max().item<double>();
+    EXPECT_TRUE(at::allclose(got.dq, want.dq, 1e-10, 1e-12))
+        << "T=" << T << " max |dq err| " << (got.dq - want.dq).abs().max().item<double>();
     EXPECT_TRUE(at::allclose(got.dk, want.dk, 1e-10, 1e-12)) << "T=" << T;
     EXPECT_TRUE(at::allclose(got.dv, want.dv, 1e-10, 1e-12)) << "T=" << T;
   }
@@ -55,7 +60,8 @@ TEST(Attention, PaddingRowsMatchHfEagerForwardAndBackward) {
 TEST(Attention, NoPaddingLeavesNoUnattendedRows) {
   AttentionMask m = make_attention_mask(at::ones({2, 8}, at::kLong), 2, 8, at::kFloat, at::kCPU);
   EXPECT_FALSE(m.unattended.defined());
-  AttentionMask p = make_attention_mask(at::tensor({0, 0, 1, 1}, at::kLong).view({1, 4}), 1, 4, at::kFloat, at::kCPU);
+  AttentionMask p = make_attention_mask(at::tensor({0, 0, 1, 1}, at::kLong).view({1, 4}), 1, 4,
+                                        at::kFloat, at::kCPU);
   ASSERT_TRUE(p.unattended.defined());
   EXPECT_EQ(p.unattended.view({4}).to(at::kLong).sum().item<int64_t>(), 2);
   // Opened for SDPA: the padding rows' additive mask is all zero, real rows keep their mask.

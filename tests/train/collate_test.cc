@@ -12,7 +12,8 @@ namespace {
 // Two sequences of lengths 3 and 10: left-padded to 16 (longest rounded up to 8), as
 // DataCollatorForSeq2Seq(pad_to_multiple_of=8) does with padding_side="left".
 TEST(Collate, LeftPadsToAMultipleOfEight) {
-  auto dir = std::filesystem::temp_directory_path() / ("tallrec-collate-" + std::to_string(::getpid()));
+  auto dir =
+      std::filesystem::temp_directory_path() / ("tallrec-collate-" + std::to_string(::getpid()));
   TokenizedArrays a;
   a.train_ids = {1, 7, 2, 1, 3, 4, 5, 6, 7, 8, 9, 10, 2};
   a.train_offsets = {0, 3, 13};

@@ -14,7 +14,8 @@ struct LossAndGrad {
   at::Tensor loss, grad;
 };
 
-LossAndGrad reference(const at::Tensor& hidden, const at::Tensor& lm_head, const at::Tensor& targets) {
+LossAndGrad reference(const at::Tensor& hidden, const at::Tensor& lm_head,
+                      const at::Tensor& targets) {
   at::Tensor h = hidden.detach().clone().requires_grad_(true);
   at::Tensor logits = at::linear(h, lm_head).to(at::kFloat);
   at::Tensor loss = at::cross_entropy_loss(logits, targets, {}, at::Reduction::Sum);
@@ -22,7 +23,8 @@ LossAndGrad reference(const at::Tensor& hidden, const at::Tensor& lm_head, const
   return {loss.detach(), h.grad()};
 }
 
-LossAndGrad chunked(const at::Tensor& hidden, const at::Tensor& lm_head, const at::Tensor& targets, int64_t chunk) {
+LossAndGrad chunked(const at::Tensor& hidden, const at::Tensor& lm_head, const at::Tensor& targets,
+                    int64_t chunk) {
   at::Tensor h = hidden.detach().clone().requires_grad_(true);
   at::Tensor loss = linear_cross_entropy_sum(h, lm_head, targets, chunk);
   (loss * 0.37).backward();
@@ -38,9 +40,10 @@ TEST(LinearCrossEntropy, EqualsThePlainLossAndGradientForAnyChunking) {
   LossAndGrad want = reference(hidden, lm_head, targets);
   for (int64_t chunk : {1, 5, 36, 37, 64, 0}) {
     LossAndGrad got = chunked(hidden, lm_head, targets, chunk);
-    EXPECT_NEAR(got.loss.item<double>(), want.loss.item<double>(), 1e-5 * want.loss.item<double>()) << "chunk " << chunk;
-    EXPECT_TRUE(at::allclose(got.grad, want.grad, 1e-5, 1e-6)) << "chunk " << chunk << ": max diff "
-                                                                 << (got.grad - want.grad).abs().max().item<double>();
+    EXPECT_NEAR(got.loss.item<double>(), want.loss.item<double>(), 1e-5 * want.loss.item<double>())
+        << "chunk " << chunk;
+    EXPECT_TRUE(at::allclose(got.grad, want.grad, 1e-5, 1e-6))
+        << "chunk " << chunk << ": max diff " << (got.grad - want.grad).abs().max().item<double>();
   }
 }
 
@@ -67,7 +70,9 @@ TEST(LinearCrossEntropy, WithoutGradModeItOnlyCounts) {
   at::NoGradGuard no_grad;
   at::Tensor loss = linear_cross_entropy_sum(hidden, lm_head, targets, 2);
   EXPECT_FALSE(loss.requires_grad());
-  EXPECT_NEAR(loss.item<double>(), at::cross_entropy_loss(at::linear(hidden, lm_head), targets, {}, at::Reduction::Sum).item<double>(),
+  EXPECT_NEAR(loss.item<double>(),
+              at::cross_entropy_loss(at::linear(hidden, lm_head), targets, {}, at::Reduction::Sum)
+                  .item<double>(),
               1e-4);
 }
 

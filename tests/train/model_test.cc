@@ -84,7 +84,8 @@ TEST(Lora, GradientsMatchFiniteDifferences) {
           t->view(-1)[k].fill_(saved);
         }
         double numeric = (up - down) / (2 * eps);
-        EXPECT_NEAR(grad.view(-1)[k].item<double>(), numeric, 1e-7 + 1e-5 * std::abs(numeric)) << module << " " << k;
+        EXPECT_NEAR(grad.view(-1)[k].item<double>(), numeric, 1e-7 + 1e-5 * std::abs(numeric))
+            << module << " " << k;
       }
     }
   }

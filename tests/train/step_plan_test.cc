@@ -60,7 +60,7 @@ TEST(StepPlan, LossDivisors) {
   EXPECT_DOUBLE_EQ(hf.loss_divisor(30, 999), 60.0);  // mean over its own tokens, / accumulation
   EXPECT_DOUBLE_EQ(hf.loss_divisor(0, 999), 2.0);    // no label: never a division by zero
   StepPlan tm = plan_steps(20, 4, 8, false, 1, -1);
-  EXPECT_DOUBLE_EQ(tm.loss_divisor(30, 70), 70.0);   // the update group's label tokens
+  EXPECT_DOUBLE_EQ(tm.loss_divisor(30, 70), 70.0);  // the update group's label tokens
 }
 
 }  // namespace
@@ -82,7 +82,8 @@ TEST(RunSpecSchema, FieldsEqualTheSchema) {
   std::stringstream text;
   text << in.rdbuf();
   std::set<std::string> documented;
-  const nlohmann::json schema = nlohmann::json::parse(text.str());  // named: items() must not outlive it
+  const nlohmann::json schema =
+      nlohmann::json::parse(text.str());  // named: items() must not outlive it
   for (auto& [k, v] : schema.at("properties").items()) documented.insert(k);
   const auto& fields = run_spec_fields();
   EXPECT_EQ(documented, std::set<std::string>(fields.begin(), fields.end()));

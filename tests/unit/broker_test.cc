@@ -18,7 +18,8 @@ namespace {
 
 class FakeWorker {
  public:
-  FakeWorker(zmq::context_t& ctx, const std::string& endpoint, const std::string& id) : socket_(ctx, zmq::socket_type::dealer) {
+  FakeWorker(zmq::context_t& ctx, const std::string& endpoint, const std::string& id)
+      : socket_(ctx, zmq::socket_type::dealer) {
     socket_.set(zmq::sockopt::routing_id, id);
     socket_.set(zmq::sockopt::rcvtimeo, 5000);
     socket_.connect(endpoint);
@@ -40,7 +41,8 @@ class FakeWorker {
   }
   Message receive() {
     std::vector<zmq::message_t> parts;
-    if (!zmq::recv_multipart(socket_, std::back_inserter(parts))) throw std::runtime_error("no reply within 5 s");
+    if (!zmq::recv_multipart(socket_, std::back_inserter(parts)))
+      throw std::runtime_error("no reply within 5 s");
     std::vector<std::string> frames;
     for (auto& p : parts) frames.push_back(p.to_string());
     return decode_message(frames);
@@ -55,9 +57,13 @@ class FakeWorker {
 };
 
 nlohmann::json two_run_grid() {
-  return {{"name", "b"}, {"base_model", "/m"}, {"tokenizer", "/t"},
+  return {{"name", "b"},
+          {"base_model", "/m"},
+          {"tokenizer", "/t"},
           {"datasets", {{"movie", {{"train", "a"}, {"valid", "b"}, {"test", "c"}}}}},
-          {"domains", {"movie"}}, {"samples", {16}}, {"seeds", {0, 1}}};
+          {"domains", {"movie"}},
+          {"samples", {16}},
+          {"seeds", {0, 1}}};
 }
 
 // A broker serving a two-run grid's store on a thread of its own, as `tallrec coordinator` does.
@@ -88,25 +94,38 @@ TEST(Broker, LeasesRelaysEventsAndFencesStaleAttempts) {
 
   zmq::context_t ctx;
   FakeWorker w(ctx, broker.endpoint(), "w1");
-  w.send(MessageType::kReady, {{"worker", "w1"}, {"host", "h"}, {"version", "0.1.0"}, {"slots", 1},
-                               {"gpus", nlohmann::json::array()}, {"attempts", nlohmann::json::array()}});
+  w.send(MessageType::kReady, {{"worker", "w1"},
+                               {"host", "h"},
+                               {"version", "0.1.0"},
+                               {"slots", 1},
+                               {"gpus", nlohmann::json::array()},
+                               {"attempts", nlohmann::json::array()}});
   Message lease = w.ask(MessageType::kRequest, {{"slots_free", 1}});
   ASSERT_EQ(lease.type, MessageType::kLease);
   const int64_t attempt = lease.body["attempt"];
   EXPECT_EQ(lease.body["run"]["spec"]["sample"], 16);
 
-  Message ack = w.ask(MessageType::kEvent, {{"attempt", attempt}, {"seq", 1}, {"event", {{"type", "started"}}}});
+  Message ack = w.ask(MessageType::kEvent,
+                      {{"attempt", attempt}, {"seq", 1}, {"event", {{"type", "started"}}}});
   EXPECT_EQ(ack.type, MessageType::kAck);
   EXPECT_EQ(ack.body["seq"], 1);
   // A re-sent event (after a reconnect) is acknowledged again and stored once.
-  EXPECT_EQ(w.ask(MessageType::kEvent, {{"attempt", attempt}, {"seq", 1}, {"event", {{"type", "started"}}}}).type,
+  EXPECT_EQ(w.ask(MessageType::kEvent,
+                  {{"attempt", attempt}, {"seq", 1}, {"event", {{"type", "started"}}}})
+                .type,
             MessageType::kAck);
-  w.ask(MessageType::kEvent, {{"attempt", attempt}, {"seq", 2},
-                              {"event", {{"type", "progress"}, {"step", 1}, {"loss", 2.5}, {"lr", 0.0}}}});
-  w.ask(MessageType::kEvent, {{"attempt", attempt}, {"seq", 3},
+  w.ask(MessageType::kEvent,
+        {{"attempt", attempt},
+         {"seq", 2},
+         {"event", {{"type", "progress"}, {"step", 1}, {"loss", 2.5}, {"lr", 0.0}}}});
+  w.ask(MessageType::kEvent, {{"attempt", attempt},
+                              {"seq", 3},
                               {"event", {{"type", "finished"}, {"test_auc", {{"movie", 0.61}}}}}});
   EXPECT_EQ(store.event_count(attempt), 3);
-  Message done = w.ask(MessageType::kDone, {{"attempt", attempt}, {"seq", 4}, {"exit_code", 0}, {"signal", nullptr},
+  Message done = w.ask(MessageType::kDone, {{"attempt", attempt},
+                                            {"seq", 4},
+                                            {"exit_code", 0},
+                                            {"signal", nullptr},
                                             {"stderr_tail", ""}});
   EXPECT_EQ(done.type, MessageType::kAck);
   EXPECT_EQ(store.run_state(lease.body["run"]["id"]), "succeeded");
@@ -116,11 +135,14 @@ TEST(Broker, LeasesRelaysEventsAndFencesStaleAttempts) {
   Message second = w.ask(MessageType::kRequest, {{"slots_free", 1}});
   ASSERT_EQ(second.type, MessageType::kLease);
   std::this_thread::sleep_for(std::chrono::milliseconds(2300));
-  Message refused = w.ask(MessageType::kEvent, {{"attempt", second.body["attempt"]}, {"seq", 1},
-                                                {"event", {{"type", "finished"}, {"test_auc", {{"movie", 0.9}}}}}});
+  Message refused = w.ask(MessageType::kEvent,
+                          {{"attempt", second.body["attempt"]},
+                           {"seq", 1},
+                           {"event", {{"type", "finished"}, {"test_auc", {{"movie", 0.9}}}}}});
   EXPECT_EQ(refused.type, MessageType::kError);
   EXPECT_EQ(refused.body["code"], "stale-attempt");
-  EXPECT_EQ(store.run_state(second.body["run"]["id"]), "queued") << "the lost lease sent the run back to the queue";
+  EXPECT_EQ(store.run_state(second.body["run"]["id"]), "queued")
+      << "the lost lease sent the run back to the queue";
 
   // Malformed input gets a clear refusal; the broker keeps serving.
   w.send_frames({"TRP01", "REQUEST", "{not json"});
@@ -136,19 +158,30 @@ TEST(Broker, LeasesRelaysEventsAndFencesStaleAttempts) {
 
 // Uploads `files` (name -> bytes) as checkpoint `name` under CREDIT; returns the final answer.
 Message upload(FakeWorker& w, int64_t attempt, const std::string& transfer, const std::string& name,
-               const std::map<std::string, std::string>& files, const std::map<std::string, std::string>& offered_sha) {
+               const std::map<std::string, std::string>& files,
+               const std::map<std::string, std::string>& offered_sha) {
   nlohmann::json list = nlohmann::json::array();
   for (const auto& [f, bytes] : files)
-    list.push_back({{"name", f}, {"bytes", bytes.size()}, {"sha256", offered_sha.count(f) ? offered_sha.at(f) : sha256_hex(bytes)}});
-  Message credit = w.ask(MessageType::kOffer, {{"attempt", attempt}, {"transfer", transfer},
-                                               {"checkpoint", {{"name", name}, {"step", std::stoll(name.substr(5))}, {"files", list}}}});
+    list.push_back({{"name", f},
+                    {"bytes", bytes.size()},
+                    {"sha256", offered_sha.count(f) ? offered_sha.at(f) : sha256_hex(bytes)}});
+  Message credit = w.ask(
+      MessageType::kOffer,
+      {{"attempt", attempt},
+       {"transfer", transfer},
+       {"checkpoint", {{"name", name}, {"step", std::stoll(name.substr(5))}, {"files", list}}}});
   if (credit.type != MessageType::kCredit || credit.body.value("stored", false)) return credit;
   int64_t granted = credit.body["chunks"];
   std::vector<Message> chunks;
   for (const auto& [f, bytes] : files) {
     for (size_t at = 0; at == 0 || at < bytes.size(); at += 1u << 20) {
       const std::string data = bytes.substr(at, 1u << 20);
-      chunks.push_back({MessageType::kChunk, {{"transfer", transfer}, {"file", f}, {"offset", at}, {"last", at + data.size() >= bytes.size()}}, data});
+      chunks.push_back({MessageType::kChunk,
+                        {{"transfer", transfer},
+                         {"file", f},
+                         {"offset", at},
+                         {"last", at + data.size() >= bytes.size()}},
+                        data});
     }
   }
   Message last{MessageType::kError};
@@ -181,15 +214,21 @@ TEST(Broker, StoresACheckpointOnlyWhenEveryHashChecksAndStreamsItBackUnderCredit
   std::string adapter(2621440 + 7, '\0');  // three chunks
   for (size_t i = 0; i < adapter.size(); ++i) adapter[i] = char(i * 131 % 251);
   const std::string state = R"({"best_step": 10})";
-  const std::string manifest = nlohmann::json{{"adapter_model.safetensors", sha256_hex(adapter)}, {"state.json", sha256_hex(state)}}.dump();
-  const std::map<std::string, std::string> files{{"adapter_model.safetensors", adapter}, {"state.json", state}, {"manifest.json", manifest}};
+  const std::string manifest = nlohmann::json{
+      {"adapter_model.safetensors", sha256_hex(adapter)},
+      {"state.json",
+       sha256_hex(state)}}.dump();
+  const std::map<std::string, std::string> files{
+      {"adapter_model.safetensors", adapter}, {"state.json", state}, {"manifest.json", manifest}};
 
   // A file that does not hash as offered: refused, nothing recorded, nothing left on disk.
-  Message bad = upload(w, attempt, "t1", "step-00000010", files, {{"adapter_model.safetensors", std::string(64, 'a')}});
+  Message bad = upload(w, attempt, "t1", "step-00000010", files,
+                       {{"adapter_model.safetensors", std::string(64, 'a')}});
   EXPECT_EQ(bad.type, MessageType::kError);
   EXPECT_EQ(bad.body["code"], "bad-checkpoint");
   EXPECT_TRUE(store.checkpoints(run).empty());
-  EXPECT_FALSE(std::filesystem::exists(dir / "artifacts" / "runs" / lease.body["run"]["key"].get<std::string>() / "step-00000010"));
+  EXPECT_FALSE(std::filesystem::exists(
+      dir / "artifacts" / "runs" / lease.body["run"]["key"].get<std::string>() / "step-00000010"));
 
   Message ok = upload(w, attempt, "t2", "step-00000010", files, {});
   ASSERT_EQ(ok.type, MessageType::kCredit) << ok.body.dump();
@@ -200,24 +239,35 @@ TEST(Broker, StoresACheckpointOnlyWhenEveryHashChecksAndStreamsItBackUnderCredit
   // Offered again (after a reconnect): already stored, nothing to send.
   EXPECT_TRUE(upload(w, attempt, "t3", "step-00000010", files, {}).body.value("stored", false));
 
-  // A manifest that names a file that was not offered (a path, say) is refused: resumes send what it names.
+  // A manifest that names a file that was not offered (a path, say) is refused: resumes send what
+  // it names.
   std::map<std::string, std::string> sneaky = files;
-  sneaky["manifest.json"] = nlohmann::json{{"adapter_model.safetensors", sha256_hex(adapter)}, {"state.json", sha256_hex(state)},
-                                           {"../../t.db", sha256_hex("x")}}.dump();
+  sneaky["manifest.json"] = nlohmann::json{
+      {"adapter_model.safetensors", sha256_hex(adapter)},
+      {"state.json", sha256_hex(state)},
+      {"../../t.db",
+       sha256_hex("x")}}.dump();
   Message refused_manifest = upload(w, attempt, "t5", "step-00000012", sneaky, {});
   EXPECT_EQ(refused_manifest.body["code"], "bad-checkpoint") << refused_manifest.body.dump();
   EXPECT_EQ(store.checkpoints(run).size(), 1u);
 
   // Refusals: a path in a file name, a chunk of no open transfer.
-  Message evil = w.ask(MessageType::kOffer, {{"attempt", attempt}, {"transfer", "t4"},
-                                             {"checkpoint", {{"name", "step-00000011"}, {"step", 11},
-                                                             {"files", {{{"name", "../../evil"}, {"bytes", 1}, {"sha256", "x"}}}}}}});
+  Message evil = w.ask(MessageType::kOffer,
+                       {{"attempt", attempt},
+                        {"transfer", "t4"},
+                        {"checkpoint",
+                         {{"name", "step-00000011"},
+                          {"step", 11},
+                          {"files", {{{"name", "../../evil"}, {"bytes", 1}, {"sha256", "x"}}}}}}});
   EXPECT_EQ(evil.body["code"], "bad-message");
-  w.send(MessageType::kChunk, {{"transfer", "nope"}, {"file", "a"}, {"offset", 0}, {"last", true}}, "x");
+  w.send(MessageType::kChunk, {{"transfer", "nope"}, {"file", "a"}, {"offset", 0}, {"last", true}},
+         "x");
   EXPECT_EQ(w.receive().body["code"], "bad-message");
 
   // FETCH: the coordinator sends no more CHUNKs than granted.
-  w.send(MessageType::kFetch, {{"attempt", attempt}, {"transfer", "f1"}, {"checkpoint", "step-00000010"}, {"chunks", 2}});
+  w.send(
+      MessageType::kFetch,
+      {{"attempt", attempt}, {"transfer", "f1"}, {"checkpoint", "step-00000010"}, {"chunks", 2}});
   std::map<std::string, std::string> got;
   auto take = [&](const Message& m) {
     EXPECT_EQ(m.type, MessageType::kChunk);
@@ -232,10 +282,16 @@ TEST(Broker, StoresACheckpointOnlyWhenEveryHashChecksAndStreamsItBackUnderCredit
   EXPECT_EQ(got, files);
 
   // A failed attempt's next LEASE names the stored checkpoint to resume from.
-  Message failed = w.ask(MessageType::kDone, {{"attempt", attempt}, {"seq", 1}, {"exit_code", 1}, {"signal", nullptr}, {"stderr_tail", "boom"}});
+  Message failed = w.ask(MessageType::kDone, {{"attempt", attempt},
+                                              {"seq", 1},
+                                              {"exit_code", 1},
+                                              {"signal", nullptr},
+                                              {"stderr_tail", "boom"}});
   EXPECT_EQ(failed.type, MessageType::kAck) << failed.body.dump();
   std::optional<Message> again;
-  for (int i = 0; i < 50 && !(again && again->type == MessageType::kLease && again->body["run"]["id"] == run); ++i) {
+  for (int i = 0;
+       i < 50 && !(again && again->type == MessageType::kLease && again->body["run"]["id"] == run);
+       ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     again = w.ask(MessageType::kRequest, {{"slots_free", 1}});
   }
@@ -257,18 +313,24 @@ TEST(Broker, ExitZeroWithoutAnOutcomeIsRetriedAndUnlistedLeasesAreReleased) {
   Message first = w.ask(MessageType::kRequest, {{"slots_free", 1}});
   ASSERT_EQ(first.type, MessageType::kLease);
   // The trainer exited 0 but its `finished` line never came: not a success, and no crash either.
-  Message done = w.ask(MessageType::kDone, {{"attempt", first.body["attempt"]}, {"seq", 1}, {"exit_code", 0},
-                                            {"signal", nullptr}, {"stderr_tail", ""}});
+  Message done = w.ask(MessageType::kDone, {{"attempt", first.body["attempt"]},
+                                            {"seq", 1},
+                                            {"exit_code", 0},
+                                            {"signal", nullptr},
+                                            {"stderr_tail", ""}});
   EXPECT_EQ(done.type, MessageType::kAck) << done.body.dump();
   EXPECT_EQ(store.run_state(first.body["run"]["id"]), "queued");
-  // A lease the worker never lists in its heartbeats (its LEASE got lost) goes back, free of charge.
+  // A lease the worker never lists in its heartbeats (its LEASE got lost) goes back, free of
+  // charge.
   Message second = w.ask(MessageType::kRequest, {{"slots_free", 1}});
   ASSERT_EQ(second.type, MessageType::kLease);
   std::this_thread::sleep_for(std::chrono::milliseconds(400));
-  EXPECT_EQ(w.ask(MessageType::kHeartbeat, {{"attempts", nlohmann::json::array()}}).type, MessageType::kHeartbeat);
+  EXPECT_EQ(w.ask(MessageType::kHeartbeat, {{"attempts", nlohmann::json::array()}}).type,
+            MessageType::kHeartbeat);
   const auto detail = store.run_detail(second.body["run"]["id"]);
   EXPECT_EQ((*detail)["state"], "queued");
-  EXPECT_EQ((*detail)["attempts_used"], second.body["run"]["id"] == first.body["run"]["id"] ? 1 : 0);
+  EXPECT_EQ((*detail)["attempts_used"],
+            second.body["run"]["id"] == first.body["run"]["id"] ? 1 : 0);
   EXPECT_EQ((*detail)["attempts"].back()["state"], "released");
 }
 
@@ -279,7 +341,8 @@ TEST(Broker, RefusesOversizedMessagesAndKeepsServingOthers) {
   zmq::context_t ctx;
   FakeWorker big(ctx, serving.broker->endpoint(), "big");
   // Over the 1 MiB message limit but under the socket's: an ERROR names the limit.
-  big.send_frames({"TRP01", "REQUEST", nlohmann::json{{"slots_free", 1}, {"pad", std::string(2u << 20, 'x')}}.dump()});
+  big.send_frames({"TRP01", "REQUEST",
+                   nlohmann::json{{"slots_free", 1}, {"pad", std::string(2u << 20, 'x')}}.dump()});
   Message refused = big.receive();
   EXPECT_EQ(refused.body["code"], "too-large");
   // Over the socket's limit (CHUNK data + body): ZeroMQ drops it, and the connection with it.

@@ -35,9 +35,12 @@ TEST(MovieLens, FilesAreByteIdenticalToTallrecsReleasedOnes) {
   EXPECT_EQ(sha256_file(out / "valid.json"), TALLREC_MOVIE_VALID_SHA256);
   // The first record of TALLRec's test.json, as released.
   const std::string expected_head =
-            "[\n    {\n        \"instruction\": \"Given the user's preference and unpreference, identify whether "
-            "the user will like the target movie by answering \\\"Yes.\\\" or \\\"No.\\\".\",\n        \"input\": "
-            "\"User Preference: \\\"Paris, Texas (1984)\\\", \\\"Rebel Without a Cause (1955)\\\", \\\"Return of the Pi";
+      "[\n    {\n        \"instruction\": \"Given the user's preference and unpreference, identify "
+      "whether "
+      "the user will like the target movie by answering \\\"Yes.\\\" or \\\"No.\\\".\",\n        "
+      "\"input\": "
+      "\"User Preference: \\\"Paris, Texas (1984)\\\", \\\"Rebel Without a Cause (1955)\\\", "
+      "\\\"Return of the Pi";
   EXPECT_EQ(read_file(out / "test.json").substr(0, expected_head.size()), expected_head);
 }
 
@@ -57,7 +60,8 @@ class BrokenMovieLens : public ::testing::Test {
  protected:
   void write_raw(const std::string& data_line_3) {
     std::string data = read_file(kRaw / "u.data");
-    size_t first = data.find('\n'), second = data.find('\n', first + 1), third = data.find('\n', second + 1);
+    size_t first = data.find('\n'), second = data.find('\n', first + 1),
+           third = data.find('\n', second + 1);
     data = data.substr(0, second + 1) + data_line_3 + data.substr(third);
     write_file_atomically(dir_ / "u.data", data);
     write_file_atomically(dir_ / "u.item", read_file(kRaw / "u.item"));
@@ -90,7 +94,9 @@ TEST_F(BrokenMovieLens, UnknownMovieNamesFileAndLine) {
 }
 
 TEST_F(BrokenMovieLens, BadEncodingInUData) {
-  write_raw("196\t242\t3\t88125\xff" "0949");
+  write_raw(
+      "196\t242\t3\t88125\xff"
+      "0949");
   expect_error("u.data:3: bad encoding");
 }
 

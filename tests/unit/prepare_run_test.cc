@@ -19,7 +19,8 @@ TEST(TokenCache, SameDataSameFolderChangedDataNewFolder) {
   auto first = cached_tokens(tok, dir / "r.json", {}, std::nullopt, dir / "cache");
   const auto stamp = std::filesystem::last_write_time(first / "tokens.bin");
   EXPECT_EQ(cached_tokens(tok, dir / "r.json", {}, std::nullopt, dir / "cache"), first);
-  EXPECT_EQ(std::filesystem::last_write_time(first / "tokens.bin"), stamp) << "reused, not rewritten";
+  EXPECT_EQ(std::filesystem::last_write_time(first / "tokens.bin"), stamp)
+      << "reused, not rewritten";
   EXPECT_NE(cached_tokens(tok, dir / "r.json", {}, FewShotSubset{2, 0}, dir / "cache"), first);
   write_prompt_records(dir / "r.json", {kNo, kNo, kYes});
   EXPECT_NE(cached_tokens(tok, dir / "r.json", {}, std::nullopt, dir / "cache"), first);
@@ -30,12 +31,21 @@ TEST(PrepareRun, GridRunBecomesATrainerSpec) {
   Tokenizer tok(test::tokenizer_model());
   write_prompt_records(dir / "train.json", {kYes, kNo, kYes, kNo});
   write_prompt_records(dir / "valid.json", {kYes, kNo});
-  nlohmann::json g = {{"name", "p"}, {"base_model", "/m"}, {"tokenizer", "/t"},
-                      {"datasets", {{"movie", {{"train", (dir / "train.json").string()}, {"valid", (dir / "valid.json").string()},
-                                               {"test", (dir / "valid.json").string()}}}}},
-                      {"domains", {"movie"}}, {"samples", {2}}, {"seeds", {5}}, {"hyper", {{"lr", {0.0003}}}}};
+  nlohmann::json g = {{"name", "p"},
+                      {"base_model", "/m"},
+                      {"tokenizer", "/t"},
+                      {"datasets",
+                       {{"movie",
+                         {{"train", (dir / "train.json").string()},
+                          {"valid", (dir / "valid.json").string()},
+                          {"test", (dir / "valid.json").string()}}}}},
+                      {"domains", {"movie"}},
+                      {"samples", {2}},
+                      {"seeds", {5}},
+                      {"hyper", {{"lr", {0.0003}}}}};
   const auto run = parse_grid(g.dump(), "p").runs.at(0).spec;
-  auto spec = nlohmann::json::parse(read_file(prepare_run(run, tok, dir / "cache", dir / "run", {{"max_steps", 3}})));
+  auto spec = nlohmann::json::parse(
+      read_file(prepare_run(run, tok, dir / "cache", dir / "run", {{"max_steps", 3}})));
   EXPECT_EQ(spec["optim"]["lr"], 0.0003);
   EXPECT_EQ(spec["lora"]["r"], 8);
   EXPECT_EQ(spec["seed"], 5);
@@ -48,12 +58,14 @@ TEST(PrepareRun, GridRunBecomesATrainerSpec) {
   EXPECT_FALSE(spec.contains("dtype"));  // CPU: the trainer's float32
 
   // A GPU slot: bfloat16 unless the grid chose a dtype; the grid's recipe axes pass through.
-  auto gpu = nlohmann::json::parse(read_file(prepare_run(run, tok, dir / "cache", dir / "run", {{"device", "cuda"}})));
+  auto gpu = nlohmann::json::parse(
+      read_file(prepare_run(run, tok, dir / "cache", dir / "run", {{"device", "cuda"}})));
   EXPECT_EQ(gpu["device"], "cuda");
   EXPECT_EQ(gpu["dtype"], "bfloat16");
   g["hyper"] = {{"dtype", {"float16"}}, {"gradient_checkpointing", {true}}};
   const auto chosen = parse_grid(g.dump(), "p").runs.at(0).spec;
-  gpu = nlohmann::json::parse(read_file(prepare_run(chosen, tok, dir / "cache", dir / "run", {{"device", "cuda"}})));
+  gpu = nlohmann::json::parse(
+      read_file(prepare_run(chosen, tok, dir / "cache", dir / "run", {{"device", "cuda"}})));
   EXPECT_EQ(gpu["dtype"], "float16");
   EXPECT_EQ(gpu["gradient_checkpointing"], true);
 }

@@ -1,9 +1,9 @@
 // Expected values were printed by numpy 2.3 and CPython 3.11 (the test virtualenv); the
 // oracle tests in tests/oracle/ compare against HF datasets itself on many more cases.
+#include "common/error.h"
 #include "jobs/data/few_shot.h"
 #include "jobs/data/numpy_random.h"
 #include "jobs/data/python_random.h"
-#include "common/error.h"
 #include "test_paths.h"
 
 namespace tallrec {
@@ -11,7 +11,8 @@ namespace {
 
 TEST(NumpyRandom, SeedSequenceState) {
   // np.random.SeedSequence(42).generate_state(4)
-  EXPECT_EQ(seed_sequence_state(42, 4), (std::vector<uint32_t>{3444837047u, 2669555309u, 2046530742u, 3581440988u}));
+  EXPECT_EQ(seed_sequence_state(42, 4),
+            (std::vector<uint32_t>{3444837047u, 2669555309u, 2046530742u, 3581440988u}));
   // A seed wider than 32 bits is two entropy words.
   EXPECT_EQ(seed_sequence_state((1ull << 40) + 5, 4),
             (std::vector<uint32_t>{3767146251u, 3672381269u, 2127416108u, 2216012776u}));

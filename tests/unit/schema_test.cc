@@ -33,7 +33,8 @@ TEST(Schemas, GridFieldsAndHyperAxesEqualGridSchema) {
   const auto fields = grid_document_fields();
   EXPECT_EQ(keys(s.at("properties")), std::set<std::string>(fields.begin(), fields.end()));
   const auto axes = grid_hyper_axes();
-  EXPECT_EQ(keys(s.at("properties").at("hyper").at("properties")), std::set<std::string>(axes.begin(), axes.end()));
+  EXPECT_EQ(keys(s.at("properties").at("hyper").at("properties")),
+            std::set<std::string>(axes.begin(), axes.end()));
 }
 
 TEST(Schemas, MessageRequiredFieldsEqualTrp1Schema) {
@@ -41,7 +42,8 @@ TEST(Schemas, MessageRequiredFieldsEqualTrp1Schema) {
   for (const auto& [type, fields] : message_required_fields()) {
     ASSERT_TRUE(defs.contains(type)) << type << " is not in trp1.schema.json";
     const auto required = defs.at(type).value("required", std::vector<std::string>{});
-    EXPECT_EQ(std::set<std::string>(required.begin(), required.end()), std::set<std::string>(fields.begin(), fields.end()))
+    EXPECT_EQ(std::set<std::string>(required.begin(), required.end()),
+              std::set<std::string>(fields.begin(), fields.end()))
         << type;
   }
 }

@@ -13,12 +13,14 @@ namespace tallrec {
 namespace {
 
 // A grid over two domains and two seeds; `extra` adds fields (a JSON object's members).
-std::string grid_text(const std::string& name, const std::string& samples, const std::string& extra = "") {
+std::string grid_text(const std::string& name, const std::string& samples,
+                      const std::string& extra = "") {
   nlohmann::json g = {{"name", name},
                       {"base_model", "/m"},
                       {"tokenizer", "/t.model"},
-                      {"datasets", {{"movie", {{"train", "mt"}, {"valid", "mv"}, {"test", "ms"}}},
-                                    {"book", {{"train", "bt"}, {"valid", "bv"}, {"test", "bs"}}}}},
+                      {"datasets",
+                       {{"movie", {{"train", "mt"}, {"valid", "mv"}, {"test", "ms"}}},
+                        {"book", {{"train", "bt"}, {"valid", "bv"}, {"test", "bs"}}}}},
                       {"domains", {"movie", "book"}},
                       {"samples", nlohmann::json::parse(samples)},
                       {"seeds", {0, 1}}};
@@ -27,15 +29,21 @@ std::string grid_text(const std::string& name, const std::string& samples, const
 }
 
 TEST(Grid, ExpandsTheCartesianProductWithStableKeys) {
-  Grid g = parse_grid(grid_text("g", "[16, 64, 256]", R"(, "hyper": {"lr": [0.0001, 0.0003], "lora_r": [8, 16]})"), "g.json");
+  Grid g = parse_grid(
+      grid_text("g", "[16, 64, 256]", R"(, "hyper": {"lr": [0.0001, 0.0003], "lora_r": [8, 16]})"),
+      "g.json");
   EXPECT_EQ(g.runs.size(), 2u * 3 * 2 * 2 * 2);
   std::set<std::string> keys;
   for (const auto& r : g.runs) keys.insert(r.key);
   EXPECT_EQ(keys.size(), g.runs.size());
-  Grid again = parse_grid(grid_text("other-name", "[16, 64, 256]", R"(, "hyper": {"lr": [0.0001, 0.0003], "lora_r": [8, 16]})"), "g.json");
-  EXPECT_EQ(again.runs.front().key, g.runs.front().key) << "a run's key depends on its spec, not on the sweep";
-  EXPECT_EQ(g.runs.front().spec["tests"], (nlohmann::json{{"movie", "ms"}}));  // own domain by default
-  EXPECT_EQ(g.runs.front().spec["lora_alpha"], 16);                           // TALLRec's default
+  Grid again = parse_grid(grid_text("other-name", "[16, 64, 256]",
+                                    R"(, "hyper": {"lr": [0.0001, 0.0003], "lora_r": [8, 16]})"),
+                          "g.json");
+  EXPECT_EQ(again.runs.front().key, g.runs.front().key)
+      << "a run's key depends on its spec, not on the sweep";
+  EXPECT_EQ(g.runs.front().spec["tests"],
+            (nlohmann::json{{"movie", "ms"}}));      // own domain by default
+  EXPECT_EQ(g.runs.front().spec["lora_alpha"], 16);  // TALLRec's default
 }
 
 TEST(Grid, OptionalRecipeAxesLeaveOtherGridsKeysAlone) {
@@ -44,8 +52,10 @@ TEST(Grid, OptionalRecipeAxesLeaveOtherGridsKeysAlone) {
   Grid plain = parse_grid(grid_text("g", "[16]"), "g.json");
   for (const char* key : {"dtype", "gradient_checkpointing", "group_by_length", "data_order"})
     EXPECT_FALSE(plain.runs.front().spec.contains(key)) << key;
-  Grid recipe = parse_grid(grid_text("g", "[16]", R"(, "hyper": {"dtype": ["bfloat16", "float16"], "data_order": ["seeded"]})"),
-                           "g.json");
+  Grid recipe = parse_grid(
+      grid_text("g", "[16]",
+                R"(, "hyper": {"dtype": ["bfloat16", "float16"], "data_order": ["seeded"]})"),
+      "g.json");
   EXPECT_EQ(recipe.runs.size(), 2u * plain.runs.size());
   EXPECT_EQ(recipe.runs.front().spec["dtype"], "bfloat16");
   EXPECT_EQ(recipe.runs.front().spec["data_order"], "seeded");
@@ -53,11 +63,16 @@ TEST(Grid, OptionalRecipeAxesLeaveOtherGridsKeysAlone) {
 }
 
 TEST(Grid, InstructRecipeTakesThePaperScriptsMicroBatchUnlessNamed) {
-  Grid paper = parse_grid(grid_text("g", "[16]", R"(, "hyper": {"recipe": ["finetune_rec", "instruct_7b"]})"), "g.json");
-  ASSERT_EQ(paper.runs.size(), 8u);  // 2 domains x 2 seeds x 2 recipes
+  Grid paper = parse_grid(
+      grid_text("g", "[16]", R"(, "hyper": {"recipe": ["finetune_rec", "instruct_7b"]})"),
+      "g.json");
+  ASSERT_EQ(paper.runs.size(), 8u);   // 2 domains x 2 seeds x 2 recipes
   for (const auto& run : paper.runs)  // finetune_rec.py's default, shell/instruct_7B.sh's
-    EXPECT_EQ(run.spec["micro_batch_size"], run.spec["recipe"] == "instruct_7b" ? 64 : 32) << run.spec.dump();
-  Grid named = parse_grid(grid_text("g", "[16]", R"(, "hyper": {"recipe": ["instruct_7b"], "micro_batch_size": [16]})"), "g.json");
+    EXPECT_EQ(run.spec["micro_batch_size"], run.spec["recipe"] == "instruct_7b" ? 64 : 32)
+        << run.spec.dump();
+  Grid named = parse_grid(
+      grid_text("g", "[16]", R"(, "hyper": {"recipe": ["instruct_7b"], "micro_batch_size": [16]})"),
+      "g.json");
   EXPECT_EQ(named.runs[0].spec["micro_batch_size"], 16);
 }
 
@@ -71,19 +86,26 @@ TEST(Grid, MalformedGridsNameTheField) {
     return std::string("no error");
   };
   EXPECT_NE(error_of("{").find("g.json: malformed JSON"), std::string::npos);
-  EXPECT_NE(error_of(R"({"name": 1e999})").find("g.json: malformed JSON"), std::string::npos);  // out_of_range, found by fuzzing
+  EXPECT_NE(error_of(R"({"name": 1e999})").find("g.json: malformed JSON"),
+            std::string::npos);  // out_of_range, found by fuzzing
   std::string many = "[";
   for (int k = 1; k <= 400; ++k) many += (k > 1 ? "," : "") + std::to_string(k);
   many += "]";
-  EXPECT_NE(error_of(grid_text("g", many, R"(, "seeds": [)" + many.substr(1))).find("expands to 320000 runs; a grid may have at most 100000"),
+  EXPECT_NE(error_of(grid_text("g", many, R"(, "seeds": [)" + many.substr(1)))
+                .find("expands to 320000 runs; a grid may have at most 100000"),
             std::string::npos);
-  EXPECT_NE(error_of(grid_text("g", "[]")).find("\"samples\" must be a non-empty list"), std::string::npos);
-  EXPECT_NE(error_of(grid_text("g", "[0]")).find("samples: 0 must be -1 or a positive count"), std::string::npos);
-  EXPECT_NE(error_of(grid_text("g", "[16]", R"(, "hyper": {"momentum": [1]})")).find("unknown hyper-parameter \"momentum\""),
+  EXPECT_NE(error_of(grid_text("g", "[]")).find("\"samples\" must be a non-empty list"),
             std::string::npos);
-  EXPECT_NE(error_of(grid_text("g", "[16]", R"(, "test_domains": ["games"])")).find("test_domains: \"games\" is not in datasets"),
+  EXPECT_NE(error_of(grid_text("g", "[0]")).find("samples: 0 must be -1 or a positive count"),
             std::string::npos);
-  EXPECT_NE(error_of(grid_text("g", "[16]", R"(, "hyper": {"dtype": ["fp8"]})")).find("hyper.dtype: \"fp8\" is not one of"),
+  EXPECT_NE(error_of(grid_text("g", "[16]", R"(, "hyper": {"momentum": [1]})"))
+                .find("unknown hyper-parameter \"momentum\""),
+            std::string::npos);
+  EXPECT_NE(error_of(grid_text("g", "[16]", R"(, "test_domains": ["games"])"))
+                .find("test_domains: \"games\" is not in datasets"),
+            std::string::npos);
+  EXPECT_NE(error_of(grid_text("g", "[16]", R"(, "hyper": {"dtype": ["fp8"]})"))
+                .find("hyper.dtype: \"fp8\" is not one of"),
             std::string::npos);
 }
 
@@ -126,9 +148,13 @@ TEST(Store, AVersionOneFileIsMigratedAndKeepsItsRuns) {
     Store(dir / "s.db").submit(parse_grid(grid_text("a", "[16]"), "a"));
     sqlite3* db = nullptr;  // turn it back into a version-1 file, as an older tallrec left it
     ASSERT_EQ(sqlite3_open((dir / "s.db").c_str(), &db), SQLITE_OK);
-    ASSERT_EQ(sqlite3_exec(db, "DROP INDEX attempts_by_run; DROP INDEX attempts_by_worker; DROP INDEX checkpoints_by_run; DROP TABLE changes; "
-                           "ALTER TABLE workers DROP COLUMN alive; ALTER TABLE workers DROP COLUMN curve_key; UPDATE schema_version SET version = 1",
-                           nullptr, nullptr, nullptr), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "DROP INDEX attempts_by_run; DROP INDEX attempts_by_worker; DROP INDEX "
+                           "checkpoints_by_run; DROP TABLE changes; "
+                           "ALTER TABLE workers DROP COLUMN alive; ALTER TABLE workers DROP COLUMN "
+                           "curve_key; UPDATE schema_version SET version = 1",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
     sqlite3_close(db);
   }
   Store upgraded(dir / "s.db");
@@ -164,7 +190,8 @@ TEST(Store, ReadersNeverBreakAWriter) {
   while (reads < 4) std::this_thread::yield();  // every reader is connected and reading
   for (int i = 0; i < 40; ++i) {
     char name[16];
-    std::snprintf(name, sizeof name, "w%d", i);  // GCC 12 warns falsely (-Wrestrict) on "w" + to_string(i)
+    std::snprintf(name, sizeof name, "w%d",
+                  i);  // GCC 12 warns falsely (-Wrestrict) on "w" + to_string(i)
     writer.submit(parse_grid(grid_text(name, "[16, 64]"), "w"));
   }
   done = true;

@@ -11,14 +11,18 @@ namespace {
 const PromptRecord kRecord{"Say it.", "User Preference: \"A\"", "Yes."};
 
 TEST(PromptTemplate, TallrecsBytesIncludingTheNoqaComment) {
-  EXPECT_EQ(training_prompt(kRecord, PromptTemplate::kTallrec),
-            "Below is an instruction that describes a task, paired with an input that provides further context. "
-            "Write a response that appropriately completes the request.  # noqa: E501\n\n"
-            "### Instruction:\nSay it.\n\n### Input:\nUser Preference: \"A\"\n\n### Response:\nYes.");
+  EXPECT_EQ(
+      training_prompt(kRecord, PromptTemplate::kTallrec),
+      "Below is an instruction that describes a task, paired with an input that provides further "
+      "context. "
+      "Write a response that appropriately completes the request.  # noqa: E501\n\n"
+      "### Instruction:\nSay it.\n\n### Input:\nUser Preference: \"A\"\n\n### Response:\nYes.");
   EXPECT_EQ(evaluation_prompt(kRecord, PromptTemplate::kTallrec),
-            training_prompt(kRecord, PromptTemplate::kTallrec).substr(0, training_prompt(kRecord, PromptTemplate::kTallrec).size() - 4));
+            training_prompt(kRecord, PromptTemplate::kTallrec)
+                .substr(0, training_prompt(kRecord, PromptTemplate::kTallrec).size() - 4));
   EXPECT_EQ(evaluation_prompt({"Say it.", "", "No."}, PromptTemplate::kClean),
-            "Below is an instruction that describes a task. Write a response that appropriately completes the "
+            "Below is an instruction that describes a task. Write a response that appropriately "
+            "completes the "
             "request.\n\n### Instruction:\nSay it.\n\n### Response:\n");
   EXPECT_THROW(parse_prompt_template("alpaca"), InputError);
 }
@@ -31,7 +35,8 @@ TEST(Tokenizer, AnswerIdsAreLookedUpInContext) {
   EXPECT_EQ(answers.no, 3782);
   auto ids = tok.encode("### Response:\nYes.");
   ASSERT_GE(ids.size(), 3u);
-  EXPECT_EQ(std::vector<int32_t>(ids.end() - 3, ids.end()), (std::vector<int32_t>{13, 8241, 29889}));
+  EXPECT_EQ(std::vector<int32_t>(ids.end() - 3, ids.end()),
+            (std::vector<int32_t>{13, 8241, 29889}));
 }
 
 TEST(Tokenizer, MissingOrBogusModelIsAnInputError) {
@@ -103,7 +108,8 @@ TEST(TokenFile, CorruptFilesAreRefusedWithTheirName) {
         try {
           TokenizedDataset d(dir / "t");
         } catch (const InputError& e) {
-          EXPECT_NE(std::string(e.what()).find("tokens.bin: train id 9 outside the vocabulary"), std::string::npos);
+          EXPECT_NE(std::string(e.what()).find("tokens.bin: train id 9 outside the vocabulary"),
+                    std::string::npos);
           throw;
         }
       },
@@ -116,8 +122,10 @@ TEST(TokenFile, CorruptFilesAreRefusedWithTheirName) {
 
 TEST(PromptRecords, ErrorsNameRecordAndField) {
   EXPECT_THROW(parse_prompt_records("{}", "x.json"), InputError);
-  EXPECT_THROW(parse_prompt_records("[8800e880]", "x.json"), InputError);  // out_of_range, found by fuzzing
-  EXPECT_THROW(parse_prompt_records(std::string(100000, '[') + std::string(100000, ']'), "x.json"), InputError);  // too deep
+  EXPECT_THROW(parse_prompt_records("[8800e880]", "x.json"),
+               InputError);  // out_of_range, found by fuzzing
+  EXPECT_THROW(parse_prompt_records(std::string(100000, '[') + std::string(100000, ']'), "x.json"),
+               InputError);  // too deep
   try {
     parse_prompt_records("[{\"instruction\": \"a\", \"input\": \"b\"}]", "x.json");
     FAIL();
