@@ -15,7 +15,7 @@ debian_packages=(
   libzmq3-dev cppzmq-dev libsqlite3-dev sqlite3 nlohmann-json3-dev libcli11-dev libboost-dev
   libsentencepiece-dev libgtest-dev libgmock-dev libbenchmark-dev libcurl4-openssl-dev
   libarchive-dev libgloo-dev python3-venv chromium fonts-liberation libjs-chart.js
-  clang-14 libclang-rt-14-dev
+  clang-14 libclang-rt-14-dev clang-format-14
 )
 
 missing=()
@@ -46,6 +46,6 @@ torch_prefix=$("$venv/bin/python" -c 'import torch.utils; print(torch.utils.cmak
 generator=(); command -v ninja >/dev/null && generator=(-G Ninja)
 if [ ! -f "$build/CMakeCache.txt" ]; then
   cmake -S "$here" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
-    -DCMAKE_PREFIX_PATH="$torch_prefix" -DTALLREC_PYTHON="$venv/bin/python"
+    -DCMAKE_PREFIX_PATH="$torch_prefix" -DTALLREC_PYTHON="$venv/bin/python" -DTALLREC_WERROR=ON
 fi
 cmake --build "$build" -j"$(nproc)"
