@@ -58,8 +58,9 @@ void add_run_commands(CLI::App& app) {
     Store store(a->db);
     std::vector<int64_t> ids = a->runs;
     if (!a->sweep.empty()) {
-      for (const char* state : {"queued", "leased", "running"})
-        for (const auto& r : store.runs(a->sweep, state)) ids.push_back(r.id);
+      for (RunState state : kAllRunStates)
+        if (is_unfinished(state))
+          for (const auto& r : store.runs(a->sweep, run_state_name(state))) ids.push_back(r.id);
       if (ids.empty()) std::printf("sweep %s has no unfinished run\n", a->sweep.c_str());
     }
     change_runs(store, ids, "canceled", "queued, leased or running", &Store::cancel);

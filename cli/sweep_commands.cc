@@ -17,9 +17,10 @@ namespace tallrec {
 namespace {
 
 std::string progress_bar(const SweepStatus& s, int width = 30) {
-  const int64_t total = s.total(), done = s.runs_by_state.at("succeeded") +
-                                          s.runs_by_state.at("failed") +
-                                          s.runs_by_state.at("canceled");
+  int64_t done = 0;
+  for (RunState state : kAllRunStates)
+    if (!is_unfinished(state)) done += s.runs_by_state.at(run_state_name(state));
+  const int64_t total = s.total();
   const int filled = total ? int(width * done / total) : 0;
   return "[" + std::string(size_t(filled), '#') + std::string(size_t(width - filled), '.') + "]";
 }
@@ -127,8 +128,9 @@ void add_sweep_commands(CLI::App& app) {
                   static_cast<long long>(s.total()));
       for (const auto& [state, n] : s.runs_by_state)
         if (n) std::printf(" %s %lld", state.c_str(), static_cast<long long>(n));
-      const int64_t open = s.runs_by_state.at("queued") + s.runs_by_state.at("leased") +
-                           s.runs_by_state.at("running");
+      int64_t open = 0;
+      for (RunState state : kAllRunStates)
+        if (is_unfinished(state)) open += s.runs_by_state.at(run_state_name(state));
       if (open && s.eta_seconds >= 0) std::printf("; ETA about %.0f min", s.eta_seconds / 60);
       std::printf("\n");
     }
@@ -189,12 +191,8 @@ void add_sweep_commands(CLI::App& app) {
     require_existing_store(*db);
     Store store(*db);
     if (!args->sweep.empty()) require_sweep(store, args->sweep);
-    static const char* states[] = {"queued",    "leased", "running",
-                                   "succeeded", "failed", "canceled"};
-    if (!args->state.empty() &&
-        std::find(std::begin(states), std::end(states), args->state) == std::end(states))
-      throw InputError("--state \"" + args->state +
-                       "\": expected queued, leased, running, succeeded, failed or canceled");
+    if (!args->state.empty() && !parse_run_state(args->state))
+      throw InputError("--state \"" + args->state + "\": expected " + run_state_names());
     if (args->sweep.empty() && (!args->where.empty() || !args->sort.empty()))
       throw InputError("--where and --sort need --sweep");
     std::vector<RunRow> rows;
@@ -261,10 +259,9 @@ void add_sweep_commands(CLI::App& app) {
       std::printf("  %-8s", run_column_text(r, "val_auc").c_str());
       for (const auto& t : tests)
         std::printf("  %-10s", run_column_text(r, "test_auc:" + t).c_str());
-      std::printf(
-          "  %5s  %8lld  %s\n", run_column_text(r, "steps").c_str(),
-          static_cast<long long>(r.attempts),
-          r.state == "failed" || r.state == "canceled" ? printable_utf8(r.reason).c_str() : "");
+      std::printf("  %5s  %8lld  %s\n", run_column_text(r, "steps").c_str(),
+                  static_cast<long long>(r.attempts),
+                  is_retryable(*parse_run_state(r.state)) ? printable_utf8(r.reason).c_str() : "");
     }
   });
 }

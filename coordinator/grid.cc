@@ -6,6 +6,7 @@
 #include "common/error.h"
 #include "common/json_text.h"
 #include "common/protocol.h"
+#include "common/run_spec.h"
 #include "common/sha256.h"
 
 namespace tallrec {
@@ -13,28 +14,13 @@ namespace {
 
 using json = nlohmann::json;
 
-// Hyper-parameters a grid may vary, with TALLRec's defaults.
-const std::vector<std::pair<std::string, json>> kHyper = {
-    {"lr", 1e-4},
-    {"lora_r", 8},
-    {"lora_alpha", 16},
-    {"lora_dropout", 0.05},
-    {"target_modules", json::array({"q_proj", "v_proj"})},
-    {"epochs", 200},
-    {"cutoff_len", 512},
-    {"batch_size", 128},
-    {"micro_batch_size", 32},
-    {"max_steps", -1}};  // -1: as many as the epochs make (TALLRec); a cap for quick sweeps
-
-// Axes a grid may add that are not in every run's spec (so the keys of grids that leave them
-// out stay as they were), each with the values it allows.
-const std::vector<std::pair<std::string, json>> kOptionalHyper = {
-    {"dtype", json::array({"float32", "bfloat16", "float16"})},
-    {"gradient_checkpointing", json::array({false, true})},
-    {"group_by_length", json::array({false, true})},
-    {"data_order", json::array({"hf", "seeded"})},
-    // Named training recipes (jobs/train/run_spec.h): instruct_7b is TALLRec's shell script.
-    {"recipe", json::array({"finetune_rec", "instruct_7b"})}};
+// The axes a grid may vary, with their defaults: common/run_spec.h's grid_axes(), the same
+// table the worker translates a run with.
+const GridAxis* find_axis(const std::string& name) {
+  for (const GridAxis& axis : grid_axes())
+    if (axis.name == name) return &axis;
+  return nullptr;
+}
 
 }  // namespace
 
@@ -46,8 +32,7 @@ std::vector<std::string> grid_document_fields() {
 
 std::vector<std::string> grid_hyper_axes() {
   std::vector<std::string> out;
-  for (const auto& [k, v] : kHyper) out.push_back(k);
-  for (const auto& [k, v] : kOptionalHyper) out.push_back(k);
+  for (const GridAxis& axis : grid_axes()) out.push_back(axis.name);
   return out;
 }
 
@@ -152,17 +137,13 @@ Grid parse_grid(const std::string& text, const std::string& origin) {
     const std::string& k = item.key();  // a named reference: lambdas may capture it (structured
                                         // bindings: not in clang 14)
     const json& v = item.value();
-    auto optional = std::find_if(kOptionalHyper.begin(), kOptionalHyper.end(),
-                                 [&](const auto& h) { return h.first == k; });
-    if (optional == kOptionalHyper.end() &&
-        std::none_of(kHyper.begin(), kHyper.end(), [&](const auto& h) { return h.first == k; }))
-      fail("hyper: unknown hyper-parameter \"" + k + "\"");
+    const GridAxis* axis = find_axis(k);
+    if (!axis) fail("hyper: unknown hyper-parameter \"" + k + "\"");
     if (!v.is_array() || v.empty()) fail("hyper." + k + " must be a non-empty list");
-    if (optional != kOptionalHyper.end())
+    if (!axis->always)
       for (const auto& value : v)
-        if (std::find(optional->second.begin(), optional->second.end(), value) ==
-            optional->second.end())
-          fail("hyper." + k + ": " + value.dump() + " is not one of " + optional->second.dump());
+        if (std::find(axis->allowed.begin(), axis->allowed.end(), value) == axis->allowed.end())
+          fail("hyper." + k + ": " + value.dump() + " is not one of " + axis->allowed.dump());
   }
   // Each value of the always-present axes has the type and range the trainer accepts, so a bad
   // one is refused here, naming it, and not on every worker that leases the run.
@@ -192,13 +173,15 @@ Grid parse_grid(const std::string& text, const std::string& origin) {
       bad("a positive integer");
     }
   };
-  for (const auto& [k, def] : kHyper)
-    if (hyper.contains(k))
-      for (const auto& v : hyper[k]) check_value(k, v);
-  for (const auto& [k, def] : kHyper)
-    axes.push_back({k, hyper.contains(k) ? hyper[k] : json::array({def})});
-  for (const auto& [k, allowed] : kOptionalHyper)
-    if (hyper.contains(k)) axes.push_back({k, hyper[k]});
+  for (const GridAxis& axis : grid_axes())
+    if (axis.always && hyper.contains(axis.name))
+      for (const auto& v : hyper[axis.name]) check_value(axis.name, v);
+  for (const GridAxis& axis : grid_axes())  // the always-present axes first, as keys have them
+    if (axis.always)
+      axes.push_back({axis.name, hyper.contains(axis.name) ? hyper[axis.name]
+                                                           : json::array({axis.default_value})});
+  for (const GridAxis& axis : grid_axes())
+    if (!axis.always && hyper.contains(axis.name)) axes.push_back({axis.name, hyper[axis.name]});
 
   // Bounded before expanding: a document of a few kB must not become millions of runs in memory.
   double expanded = double(domains.size()) * double(samples.size()) * double(seeds.size());

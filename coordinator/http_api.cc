@@ -206,6 +206,8 @@ HttpResponse HttpApi::route(const HttpRequest& request) {
   if (seg.size() == 2 && seg[1] == "runs" && !mutation) {
     const std::string sweep = query.count("sweep") ? query.at("sweep") : "",
                       state = query.count("state") ? query.at("state") : "";
+    if (!state.empty() && !parse_run_state(state))
+      return error_response(400, "state must be " + run_state_names());
     const int64_t limit = int_param(query, "limit", 50, 1, 1000),
                   offset = int_param(query, "offset", 0, 0, INT64_MAX);
     json runs = json::array();

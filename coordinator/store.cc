@@ -11,9 +11,6 @@
 namespace tallrec {
 namespace {
 
-constexpr const char* kStates[] = {"queued",    "leased", "running",
-                                   "succeeded", "failed", "canceled"};
-
 // Migration k brings the schema from version k to k + 1. Append, never edit.
 constexpr const char* kMigrations[] = {
     R"sql(
@@ -66,8 +63,6 @@ constexpr const char* kMigrations[] = {
 };
 
 }  // namespace
-
-const char* run_state_name(RunState s) { return kStates[int(s)]; }
 
 int64_t SweepStatus::total() const {
   int64_t t = 0;
@@ -211,7 +206,7 @@ std::vector<SweepStatus> Store::status() {
   while (s.step()) {
     if (out.empty() || out.back().id != s.integer(0)) {
       out.push_back({s.integer(0), s.text(1), {}});
-      for (const char* st : kStates) out.back().runs_by_state[st] = 0;
+      for (RunState st : kAllRunStates) out.back().runs_by_state[run_state_name(st)] = 0;
     }
     if (!s.text(2).empty()) out.back().runs_by_state[s.text(2)] = s.integer(3);
   }
@@ -226,9 +221,11 @@ std::vector<SweepStatus> Store::status() {
     if (mean.step() && !mean.text(0).empty()) {
       const double each = mean.real(0);
       auto& n = sweep.runs_by_state;
-      const double remaining = double(n["queued"] + n["leased"]) + 0.5 * double(n["running"]);
+      auto count = [&](RunState s) { return double(n[run_state_name(s)]); };
+      const double remaining =
+          count(RunState::kQueued) + count(RunState::kLeased) + 0.5 * count(RunState::kRunning);
       sweep.eta_seconds =
-          each * remaining / double(std::max<int64_t>(1, n["leased"] + n["running"]));
+          each * remaining / std::max(1.0, count(RunState::kLeased) + count(RunState::kRunning));
     }
     mean.reset();
   }
@@ -303,9 +300,12 @@ std::optional<Lease> Store::lease_next(const std::string& worker, double t,
         .bind(1, t)
         .bind(2, l.run_id)
         .step();
-    add_change(
-        db_, path_, "run",
-        {{"run", l.run_id}, {"state", "leased"}, {"attempt", l.attempt_id}, {"worker", worker}}, t);
+    add_change(db_, path_, "run",
+               {{"run", l.run_id},
+                {"state", run_state_name(RunState::kLeased)},
+                {"attempt", l.attempt_id},
+                {"worker", worker}},
+               t);
     return l;
   });
 }
@@ -331,7 +331,9 @@ void set_running(sqlite3* db, const std::string& path, int64_t attempt_id, int64
       .bind(1, t)
       .bind(2, run)
       .step();
-  add_change(db, path, "run", {{"run", run}, {"state", "running"}, {"attempt", attempt_id}}, t);
+  add_change(db, path, "run",
+             {{"run", run}, {"state", run_state_name(RunState::kRunning)}, {"attempt", attempt_id}},
+             t);
 }
 }  // namespace
 
@@ -359,8 +361,10 @@ bool Store::finish(int64_t attempt_id, const nlohmann::json& result, double t) {
         .bind(2, t)
         .bind(3, run)
         .step();
-    add_change(db_, path_, "run", {{"run", run}, {"state", "succeeded"}, {"attempt", attempt_id}},
-               t);
+    add_change(
+        db_, path_, "run",
+        {{"run", run}, {"state", run_state_name(RunState::kSucceeded)}, {"attempt", attempt_id}},
+        t);
     return true;
   });
 }
@@ -395,7 +399,7 @@ void end_attempt(sqlite3* db, const std::string& path, int64_t attempt_id, int64
   }
   add_change(db, path, "run",
              {{"run", run},
-              {"state", again ? "queued" : "failed"},
+              {"state", run_state_name(again ? RunState::kQueued : RunState::kFailed)},
               {"attempt", attempt_id},
               {"attempt_state", attempt_state},
               {"reason", reason}},
@@ -445,7 +449,8 @@ bool Store::cancel(int64_t run_id, double t) {
                 path_);
     u.bind(1, t).bind(2, run_id).step();
     if (sqlite3_changes(db_) == 0) return false;
-    add_change(db_, path_, "run", {{"run", run_id}, {"state", "canceled"}}, t);
+    add_change(db_, path_, "run", {{"run", run_id}, {"state", run_state_name(RunState::kCanceled)}},
+               t);
     return true;
   });
 }
@@ -461,7 +466,8 @@ bool Store::retry(int64_t run_id, double t) {
                 path_);
     u.bind(1, t).bind(2, run_id).step();
     if (sqlite3_changes(db_) == 0) return false;
-    add_change(db_, path_, "run", {{"run", run_id}, {"state", "queued"}}, t);
+    add_change(db_, path_, "run", {{"run", run_id}, {"state", run_state_name(RunState::kQueued)}},
+               t);
     return true;
   });
 }

@@ -11,13 +11,11 @@
 #include <vector>
 
 #include "coordinator/grid.h"
+#include "coordinator/run_state.h"
 
 struct sqlite3;
 
 namespace tallrec {
-
-enum class RunState { kQueued, kLeased, kRunning, kSucceeded, kFailed, kCanceled };
-const char* run_state_name(RunState s);
 
 struct SubmitResult {
   int64_t sweep_id;

@@ -66,10 +66,12 @@ int Store::release_unlisted(const std::string& worker, const std::vector<int64_t
           .bind(1, t)
           .bind(2, run)
           .step();
-      add_change(
-          db_, path_, "run",
-          {{"run", run}, {"state", "queued"}, {"attempt", attempt}, {"attempt_state", "released"}},
-          t);
+      add_change(db_, path_, "run",
+                 {{"run", run},
+                  {"state", run_state_name(RunState::kQueued)},
+                  {"attempt", attempt},
+                  {"attempt_state", "released"}},
+                 t);
     }
     return int(unlisted.size());
   });

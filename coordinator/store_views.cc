@@ -1,5 +1,6 @@
 // The store's read views for the HTTP API (declared in coordinator/store.h): JSON documents
 // built from one query each, never a write.
+#include "common/run_spec.h"
 #include "coordinator/store.h"
 #include "coordinator/store_sql.h"
 
@@ -74,8 +75,7 @@ int64_t Store::count_runs(const std::string& sweep_name, const std::string& stat
 
 std::map<std::string, int64_t> Store::runs_by_state() {
   std::map<std::string, int64_t> out;
-  for (const char* st : {"queued", "leased", "running", "succeeded", "failed", "canceled"})
-    out[st] = 0;
+  for (RunState st : kAllRunStates) out[run_state_name(st)] = 0;
   Statement s(db_, "SELECT state, COUNT(*) FROM runs GROUP BY state", path_);
   while (s.step()) out[s.text(0)] = s.integer(1);
   return out;
@@ -98,6 +98,7 @@ std::optional<json> Store::run_detail(int64_t run_id) {
               {"attempts_used", r.integer(6)},
               {"max_attempts", r.integer(7)},
               {"spec", json::parse(r.text(8))},
+              {"trainer_settings", resolved_trainer_settings(json::parse(r.text(8)))},
               {"result", r.text(9).empty() ? json() : json::parse(r.text(9))},
               {"created", r.real(10)},
               {"updated", r.real(11)}};

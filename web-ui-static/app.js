@@ -4,6 +4,9 @@
 
 const main = document.getElementById("main");
 const STATES = ["queued", "leased", "running", "succeeded", "failed", "canceled"];
+// As coordinator/run_state.h groups them: a cancel applies to the unfinished, a retry to the
+// finished without success.
+const UNFINISHED = STATES.slice(0, 3), FINISHED = STATES.slice(3), RETRYABLE = STATES.slice(4);
 let view = { name: "", refresh: () => {}, onChange: () => {} };
 let generation = 0;  // bumped on every navigation: a render that finishes late for an old view is dropped
 
@@ -53,8 +56,8 @@ function ago(t) { return `${Math.max(0, Math.round(Date.now() / 1000 - t))} s ag
 // Ended runs by outcome: succeeded green, failed red, canceled grey (a sweep whose runs all
 // failed must not look done and well).
 function progress(byState, total) {
-  const done = (byState.succeeded || 0) + (byState.failed || 0) + (byState.canceled || 0);
-  const parts = ["succeeded", "failed", "canceled"].map((s) => {
+  const done = FINISHED.reduce((n, s) => n + (byState[s] || 0), 0);
+  const parts = FINISHED.map((s) => {
     const part = el("div", { class: `part ${s}`, "data-state": s });
     part.style.width = `${total ? (100 * (byState[s] || 0)) / total : 0}%`;
     return part;
@@ -311,9 +314,9 @@ async function runView(id) {
       `; key ${run.key.slice(0, 12)}`),
     // Only what the run's state allows: cancel an unfinished run, retry a failed or canceled one.
     el("div", {}, el("button", { id: "cancel", text: "Cancel", onclick: act("cancel"),
-                                 ...(["queued", "leased", "running"].includes(run.state) ? {} : { disabled: "" }) }),
+                                 ...(UNFINISHED.includes(run.state) ? {} : { disabled: "" }) }),
                   el("button", { id: "retry", text: "Retry", onclick: act("retry"),
-                                 ...(["failed", "canceled"].includes(run.state) ? {} : { disabled: "" }) })), message,
+                                 ...(RETRYABLE.includes(run.state) ? {} : { disabled: "" }) })), message,
     result ? el("p", { id: "run-result", text: `best validation AUC ${fmt(result.best_val_auc)} at step ${result.best_step}; test AUC ` +
                         Object.entries(result.test_auc).map(([d, a]) => `${d} ${fmt(a)}`).join(", ") }) : el("span"),
     el("div", { class: "charts" }, ...RUN_SERIES.map(([name, label, range], k) =>
@@ -331,7 +334,11 @@ async function runView(id) {
         el("td", { text: result && c.step === result.best_step ? `${c.step} (best)` : String(c.step) }), el("td", { text: String(c.bytes) }),
         el("td", {}, ...["adapter_model.safetensors", "adapter_config.json"].map((f) =>
           el("a", { href: `/api/runs/${id}/checkpoints/${c.step}/${f}`, text: f + " ", download: "" })))))),
-    el("h2", { text: "Resolved spec" }), el("pre", { id: "run-spec", text: JSON.stringify(run.spec, null, 2) }),
+    el("h2", { text: "Resolved spec" }),
+    el("p", { class: "muted", text: "What the trainer runs it with: its defaults, the recipe, then the grid's axes " +
+                                     "(token folders are the worker's; a GPU worker trains in bfloat16 unless the grid chose)." }),
+    el("pre", { id: "run-spec", text: JSON.stringify(run.trainer_settings, null, 2) }),
+    el("h2", { text: "Grid run" }), el("pre", { id: "grid-run", text: JSON.stringify(run.spec, null, 2) }),
     el("h2", { text: `Events (${events.events.length === 1000 ? "the first 1000" : events.events.length})` }),
     el("table", { id: "events" },
       el("tr", {}, ...["attempt", "seq", "type", "event"].map((t) => el("th", { text: t }))),

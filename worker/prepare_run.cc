@@ -2,6 +2,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/run_spec.h"
 #include "jobs/data/token_cache.h"
 
 namespace tallrec {
@@ -22,26 +23,16 @@ std::filesystem::path prepare_run(const nlohmann::json& run, const Tokenizer& to
     std::optional<FewShotSubset> valid_subset;
     if (run.contains("valid_sample"))
       valid_subset = FewShotSubset{run["valid_sample"].get<int64_t>(), 0};
+    // The grid's own fields, then every hyper-parameter axis at its RunSpec field
+    // (common/run_spec.h's grid_axes(): the table the grid took its defaults from).
     nlohmann::json spec = {
         {"base_model", run.at("base_model")},
         {"train_tokens", tokens(run.at("train"), FewShotSubset{run.at("sample"), run.at("seed")})},
         {"valid_tokens", tokens(run.at("valid"), valid_subset)},
         {"test_tokens", tests},
-        {"seed", run.at("seed")},
-        {"lora",
-         {{"r", run.at("lora_r")},
-          {"alpha", run.at("lora_alpha")},
-          {"dropout", run.at("lora_dropout")},
-          {"target_modules", run.at("target_modules")}}},
-        {"optim", {{"lr", run.at("lr")}}},
-        {"epochs", run.at("epochs")},
-        {"batch_size", run.at("batch_size")},
-        {"micro_batch_size", run.at("micro_batch_size")}};
+        {"seed", run.at("seed")}};
     if (run.contains("init_adapter")) spec["init_adapter"] = run["init_adapter"];
-    if (run.value("max_steps", -1) > 0) spec["max_steps"] = run["max_steps"];
-    for (const char* key :
-         {"dtype", "gradient_checkpointing", "group_by_length", "data_order", "recipe"})
-      if (run.contains(key)) spec[key] = run[key];
+    apply_grid_axes(run, spec);
     // A GPU slot trains in bfloat16 unless the grid chose: LLaMA-7B's weights alone take 27 GB
     // in float32, more than the 24 GB card it targets (TALLRec itself trained in float16).
     if (!run.contains("dtype") && overrides.value("device", "cpu") != "cpu")

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "common/run_spec.h"  // kTallrecCutoffLen
 #include "jobs/data/prompt_record.h"
 #include "jobs/data/prompt_template.h"
 #include "jobs/data/token_file.h"
@@ -21,7 +22,7 @@ namespace tallrec {
 
 struct TokenizeOptions {
   PromptTemplate prompt_template = PromptTemplate::kTallrec;
-  int64_t cutoff_len = 512;
+  int64_t cutoff_len = kTallrecCutoffLen;
   bool train_on_inputs = true;  // TALLRec's default
   // A record whose output is neither exactly "Yes." nor "No." is an error naming it, unless
   // this is set: then it is tokenized (it trains) and scoring leaves it out of the AUC.

@@ -11,17 +11,10 @@
 #include <string>
 #include <vector>
 
+#include "common/run_spec.h"  // LoraConfig
 #include "jobs/train/model_config.h"
 
 namespace tallrec {
-
-struct LoraConfig {
-  int64_t r = 8;
-  double alpha = 16;
-  double dropout = 0.05;
-  std::vector<std::string> target_modules{"q_proj", "v_proj"};
-  double scaling() const { return alpha / double(r); }
-};
 
 struct LoraPair {
   at::Tensor a;  // [r, in]

@@ -6,11 +6,9 @@
 
 #include <vector>
 
-namespace tallrec {
+#include "common/run_spec.h"  // AdamWConfig
 
-struct AdamWConfig {
-  double lr = 1e-4, weight_decay = 0.0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
-};
+namespace tallrec {
 
 class AdamW {
  public:

@@ -25,6 +25,7 @@
 #include "jobs/train/events.h"
 #include "jobs/train/llama.h"
 #include "jobs/train/loss_step.h"
+#include "jobs/train/optimizer.h"
 #include "jobs/train/rng_state.h"
 #include "jobs/train/roc_auc.h"
 #include "jobs/train/safetensors.h"

@@ -8,7 +8,7 @@
 
 #include <filesystem>
 
-#include "jobs/train/run_spec.h"
+#include "common/run_spec.h"
 
 namespace tallrec {
 

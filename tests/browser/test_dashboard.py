@@ -85,7 +85,9 @@ def test_submit_watch_cancel_retry_in_the_browser(tmp_path, browser):
         # Every recorded series, the resolved spec, the sweep as a link, the best checkpoint, the events.
         for chart in ("lr-chart", "grad-norm-chart", "tokens-per-s-chart", "memory-bytes-chart"):
             expect(page.locator(f"#{chart}")).to_have_attribute("data-points", re.compile(r"^[1-9]\d*$"))
-        assert json.loads(page.locator("#run-spec").inner_text())["domain"] == "movie"
+        assert json.loads(page.locator("#grid-run").inner_text())["domain"] == "movie"
+        settings = json.loads(page.locator("#run-spec").inner_text())  # the trainer's, defaults included
+        assert settings["warmup_steps"] == 20 and settings["lora"]["r"] == 8 and settings["scoring"] == "tallrec"
         expect(page.locator("a.sweep-link")).to_have_attribute("href", "#/sweep/browser")
         expect(page.locator("#checkpoints tr.best")).to_have_count(1)
         expect(page.locator("#events tr").filter(has_text="finished")).to_have_count(1)

@@ -4,7 +4,7 @@
 #include <string>
 
 #include "common/error.h"
-#include "jobs/train/run_spec.h"
+#include "common/run_spec.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {

@@ -62,6 +62,11 @@ def test_reads_answer_as_documented(site):
     assert runs["total"] == 1 and runs["runs"][0]["state"] == "succeeded"
     run = check(requests.get(f"{url}/api/runs/1"), "/api/runs/{id}").json()
     assert run["result"]["test_auc"]["movie"] == cell["mean"] and run["attempts"][0]["worker"] == "w1"
+    # The trainer's settings, resolved from RunSpec's defaults and the grid run's axes (one vocabulary).
+    settings = run["trainer_settings"]
+    assert settings["optim"]["lr"] == run["spec"]["lr"] and settings["max_steps"] == run["spec"]["max_steps"]
+    assert settings["lora"] == {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": ["q_proj", "v_proj"]}
+    assert settings["warmup_steps"] == 20 and settings["data_seed"] == 42 and "train_tokens" not in settings
     loss = check(requests.get(f"{url}/api/runs/1/metrics", params={"name": "loss"}), "/api/runs/{id}/metrics").json()
     assert [p["step"] for p in loss["points"]] == [1, 2]
     thin = requests.get(f"{url}/api/runs/1/metrics", params={"name": "loss", "max_points": 2}).json()
@@ -118,6 +123,8 @@ def test_bad_requests_get_clear_errors_and_change_nothing(site):
         (requests.get(f"{url}/api/runs/77"), 404, "no run 77"),
         (requests.get(f"{url}/api/runs/abc"), 400, "not a run id"),
         (requests.get(f"{url}/api/runs", params={"limit": 5000}), 400, "limit"),
+        (requests.get(f"{url}/api/runs", params={"state": "done"}), 400,
+         "state must be queued, leased, running, succeeded, failed or canceled"),
         (requests.get(f"{url}/api/sweeps/nope"), 404, "nope"),
         (requests.get(f"{url}/api/nothing"), 404, "no such endpoint"),
         (requests.delete(f"{url}/api/runs/1", headers=auth), 405, "DELETE"),

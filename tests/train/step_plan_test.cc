@@ -65,29 +65,3 @@ TEST(StepPlan, LossDivisors) {
 
 }  // namespace
 }  // namespace tallrec
-
-// One vocabulary: the fields parse_run_spec accepts equal schemas/run_spec.schema.json's.
-#include <fstream>
-#include <nlohmann/json.hpp>
-#include <set>
-#include <sstream>
-
-#include "jobs/train/run_spec.h"
-
-namespace tallrec {
-namespace {
-
-TEST(RunSpecSchema, FieldsEqualTheSchema) {
-  std::ifstream in(std::string(TALLREC_SOURCE_DIR) + "/schemas/run_spec.schema.json");
-  std::stringstream text;
-  text << in.rdbuf();
-  std::set<std::string> documented;
-  const nlohmann::json schema =
-      nlohmann::json::parse(text.str());  // named: items() must not outlive it
-  for (auto& [k, v] : schema.at("properties").items()) documented.insert(k);
-  const auto& fields = run_spec_fields();
-  EXPECT_EQ(documented, std::set<std::string>(fields.begin(), fields.end()));
-}
-
-}  // namespace
-}  // namespace tallrec

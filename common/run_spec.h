@@ -1,5 +1,7 @@
-// RunSpec: everything one training attempt needs (schemas/run_spec.schema.json). Defaults are
-// TALLRec's recipe; every field can be overridden.
+// RunSpec: everything one training attempt needs (schemas/run_spec.schema.json), and the one
+// place its defaults (TALLRec's recipe) are written. Torch-free: the trainer parses it, the
+// coordinator takes a grid's defaults from it, the worker translates a grid run into it
+// (grid_axes() below), so the three speak one vocabulary.
 #pragma once
 
 #include <cstdint>
@@ -9,10 +11,27 @@
 #include <string>
 #include <vector>
 
-#include "jobs/train/lora.h"
-#include "jobs/train/optimizer.h"
+#include <nlohmann/json.hpp>
 
 namespace tallrec {
+
+// LoRA as PEFT configures it (jobs/train/lora.h applies it).
+struct LoraConfig {
+  int64_t r = 8;
+  double alpha = 16;
+  double dropout = 0.05;
+  std::vector<std::string> target_modules{"q_proj", "v_proj"};
+  double scaling() const { return alpha / double(r); }
+};
+
+// torch.optim.AdamW's settings as TALLRec's HF Trainer passes them (jobs/train/optimizer.h).
+struct AdamWConfig {
+  double lr = 1e-4, weight_decay = 0.0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+};
+
+// TALLRec's cutoff_len: training sequences are cut at this many tokens (a data option, applied
+// by `tallrec data tokenize`, not a trainer field).
+inline constexpr int64_t kTallrecCutoffLen = 512;
 
 struct RunSpec {
   // Named defaults, applied before the spec's own fields (which win): "finetune_rec" (TALLRec's
@@ -62,12 +81,37 @@ inline uint64_t data_order_seed(const RunSpec& s) {
 void apply_recipe(RunSpec& s, const std::string& origin);
 
 // Every field a spec may have (schemas/run_spec.schema.json must list the same; checked by
-// tests/train/step_plan_test.cc's schema test).
+// tests/unit/schema_test.cc).
 const std::vector<std::string>& run_spec_fields();
+
+// The spec as JSON, every field (parse_run_spec of it gives `s` back).
+nlohmann::json run_spec_json(const RunSpec& s);
 
 // Parses and validates a spec file; InputError names the file and the field.
 RunSpec read_run_spec(const std::filesystem::path& path);
 RunSpec parse_run_spec(const std::string& text, const std::string& origin);
+
+// A hyper-parameter a grid may vary (schemas/grid.schema.json's `hyper`): its name in the grid
+// (TALLRec's command-line names), the RunSpec field it sets as a JSON pointer ("" for
+// cutoff_len, a data option), and its default, taken from RunSpec. `always` axes are in every
+// grid run's spec (and so in its key) with their default when the grid leaves them out; the
+// others only when the grid names them, each with the values it allows.
+struct GridAxis {
+  std::string name;
+  std::string spec_field;
+  nlohmann::json default_value;  // `always` axes
+  bool always = true;
+  nlohmann::json allowed;  // the other axes: the values a grid may give
+};
+const std::vector<GridAxis>& grid_axes();
+
+// The trainer spec of a grid run: every axis the run holds, set at its RunSpec field in `spec`.
+void apply_grid_axes(const nlohmann::json& grid_run, nlohmann::json& spec);
+
+// What the trainer will run a grid run with: RunSpec's defaults, then the run's recipe, then
+// its axes, as parse_run_spec resolves the worker's spec (which also names the token folders,
+// left out here, and trains in bfloat16 on a GPU unless the grid chose a dtype).
+nlohmann::json resolved_trainer_settings(const nlohmann::json& grid_run);
 
 // TALLRec's evaluation cadence: every 10 optimizer steps when sample <= 128, otherwise
 // sample / 128 * 5 (rounded down, at least 1).

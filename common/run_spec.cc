@@ -1,13 +1,66 @@
-#include "jobs/train/run_spec.h"
+#include "common/run_spec.h"
 
 #include <nlohmann/json.hpp>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/json_text.h"
-#include "jobs/train/device.h"
 
 namespace tallrec {
+namespace {
+
+// "cpu", "cuda" or "cuda:N" (the trainer's parse_device then checks the machine has it).
+bool valid_device_name(const std::string& d) {
+  if (d == "cpu" || d == "cuda") return true;
+  if (d.rfind("cuda:", 0) != 0 || d.size() == 5 || d.size() > 8) return false;
+  return d.find_first_not_of("0123456789", 5) == std::string::npos;
+}
+
+// A default as a grid writes it: whole numbers as integers (lora_alpha 16, not 16.0), so that
+// run keys (hashes of the spec's JSON) stay what they were when grid.cc kept its own copy.
+nlohmann::json grid_number(double v) {
+  if (v == double(int64_t(v))) return int64_t(v);
+  return v;
+}
+
+}  // namespace
+
+const std::vector<GridAxis>& grid_axes() {
+  static const std::vector<GridAxis> axes = [] {
+    const RunSpec d;
+    using json = nlohmann::json;
+    auto always = [](const char* name, const char* field, json value) {
+      return GridAxis{name, field, std::move(value), true, json()};
+    };
+    auto optional = [](const char* name, const char* field, json allowed) {
+      return GridAxis{name, field, json(), false, std::move(allowed)};
+    };
+    return std::vector<GridAxis>{
+        always("lr", "/optim/lr", grid_number(d.optim.lr)),
+        always("lora_r", "/lora/r", d.lora.r),
+        always("lora_alpha", "/lora/alpha", grid_number(d.lora.alpha)),
+        always("lora_dropout", "/lora/dropout", grid_number(d.lora.dropout)),
+        always("target_modules", "/lora/target_modules", d.lora.target_modules),
+        always("epochs", "/epochs", d.epochs),
+        always("cutoff_len", "", kTallrecCutoffLen),
+        always("batch_size", "/batch_size", d.batch_size),
+        always("micro_batch_size", "/micro_batch_size", d.micro_batch_size),
+        always("max_steps", "/max_steps", d.max_steps),  // -1: as many as the epochs make
+        optional("dtype", "/dtype", {"float32", "bfloat16", "float16"}),
+        optional("gradient_checkpointing", "/gradient_checkpointing", {false, true}),
+        optional("group_by_length", "/group_by_length", {false, true}),
+        optional("data_order", "/data_order", {"hf", "seeded"}),
+        optional("recipe", "/recipe", {"finetune_rec", "instruct_7b"})};
+  }();
+  return axes;
+}
+
+void apply_grid_axes(const nlohmann::json& grid_run, nlohmann::json& spec) {
+  for (const GridAxis& axis : grid_axes()) {
+    if (axis.spec_field.empty() || !grid_run.contains(axis.name)) continue;
+    spec[nlohmann::json::json_pointer(axis.spec_field)] = grid_run[axis.name];
+  }
+}
 
 int64_t tallrec_eval_every(int64_t sample) {
   if (sample <= 128) return 10;
@@ -58,6 +111,62 @@ const std::vector<std::string>& run_spec_fields() {
                                                   "device",
                                                   "world_size"};
   return fields;
+}
+
+nlohmann::json run_spec_json(const RunSpec& s) {
+  return {{"recipe", s.recipe},
+          {"eval_at_end", s.eval_at_end},
+          {"base_model", s.base_model},
+          {"init_adapter", s.init_adapter},
+          {"train_tokens", s.train_tokens},
+          {"valid_tokens", s.valid_tokens},
+          {"test_tokens", s.test_tokens},
+          {"seed", s.seed},
+          {"data_order", s.data_order},
+          {"data_seed", s.data_seed},
+          {"lora",
+           {{"r", s.lora.r},
+            {"alpha", s.lora.alpha},
+            {"dropout", s.lora.dropout},
+            {"target_modules", s.lora.target_modules}}},
+          {"optim",
+           {{"lr", s.optim.lr},
+            {"weight_decay", s.optim.weight_decay},
+            {"beta1", s.optim.beta1},
+            {"beta2", s.optim.beta2},
+            {"eps", s.optim.eps}}},
+          {"warmup_steps", s.warmup_steps},
+          {"max_grad_norm", s.max_grad_norm},
+          {"batch_size", s.batch_size},
+          {"micro_batch_size", s.micro_batch_size},
+          {"epochs", s.epochs},
+          {"max_steps", s.max_steps},
+          {"eval_every", s.eval_every},
+          {"early_stopping_patience", s.early_stopping_patience},
+          {"eval_batch_size", s.eval_batch_size},
+          {"group_by_length", s.group_by_length},
+          {"gradient_checkpointing", s.gradient_checkpointing},
+          {"dtype", s.dtype},
+          {"loss_scale_init", s.loss_scale_init},
+          {"scoring", s.scoring},
+          {"loss_normalization", s.loss_normalization},
+          {"threads", s.threads},
+          {"device", s.device},
+          {"world_size", s.world_size}};
+}
+
+nlohmann::json resolved_trainer_settings(const nlohmann::json& grid_run) {
+  RunSpec s;
+  if (grid_run.contains("recipe") && grid_run["recipe"].is_string()) {
+    s.recipe = grid_run["recipe"].get<std::string>();
+    apply_recipe(s, "run spec");
+  }
+  nlohmann::json out = run_spec_json(s);
+  apply_grid_axes(grid_run, out);
+  for (const char* key : {"base_model", "init_adapter", "seed"})
+    if (grid_run.contains(key)) out[key] = grid_run[key];
+  for (const char* key : {"train_tokens", "valid_tokens", "test_tokens"}) out.erase(key);
+  return out;
 }
 
 RunSpec read_run_spec(const std::filesystem::path& path) {
@@ -153,7 +262,7 @@ RunSpec parse_run_spec(const std::string& text, const std::string& origin) {
   need(s.world_size >= 1 && (s.batch_size / s.micro_batch_size) % s.world_size == 0,
        "world_size must divide batch_size / micro_batch_size (each rank takes an equal share of "
        "every update)");
-  parse_device(s.device, origin + ": device");
+  need(valid_device_name(s.device), "device must be cpu, cuda or cuda:N, not \"" + s.device + "\"");
   need(s.world_size == 1 || s.device == "cpu" || s.device == "cuda",
        "with world_size > 1, device must be cpu or cuda (rank r takes the r-th visible GPU), not "
        "one numbered GPU");

@@ -1,0 +1,38 @@
+// The states of a run, spelled once. The store's column, the CLI's --state, the HTTP API's
+// `state` fields (schemas/openapi.json) and the dashboard (web-ui-static/app.js) use these
+// names; tests/unit/schema_test.cc checks that the last two list the same.
+//   queued -> leased -> running -> succeeded | failed (-> queued while attempts remain)
+//   queued | leased | running -> canceled;  failed | canceled -> queued (retry)
+#pragma once
+
+#include <array>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace tallrec {
+
+enum class RunState { kQueued, kLeased, kRunning, kSucceeded, kFailed, kCanceled };
+
+inline constexpr std::array<RunState, 6> kAllRunStates = {RunState::kQueued,  RunState::kLeased,
+                                                          RunState::kRunning, RunState::kSucceeded,
+                                                          RunState::kFailed,  RunState::kCanceled};
+
+// "queued", "leased", "running", "succeeded", "failed", "canceled".
+const char* run_state_name(RunState s);
+// The state of a name; nullopt for anything else.
+std::optional<RunState> parse_run_state(std::string_view name);
+// "queued, leased, running, succeeded, failed or canceled": for error messages.
+std::string run_state_names();
+
+// Not finished yet: a cancel applies, progress counts it as open.
+inline bool is_unfinished(RunState s) {
+  return s == RunState::kQueued || s == RunState::kLeased || s == RunState::kRunning;
+}
+// Finished without success: a retry applies.
+inline bool is_retryable(RunState s) { return s == RunState::kFailed || s == RunState::kCanceled; }
+
+// The SQL literal of a state ('queued'), for the store's queries: constants, never input.
+std::string sql_state(RunState s);
+
+}  // namespace tallrec
