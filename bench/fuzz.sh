@@ -32,8 +32,10 @@ if [ $# -gt 0 ]; then
   done
   targets=("$@")
 fi
+mkdir -p "$build"
 cmake -S "$here" -B "$build" "${generator[@]}" -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_PREFIX_PATH="$torch_prefix" -DTALLREC_FUZZ=ON -DTALLREC_WITH_TRAIN=OFF -DTALLREC_BUILD_TESTS=OFF -DTALLREC_BUILD_BENCH=OFF -DTALLREC_WERROR=ON > /dev/null
+  -DCMAKE_PREFIX_PATH="$torch_prefix" -DTALLREC_FUZZ=ON -DTALLREC_WITH_TRAIN=OFF -DTALLREC_BUILD_TESTS=OFF -DTALLREC_BUILD_BENCH=OFF -DTALLREC_WERROR=ON \
+  > "$build/fuzz-configure.log" 2>&1 || { tail -40 "$build/fuzz-configure.log"; exit 1; }
 cmake --build "$build" -j"$(nproc)" --target "${targets[@]/#/fuzz_}" > "$build/fuzz-build.log" 2>&1 ||
   { tail -40 "$build/fuzz-build.log"; exit 1; }
 status=0

@@ -292,9 +292,23 @@ function addPoint(id, attempt, step, value) {
   c.canvas.setAttribute("data-points", String(++c.count));
 }
 
+// Every event of a run, page by page (the API gives at most 1000 at a time), up to
+// EVENTS_SHOWN: a log table longer than that is for `tallrec` and the API, not a page.
+const EVENTS_PAGE = 1000, EVENTS_SHOWN = 20000;
+async function runEvents(id) {
+  const events = [];
+  for (let after = 0; events.length < EVENTS_SHOWN;) {
+    const page = (await api(`/api/runs/${id}/events?limit=${EVENTS_PAGE}&after=${after}`)).events;
+    events.push(...page);
+    if (page.length < EVENTS_PAGE) return { events, complete: true };
+    after = page[page.length - 1].id;
+  }
+  return { events, complete: false };
+}
+
 async function runView(id) {
   const gen = generation;
-  const [run, events, ...series] = await Promise.all([api(`/api/runs/${id}`), api(`/api/runs/${id}/events?limit=1000`),
+  const [run, events, ...series] = await Promise.all([api(`/api/runs/${id}`), runEvents(id),
     ...RUN_SERIES.map(([name]) => api(`/api/runs/${id}/metrics?name=${name}`))]);
   if (gen !== generation) return;  // navigated away meanwhile: leave the charts of the new view alone
   for (const c of Object.values(charts)) c.chart.destroy();
@@ -339,7 +353,7 @@ async function runView(id) {
                                      "(token folders are the worker's; a GPU worker trains in bfloat16 unless the grid chose)." }),
     el("pre", { id: "run-spec", text: JSON.stringify(run.trainer_settings, null, 2) }),
     el("h2", { text: "Grid run" }), el("pre", { id: "grid-run", text: JSON.stringify(run.spec, null, 2) }),
-    el("h2", { text: `Events (${events.events.length === 1000 ? "the first 1000" : events.events.length})` }),
+    el("h2", { text: `Events (${events.complete ? events.events.length : `the first ${events.events.length}`})` }),
     el("table", { id: "events" },
       el("tr", {}, ...["attempt", "seq", "type", "event"].map((t) => el("th", { text: t }))),
       ...events.events.map((e) => el("tr", {}, el("td", { text: String(attemptNumber.get(e.attempt) ?? e.attempt) }),

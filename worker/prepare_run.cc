@@ -14,6 +14,7 @@ std::filesystem::path prepare_run(const nlohmann::json& run, const Tokenizer& to
   try {
     TokenizeOptions options;
     options.cutoff_len = run.at("cutoff_len");
+    options.special_ids = run.value("special_ids", options.special_ids);
     auto tokens = [&](const std::string& records, std::optional<FewShotSubset> subset) {
       return cached_tokens(tokenizer, records, options, subset, cache_dir).string();
     };

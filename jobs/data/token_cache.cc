@@ -15,6 +15,8 @@ std::filesystem::path cached_tokens(const Tokenizer& tokenizer,
   key.update(std::string(prompt_template_name(options.prompt_template)));
   key.update(std::to_string(options.cutoff_len) +
              (options.train_on_inputs ? "/inputs" : "/masked"));
+  if (options.special_ids != "llama")  // the default adds nothing: caches made before stay valid
+    key.update("/special " + options.special_ids);
   if (subset)
     key.update("/subset " + std::to_string(subset->sample) + " " + std::to_string(subset->seed));
   const std::filesystem::path dir = cache_dir / key.hex_digest().substr(0, 24);

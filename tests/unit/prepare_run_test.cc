@@ -1,6 +1,7 @@
 #include "worker/prepare_run.h"
 
 #include "common/atomic_file.h"
+#include "common/error.h"
 #include "coordinator/grid.h"
 #include "jobs/data/token_cache.h"
 #include "jobs/data/token_file.h"
@@ -68,6 +69,23 @@ TEST(PrepareRun, GridRunBecomesATrainerSpec) {
       read_file(prepare_run(chosen, tok, dir / "cache", dir / "run", {{"device", "cuda"}})));
   EXPECT_EQ(gpu["dtype"], "float16");
   EXPECT_EQ(gpu["gradient_checkpointing"], true);
+
+  // A grid may ask for TALLRec's pinned BOS = EOS = 0 (--special-ids decapoda): its own cache
+  // folder, and the trainer's tokens carry them; the default leaves run keys as they were.
+  EXPECT_FALSE(run.contains("special_ids"));
+  g["hyper"] = nlohmann::json::object();
+  g["special_ids"] = "decapoda";
+  const auto decapoda = parse_grid(g.dump(), "p").runs.at(0).spec;
+  auto dspec =
+      nlohmann::json::parse(read_file(prepare_run(decapoda, tok, dir / "cache", dir / "run")));
+  TokenizedDataset dtrain(dspec["train_tokens"].get<std::string>());
+  EXPECT_EQ(dtrain.meta().bos_id, 0);
+  EXPECT_EQ(dtrain.meta().eos_id, 0);
+  EXPECT_EQ(dtrain.train_ids(0)[0], 0);
+  EXPECT_NE(dspec["train_tokens"], spec["train_tokens"]);
+  EXPECT_EQ(TokenizedDataset(spec["train_tokens"].get<std::string>()).meta().bos_id, 1);
+  g["special_ids"] = "hf";
+  EXPECT_THROW(parse_grid(g.dump(), "p"), InputError);
 }
 
 }  // namespace
