@@ -88,13 +88,7 @@ void add_run_commands(CLI::App& app) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& w : store.workers()) {
       if (a->json) {
-        out.push_back({{"id", w.id},
-                       {"host", w.host},
-                       {"version", w.version},
-                       {"slots", w.slots},
-                       {"gpus", w.gpus},
-                       {"last_seen", w.last_seen},
-                       {"attempts", w.attempts}});
+        out.push_back(worker_row_json(w));
         continue;
       }
       std::string held;

@@ -274,15 +274,7 @@ HttpResponse HttpApi::route(const HttpRequest& request) {
   }
   if (seg.size() == 2 && seg[1] == "workers" && !mutation) {
     json out = json::array();
-    for (const auto& w : store_.workers())
-      out.push_back({{"id", w.id},
-                     {"host", w.host},
-                     {"version", w.version},
-                     {"slots", w.slots},
-                     {"gpus", w.gpus},
-                     {"last_seen", w.last_seen},
-                     {"alive", w.alive},
-                     {"attempts", w.attempts}});
+    for (const auto& w : store_.workers()) out.push_back(worker_row_json(w));
     return json_response(200, {{"workers", out}, {"now", unix_time()}});
   }
   return error_response(404, "no such endpoint: " + method + " " + path);

@@ -107,8 +107,9 @@ struct MetricPoint {
   double value;
 };
 
-// How the CLI's --json and the HTTP API show a run row and a sweep's counts.
+// How the CLI's --json and the HTTP API show a run row, a worker and a sweep's counts.
 nlohmann::json run_row_json(const RunRow& r);
+nlohmann::json worker_row_json(const WorkerRow& w);
 nlohmann::json sweep_status_json(const SweepStatus& s);
 
 class Store {

@@ -7,6 +7,12 @@
 namespace tallrec {
 using json = nlohmann::json;
 
+json worker_row_json(const WorkerRow& w) {
+  return {{"id", w.id},       {"host", w.host},        {"version", w.version},
+          {"slots", w.slots}, {"gpus", w.gpus},        {"last_seen", w.last_seen},
+          {"alive", w.alive}, {"attempts", w.attempts}};
+}
+
 json run_row_json(const RunRow& r) {
   json result = nullptr;
   if (r.result.is_object())
