@@ -49,9 +49,12 @@ for t in "${targets[@]}"; do
   # (ASan keeps what such a claim touched resident, hence its higher RSS limit.)
   limits=(-rss_limit_mb=2048)
   [ "$t" = torch_bin ] && limits=(-rss_limit_mb=8192 -malloc_limit_mb=1000000000)
-  if ! (cd "$work" && ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 LSAN_OPTIONS=suppressions="$here/tests/fuzz/lsan-suppressions.txt" UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  # The fuzzer's own CPU time (user + system), as bash's `time` measures the child: the budget
+  # is wall time, and on a busy machine the CPU time is what was really spent.
+  TIMEFORMAT='%U %S'
+  if ! { time (cd "$work" && ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 LSAN_OPTIONS=suppressions="$here/tests/fuzz/lsan-suppressions.txt" UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
         "$build/fuzz/fuzz_$t" -max_total_time="$seconds" -max_len=65536 -timeout=20 "${limits[@]}" \
-        -print_final_stats=1 corpus "$here/tests/fuzz/corpus/$t" > log.txt 2>&1); then
+        -print_final_stats=1 corpus "$here/tests/fuzz/corpus/$t" > log.txt 2>&1); } 2> "$work/cpu.txt"; then
     echo "FAIL $t: a finding (see $work/log.txt and the crash-* file there)"
     grep -m5 -E "ERROR|runtime error|deadly signal|terminate" "$work/log.txt" || true
     status=1
@@ -59,6 +62,7 @@ for t in "${targets[@]}"; do
   fi
   runs=$(grep -a -m1 -oE 'stat::number_of_executed_units: [0-9]+' "$work/log.txt" | grep -oE '[0-9]+$' || echo "?")
   cov=$(grep -a -oE 'cov: [0-9]+' "$work/log.txt" | tail -1 | grep -oE '[0-9]+$' || echo "?")
-  echo "ok   $t: $runs executions in ${seconds} s, coverage $cov edges, corpus $(ls "$work/corpus" | wc -l) inputs"
+  cpu=$(awk '{printf "%.0f", $1 + $2}' "$work/cpu.txt" 2> /dev/null || echo "?")
+  echo "ok   $t: $runs executions in ${seconds} s ($cpu CPU-seconds), coverage $cov edges, corpus $(ls "$work/corpus" | wc -l) inputs"
 done
 exit $status
