@@ -54,12 +54,20 @@ ModelInfo check_model(const fs::path& dir, std::string& detail) {
       parse_json_from_outside(read_file(dir / "config.json"), (dir / "config.json").string());
   ModelInfo m;
   try {
-    m.shape = {c.at("vocab_size"),
-               c.at("hidden_size"),
-               c.at("intermediate_size"),
-               c.at("num_hidden_layers"),
-               c.at("num_attention_heads"),
-               c.value("num_key_value_heads", c.at("num_attention_heads").get<int64_t>()),
+    auto size = [&](const char* key) {  // exact: a float is refused, never cast
+      int64_t v = 0;
+      if (!c.contains(key) || !get_exact(c[key], v) || v <= 0)
+        throw InputError((dir / "config.json").string() + ": field \"" + key +
+                         "\" is missing or not a positive integer");
+      return v;
+    };
+    m.shape = {size("vocab_size"),
+               size("hidden_size"),
+               size("intermediate_size"),
+               size("num_hidden_layers"),
+               size("num_attention_heads"),
+               c.contains("num_key_value_heads") ? size("num_key_value_heads")
+                                                 : size("num_attention_heads"),
                c.value("tie_word_embeddings", false)};
     m.dtype = c.value("torch_dtype", "float32");
   } catch (const json::exception& e) {

@@ -71,29 +71,40 @@ TokenizedMeta meta_from_json(const std::string& text, const std::string& origin)
     if (!j.is_object() || j.value("format", "") != "tallrec-tokens")
       throw InputError(origin + ": not a tallrec tokens directory");
     TokenizedMeta m;
-    m.format_version = j.at("format_version");
+    // Every field converted exactly (get_exact): a float where an integer belongs is refused,
+    // never cast (fuzz_token_file found an id of 8.2e42).
+    auto field = [&](const nlohmann::json& object, const char* key, auto& out) {
+      if (!object.is_object() || !object.contains(key) || !get_exact(object[key], out))
+        throw InputError(origin + ": malformed metadata: field \"" + key +
+                         "\" is missing or has the wrong type or range");
+    };
+    field(j, "format_version", m.format_version);
     if (m.format_version != 1) {
       throw InputError(origin + ": unsupported format_version " + std::to_string(m.format_version));
     }
-    m.records = j.at("records");
-    m.tokenizer_sha256 = j.at("tokenizer_sha256");
-    m.prompt_template = j.at("prompt_template");
-    m.cutoff_len = j.at("cutoff_len");
-    m.train_on_inputs = j.at("train_on_inputs");
-    m.bos_id = j.at("special_ids").at("bos");
-    m.eos_id = j.at("special_ids").at("eos");
-    m.pad_id = j.at("special_ids").at("pad");
-    m.yes_id = j.at("answer_ids").at("yes");
-    m.no_id = j.at("answer_ids").at("no");
-    m.vocab_size = j.at("vocab_size");
-    m.source = j.at("source");
-    m.source_sha256 = j.at("source_sha256");
-    if (!j.at("subset").is_null()) {
+    field(j, "records", m.records);
+    field(j, "tokenizer_sha256", m.tokenizer_sha256);
+    field(j, "prompt_template", m.prompt_template);
+    field(j, "cutoff_len", m.cutoff_len);
+    field(j, "train_on_inputs", m.train_on_inputs);
+    const nlohmann::json special = j.value("special_ids", nlohmann::json()),
+                         answers = j.value("answer_ids", nlohmann::json());
+    field(special, "bos", m.bos_id);
+    field(special, "eos", m.eos_id);
+    field(special, "pad", m.pad_id);
+    field(answers, "yes", m.yes_id);
+    field(answers, "no", m.no_id);
+    field(j, "vocab_size", m.vocab_size);
+    field(j, "source", m.source);
+    field(j, "source_sha256", m.source_sha256);
+    if (!j.contains("subset"))
+      throw InputError(origin + ": malformed metadata: no field \"subset\"");
+    if (!j["subset"].is_null()) {
       m.few_shot = true;
-      m.sample = j.at("subset").at("sample");
-      m.seed = j.at("subset").at("seed");
+      field(j["subset"], "sample", m.sample);
+      field(j["subset"], "seed", m.seed);
     }
-    m.tokens_sha256 = j.at("tokens_sha256");
+    field(j, "tokens_sha256", m.tokens_sha256);
     return m;
   } catch (const nlohmann::json::exception& e) {
     throw InputError(origin + ": malformed metadata: " + printable_utf8(e.what()));

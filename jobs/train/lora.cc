@@ -136,9 +136,19 @@ LoraAdapters LoraAdapters::load_peft(const fs::path& dir, const LlamaConfig& mod
     }
     if (j.value("fan_in_fan_out", false))
       throw InputError(cfg_path.string() + ": fan_in_fan_out is not supported");
-    out.config_.r = j.at("r").get<int64_t>();
-    out.config_.alpha = j.at("lora_alpha").get<double>();
-    out.config_.dropout = j.value("lora_dropout", 0.0);
+    // Numbers converted exactly: a float r (or 1e300) is refused, never cast.
+    auto number = [&](const char* key, auto& field, bool required) {
+      if (!j.contains(key) || j[key].is_null()) {
+        if (required) throw InputError(cfg_path.string() + ": missing field \"" + key + "\"");
+        return;
+      }
+      if (!get_exact(j[key], field))
+        throw InputError(cfg_path.string() + ": field \"" + key + "\" has the wrong type or range");
+    };
+    number("r", out.config_.r, true);
+    number("lora_alpha", out.config_.alpha, true);
+    out.config_.dropout = 0.0;
+    number("lora_dropout", out.config_.dropout, false);
     auto targets = j.at("target_modules");
     out.config_.target_modules = targets.is_string()
                                      ? std::vector<std::string>{targets.get<std::string>()}
