@@ -6,6 +6,7 @@ DOM; screenshots are kept in build/test-artifacts/ for people to look at."""
 import json
 import pathlib
 import re
+import subprocess
 import sys
 
 import pytest
@@ -107,6 +108,12 @@ def test_submit_watch_cancel_retry_in_the_browser(tmp_path, browser):
         expect(val).to_have_count(2)
         assert all(re.match(r"^0\.\d{4}$", t) for t in val.all_inner_texts())
         expect(page.locator("#export a").first).to_have_attribute("href", "/api/sweeps/browser/table?format=csv")
+        # The page's CSV export downloads what `tallrec results --format csv` prints.
+        with page.expect_download() as download:
+            page.locator("#export a").first.click()
+        cli = subprocess.run([str(BUILD_DIR / "tallrec"), "results", "browser", "--db", str(tmp_path / "store.db"),
+                              "--format", "csv"], capture_output=True, text=True, check=True)
+        assert pathlib.Path(download.value.path()).read_text() == cli.stdout
         page.click("#runs th[data-column='val AUC']")
         expect(page.locator("#runs th[data-column='val AUC']")).to_have_text("val AUC ▲")
         # Test AUC against an axis: one line (train movie -> movie) over the sample count.
