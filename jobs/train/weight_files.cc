@@ -6,6 +6,7 @@
 
 #include "common/error.h"
 #include "common/json_text.h"
+#include "common/pickle_scan.h"
 #include "jobs/train/safetensors.h"
 
 namespace tallrec {
@@ -61,6 +62,15 @@ TorchCheckpointFile::TorchCheckpointFile(const fs::path& path) : path_(path) {
   c10::IValue value;
   try {
     caffe2::serialize::PyTorchStreamReader reader(path.string());
+    // The pickle's declared lengths are checked before libtorch's unpickler allocates them.
+    if (!reader.hasRecord("data.pkl"))
+      throw InputError(where + "has no data.pkl (not a torch.save file)");
+    if (reader.getRecordSize("data.pkl") >
+        fs::file_size(path))  // torch.save stores, never compresses
+      throw InputError(where + "data.pkl claims more bytes than the file has (damaged?)");
+    const auto [pickle, pickle_size] = reader.getRecord("data.pkl");
+    check_pickle_lengths(std::string_view(static_cast<const char*>(pickle.get()), pickle_size),
+                         path.string() + " (data.pkl)");
     value =
         torch::jit::readArchiveAndTensors("data", /*pickle_prefix=*/"", /*tensor_prefix=*/"",
                                           std::nullopt, std::nullopt, at::Device(at::kCPU), reader);

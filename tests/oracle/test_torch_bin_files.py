@@ -114,12 +114,14 @@ def test_reproduction_failures_are_named(models, tmp_path):
 def test_damaged_or_foreign_bin_files_are_refused_by_name(models, tmp_path):
     """What fuzz_torch_bin found, as a user would meet it (its findings are the files): a storage
     of a dtype no LLaMA weight has (UInt6: libtorch cannot convert it, and its exception escaped
-    the reader), and a pickle whose length field claims more bytes than there are (libtorch
-    allocates the claim first). Each is exit 2 naming the file, never a crash."""
+    the reader), and pickles whose length fields claim more bytes than there are (libtorch
+    allocates, and zero-fills, the claim before reading: gigabytes from a 1 kB file; now refused
+    before it unpickles). Each is exit 2 naming the file, never a crash."""
     w, _ = models
     findings = pathlib.Path(__file__).resolve().parents[1] / "fuzz" / "corpus" / "torch_bin"
     for finding, message in [("unreadable-dtype", "has dtype UInt6, which tallrec does not read"),
-                             ("huge-string-length", "pytorch_model.bin: not a readable torch.save file")]:
+                             ("huge-string-length", "pytorch_model.bin (data.pkl): damaged pickle: a length of"),
+                             ("huge-length-zero-filled", "pytorch_model.bin (data.pkl): damaged pickle: a length of")]:
         damaged = tmp_path / finding
         shutil.copytree(w / "bin", damaged)
         shutil.copy(findings / finding, damaged / "pytorch_model.bin")
