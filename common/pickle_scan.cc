@@ -1,116 +1,66 @@
 #include "common/pickle_scan.h"
 
+#include <algorithm>
 #include <cstdint>
+#include <iterator>
 
 #include "common/error.h"
 
 namespace tallrec {
 namespace {
 
-// How an opcode's argument is laid out (Python's Lib/pickletools.py, protocols 0-5).
+// How an opcode's argument is laid out.
 enum class Arg { kNone, kFixed, kLength, kLine, kTwoLines };
 struct Layout {
   Arg arg;
   int bytes;  // kFixed: the argument's size; kLength: the size of the little-endian length
 };
 
+// The opcodes of protocols 0-5 by the layout of their argument (Python's Lib/pickletools.py).
+constexpr uint8_t kNoArgument[] = {'(',  '.',  '0',  '1',  '2',  'N',  't',  ')',  ']',
+                                   '}',  'a',  'e',  's',  'u',  'b',  'R',  'Q',  'd',
+                                   'l',  'o',  0x81, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8f,
+                                   0x90, 0x91, 0x92, 0x93, 0x94, 0x97, 0x98};
+constexpr uint8_t kFixed1[] = {'K', 'h', 'q', 0x80, 0x82};  // BININT1, BINGET, BINPUT, PROTO, EXT1
+constexpr uint8_t kFixed2[] = {'M', 0x83};                  // BININT2, EXT2
+constexpr uint8_t kFixed4[] = {'J', 'j', 'r', 0x84};  // BININT, LONG_BINGET, LONG_BINPUT, EXT4
+constexpr uint8_t kFixed8[] = {'G', 0x95};            // BINFLOAT, FRAME
+// SHORT_BINBYTES, SHORT_BINSTRING, LONG1, SHORT_BINUNICODE
+constexpr uint8_t kLength1[] = {'C', 'U', 0x8a, 0x8c};
+constexpr uint8_t kLength4[] = {'B', 'T', 'X', 0x8b};  // BINBYTES, BINSTRING, BINUNICODE, LONG4
+constexpr uint8_t kLength8[] = {0x8d, 0x8e, 0x96};     // BINUNICODE8, BINBYTES8, BYTEARRAY8
+constexpr uint8_t kLine[] = {'F', 'I', 'L', 'P', 'S', 'V', 'g', 'p'};  // text up to a newline
+constexpr uint8_t kTwoLines[] = {'c', 'i'};                            // GLOBAL, INST
+
+template <size_t N>
+bool in(const uint8_t (&set)[N], uint8_t op) {
+  return std::find(std::begin(set), std::end(set), op) != std::end(set);
+}
+
 bool layout_of(uint8_t op, Layout& out) {
-  switch (op) {
-    // No argument.
-    case '(':
-    case '.':
-    case '0':
-    case '1':
-    case '2':
-    case 'N':
-    case 0x88:
-    case 0x89:
-    case 't':
-    case ')':
-    case ']':
-    case '}':
-    case 'a':
-    case 'e':
-    case 's':
-    case 'u':
-    case 'b':
-    case 'R':
-    case 'Q':
-    case 0x81:
-    case 0x92:
-    case 0x93:
-    case 0x90:
-    case 0x91:
-    case 0x8f:
-    case 0x85:
-    case 0x86:
-    case 0x87:
-    case 0x94:
-    case 0x97:
-    case 0x98:
-    case 'd':
-    case 'l':
-    case 'o':
-      out = {Arg::kNone, 0};
-      return true;
-    // A fixed-size argument.
-    case 0x80:
-    case 'K':
-    case 'q':
-    case 'h':
-    case 0x82:
-      out = {Arg::kFixed, 1};
-      return true;
-    case 'M':
-    case 0x83:
-      out = {Arg::kFixed, 2};
-      return true;
-    case 'J':
-    case 'r':
-    case 'j':
-    case 0x84:
-      out = {Arg::kFixed, 4};
-      return true;
-    case 'G':
-    case 0x95:
-      out = {Arg::kFixed, 8};
-      return true;
-    // A length, then that many bytes.
-    case 0x8c:
-    case 'C':
-    case 'U':
-    case 0x8a:
-      out = {Arg::kLength, 1};
-      return true;
-    case 'X':
-    case 'B':
-    case 'T':
-    case 0x8b:
-      out = {Arg::kLength, 4};
-      return true;
-    case 0x8d:
-    case 0x8e:
-    case 0x96:
-      out = {Arg::kLength, 8};
-      return true;
-    // Text up to a newline (GLOBAL and INST: two such lines).
-    case 'I':
-    case 'L':
-    case 'F':
-    case 'S':
-    case 'V':
-    case 'p':
-    case 'g':
-    case 'P':
-      out = {Arg::kLine, 0};
-      return true;
-    case 'c':
-    case 'i':
-      out = {Arg::kTwoLines, 0};
-      return true;
-    default:
-      return false;
-  }
+  if (in(kNoArgument, op))
+    out = {Arg::kNone, 0};
+  else if (in(kFixed1, op))
+    out = {Arg::kFixed, 1};
+  else if (in(kFixed2, op))
+    out = {Arg::kFixed, 2};
+  else if (in(kFixed4, op))
+    out = {Arg::kFixed, 4};
+  else if (in(kFixed8, op))
+    out = {Arg::kFixed, 8};
+  else if (in(kLength1, op))
+    out = {Arg::kLength, 1};
+  else if (in(kLength4, op))
+    out = {Arg::kLength, 4};
+  else if (in(kLength8, op))
+    out = {Arg::kLength, 8};
+  else if (in(kLine, op))
+    out = {Arg::kLine, 0};
+  else if (in(kTwoLines, op))
+    out = {Arg::kTwoLines, 0};
+  else
+    return false;
+  return true;
 }
 
 }  // namespace
