@@ -70,6 +70,7 @@ void check_pickle_lengths(std::string_view p, const std::string& origin) {
     throw InputError(origin + ": damaged pickle: " + what + " at byte " + std::to_string(at));
   };
   size_t at = 0;
+  uint64_t memoized = 0;  // memo slots so far: a pickler numbers them 0, 1, 2, ... as it goes
   while (at < p.size()) {
     const size_t op_at = at;
     const uint8_t op = uint8_t(p[at++]);
@@ -79,10 +80,23 @@ void check_pickle_lengths(std::string_view p, const std::string& origin) {
     switch (layout.arg) {
       case Arg::kNone:
         break;
-      case Arg::kFixed:
+      case Arg::kFixed: {
         if (size_t(layout.bytes) > left) fail(op_at, "an argument runs past the end");
+        // The unpickler sizes its memo table by the index a PUT names: a LONG_BINPUT of 2^31
+        // would allocate gigabytes (fuzz_torch_bin found it). Indices follow the puts so far.
+        if (op == 'q' || op == 'r' || op == 'h' || op == 'j') {
+          uint64_t index = 0;
+          for (int k = layout.bytes - 1; k >= 0; --k)
+            index = (index << 8) | uint8_t(p[at + size_t(k)]);
+          const bool put = op == 'q' || op == 'r';
+          if (put ? index > memoized : index >= memoized)
+            fail(op_at, "memo index " + std::to_string(index) + " where " +
+                            std::to_string(memoized) + " slots exist");
+          if (put && index == memoized) ++memoized;
+        }
         at += size_t(layout.bytes);
         break;
+      }
       case Arg::kLength: {
         if (size_t(layout.bytes) > left) fail(op_at, "a length runs past the end");
         uint64_t n = 0;
@@ -103,7 +117,8 @@ void check_pickle_lengths(std::string_view p, const std::string& origin) {
         }
         break;
     }
-    if (op == '.') return;  // STOP: what follows is not the unpickler's
+    if (op == 0x94) ++memoized;  // MEMOIZE
+    if (op == '.') return;       // STOP: what follows is not the unpickler's
   }
   fail(at, "no STOP opcode");
 }

@@ -121,7 +121,8 @@ def test_damaged_or_foreign_bin_files_are_refused_by_name(models, tmp_path):
     findings = pathlib.Path(__file__).resolve().parents[1] / "fuzz" / "corpus" / "torch_bin"
     for finding, message in [("unreadable-dtype", "has dtype UInt6, which tallrec does not read"),
                              ("huge-string-length", "pytorch_model.bin (data.pkl): damaged pickle: a length of"),
-                             ("huge-length-zero-filled", "pytorch_model.bin (data.pkl): damaged pickle: a length of")]:
+                             ("huge-length-zero-filled", "pytorch_model.bin (data.pkl): damaged pickle: a length of"),
+                             ("huge-memo-index", "pytorch_model.bin (data.pkl): damaged pickle: memo index")]:
         damaged = tmp_path / finding
         shutil.copytree(w / "bin", damaged)
         shutil.copy(findings / finding, damaged / "pytorch_model.bin")
