@@ -37,6 +37,13 @@ bool in(const uint8_t (&set)[N], uint8_t op) {
   return std::find(std::begin(set), std::end(set), op) != std::end(set);
 }
 
+// The little-endian unsigned integer of `bytes` bytes at p[at] (the caller checked they exist).
+uint64_t little_endian(std::string_view p, size_t at, int bytes) {
+  uint64_t n = 0;
+  for (int k = bytes - 1; k >= 0; --k) n = (n << 8) | uint8_t(p[at + size_t(k)]);
+  return n;
+}
+
 bool layout_of(uint8_t op, Layout& out) {
   if (in(kNoArgument, op))
     out = {Arg::kNone, 0};
@@ -85,9 +92,7 @@ void check_pickle_lengths(std::string_view p, const std::string& origin) {
         // The unpickler sizes its memo table by the index a PUT names: a LONG_BINPUT of 2^31
         // would allocate gigabytes (fuzz_torch_bin found it). Indices follow the puts so far.
         if (op == 'q' || op == 'r' || op == 'h' || op == 'j') {
-          uint64_t index = 0;
-          for (int k = layout.bytes - 1; k >= 0; --k)
-            index = (index << 8) | uint8_t(p[at + size_t(k)]);
+          const uint64_t index = little_endian(p, at, layout.bytes);
           const bool put = op == 'q' || op == 'r';
           if (put ? index > memoized : index >= memoized)
             fail(op_at, "memo index " + std::to_string(index) + " where " +
@@ -99,8 +104,7 @@ void check_pickle_lengths(std::string_view p, const std::string& origin) {
       }
       case Arg::kLength: {
         if (size_t(layout.bytes) > left) fail(op_at, "a length runs past the end");
-        uint64_t n = 0;
-        for (int k = layout.bytes - 1; k >= 0; --k) n = (n << 8) | uint8_t(p[at + size_t(k)]);
+        const uint64_t n = little_endian(p, at, layout.bytes);
         at += size_t(layout.bytes);
         if (n > p.size() - at)
           fail(op_at, "a length of " + std::to_string(n) + " bytes where " +
