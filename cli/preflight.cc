@@ -13,6 +13,8 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/json_text.h"
+#include "common/model_config.h"
+#include "common/model_folder.h"
 #include "common/safetensors_header.h"
 #include "common/weight_format.h"
 #include "jobs/data/prompt_record.h"
@@ -50,53 +52,16 @@ struct ModelInfo {
 ModelInfo check_model(const fs::path& dir, std::string& detail) {
   if (!fs::is_directory(dir))
     throw InputError(dir.string() + ": not a model folder (config.json + weights)");
-  const json c =
-      parse_json_from_outside(read_file(dir / "config.json"), (dir / "config.json").string());
+  // The trainer's own reader: what it would refuse (rope_scaling, an odd head_dim, a float
+  // where a size belongs ...) is refused here, before anything is queued.
+  const LlamaConfig c = read_llama_config(dir / "config.json");
   ModelInfo m;
-  try {
-    auto size = [&](const char* key) {  // exact: a float is refused, never cast
-      int64_t v = 0;
-      if (!c.contains(key) || !get_exact(c[key], v) || v <= 0)
-        throw InputError((dir / "config.json").string() + ": field \"" + key +
-                         "\" is missing or not a positive integer");
-      return v;
-    };
-    m.shape = {size("vocab_size"),
-               size("hidden_size"),
-               size("intermediate_size"),
-               size("num_hidden_layers"),
-               size("num_attention_heads"),
-               c.contains("num_key_value_heads") ? size("num_key_value_heads")
-                                                 : size("num_attention_heads"),
-               c.value("tie_word_embeddings", false)};
-    m.dtype = c.value("torch_dtype", "float32");
-  } catch (const json::exception& e) {
-    throw InputError((dir / "config.json").string() + ": " + e.what());
-  }
-  if (m.shape.heads <= 0 || m.shape.kv_heads <= 0 || m.shape.hidden % m.shape.heads != 0)
-    throw InputError((dir / "config.json").string() + ": inconsistent head counts");
-  std::vector<fs::path> files;
-  for (const auto& [single, index] :
-       {std::pair{"model.safetensors", "model.safetensors.index.json"},
-        std::pair{"pytorch_model.bin", "pytorch_model.bin.index.json"}}) {
-    if (fs::exists(dir / index)) {
-      const json j = parse_json_from_outside(read_file(dir / index), (dir / index).string());
-      std::set<std::string> shards;
-      const json weight_map = j.value("weight_map", json::object());
-      for (auto& [name, file] : weight_map.items()) shards.insert(file.get<std::string>());
-      for (const auto& s : shards) files.push_back(dir / s);
-      break;
-    }
-    if (fs::exists(dir / single)) {
-      files.push_back(dir / single);
-      break;
-    }
-  }
-  if (files.empty())
-    throw InputError(dir.string() +
-                     ": no model.safetensors, pytorch_model.bin or their .index.json");
+  m.shape = {c.vocab_size,         c.hidden_size,         c.intermediate_size,
+             c.num_hidden_layers,  c.num_attention_heads, c.num_key_value_heads,
+             c.tie_word_embeddings};
+  m.dtype = c.torch_dtype;
+  const std::vector<fs::path> files = find_model_weight_files(dir).files;
   for (const auto& f : files) {
-    if (!fs::exists(f)) throw InputError(f.string() + ": a shard the index names is missing");
     const WeightFormat kind = sniff_weight_file(f);
     if (kind != WeightFormat::kSafetensors && kind != WeightFormat::kTorchZip)
       require_weight_format(f,

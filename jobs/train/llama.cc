@@ -7,10 +7,10 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
-#include <nlohmann/json.hpp>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/model_folder.h"
 #include "jobs/train/attention.h"
 #include "jobs/train/lora.h"
 #include "jobs/train/safetensors.h"
@@ -168,53 +168,17 @@ LlamaModel load_hf_model(const fs::path& dir, at::ScalarType dtype, const at::De
   m.layers.resize(size_t(m.config.num_hidden_layers));
   // The weights as HF saves them: safetensors first, else PyTorch .bin (the era of TALLRec's
   // decapoda-research/llama-7b-hf and huggyllama/llama-7b), single file or sharded.
-  std::string single, index_name;
-  for (const auto& [file, index] :
-       {std::pair{"model.safetensors", "model.safetensors.index.json"},
-        std::pair{"pytorch_model.bin", "pytorch_model.bin.index.json"}}) {
-    if (fs::exists(dir / index)) {
-      index_name = index;
-      break;
-    }
-    if (fs::exists(dir / file)) {
-      single = file;
-      break;
-    }
-  }
-  if (single.empty() && index_name.empty())
-    throw InputError(dir.string() +
-                     ": no model.safetensors, pytorch_model.bin or their .index.json");
-  std::map<std::string, std::string> shard_of;  // name -> shard file
-  const fs::path index = dir / index_name;
-  if (!index_name.empty()) {
-    try {
-      auto j = nlohmann::json::parse(read_file(index));
-      for (auto& [name, file] : j.at("weight_map").items()) {
-        const std::string f = file.get<std::string>();
-        if (f.find('/') != std::string::npos || f == "..")
-          throw InputError(index.string() + ": shard \"" + f + "\" is not a file name");
-        shard_of[name] = f;
-      }
-    } catch (const nlohmann::json::exception& e) {
-      throw InputError(index.string() + ": malformed index: " + e.what());
-    }
-  }
-  // One shard open at a time: a .bin shard's tensors are in memory while it is open, and HF
-  // writes shards in the order read here, so the peak is the model plus one shard.
-  std::string open_name;
+  const ModelWeightFiles weights = find_model_weight_files(dir);
+  // One shard open at a time, HF's shards being in the order read here; a .bin shard's tensors
+  // are handed over as they are read, so the peak is about the model itself.
+  fs::path open_path;
   std::unique_ptr<TensorSource> open;
   for (const auto& [name, shape] : hf_tensor_layout(m.config)) {
-    std::string file = single;
-    if (!shard_of.empty()) {
-      auto it = shard_of.find(name);
-      if (it == shard_of.end())
-        throw InputError(index.string() + ": missing tensor \"" + name + "\" in weight_map");
-      file = it->second;
-    }
-    if (file != open_name) {
+    const fs::path& file = weights.file_of(name);
+    if (file != open_path) {
       open.reset();
-      open = open_tensor_file(dir / file);
-      open_name = file;
+      open = open_tensor_file(file);
+      open_path = file;
     }
     assign(m, name, open->load(name, dtype, shape).to(device));
   }

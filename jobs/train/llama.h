@@ -18,8 +18,8 @@
 #include <string>
 #include <vector>
 
+#include "common/model_config.h"
 #include "jobs/train/attention.h"
-#include "jobs/train/model_config.h"
 
 namespace tallrec {
 

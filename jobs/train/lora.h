@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "common/model_config.h"
 #include "common/run_spec.h"  // LoraConfig
-#include "jobs/train/model_config.h"
 
 namespace tallrec {
 

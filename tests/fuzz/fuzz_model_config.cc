@@ -1,10 +1,10 @@
-// A model's config.json (jobs/train/model_config.h): InputError only, and a config it accepts
+// A model's config.json (common/model_config.h): InputError only, and a config it accepts
 // has shapes whose products do not overflow (what the trainer allocates from).
 #include <cstdint>
 #include <cstdlib>
 
 #include "common/error.h"
-#include "jobs/train/model_config.h"
+#include "common/model_config.h"
 #include "tests/fuzz/fuzz_files.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -80,3 +80,25 @@ def test_reported_reproduction_failures_are_named(tmp_path):
     odd = dict(grid, datasets={"movie": dict(grid["datasets"]["movie"], test=str(tmp_path / "odd.json"))})
     proc = check(odd, tmp_path)
     assert proc.returncode == 2 and "1 record(s) whose output is not exactly" in proc.stdout and "record 2" in proc.stdout
+
+
+def test_check_reads_the_model_folder_as_the_trainer_does(tmp_path):
+    """The pre-flight and tallrec-train share one config.json reader and one index reader: a
+    config the trainer refuses (rope_scaling, an odd head_dim) and an index whose shard points
+    outside the folder fail the check, naming the file, instead of passing and failing later."""
+    grid = json.loads(make_grid(tmp_path, "folder", [0], 2).read_text())
+    grid["base_model"] = str(llama_7b_config(tmp_path / "llama-7b"))
+    config_path = tmp_path / "llama-7b" / "config.json"
+    config = json.loads(config_path.read_text())
+    for change, message in [({"rope_scaling": {"type": "linear", "factor": 2.0}}, "rope_scaling is not supported"),
+                            ({"num_attention_heads": 4096 // 3 + 1}, "num_attention_heads must divide hidden_size"),
+                            ({"hidden_size": 4096 + 32, "num_attention_heads": 32}, "head_dim must be even")]:
+        config_path.write_text(json.dumps({**config, **change}))
+        proc = check(grid, tmp_path, "--no-datasets")
+        assert proc.returncode == 2 and f"{config_path}: {message}" in proc.stdout, proc.stdout
+    config_path.write_text(json.dumps(config))
+    (tmp_path / "llama-7b" / "model.safetensors").unlink()
+    index = tmp_path / "llama-7b" / "model.safetensors.index.json"
+    index.write_text(json.dumps({"weight_map": {"model.embed_tokens.weight": "../elsewhere.safetensors"}}))
+    proc = check(grid, tmp_path, "--no-datasets")
+    assert proc.returncode == 2 and f'{index}: shard "../elsewhere.safetensors" is not a file name' in proc.stdout, proc.stdout
