@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -30,6 +31,17 @@ MappedFile::MappedFile(const std::filesystem::path& path) {
     data_ = static_cast<const uint8_t*>(p);
   }
   ::close(fd);
+}
+
+void MappedFile::release(size_t offset, size_t length) const {
+  if (!data_ || offset >= size_) return;
+  length = std::min(length, size_ - offset);
+  // Whole pages only, rounded outwards: a neighbour sharing an edge page just reads it again.
+  const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (uintptr_t(data_) + offset) / page * page;
+  const uintptr_t end = uintptr_t(data_) + offset + length;
+  ::madvise(reinterpret_cast<void*>(begin), end - begin,
+            MADV_DONTNEED);  // advice: failure is harmless
 }
 
 MappedFile::~MappedFile() {

@@ -18,6 +18,10 @@ class MappedFile {
 
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
+  // Drops the pages of [offset, offset + length) from this process's resident memory; the bytes
+  // stay readable (touched again, they come back from the file). For a tensor that was copied
+  // out: without this its pages would count twice in the process's resident set.
+  void release(size_t offset, size_t length) const;
 
  private:
   const uint8_t* data_ = nullptr;

@@ -128,7 +128,9 @@ at::Tensor SafetensorsFile::load(const std::string& name, at::ScalarType dtype,
   }
   void* data = const_cast<uint8_t*>(base_ + data_start_ + e.begin);
   at::Tensor view = at::from_blob(data, e.shape, at::TensorOptions().dtype(e.dtype));
-  return view.to(dtype, /*non_blocking=*/false, /*copy=*/true);
+  at::Tensor copy = view.to(dtype, /*non_blocking=*/false, /*copy=*/true);
+  file_->release(data_start_ + e.begin, e.end - e.begin);  // held once: as the copy
+  return copy;
 }
 
 void write_safetensors_streaming(const fs::path& path, const std::vector<TensorSpec>& specs,

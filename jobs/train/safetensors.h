@@ -1,7 +1,8 @@
 // The safetensors format: u64 little-endian header size N, N bytes of JSON
 // {"name": {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {...}}, then the
 // raw little-endian tensor bytes. Files are memory-mapped; tensors are copied out one at a
-// time (converted to the dtype the caller wants), so a model is never held twice in memory.
+// time (converted to the dtype the caller wants) and the copied pages are dropped from the
+// process's resident memory, so a model is never held twice in memory.
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -19,7 +19,7 @@ class SafetensorsSource : public TensorSource {
   bool contains(const std::string& name) const override { return file_.contains(name); }
   std::vector<std::string> names() const override { return file_.names(); }
   at::Tensor load(const std::string& name, at::ScalarType dtype,
-                  const std::vector<int64_t>& shape) const override {
+                  const std::vector<int64_t>& shape) override {
     return file_.load(name, dtype, shape);
   }
 
@@ -43,6 +43,26 @@ bool readable_dtype(at::ScalarType t) {
     default:
       return false;
   }
+}
+
+// Whether a tensor's elements lie inside its storage. libtorch's unpickler takes sizes, strides
+// and offset from the pickle as they are; a tensor reaching past its storage (fuzz_torch_bin: a
+// [3] tensor over an empty storage) would be read out of bounds.
+bool inside_storage(const at::Tensor& t) {
+  if (t.numel() == 0) return true;
+  if (t.storage_offset() < 0) return false;
+  uint64_t last = uint64_t(t.storage_offset());  // the furthest element, in elements
+  for (int64_t d = 0; d < t.dim(); ++d) {
+    if (t.stride(d) < 0) return false;
+    uint64_t reach = 0;
+    if (__builtin_mul_overflow(uint64_t(t.size(d) - 1), uint64_t(t.stride(d)), &reach) ||
+        __builtin_add_overflow(last, reach, &last))
+      return false;
+  }
+  uint64_t bytes = 0;
+  return !__builtin_add_overflow(last, uint64_t(1), &last) &&
+         !__builtin_mul_overflow(last, uint64_t(t.element_size()), &bytes) &&
+         bytes <= t.storage().nbytes();
 }
 
 }  // namespace
@@ -98,6 +118,12 @@ TorchCheckpointFile::TorchCheckpointFile(const fs::path& path) : path_(path) {
       throw InputError(where + "tensor \"" + printable_utf8(item.key().toStringRef()) +
                        "\" has dtype " + c10::toString(t.scalar_type()) +
                        ", which tallrec does not read");
+    if (t.layout() != at::kStrided || t.is_quantized())
+      throw InputError(where + "tensor \"" + printable_utf8(item.key().toStringRef()) +
+                       "\" is not a dense tensor, which tallrec does not read");
+    if (!inside_storage(t))
+      throw InputError(where + "tensor \"" + printable_utf8(item.key().toStringRef()) +
+                       "\" reaches past the bytes of its storage (damaged?)");
     tensors_.emplace(item.key().toStringRef(), t);
   }
 }
@@ -109,15 +135,20 @@ std::vector<std::string> TorchCheckpointFile::names() const {
 }
 
 at::Tensor TorchCheckpointFile::load(const std::string& name, at::ScalarType dtype,
-                                     const std::vector<int64_t>& expected) const {
+                                     const std::vector<int64_t>& expected) {
   auto it = tensors_.find(name);
   if (it == tensors_.end()) throw InputError(path_.string() + ": missing tensor \"" + name + "\"");
-  const at::Tensor& t = it->second;
-  if (!expected.empty() && t.sizes() != at::IntArrayRef(expected))
+  if (!expected.empty() && it->second.sizes() != at::IntArrayRef(expected))
     throw InputError(path_.string() + ": tensor \"" + name + "\" has shape " +
-                     shape_text(t.sizes()) + ", expected " + shape_text(expected));
-  return t.to(dtype, /*non_blocking=*/false, /*copy=*/true)
-      .contiguous();  // the caller's own copy, as SafetensorsFile::load
+                     shape_text(it->second.sizes()) + ", expected " + shape_text(expected));
+  at::Tensor t = std::move(it->second);
+  tensors_.erase(it);
+  // A tensor that is a view into a storage other tensors share (torch.save keeps views) is
+  // copied, so the caller's memory is its own; a whole storage of the right dtype is handed over.
+  const bool own_storage = t.storage_offset() == 0 && t.is_contiguous() &&
+                           t.storage().nbytes() == t.nbytes() && t.storage().use_count() == 1;
+  if (own_storage && t.scalar_type() == dtype) return t;
+  return t.to(dtype, /*non_blocking=*/false, /*copy=*/true).contiguous();
 }
 
 }  // namespace tallrec

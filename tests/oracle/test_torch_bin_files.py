@@ -8,6 +8,7 @@ import json
 import pathlib
 import shutil
 import subprocess
+import sys
 
 import peft
 import pytest
@@ -15,7 +16,7 @@ import safetensors.torch
 import torch
 import transformers
 
-from conftest import BUILD_DIR
+from conftest import BUILD_DIR, SOURCE_DIR
 
 transformers.logging.set_verbosity_error()
 TRAIN = BUILD_DIR / "tallrec-train"
@@ -116,15 +117,51 @@ def test_damaged_or_foreign_bin_files_are_refused_by_name(models, tmp_path):
     of a dtype no LLaMA weight has (UInt6: libtorch cannot convert it, and its exception escaped
     the reader), and pickles whose length fields claim more bytes than there are (libtorch
     allocates, and zero-fills, the claim before reading: gigabytes from a 1 kB file; now refused
-    before it unpickles). Each is exit 2 naming the file, never a crash."""
+    before it unpickles), and a tensor whose shape reaches past its (empty) storage, which was
+    read out of bounds. Each is exit 2 naming the file, never a crash."""
     w, _ = models
     findings = pathlib.Path(__file__).resolve().parents[1] / "fuzz" / "corpus" / "torch_bin"
     for finding, message in [("unreadable-dtype", "has dtype UInt6, which tallrec does not read"),
                              ("huge-string-length", "pytorch_model.bin (data.pkl): damaged pickle: a length of"),
                              ("huge-length-zero-filled", "pytorch_model.bin (data.pkl): damaged pickle: a length of"),
-                             ("huge-memo-index", "pytorch_model.bin (data.pkl): damaged pickle: memo index")]:
+                             ("huge-memo-index", "pytorch_model.bin (data.pkl): damaged pickle: memo index"),
+                             ("tensor-past-its-storage", "reaches past the bytes of its storage")]:
         damaged = tmp_path / finding
         shutil.copytree(w / "bin", damaged)
         shutil.copy(findings / finding, damaged / "pytorch_model.bin")
         proc = logits(damaged, tmp_path, expect_ok=False)
         assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+
+
+def peak_rss_loading(model_dir, tmp):
+    """Peak resident bytes of `tallrec-train logits` (load, one 6-token forward pass) on model_dir,
+    measured by the kernel for that process alone (scripts/peak_rss.py says why in a process of
+    its own)."""
+    ids = torch.tensor([[1, 5, 9, 33, 7, 2]])
+    safetensors.torch.save_file({"input_ids": ids}, tmp / "batch.safetensors")
+    proc = subprocess.run([sys.executable, str(SOURCE_DIR / "scripts" / "peak_rss.py"), str(tmp / "rss.json"),
+                           str(TRAIN), "--threads", "1", "logits", "--model", str(model_dir), "--batch",
+                           str(tmp / "batch.safetensors"), "--out", str(tmp / "out.safetensors")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads((tmp / "rss.json").read_text())["peak_rss_bytes"]
+
+
+def test_weights_are_held_once_while_loading(models, tmp_path):
+    """The issue's "never two full copies of a shard": loading a 190 MB model (fp32, one file, the
+    worst case of a shard) may add its weights to the process's peak memory, not twice them.
+    Before, a .bin's tensors were copied out of the file's tensors (peak: file + copies), and a
+    safetensors file's mapped pages stayed resident beside their copies."""
+    w, _ = models
+    cfg = transformers.LlamaConfig(vocab_size=32000, hidden_size=512, intermediate_size=1376, num_hidden_layers=4,
+                                   num_attention_heads=8, num_key_value_heads=8, tie_word_embeddings=False)
+    torch.manual_seed(0)
+    big = transformers.LlamaForCausalLM(cfg)
+    weights = sum(p.numel() * p.element_size() for p in big.parameters())
+    big.save_pretrained(tmp_path / "st", safe_serialization=True, max_shard_size="1GB")
+    big.save_pretrained(tmp_path / "bin", safe_serialization=False, max_shard_size="1GB")
+    del big
+    baseline = peak_rss_loading(w / "st", tmp_path)  # libtorch and a model of a few kB
+    for form in ("st", "bin"):
+        extra = peak_rss_loading(tmp_path / form, tmp_path) - baseline
+        assert extra < 1.3 * weights, f"{form}: loading {weights / 2**20:.0f} MiB of weights added {extra / 2**20:.0f} MiB"
