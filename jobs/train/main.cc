@@ -267,7 +267,8 @@ int main(int argc, char** argv) {
     tallrec::write_safetensors(logits_out, {{"logits", out.contiguous()}});
   });
 
-  std::string score_model, score_adapter, score_tokens, score_out, score_scoring = "tallrec";
+  std::string score_model, score_adapter, score_tokens, score_out, score_scoring = "tallrec",
+                                                                   score_dtype = "float32";
   int64_t score_batch = 32;
   auto* score = app.add_subcommand(
       "score",
@@ -286,9 +287,15 @@ int main(int argc, char** argv) {
       ->add_option("--batch-size", score_batch,
                    "Prompts per forward pass (left-padded; scores equal unbatched ones)")
       ->capture_default_str();
+  score
+      ->add_option("--dtype", score_dtype,
+                   "The base weights' dtype in memory: float32, float16 or bfloat16 (LLaMA-7B in "
+                   "float32 needs 27 GB)")
+      ->capture_default_str();
   score->callback([&] {
     set_threads();
-    tallrec::LlamaModel model = tallrec::load_hf_model(score_model, at::kFloat, tool_device());
+    tallrec::LlamaModel model =
+        tallrec::load_hf_model(score_model, tallrec::parse_torch_dtype(score_dtype), tool_device());
     tallrec::TokenizedDataset data(score_tokens);
     tallrec::LoraAdapters adapter;
     if (!score_adapter.empty()) {

@@ -133,6 +133,21 @@ def test_tools_take_a_device(data):
         assert gpu.returncode == 1 and "usable CUDA device" in gpu.stderr and "frame #" not in gpu.stderr
 
 
+def test_score_keeps_the_weights_in_the_dtype_asked(data, tmp_path):
+    """`score --dtype bfloat16` (a 7B model in fp32 would need 27 GB): scores close to fp32's; an
+    unknown dtype is a usage error naming it."""
+    base = [str(TRAIN), "score", "--model", str(data / "model"), "--tokens", str(data / "valid")]
+    for dtype in ("float32", "bfloat16"):
+        proc = subprocess.run([*base, "--dtype", dtype, "--out", str(tmp_path / f"{dtype}.json")],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+    fp32, bf16 = (json.loads((tmp_path / f"{d}.json").read_text())["scores"] for d in ("float32", "bfloat16"))
+    assert len(fp32) == len(bf16) and fp32 != bf16
+    assert max(abs(a - b) for a, b in zip(fp32, bf16)) < 0.05
+    bad = subprocess.run([*base, "--dtype", "int8"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and 'unknown dtype "int8"' in bad.stderr
+
+
 def write_adapter(w, name, r, alpha, targets, dropout=0.0):
     """A PEFT-layout adapter for the tiny model (ours: trained 0 steps, so B is zero)."""
     events = train(w, f"make-{name}", max_steps=1, eval_every=1,
