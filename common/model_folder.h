@@ -12,7 +12,7 @@
 namespace tallrec {
 
 struct ModelWeightFiles {
-  std::vector<std::filesystem::path> files;  // every weight file, each once
+  std::vector<std::filesystem::path> files;               // every weight file, each once
   std::map<std::string, std::filesystem::path> shard_of;  // tensor -> its shard; empty: files[0]
   std::filesystem::path index;                            // the .index.json; empty: one file
 
