@@ -61,8 +61,10 @@ ModelInfo check_model(const fs::path& dir, std::string& detail) {
              c.tie_word_embeddings};
   m.dtype = c.torch_dtype;
   const std::vector<fs::path> files = find_model_weight_files(dir).files;
+  WeightFormat first = WeightFormat::kUnknown;
   for (const auto& f : files) {
     const WeightFormat kind = sniff_weight_file(f);
+    if (f == files.front()) first = kind;
     if (kind != WeightFormat::kSafetensors && kind != WeightFormat::kTorchZip)
       require_weight_format(f,
                             WeightFormat::kSafetensors);  // names LFS pointers and legacy pickles
@@ -70,7 +72,7 @@ ModelInfo check_model(const fs::path& dir, std::string& detail) {
   }
   detail = std::to_string(m.shape.layers) + " layers, hidden " + std::to_string(m.shape.hidden) +
            ", vocabulary " + std::to_string(m.shape.vocab) + ", " + std::to_string(files.size()) +
-           " weight file(s), " + weight_format_name(sniff_weight_file(files.front()));
+           " weight file(s), " + weight_format_name(first);
   return m;
 }
 

@@ -1,8 +1,7 @@
 #include "common/pickle_scan.h"
 
-#include <algorithm>
+#include <array>
 #include <cstdint>
-#include <iterator>
 
 #include "common/error.h"
 
@@ -32,11 +31,6 @@ constexpr uint8_t kLength8[] = {0x8d, 0x8e, 0x96};     // BINUNICODE8, BINBYTES8
 constexpr uint8_t kLine[] = {'F', 'I', 'L', 'P', 'S', 'V', 'g', 'p'};  // text up to a newline
 constexpr uint8_t kTwoLines[] = {'c', 'i'};                            // GLOBAL, INST
 
-template <size_t N>
-bool in(const uint8_t (&set)[N], uint8_t op) {
-  return std::find(std::begin(set), std::end(set), op) != std::end(set);
-}
-
 // The little-endian unsigned integer of `bytes` bytes at p[at] (the caller checked they exist).
 uint64_t little_endian(std::string_view p, size_t at, int bytes) {
   uint64_t n = 0;
@@ -44,29 +38,31 @@ uint64_t little_endian(std::string_view p, size_t at, int bytes) {
   return n;
 }
 
+// Every opcode's layout in one table, indexed by the opcode (a scan looks one up per opcode).
+struct Known {
+  bool known = false;
+  Layout layout{Arg::kNone, 0};
+};
 bool layout_of(uint8_t op, Layout& out) {
-  if (in(kNoArgument, op))
-    out = {Arg::kNone, 0};
-  else if (in(kFixed1, op))
-    out = {Arg::kFixed, 1};
-  else if (in(kFixed2, op))
-    out = {Arg::kFixed, 2};
-  else if (in(kFixed4, op))
-    out = {Arg::kFixed, 4};
-  else if (in(kFixed8, op))
-    out = {Arg::kFixed, 8};
-  else if (in(kLength1, op))
-    out = {Arg::kLength, 1};
-  else if (in(kLength4, op))
-    out = {Arg::kLength, 4};
-  else if (in(kLength8, op))
-    out = {Arg::kLength, 8};
-  else if (in(kLine, op))
-    out = {Arg::kLine, 0};
-  else if (in(kTwoLines, op))
-    out = {Arg::kTwoLines, 0};
-  else
-    return false;
+  static const std::array<Known, 256> table = [] {
+    std::array<Known, 256> t{};
+    auto add = [&t](const auto& set, Layout layout) {
+      for (uint8_t o : set) t[o] = {true, layout};
+    };
+    add(kNoArgument, {Arg::kNone, 0});
+    add(kFixed1, {Arg::kFixed, 1});
+    add(kFixed2, {Arg::kFixed, 2});
+    add(kFixed4, {Arg::kFixed, 4});
+    add(kFixed8, {Arg::kFixed, 8});
+    add(kLength1, {Arg::kLength, 1});
+    add(kLength4, {Arg::kLength, 4});
+    add(kLength8, {Arg::kLength, 8});
+    add(kLine, {Arg::kLine, 0});
+    add(kTwoLines, {Arg::kTwoLines, 0});
+    return t;
+  }();
+  if (!table[op].known) return false;
+  out = table[op].layout;
   return true;
 }
 
