@@ -33,5 +33,6 @@ void add_run_commands(CLI::App& app);         // cancel | retry | workers
 void add_keys_command(CLI::App& app);         // keys
 void add_coordinator_command(CLI::App& app);  // coordinator
 void add_worker_command(CLI::App& app);       // worker
+void add_slurm_commands(CLI::App& app);       // slurm submit | status
 
 }  // namespace tallrec

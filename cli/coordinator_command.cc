@@ -115,6 +115,11 @@ void add_worker_command(CLI::App& app) {
   w->add_option("--cancel-grace", o->cancel_grace_seconds,
                 "Seconds between SIGTERM and SIGKILL when an attempt is cancelled")
       ->capture_default_str();
+  w->add_option("--stop-grace", o->stop_grace_seconds,
+                "On SIGTERM or SIGUSR1 (Slurm preemption, requeue, time-limit warning): seconds a "
+                "trainer has to checkpoint and its upload to finish; keep it below KillWait")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   w->callback([o, keys, gpus] {
     o->gpus = select_gpus(*gpus);
     split_slots(o->gpus, o->slots);  // checks that the slots divide the GPUs
@@ -128,7 +133,8 @@ void add_worker_command(CLI::App& app) {
       ::gethostname(host, sizeof host);
       o->id = std::string(host) + "-" + std::to_string(::getpid());
     }
-    const int code = run_agent(*o, stop_on_signals());
+    // SIGUSR1 too: Slurm's warning before the time limit (`--signal=B:USR1@90`).
+    const int code = run_agent(*o, stop_on_signals(/*also_sigusr1=*/true), &stop_signal());
     if (code != 0)
       throw Error("worker " + o->id + ": the coordinator at " + o->coordinator + " stayed silent");
   });

@@ -16,5 +16,6 @@ int main(int argc, char** argv) {
   tallrec::add_keys_command(app);
   tallrec::add_coordinator_command(app);
   tallrec::add_worker_command(app);
+  tallrec::add_slurm_commands(app);
   return tallrec::run_cli(app, argc, argv);
 }

@@ -93,9 +93,18 @@ void add_run_commands(CLI::App& app) {
       }
       std::string held;
       for (int64_t id : w.attempts) held += (held.empty() ? "" : ",") + std::to_string(id);
-      std::printf("%-24s %-16s slots %lld  last heard %6.0f s ago  attempts %s\n", w.id.c_str(),
+      std::string slurm;
+      if (w.slurm.is_object()) {
+        const auto field = [&](const char* k) { return w.slurm.value(k, std::string("?")); };
+        slurm = "  slurm job " +
+                (w.slurm.contains("array_job") ? field("array_job") + "_" + field("array_task")
+                                               : field("job")) +
+                " on " + field("node") + " gpus " + w.slurm.value("gpus", std::string("-")) +
+                (w.slurm.contains("restarts") ? " (requeued " + field("restarts") + "x)" : "");
+      }
+      std::printf("%-24s %-16s slots %lld  last heard %6.0f s ago  attempts %s%s\n", w.id.c_str(),
                   w.host.c_str(), static_cast<long long>(w.slots), t - w.last_seen,
-                  held.empty() ? "-" : held.c_str());
+                  held.empty() ? "-" : held.c_str(), slurm.c_str());
     }
     if (a->json) std::cout << out.dump() << "\n";
   });

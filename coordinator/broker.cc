@@ -111,6 +111,18 @@ struct Broker::Impl {
                           "attempt " + attempt.dump() + " was not leased to this worker");
   }
 
+  // READY's optional `slurm` object as it may be stored: at most 16 string fields of at most 128
+  // bytes, printable; anything else is dropped (it is only shown, never acted on).
+  static nlohmann::json slurm_task(const nlohmann::json& body) {
+    if (!body.contains("slurm") || !body["slurm"].is_object()) return nullptr;
+    nlohmann::json out = nlohmann::json::object();
+    for (const auto& [key, value] : body["slurm"].items()) {
+      if (out.size() >= 16 || key.size() > 32 || !value.is_string()) continue;
+      out[printable_utf8(key)] = printable_utf8(value.get<std::string>().substr(0, 128));
+    }
+    return out;
+  }
+
   void handle(const std::string& worker, const Message& m) {
     const nlohmann::json& b = m.body;
     if (m.type == MessageType::kEvent || m.type == MessageType::kDone ||
@@ -118,7 +130,8 @@ struct Broker::Impl {
       require_holder(worker, b["attempt"]);
     switch (m.type) {
       case MessageType::kReady:
-        store.register_worker(worker, b["host"], b["gpus"], b["slots"], b["version"], unix_time());
+        store.register_worker(worker, b["host"], b["gpus"], b["slots"], b["version"], unix_time(),
+                              slurm_task(b));
         cancel_unless_live(worker, b["attempts"]);
         return;
       case MessageType::kRequest: {
@@ -159,22 +172,7 @@ struct Broker::Impl {
       }
       case MessageType::kDone: {
         const int64_t attempt = b["attempt"];
-        const nlohmann::json outcome = store.last_outcome(attempt);
-        const int exit_code = b["exit_code"];
-        bool ok;
-        if (exit_code == 0 && outcome.is_object() && outcome.value("type", "") == "finished") {
-          ok = store.finish(attempt, outcome, unix_time());
-        } else {
-          // No outcome event at all (the trainer died before its first line): retryable.
-          const bool retryable =
-              exit_code != 2 && (!outcome.is_object() || outcome.value("retryable", true));
-          const std::string reason =
-              outcome.is_null()
-                  ? "exit " + std::to_string(exit_code) + ": " + b["stderr_tail"].get<std::string>()
-                  : outcome.value("reason", std::string("failed"));
-          ok = store.fail(attempt, reason, retryable, unix_time(), policy);
-        }
-        if (!ok)
+        if (!store.end_reported(attempt, b["exit_code"], b["stderr_tail"], unix_time(), policy))
           return error(worker, "stale-attempt",
                        "attempt " + std::to_string(attempt) + " is not live", attempt);
         send(worker, {MessageType::kAck, {{"attempt", attempt}, {"seq", b["seq"]}}, ""});

@@ -35,6 +35,26 @@ std::string run_state_names() {
   return out;
 }
 
-std::string sql_state(RunState s) { return std::string("'") + run_state_name(s) + "'"; }
+const char* attempt_state_name(AttemptState s) {
+  switch (s) {
+    case AttemptState::kLeased:
+      return "leased";
+    case AttemptState::kRunning:
+      return "running";
+    case AttemptState::kSucceeded:
+      return "succeeded";
+    case AttemptState::kFailed:
+      return "failed";
+    case AttemptState::kLost:
+      return "lost";
+    case AttemptState::kPreempted:
+      return "preempted";
+    case AttemptState::kCanceled:
+      return "canceled";
+    case AttemptState::kReleased:
+      return "released";
+  }
+  return "?";
+}
 
 }  // namespace tallrec

@@ -32,7 +32,26 @@ inline bool is_unfinished(RunState s) {
 // Finished without success: a retry applies.
 inline bool is_retryable(RunState s) { return s == RunState::kFailed || s == RunState::kCanceled; }
 
-// The SQL literal of a state ('queued'), for the store's queries: constants, never input.
-std::string sql_state(RunState s);
+// The states of one attempt (a lease on a run), spelled once for the store and the API:
+//   leased -> running -> succeeded | failed | lost (lease expired) | preempted (checkpointed
+//   and stopped on a signal: the run is queued again at once, its attempt budget unspent)
+//   leased | running -> canceled (the run was cancelled) | released (its LEASE never arrived)
+enum class AttemptState {
+  kLeased,
+  kRunning,
+  kSucceeded,
+  kFailed,
+  kLost,
+  kPreempted,
+  kCanceled,
+  kReleased
+};
+
+inline constexpr std::array<AttemptState, 8> kAllAttemptStates = {
+    AttemptState::kLeased,   AttemptState::kRunning, AttemptState::kSucceeded,
+    AttemptState::kFailed,   AttemptState::kLost,    AttemptState::kPreempted,
+    AttemptState::kCanceled, AttemptState::kReleased};
+
+const char* attempt_state_name(AttemptState s);
 
 }  // namespace tallrec

@@ -60,6 +60,16 @@ constexpr const char* kMigrations[] = {
     R"sql(
     ALTER TABLE workers ADD COLUMN curve_key TEXT;
     )sql",
+    // v5: preemption (an attempt stopped by its worker's signal, checkpointed: the run is queued
+    // at once and keeps its attempt budget; a bound of its own stops a run that never finishes),
+    // and where a worker runs when Slurm started it.
+    R"sql(
+    ALTER TABLE runs ADD COLUMN preemptions INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE workers ADD COLUMN slurm TEXT;
+    CREATE TABLE slurm_jobs (
+      job_id TEXT PRIMARY KEY, tasks INTEGER NOT NULL, source TEXT NOT NULL,
+      submitted REAL NOT NULL, script TEXT NOT NULL);
+    )sql",
 };
 
 }  // namespace
@@ -412,9 +422,72 @@ bool Store::fail(int64_t attempt_id, const std::string& reason, bool retryable, 
   return in_transaction(db_, path_, [&] {
     const int64_t run = live_run(db_, path_, attempt_id);
     if (run < 0) return false;
-    end_attempt(db_, path_, attempt_id, run, "failed", reason, retryable, t, policy);
+    end_attempt(db_, path_, attempt_id, run, attempt_state_name(AttemptState::kFailed), reason,
+                retryable, t, policy);
     return true;
   });
+}
+
+bool Store::preempt(int64_t attempt_id, const std::string& reason, double t,
+                    const RetryPolicy& policy) {
+  return in_transaction(db_, path_, [&] {
+    const int64_t run = live_run(db_, path_, attempt_id);
+    if (run < 0) return false;
+    Statement q(db_, "SELECT preemptions FROM runs WHERE id = ?", path_);
+    q.bind(1, run).step();
+    const int64_t preemptions = q.integer(0) + 1;
+    if (preemptions > policy.max_preemptions) {
+      // A run that is stopped every time it runs would cycle forever: it fails, saying why.
+      end_attempt(db_, path_, attempt_id, run, attempt_state_name(AttemptState::kPreempted),
+                  reason + "; preempted " + std::to_string(preemptions) +
+                      " times, more than --max-preemptions " +
+                      std::to_string(policy.max_preemptions) + ": the run never got to finish",
+                  /*retryable=*/false, t, policy);
+      return true;
+    }
+    Statement(db_, "UPDATE attempts SET state = ?, ended = ?, reason = ? WHERE id = ?", path_)
+        .bind(1, std::string(attempt_state_name(AttemptState::kPreempted)))
+        .bind(2, t)
+        .bind(3, reason)
+        .bind(4, attempt_id)
+        .step();
+    // Queued at once (no backoff) and the attempt given back: a preemption is not a failure.
+    Statement(db_,
+              "UPDATE runs SET state = ?, not_before = 0, attempts = attempts - 1, "
+              "preemptions = ?, updated = ? WHERE id = ?",
+              path_)
+        .bind(1, std::string(run_state_name(RunState::kQueued)))
+        .bind(2, preemptions)
+        .bind(3, t)
+        .bind(4, run)
+        .step();
+    add_change(db_, path_, "run",
+               {{"run", run},
+                {"state", run_state_name(RunState::kQueued)},
+                {"attempt", attempt_id},
+                {"attempt_state", attempt_state_name(AttemptState::kPreempted)},
+                {"reason", reason}},
+               t);
+    return true;
+  });
+}
+
+bool Store::end_reported(int64_t attempt_id, int exit_code, const std::string& stderr_tail,
+                         double t, const RetryPolicy& policy) {
+  const nlohmann::json outcome = last_outcome(attempt_id);
+  const std::string type = outcome.is_object() ? outcome.value("type", "") : "";
+  if (exit_code == 0 && type == "finished") return finish(attempt_id, outcome, t);
+  if (type == "preempted")
+    return preempt(attempt_id,
+                   "preempted at step " + std::to_string(outcome.value("step", int64_t(0))) + " (" +
+                       outcome.value("reason", std::string("signal")) + ")",
+                   t, policy);
+  // No outcome event at all (the trainer died before its first line): retryable.
+  const bool retryable = exit_code != 2 && (outcome.is_null() || outcome.value("retryable", true));
+  const std::string reason = outcome.is_null()
+                                 ? "exit " + std::to_string(exit_code) + ": " + stderr_tail
+                                 : outcome.value("reason", std::string("failed"));
+  return fail(attempt_id, reason, retryable, t, policy);
 }
 
 int Store::expire_leases(double t, const RetryPolicy& policy) {
@@ -429,7 +502,8 @@ int Store::expire_leases(double t, const RetryPolicy& policy) {
       while (s.step()) lost.push_back({s.integer(0), s.integer(1)});
     }
     for (const auto& [attempt, run] : lost)
-      end_attempt(db_, path_, attempt, run, "lost", "lease expired", true, t, policy);
+      end_attempt(db_, path_, attempt, run, attempt_state_name(AttemptState::kLost),
+                  "lease expired", true, t, policy);
     return int(lost.size());
   });
 }
@@ -474,21 +548,21 @@ bool Store::retry(int64_t run_id, double t) {
 
 void Store::register_worker(const std::string& id, const std::string& host,
                             const nlohmann::json& gpus, int64_t slots, const std::string& version,
-                            double t) {
+                            double t, const nlohmann::json& slurm) {
   in_transaction(db_, path_, [&] {
-    Statement(
-        db_,
-        "INSERT INTO workers (id, host, gpus, slots, version, last_seen) VALUES (?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT (id) DO UPDATE SET host = excluded.host, gpus = excluded.gpus, slots = "
-        "excluded.slots, "
-        "version = excluded.version, last_seen = excluded.last_seen",
-        path_)
+    Statement(db_,
+              "INSERT INTO workers (id, host, gpus, slots, version, last_seen, slurm) VALUES (?, "
+              "?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET host = excluded.host, gpus = "
+              "excluded.gpus, slots = excluded.slots, version = excluded.version, last_seen = "
+              "excluded.last_seen, slurm = excluded.slurm",
+              path_)
         .bind(1, id)
         .bind(2, host)
         .bind(3, gpus.dump())
         .bind(4, slots)
         .bind(5, version)
         .bind(6, t)
+        .bind(7, slurm.is_object() ? slurm.dump() : std::string())
         .step();
     Statement(db_, "UPDATE workers SET alive = 1 WHERE id = ?", path_).bind(1, id).step();
     add_change(db_, path_, "worker",
@@ -540,7 +614,8 @@ bool Store::record_event(int64_t attempt_id, int64_t seq, const nlohmann::json& 
 
 nlohmann::json Store::last_outcome(int64_t attempt_id) {
   Statement s(db_,
-              "SELECT body FROM events WHERE attempt_id = ? AND type IN ('finished', 'failed') "
+              "SELECT body FROM events WHERE attempt_id = ? AND type IN ('finished', 'failed', "
+              "'preempted') "
               "ORDER BY seq DESC LIMIT 1",
               path_);
   s.bind(1, attempt_id);

@@ -53,6 +53,7 @@ struct RetryPolicy {
   double backoff_max = 300;
   double lease_arrival =
       10;  // seconds a LEASE may take to show in its worker's heartbeats before it is released
+  int64_t max_preemptions = 20;  // a run preempted more often than this fails, saying so
 };
 
 struct RunRow {
@@ -81,6 +82,16 @@ struct WorkerRow {
   double last_seen;
   std::vector<int64_t> attempts;  // the live attempts it holds
   bool alive = true;              // false once silent past its lease (Store::mark_silent_workers)
+  nlohmann::json slurm;           // its Slurm job, array task, node and GPUs, or null
+};
+
+// A worker job submitted to Slurm (`tallrec slurm submit` or the coordinator's elastic pool).
+struct SlurmJobRow {
+  std::string job_id;
+  int64_t tasks;
+  std::string source;  // "submit" or "pool"
+  double submitted;
+  std::string script;
 };
 
 // One entry of the change feed: kind "run" (a state change), "sweep" (submitted), "metric" (new
@@ -172,6 +183,16 @@ class Store {
   // the run has used max_attempts, in which case it fails.
   bool fail(int64_t attempt_id, const std::string& reason, bool retryable, double now,
             const RetryPolicy& policy = {});
+  // A preempted attempt (its trainer checkpointed and stopped on a signal): the run is queued
+  // again at once, with no backoff, and the attempt is not counted against max_attempts; past
+  // policy.max_preemptions the run fails with a reason that says so. False when stale.
+  bool preempt(int64_t attempt_id, const std::string& reason, double now,
+               const RetryPolicy& policy = {});
+  // The worker's DONE for an attempt: the queue's rule for how it ended. Succeeded when the
+  // trainer exited 0 after its `finished` event; preempted after a `preempted` event; otherwise
+  // failed (retryable unless the trainer said not, or exited 2 for bad input). False when stale.
+  bool end_reported(int64_t attempt_id, int exit_code, const std::string& stderr_tail, double now,
+                    const RetryPolicy& policy = {});
   // Leases past their time are lost: each such run is failed or re-queued as by fail(..., true).
   // Returns the number of attempts expired.
   int expire_leases(double now, const RetryPolicy& policy = {});
@@ -185,14 +206,16 @@ class Store {
   int release_unlisted(const std::string& worker, const std::vector<int64_t>& listed,
                        double leased_before, double now);
   // A worker announced itself (READY): insert or refresh its row.
+  // `slurm`: where Slurm runs it ({job, array_job, array_task, node, restarts, gpus}), or null.
   void register_worker(const std::string& id, const std::string& host, const nlohmann::json& gpus,
-                       int64_t slots, const std::string& version, double now);
+                       int64_t slots, const std::string& version, double now,
+                       const nlohmann::json& slurm = nullptr);
   // Stores event `seq` of a live attempt once (a re-sent duplicate is accepted and ignored);
   // progress and eval events also become metric rows, and `started` marks the run running.
   // False if the attempt is stale.
   bool record_event(int64_t attempt_id, int64_t seq, const nlohmann::json& event);
   int64_t event_count(int64_t attempt_id);
-  // The attempt's last stored `finished` or `failed` event, or null.
+  // The attempt's last stored `finished`, `failed` or `preempted` event, or null.
   nlohmann::json last_outcome(int64_t attempt_id);
   // The CURVE key a worker id is bound to ("" when none yet, or without CURVE), and binding one:
   // the first key a worker id is seen with is its key from then on.
@@ -216,6 +239,9 @@ class Store {
   void worker_seen(const std::string& id, double now);
   // Workers not heard from since `silent_since` are lost; returns how many were marked.
   int mark_silent_workers(double silent_since, double now);
+  // Slurm worker jobs: recorded when submitted, listed newest first.
+  void record_slurm_job(const SlurmJobRow& job);
+  std::vector<SlurmJobRow> slurm_jobs();
   // The change feed after id `after`, oldest first, at most `limit` entries.
   std::vector<Change> changes_since(int64_t after, int64_t limit = 1000);
   int64_t last_change_id();

@@ -162,21 +162,24 @@ std::vector<StoredCheckpoint> Store::checkpoints(int64_t run_id) {
 std::vector<WorkerRow> Store::workers() {
   std::vector<WorkerRow> out;
   Statement s(db_,
-              "SELECT id, host, version, slots, gpus, last_seen, alive FROM workers ORDER BY id",
+              "SELECT id, host, version, slots, gpus, last_seen, alive, slurm FROM workers ORDER "
+              "BY id",
               path_);
   Statement held(
       db_,
       "SELECT id FROM attempts WHERE worker_id = ? AND state IN ('leased', 'running') ORDER BY id",
       path_);
   while (s.step()) {
-    WorkerRow w{s.text(0),
-                s.text(1),
-                s.text(2),
-                s.integer(3),
-                nlohmann::json::parse(s.text(4).empty() ? "[]" : s.text(4)),
-                s.real(5),
-                {},
-                s.integer(6) != 0};
+    WorkerRow w{
+        s.text(0),
+        s.text(1),
+        s.text(2),
+        s.integer(3),
+        nlohmann::json::parse(s.text(4).empty() ? "[]" : s.text(4)),
+        s.real(5),
+        {},
+        s.integer(6) != 0,
+        s.text(7).empty() ? nlohmann::json() : nlohmann::json::parse(s.text(7), nullptr, false)};
     held.bind(1, w.id);
     while (held.step()) w.attempts.push_back(held.integer(0));
     held.reset();
@@ -230,6 +233,38 @@ int64_t Store::last_change_id() {
   Statement s(db_, "SELECT COALESCE(MAX(id), 0) FROM changes", path_);
   s.step();
   return s.integer(0);
+}
+
+}  // namespace tallrec
+
+namespace tallrec {
+
+void Store::record_slurm_job(const SlurmJobRow& job) {
+  in_transaction(db_, path_, [&] {
+    Statement(db_,
+              "INSERT OR REPLACE INTO slurm_jobs (job_id, tasks, source, submitted, script) "
+              "VALUES (?, ?, ?, ?, ?)",
+              path_)
+        .bind(1, job.job_id)
+        .bind(2, job.tasks)
+        .bind(3, job.source)
+        .bind(4, job.submitted)
+        .bind(5, job.script)
+        .step();
+    add_change(db_, path_, "slurm",
+               {{"job", job.job_id}, {"tasks", job.tasks}, {"source", job.source}}, job.submitted);
+    return 0;
+  });
+}
+
+std::vector<SlurmJobRow> Store::slurm_jobs() {
+  std::vector<SlurmJobRow> out;
+  Statement s(db_,
+              "SELECT job_id, tasks, source, submitted, script FROM slurm_jobs ORDER BY submitted "
+              "DESC",
+              path_);
+  while (s.step()) out.push_back({s.text(0), s.integer(1), s.text(2), s.real(3), s.text(4)});
+  return out;
 }
 
 }  // namespace tallrec

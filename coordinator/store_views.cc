@@ -8,9 +8,9 @@ namespace tallrec {
 using json = nlohmann::json;
 
 json worker_row_json(const WorkerRow& w) {
-  return {{"id", w.id},       {"host", w.host},        {"version", w.version},
-          {"slots", w.slots}, {"gpus", w.gpus},        {"last_seen", w.last_seen},
-          {"alive", w.alive}, {"attempts", w.attempts}};
+  return {{"id", w.id},       {"host", w.host},         {"version", w.version},
+          {"slots", w.slots}, {"gpus", w.gpus},         {"last_seen", w.last_seen},
+          {"alive", w.alive}, {"attempts", w.attempts}, {"slurm", w.slurm}};
 }
 
 json run_row_json(const RunRow& r) {

@@ -16,6 +16,7 @@ debian_packages=(
   libsentencepiece-dev libgtest-dev libgmock-dev libbenchmark-dev libcurl4-openssl-dev
   libarchive-dev libgloo-dev python3-venv chromium fonts-liberation libjs-chart.js
   clang-14 libclang-rt-14-dev clang-format-14
+  slurmctld slurmd slurm-client munge
 )
 
 missing=()

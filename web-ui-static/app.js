@@ -387,15 +387,23 @@ async function compareView(ids) {
 }
 
 // ---- Workers -------------------------------------------------------------------------------
+// "1234_0 on node7, GPUs 2,3, requeued 1x" for a worker Slurm runs; "–" for one it does not.
+function slurmTask(s) {
+  if (!s) return "–";
+  const job = s.array_job ? `${s.array_job}_${s.array_task}` : s.job;
+  return `${job} on ${s.node || "?"}` + (s.gpus ? `, GPUs ${s.gpus}` : "") +
+    (s.restarts && s.restarts !== "0" ? `, requeued ${s.restarts}x` : "");
+}
 async function workersView() {
   const gen = generation;
   const { workers } = await api("/api/workers");
   paint(gen, el("h1", { text: "Workers" }),
     el("table", { id: "workers" },
-      el("tr", {}, ...["worker", "host", "alive", "slots", "GPUs", "last heartbeat", "attempts"].map((t) => el("th", { text: t }))),
+      el("tr", {}, ...["worker", "host", "alive", "slots", "GPUs", "Slurm job", "last heartbeat", "attempts"].map((t) => el("th", { text: t }))),
       ...workers.map((w) => el("tr", { "data-worker": w.id }, el("td", { text: w.id }), el("td", { text: w.host || "" }),
         el("td", { text: w.alive ? "alive" : "lost" }), el("td", { text: String(w.slots ?? "") }),
         el("td", { text: w.gpus.map((g) => `${g.index}: ${g.name}`).join(", ") || "CPU" }),
+        el("td", { class: "slurm", text: slurmTask(w.slurm) }),
         el("td", { text: ago(w.last_seen) }), el("td", { text: w.attempts.join(", ") || "–" })))));
 }
 

@@ -2,8 +2,11 @@
 
 #include <unistd.h>
 
+#include <csignal>
+
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <list>
 
 #include "common/protocol.h"
@@ -20,11 +23,30 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kAnswerWait =
     std::chrono::seconds(5);  // a REQUEST unanswered this long is asked again
 
+// Where Slurm runs this worker (null outside a Slurm job): shown by `tallrec workers`, the API
+// and the dashboard, so a lab can tell which job and node a worker is.
+json slurm_task() {
+  const char* job = std::getenv("SLURM_JOB_ID");
+  if (!job) return nullptr;
+  json out = json::object();
+  const std::pair<const char*, const char*> fields[] = {{"job", "SLURM_JOB_ID"},
+                                                        {"array_job", "SLURM_ARRAY_JOB_ID"},
+                                                        {"array_task", "SLURM_ARRAY_TASK_ID"},
+                                                        {"node", "SLURMD_NODENAME"},
+                                                        {"restarts", "SLURM_RESTART_COUNT"},
+                                                        {"gpus", "CUDA_VISIBLE_DEVICES"},
+                                                        {"partition", "SLURM_JOB_PARTITION"}};
+  for (const auto& [name, variable] : fields)
+    if (const char* v = std::getenv(variable)) out[name] = std::string(v).substr(0, 128);
+  return out;
+}
+
 class Agent {
  public:
-  Agent(const AgentOptions& o, const std::atomic<bool>& stop)
+  Agent(const AgentOptions& o, const std::atomic<bool>& stop, const std::atomic<int>* stop_signal)
       : o_(o),
         stop_(stop),
+        stop_signal_(stop_signal),
         link_(o.coordinator, o.id, o.curve),
         slots_(split_slots(o.gpus, o.slots)),
         busy_(slots_.size(), nullptr) {}
@@ -65,7 +87,8 @@ class Agent {
                                      {"version", kVersion},
                                      {"slots", slots_.size()},
                                      {"gpus", gpus_json(o_.gpus)},
-                                     {"attempts", live_ids()}});
+                                     {"attempts", live_ids()},
+                                     {"slurm", slurm_task()}});
   }
 
   // Heartbeats and Paranoid Pirate reconnects; every second, what is unacknowledged goes again.
@@ -87,7 +110,7 @@ class Agent {
 
   void step_attempts() {
     for (auto it = attempts_.begin(); it != attempts_.end();) {
-      it->step(stop_);
+      it->step(stopping_signal());
       if (!it->over()) {
         ++it;
         continue;
@@ -96,6 +119,12 @@ class Agent {
         if (b == &*it) b = nullptr;
       it = attempts_.erase(it);
     }
+  }
+
+  // 0 while running; once stopped, the signal the trainers get (SIGUSR1 or SIGTERM).
+  int stopping_signal() const {
+    if (!stop_) return 0;
+    return stop_signal_ && *stop_signal_ == SIGUSR1 ? SIGUSR1 : SIGTERM;
   }
 
   size_t free_slots() const { return size_t(std::count(busy_.begin(), busy_.end(), nullptr)); }
@@ -137,7 +166,7 @@ class Agent {
     a.start(
         [&] {
           for (auto& other : attempts_)
-            if (&other != &a) other.step(stop_);
+            if (&other != &a) other.step(stopping_signal());
           tick();
           return !stop_;
         },
@@ -149,6 +178,7 @@ class Agent {
 
   const AgentOptions& o_;
   const std::atomic<bool>& stop_;
+  const std::atomic<int>* stop_signal_;
   CoordinatorLink link_;
   std::vector<SlotResources> slots_;
   std::list<Attempt> attempts_;  // stable addresses: busy_ points into it
@@ -159,6 +189,9 @@ class Agent {
 
 }  // namespace
 
-int run_agent(const AgentOptions& o, const std::atomic<bool>& stop) { return Agent(o, stop).run(); }
+int run_agent(const AgentOptions& o, const std::atomic<bool>& stop,
+              const std::atomic<int>* stop_signal) {
+  return Agent(o, stop, stop_signal).run();
+}
 
 }  // namespace tallrec

@@ -26,7 +26,12 @@ struct AgentOptions {
   int threads = 0;  // CPU threads per trainer (0: tallrec-train's default, all cores)
   double give_up_after =
       0;  // seconds without a word from the coordinator before exiting 1 (0: never)
-  int cancel_grace_seconds = 10;     // SIGTERM, then SIGKILL after this long
+  int cancel_grace_seconds = 10;  // SIGTERM, then SIGKILL after this long
+  // Stopped by SIGTERM or SIGUSR1 (Slurm's preemption, requeue, scancel or time-limit warning):
+  // each trainer checkpoints at its next optimizer step and exits; its checkpoint is uploaded and
+  // the attempt reported preempted. A trainer still running after this long is killed, and DONE
+  // goes at most 5 s later whatever the uploads: keep it below Slurm's KillWait.
+  int stop_grace_seconds = 20;
   std::optional<CurveClient> curve;  // CURVE keys, when the coordinator requires them
   int slots = 1;                     // attempts run at once
   std::vector<GpuInfo> gpus;         // shared evenly by the slots (none: CPU)
@@ -34,6 +39,9 @@ struct AgentOptions {
 
 // Returns 0 when stopped or idle (with exit_when_idle), 1 when the coordinator stayed silent
 // for give_up_after seconds.
-int run_agent(const AgentOptions& options, const std::atomic<bool>& stop);
+// `stop_signal`, when given, says which signal set `stop` (SIGUSR1 is passed on to the trainers as
+// such, so an attempt stopped by Slurm's time-limit warning says so; anything else as SIGTERM).
+int run_agent(const AgentOptions& options, const std::atomic<bool>& stop,
+              const std::atomic<int>* stop_signal = nullptr);
 
 }  // namespace tallrec

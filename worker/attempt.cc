@@ -39,6 +39,11 @@ void Attempt::log_event(const json& event) const {
                   event.value("best_val_auc", 0.0),
                   static_cast<long long>(event.value("best_step", int64_t(0))),
                   event.value("test_auc", json::object()).dump().c_str());
+  else if (type == "preempted")
+    std::snprintf(what, sizeof what, "preempted (%s) at step %lld; checkpoint of step %lld",
+                  event.value("reason", std::string("?")).c_str(),
+                  static_cast<long long>(event.value("step", int64_t(0))),
+                  static_cast<long long>(event.value("checkpoint_step", int64_t(0))));
   else if (type == "failed")
     std::snprintf(what, sizeof what, "failed (%s): %.400s",
                   event.value("retryable", true) ? "retryable" : "not retryable",
@@ -125,7 +130,8 @@ void Attempt::start(const std::function<bool()>& keep_alive,
   }
 }
 
-void Attempt::step(bool stopping) {
+void Attempt::step(int stop_signal) {
+  const bool stopping = stop_signal != 0;
   if (!trainer_) return;
   for (const auto& line : trainer_->read_lines()) {
     auto event = json::parse(line, nullptr, false);
@@ -135,9 +141,19 @@ void Attempt::step(bool stopping) {
     if (event.value("type", "") == "checkpoint" && event.contains("path"))
       uploader_->add(event["path"].get<std::string>());
   }
-  if (lost_ || stopping) trainer_->terminate(std::chrono::seconds(options_.cancel_grace_seconds));
-  // DONE only after every checkpoint is stored, so a succeeded run has its best one.
-  if (!lost_ && !done_sent_ && trainer_->finished() && (uploader_->idle() || stopping)) {
+  const auto now = std::chrono::steady_clock::now();
+  if (lost_) {
+    trainer_->terminate(std::chrono::seconds(options_.cancel_grace_seconds));
+  } else if (stopping) {
+    // The trainer checkpoints at its next step boundary and exits (preempted); that checkpoint is
+    // uploaded before DONE unless the grace runs out.
+    if (!stop_deadline_) stop_deadline_ = now + std::chrono::seconds(options_.stop_grace_seconds);
+    trainer_->terminate(std::chrono::seconds(options_.stop_grace_seconds), stop_signal);
+  }
+  const bool out_of_time = stop_deadline_ && now > *stop_deadline_ + std::chrono::seconds(5);
+  // DONE only after every checkpoint is stored, so a succeeded run has its best one and a
+  // preempted run resumes from the step it stopped at.
+  if (!lost_ && !done_sent_ && trainer_->finished() && (uploader_->idle() || out_of_time)) {
     emit(MessageType::kDone,
          {{"exit_code", trainer_->exit_code()},
           {"signal", trainer_->signal() ? json(*trainer_->signal()) : json(nullptr)},

@@ -4,6 +4,7 @@
 // The agent (worker/agent.cc) drives several of these, one per slot, from one loop.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -29,7 +30,8 @@ class Attempt {
   void start(const std::function<bool()>& keep_alive,
              const std::function<void(const Message&)>& elsewhere);
   // Relays the trainer's output, pumps uploads, sends DONE when due, stops a lost attempt.
-  void step(bool stopping);
+  // `stop_signal` is 0, or the signal the worker was stopped by, passed on to the trainer.
+  void step(int stop_signal);
   // Takes a message about this attempt (ACK, CANCEL, ERROR, upload CREDIT); false if not its.
   bool handle(const Message& m);
   // Re-sends what is not acknowledged (after a heartbeat or a reconnect).
@@ -54,6 +56,8 @@ class Attempt {
   int64_t seq_ = 0;
   bool lost_ = false;  // cancelled, or no longer ours: stop, report nothing more
   bool done_sent_ = false;
+  // Set when the worker is told to stop: the trainer is killed at it, DONE goes 5 s after it.
+  std::optional<std::chrono::steady_clock::time_point> stop_deadline_;
   std::optional<TrainerProcess> trainer_;
   std::optional<CheckpointUploader> uploader_;
 };

@@ -91,12 +91,12 @@ bool TrainerProcess::finished() {
   return true;
 }
 
-void TrainerProcess::terminate(std::chrono::seconds grace) {
+void TrainerProcess::terminate(std::chrono::seconds grace, int signal) {
   if (exited_) return;
   const auto now = std::chrono::steady_clock::now();
   if (!terminated_at_) {
     terminated_at_ = now;
-    ::kill(pid_, SIGTERM);
+    ::kill(pid_, signal);
   } else if (now - *terminated_at_ >= grace) {
     ::kill(pid_, SIGKILL);
   }

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -27,8 +28,9 @@ class TrainerProcess {
   std::vector<std::string> read_lines();
   // True once the process has exited and its stdout is drained.
   bool finished();
-  // SIGTERM on the first call, SIGKILL on a call `grace` or more after the first.
-  void terminate(std::chrono::seconds grace);
+  // `signal` (SIGTERM, or SIGUSR1: both make it checkpoint and stop) on the first call, SIGKILL
+  // on a call `grace` or more after the first.
+  void terminate(std::chrono::seconds grace, int signal = SIGTERM);
 
   // Valid once finished(): the exit code (128 + signal when killed), the signal or nullopt.
   int exit_code() const { return exit_code_; }

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "common/error.h"
+#include "jobs/train/preemption.h"
 #include "jobs/train/trainer.h"
 
 namespace tallrec {
@@ -37,12 +38,23 @@ int launch_ranks(const std::string& self, const std::string& spec_path, const Ru
   for (size_t left = children.size(); left > 0; --left) {
     int status = 0;
     pid_t pid = ::wait(&status);
+    if (pid < 0 && errno == EINTR) {
+      // A stop signal (preemption.h) interrupted the wait: every rank checkpoints and stops.
+      ++left;
+      if (const int sig = preemption_signal())
+        for (pid_t c : children) ::kill(c, sig);
+      continue;
+    }
     if (pid < 0) break;
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    if (code != 0 && result == 0) {
+    if (code == kPreemptedExitCode && result == 0) {
+      result = code;  // the others stop at the same step boundary on their own
+    } else if (code != 0 && (result == 0 || result == kPreemptedExitCode)) {
       result = code;
       for (pid_t c : children)
-        if (c != pid) ::kill(c, SIGTERM);  // the others would wait for it forever
+        if (c != pid)
+          ::kill(c, SIGKILL);  // the others would wait for it forever (and SIGTERM
+                               // now asks them to checkpoint first)
     }
   }
   std::error_code ec;

@@ -31,6 +31,7 @@
 #include "jobs/train/llama.h"
 #include "jobs/train/lora.h"
 #include "jobs/train/loss_step.h"
+#include "jobs/train/preemption.h"
 #include "jobs/train/roc_auc.h"
 #include "jobs/train/safetensors.h"
 #include "jobs/train/scoring.h"
@@ -184,6 +185,7 @@ int main(int argc, char** argv) {
           "train takes its device from the spec (\"device\"), not from --device");
     tallrec::RunSpec spec = tallrec::read_run_spec(spec_path);
     if (threads > 0) spec.threads = threads;
+    tallrec::install_preemption_handlers();
     if (spec.world_size > 1 && rank < 0) {
       train_exit = tallrec::launch_ranks(std::filesystem::read_symlink("/proc/self/exe").string(),
                                          spec_path, spec, train_out);

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <numeric>
 #include <thread>
@@ -26,6 +27,7 @@
 #include "jobs/train/llama.h"
 #include "jobs/train/loss_step.h"
 #include "jobs/train/optimizer.h"
+#include "jobs/train/preemption.h"
 #include "jobs/train/rng_state.h"
 #include "jobs/train/roc_auc.h"
 #include "jobs/train/safetensors.h"
@@ -70,6 +72,8 @@ struct Trainer {
   uint64_t order_seed = 0;
   TrainerState state;
   fs::path best_checkpoint;
+  int64_t checkpointed_step = -1;  // the step of the newest checkpoint written or resumed from
+  bool preempted = false;
   ProgressTally tally;
 
   Trainer(const RunSpec& s, const fs::path& o, int r)
@@ -161,6 +165,7 @@ struct Trainer {
     restore_rng_state(d.rng[size_t(rank)], device);
     state = d.state;
     if (state.best_step >= 0) best_checkpoint = checkpoint_path(checkpoints, state.best_step);
+    checkpointed_step = state.global_step;
   }
 
   void emit_started() {
@@ -344,6 +349,7 @@ struct Trainer {
           {state, optimizer->exp_avg(), optimizer->exp_avg_sq(), rng, spec.data_order, order_seed});
       if (improved) best_checkpoint = path;
       prune_checkpoints(checkpoints, {path, best_checkpoint});
+      checkpointed_step = state.global_step;
       events.emit("checkpoint",
                   {{"step", state.global_step}, {"path", path.string()}, {"sha256", manifest_sha}});
       stop = state.evals_without_improvement >= spec.early_stopping_patience;
@@ -357,10 +363,37 @@ struct Trainer {
     return stop;
   }
 
+  // Whether a stop signal came (preemption.h). With several ranks they agree (a sum over ranks
+  // each step), so every rank stops at the same step boundary.
+  bool stop_requested() {
+    if (!group) return preemption_signal() != 0;
+    std::vector<at::Tensor> flag{at::full({1}, preemption_signal() != 0 ? 1.0f : 0.0f,
+                                          at::TensorOptions().dtype(at::kFloat).device(device))};
+    group->allreduce_sum(flag);
+    return flag[0].item<float>() > 0;
+  }
+
+  // A full checkpoint at this optimizer-step boundary (unless one was just written here), as an
+  // evaluation's but without evaluating: adapters, AdamW moments, schedule, loss scaler, every
+  // rank's RNG state, the data cursor and the early-stopping state.
+  void checkpoint_for_preemption() {
+    const std::vector<RngState> rng = gather_rng_states(group.get(), device);
+    if (rank != 0 || checkpointed_step == state.global_step) return;
+    auto [path, manifest_sha] = write_checkpoint(
+        checkpoints, lora, spec.base_model,
+        {state, optimizer->exp_avg(), optimizer->exp_avg_sq(), rng, spec.data_order, order_seed});
+    prune_checkpoints(checkpoints, {path, best_checkpoint});
+    checkpointed_step = state.global_step;
+    events.emit("checkpoint",
+                {{"step", state.global_step}, {"path", path.string()}, {"sha256", manifest_sha}});
+  }
+
   // Epochs of micro-batches until the step cap, the epoch count or early stopping.
   void train_loop() {
     EpochOrders orders(*train, spec.data_order, order_seed, spec.group_by_length, spec.batch_size);
     bool stop = state.global_step >= plan.total_steps;
+    // Told to stop while loading: nothing new to save, the newest checkpoint stands.
+    if (!stop && stop_requested()) preempted = stop = true;
     for (int64_t epoch = state.epoch; !stop; ++epoch) {
       const std::vector<size_t> order = orders.order(epoch);
       const int64_t first = epoch == state.epoch ? state.micro_batch : 0;
@@ -374,6 +407,10 @@ struct Trainer {
         optimizer_step(epoch, i);
         if (evaluation_due()) stop = evaluate_and_checkpoint();
         if (state.global_step >= plan.total_steps) stop = true;
+        if (!stop && stop_requested()) {
+          checkpoint_for_preemption();
+          preempted = stop = true;
+        }
       }
       if (!stop && spec.max_steps <= 0 && epoch + 1 >= spec.epochs) stop = true;
     }
@@ -412,6 +449,14 @@ struct Trainer {
     resume();
     emit_started();
     train_loop();
+    if (preempted) {
+      if (rank == 0)
+        events.emit("preempted",
+                    {{"step", state.global_step},
+                     {"checkpoint_step", checkpointed_step},
+                     {"reason", preemption_signal() == SIGUSR1 ? "SIGUSR1" : "SIGTERM"}});
+      return kPreemptedExitCode;
+    }
     if (rank == 0) finish();
     return 0;
   }

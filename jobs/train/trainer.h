@@ -12,8 +12,10 @@
 
 namespace tallrec {
 
-// Returns the process exit code: 0 finished, 1 failed (retryable), 2 bad input (not retryable).
-// A "failed" event is emitted before a non-zero return.
+// Returns the process exit code: 0 finished, 1 failed (retryable), 2 bad input (not retryable),
+// kPreemptedExitCode (75) stopped by SIGTERM or SIGUSR1 after a checkpoint at an optimizer-step
+// boundary (preemption.h; a `preempted` event says at which step). A "failed" event is emitted
+// before a return of 1 or 2.
 // With spec.world_size > 1 this is one rank: `rank` and `rendezvous_file` (a FileStore path all
 // ranks share) say which; rank 0 evaluates, checkpoints and writes the result.
 int run_training(const RunSpec& spec, const std::filesystem::path& out_dir, int rank = 0,

@@ -74,6 +74,44 @@ def test_killed_worker_resumes_elsewhere_bit_identical(root, reference):
     assert result["test_auc"] == reference[1]["test_auc"] and result["best_step"] == reference[1]["best_step"]
 
 
+def loss_steps(db):
+    """The newest optimizer step any attempt has reported."""
+    return query(db, "SELECT COALESCE(MAX(step), 0) FROM metrics WHERE name = 'loss'")[0][0]
+
+
+def test_sigterm_to_a_worker_preempts_its_run_without_spending_an_attempt(root, reference):
+    """SIGTERM (what Slurm's preemption, requeue and scancel send) is not a failure: the trainer
+    checkpoints at the next optimizer step, the worker uploads it and reports the attempt
+    preempted, and the run is queued again at once (the backoff here is 60 s) with its attempt
+    budget untouched. The next attempt resumes where it stopped and ends bit-identical."""
+    work, db = submit(root, "preempted-worker")
+    coordinator = Coordinator(db, work / "artifacts", backoff_seconds=60)
+    try:
+        w1 = start_worker(coordinator.endpoint, work, "w1")
+        wait_for(lambda: loss_steps(db) >= 2, 120, "training under way")
+        w1.send_signal(signal.SIGTERM)
+        assert w1.wait(timeout=60) == 0
+        queued_at = time.monotonic()
+        w2 = start_worker(coordinator.endpoint, work, "w2", "--exit-when-idle")
+        assert w2.wait(timeout=180) == 0
+        assert time.monotonic() - queued_at < 50, "the preempted run waited out a backoff"
+    finally:
+        coordinator.stop()
+    attempts = query(db, "SELECT id, worker_id, state, reason FROM attempts ORDER BY id")
+    assert [(w, s) for _, w, s, _ in attempts] == [("w1", "preempted"), ("w2", "succeeded")], attempts
+    assert "preempted at step" in attempts[0][3] and "SIGTERM" in attempts[0][3]
+    assert query(db, "SELECT attempts, preemptions, state FROM runs") == [(1, 1, "succeeded")]
+    (stopped,), = query(db, "SELECT body FROM events WHERE attempt_id = ? AND type = 'preempted'", attempts[0][0])
+    stopped = json.loads(stopped)
+    first_steps = query(db, "SELECT MAX(step) FROM metrics WHERE attempt_id = ? AND name = 'loss'", attempts[0][0])[0][0]
+    # The checkpoint is of the step it stopped at: nothing computed is computed again.
+    assert stopped["checkpoint_step"] == stopped["step"] == first_steps
+    assert resumed_from(db, attempts[1][0]) == stopped["step"] < STEPS
+    adapter, result = best_adapter(db, work / "artifacts")
+    assert adapter == reference[0]
+    assert result["test_auc"] == reference[1]["test_auc"] and result["best_step"] == reference[1]["best_step"]
+
+
 def test_coordinator_killed_repeatedly_loses_nothing(root):
     work, db = submit(root, "killed-coordinator", seeds=(0, 1, 2, 3))
     coordinator = Coordinator(db, work / "artifacts")

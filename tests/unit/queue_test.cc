@@ -90,6 +90,56 @@ TEST(Queue, RetriesBackOffThenFail) {
   EXPECT_EQ(s.run_state(a->run_id), "failed") << "not retryable: fails at once";
 }
 
+TEST(Queue, APreemptionRequeuesAtOnceAndSpendsNoAttempt) {
+  test::ScratchDir dir;
+  Store s(dir / "q.db");
+  s.submit(two_runs(/*max_attempts=*/1));
+  RetryPolicy policy = kPolicy;
+  policy.max_preemptions = 3;
+  auto a = s.lease_next("w1", 100, policy);
+  ASSERT_TRUE(a);
+  s.lease_next("w2", 100, policy);  // the other run is busy elsewhere
+  for (int k = 1; k <= 3; ++k) {
+    ASSERT_TRUE(s.record_event(a->attempt_id, 1,
+                               {{"type", "preempted"}, {"step", 10 * k}, {"reason", "SIGTERM"}}));
+    EXPECT_TRUE(s.end_reported(a->attempt_id, 75, "", 100 + k, policy));
+    EXPECT_EQ(s.run_state(a->run_id), "queued") << "preemption " << k;
+    auto next = s.lease_next("w1", 100 + k, policy);  // at once: no backoff
+    ASSERT_TRUE(next) << "preemption " << k << " made the run wait";
+    EXPECT_EQ(next->attempt_number, 1) << "max_attempts is 1: a preemption spent no attempt";
+    a = next;
+  }
+  // The fourth preemption is past max_preemptions: the run fails, saying why.
+  ASSERT_TRUE(s.record_event(a->attempt_id, 1,
+                             {{"type", "preempted"}, {"step", 40}, {"reason", "SIGUSR1"}}));
+  EXPECT_TRUE(s.end_reported(a->attempt_id, 75, "", 110, policy));
+  EXPECT_EQ(s.run_state(a->run_id), "failed");
+  const auto rows = s.runs("", "failed");
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_NE(rows[0].reason.find("preempted at step 40 (SIGUSR1)"), std::string::npos)
+      << rows[0].reason;
+  EXPECT_NE(rows[0].reason.find("more than --max-preemptions 3"), std::string::npos)
+      << rows[0].reason;
+}
+
+TEST(Queue, TheQueueDecidesHowAReportedAttemptEnded) {
+  test::ScratchDir dir;
+  Store s(dir / "q.db");
+  s.submit(two_runs(/*max_attempts=*/2));
+  auto a = s.lease_next("w1", 100, kPolicy);
+  auto b = s.lease_next("w2", 100, kPolicy);
+  // Exit 0 without a `finished` event is not a success; a killed trainer is retried after backoff.
+  EXPECT_TRUE(s.end_reported(a->attempt_id, 0, "", 101, kPolicy));
+  EXPECT_EQ(s.run_state(a->run_id), "queued");
+  EXPECT_FALSE(s.lease_next("w1", 102, kPolicy)) << "a failure backs off";
+  // A failed event that says not retryable fails the run at once.
+  ASSERT_TRUE(s.record_event(b->attempt_id, 1,
+                             {{"type", "failed"}, {"reason", "bad data"}, {"retryable", false}}));
+  EXPECT_TRUE(s.end_reported(b->attempt_id, 2, "", 101, kPolicy));
+  EXPECT_EQ(s.run_state(b->run_id), "failed");
+  EXPECT_FALSE(s.end_reported(b->attempt_id, 0, "", 102, kPolicy)) << "stale";
+}
+
 TEST(Queue, SweepEtaFromFinishedAttempts) {
   test::ScratchDir dir;
   Store s(dir / "q.db");

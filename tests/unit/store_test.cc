@@ -112,7 +112,7 @@ TEST(Grid, MalformedGridsNameTheField) {
 TEST(Store, SubmittingTwiceOrOverlappingAddsOnlyWhatIsNew) {
   test::ScratchDir dir;
   Store store(dir / "s.db");
-  EXPECT_EQ(store.schema_version(), 4);
+  EXPECT_EQ(store.schema_version(), 5);
   auto a = store.submit(parse_grid(grid_text("a", "[16, 64]"), "a"));
   EXPECT_TRUE(a.new_sweep);
   EXPECT_EQ(a.added, 8u);
@@ -138,7 +138,7 @@ TEST(Store, ReopeningKeepsDataAndSchema) {
   test::ScratchDir dir;
   { Store(dir / "s.db").submit(parse_grid(grid_text("a", "[16]"), "a")); }
   Store again(dir / "s.db");
-  EXPECT_EQ(again.schema_version(), 4);
+  EXPECT_EQ(again.schema_version(), 5);
   EXPECT_EQ(again.runs().size(), 4u);
 }
 
@@ -152,13 +152,15 @@ TEST(Store, AVersionOneFileIsMigratedAndKeepsItsRuns) {
                            "DROP INDEX attempts_by_run; DROP INDEX attempts_by_worker; DROP INDEX "
                            "checkpoints_by_run; DROP TABLE changes; "
                            "ALTER TABLE workers DROP COLUMN alive; ALTER TABLE workers DROP COLUMN "
-                           "curve_key; UPDATE schema_version SET version = 1",
+                           "curve_key; ALTER TABLE runs DROP COLUMN preemptions; ALTER TABLE "
+                           "workers DROP COLUMN slurm; DROP TABLE slurm_jobs; "
+                           "UPDATE schema_version SET version = 1",
                            nullptr, nullptr, nullptr),
               SQLITE_OK);
     sqlite3_close(db);
   }
   Store upgraded(dir / "s.db");
-  EXPECT_EQ(upgraded.schema_version(), 4);
+  EXPECT_EQ(upgraded.schema_version(), 5);
   EXPECT_EQ(upgraded.runs().size(), 4u);
   EXPECT_EQ(upgraded.last_change_id(), 0);
   upgraded.cancel(1, 1.0);

@@ -1,0 +1,19 @@
+// Preemption as a normal event. Slurm (scancel, scontrol requeue, a preempting job, the time
+// limit's warning signal) and the worker agent stop a trainer with SIGTERM or SIGUSR1. The
+// handler only sets a flag (no I/O in a signal handler: PyTorch Lightning's users learned why);
+// the training loop looks at it at each optimizer-step boundary, writes a full checkpoint there
+// and exits with kPreemptedExitCode after a `preempted` event. At most the optimizer step in
+// flight when the signal came is computed again on resume.
+#pragma once
+
+namespace tallrec {
+
+// EX_TEMPFAIL (sysexits.h): stopped on request with everything saved; run it again to go on.
+inline constexpr int kPreemptedExitCode = 75;
+
+// Installs the SIGTERM and SIGUSR1 handlers (idempotent).
+void install_preemption_handlers();
+// The signal that asked to stop (SIGTERM or SIGUSR1), or 0 when none has come.
+int preemption_signal();
+
+}  // namespace tallrec
