@@ -34,5 +34,10 @@ void add_keys_command(CLI::App& app);         // keys
 void add_coordinator_command(CLI::App& app);  // coordinator
 void add_worker_command(CLI::App& app);       // worker
 void add_slurm_commands(CLI::App& app);       // slurm submit | status
+// The Slurm job options (partition, time, GPUs, ...) `slurm submit` and `coordinator
+// --slurm-pool` share, and what they leave to the machine (this binary, an absolute log folder).
+struct SlurmWorkerJob;
+void add_slurm_job_options(CLI::App& command, SlurmWorkerJob& job, bool in_coordinator);
+void complete_slurm_job(SlurmWorkerJob& job);
 
 }  // namespace tallrec

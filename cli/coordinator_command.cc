@@ -9,6 +9,7 @@
 #include "common/curve_keys.h"
 #include "common/error.h"
 #include "coordinator/coordinator_service.h"
+#include "coordinator/slurm.h"
 #include "worker/agent.h"
 #include "worker/gpus.h"
 
@@ -20,6 +21,7 @@ void add_coordinator_command(CLI::App& app) {
   struct Args {
     CoordinatorOptions o;
     std::string curve_key, worker_keys;
+    SlurmPoolOptions pool;
   };
   auto a = std::make_shared<Args>();
   CoordinatorOptions& o = a->o;
@@ -56,7 +58,36 @@ void add_coordinator_command(CLI::App& app) {
   c->add_option("--chart-js", o.chart_js,
                 "Chart.js served as /vendor/chart.js (Debian: libjs-chart.js)")
       ->capture_default_str();
-  c->callback([a] {
+  auto* pool = c->add_option_group("Elastic Slurm pool",
+                                   "Worker jobs submitted and cancelled to follow the queue "
+                                   "(docs/cluster.md); the Slurm job options as `slurm submit`");
+  pool->add_option("--slurm-pool", a->pool.max_workers,
+                   "Keep up to MAX worker tasks pending or running while runs wait")
+      ->check(CLI::PositiveNumber);
+  pool->add_option("--slurm-connect", a->pool.job.coordinator,
+                   "The address the workers connect to (default: --listen, with 0.0.0.0 or * "
+                   "replaced by this host's name)");
+  pool->add_option("--slurm-interval", a->pool.interval_seconds,
+                   "Seconds between looks at the queue and Slurm")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  pool->add_option("--slurm-idle", a->pool.idle_seconds,
+                   "Seconds the queue must stay empty before pending workers are cancelled")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  add_slurm_job_options(*pool, a->pool.job, /*in_coordinator=*/true);
+  c->add_option("--max-preemptions", o.policy.max_preemptions,
+                "A run preempted more often than this fails, saying so (preemptions spend no "
+                "attempt)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  c->callback([a, pool] {
+    if (a->pool.max_workers == 0 && pool->count_all() > 0)
+      throw InputError("coordinator: the Slurm job options go with --slurm-pool MAX");
+    if (a->pool.max_workers > 0) {
+      complete_slurm_job(a->pool.job);
+      a->o.slurm_pool = a->pool;
+    }
     if (a->curve_key.empty() != a->worker_keys.empty())
       throw InputError("coordinator: --curve-key and --worker-keys go together");
     if (!a->curve_key.empty()) {

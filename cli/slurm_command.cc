@@ -15,7 +15,7 @@ namespace tallrec {
 namespace fs = std::filesystem;
 
 // The options every lab needs, shared by `slurm submit` and `coordinator --slurm-pool`.
-void add_slurm_job_options(CLI::App& cmd, SlurmWorkerJob& j) {
+void add_slurm_job_options(CLI::App& cmd, SlurmWorkerJob& j, bool in_coordinator) {
   cmd.add_option("--gpus-per-worker", j.gpus_per_worker, "GPUs per worker (0: CPU workers)")
       ->capture_default_str();
   cmd.add_option("--cpus-per-worker", j.cpus_per_worker, "CPUs per worker (0: Slurm's default)");
@@ -27,9 +27,11 @@ void add_slurm_job_options(CLI::App& cmd, SlurmWorkerJob& j) {
   cmd.add_option("--sbatch", j.sbatch_args,
                  "More sbatch options, one per use (e.g. --sbatch=--constraint=a100)")
       ->allow_extra_args(false);
-  cmd.add_option("--curve-key", j.curve_key, "CURVE: the workers' key file (on the nodes)");
-  cmd.add_option("--coordinator-key", j.coordinator_key,
-                 "CURVE: the coordinator's public key file (on the nodes)");
+  // In the coordinator, --curve-key is its own key: the workers' keys get names of their own.
+  cmd.add_option(in_coordinator ? "--slurm-worker-key" : "--curve-key", j.curve_key,
+                 "CURVE: the workers' key file (on the nodes)");
+  cmd.add_option(in_coordinator ? "--slurm-coordinator-pub" : "--coordinator-key",
+                 j.coordinator_key, "CURVE: the coordinator's public key file (on the nodes)");
   cmd.add_option("--work-dir", j.work_dir,
                  "Node-local scratch for token caches and run folders (the worker id is appended)")
       ->capture_default_str();
@@ -64,7 +66,7 @@ void add_slurm_commands(CLI::App& app) {
   submit->add_option("--coordinator", job->coordinator, "The coordinator, tcp://HOST:PORT")
       ->required();
   submit->add_option("--workers", job->workers, "Array tasks, one worker each")->required();
-  add_slurm_job_options(*submit, *job);
+  add_slurm_job_options(*submit, *job, /*in_coordinator=*/false);
   submit->add_option("--db", *db,
                      "The coordinator's store: the job is recorded there for `slurm status`");
   submit->add_flag("--dry-run", *dry_run, "Print the batch script; submit nothing");

@@ -1,11 +1,13 @@
 #include "coordinator/coordinator_service.h"
 
 #include <pthread.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <thread>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "coordinator/api_token.h"
 #include "coordinator/http_api.h"
@@ -29,10 +31,12 @@ struct CoordinatorService::Impl {
   // WAL checkpoints happen here, on a connection of their own, never inside a broker commit.
   std::atomic<bool> closing{false};
   std::thread checkpointer;
+  std::thread pool;  // the elastic Slurm pool's ticks, on a store connection of their own
 
   ~Impl() {
     closing = true;
     if (checkpointer.joinable()) checkpointer.join();
+    if (pool.joinable()) pool.join();
   }
 
   explicit Impl(CoordinatorOptions o)
@@ -44,6 +48,31 @@ struct CoordinatorService::Impl {
     if (!options.trace.empty()) broker.trace_to(options.trace);
     if (options.http != "off") serve_http();
     // Last: a thread must not outlive a constructor that throws.
+    if (options.slurm_pool) {
+      std::string& connect = options.slurm_pool->job.coordinator;
+      if (connect.empty()) {  // the endpoint as bound (a port 0 is a real port by now)
+        connect = broker.endpoint();
+        char host[256] = "localhost";
+        ::gethostname(host, sizeof host);
+        if (const size_t at = connect.find("//0.0.0.0:"); at != std::string::npos)
+          connect.replace(at + 2, 7, host);
+      }
+      auto slurm = std::make_shared<SlurmPool>(*options.slurm_pool);  // checks its options first
+      pool = std::thread([this, slurm] {
+        pthread_setname_np(pthread_self(), "tallrec-pool");
+        Store store(options.db);
+        const auto interval = std::chrono::duration<double>(options.slurm_pool->interval_seconds);
+        auto next = std::chrono::steady_clock::now();
+        while (!closing) {
+          if (std::chrono::steady_clock::now() >= next) {
+            slurm->tick(store, unix_time());
+            next = std::chrono::steady_clock::now() +
+                   std::chrono::duration_cast<std::chrono::steady_clock::duration>(interval);
+          }
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+      });
+    }
     checkpointer = std::thread([this] {
       pthread_setname_np(pthread_self(), "tallrec-wal");
       Store store(options.db);

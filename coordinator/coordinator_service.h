@@ -10,6 +10,7 @@
 #include <string>
 
 #include "coordinator/broker.h"
+#include "coordinator/slurm_pool.h"
 
 namespace tallrec {
 
@@ -27,6 +28,7 @@ struct CoordinatorOptions {
   std::filesystem::path chart_js =
       "/usr/share/javascript/chart.js/chart.min.js";  // Debian's libjs-chart.js
   std::filesystem::path openapi = TALLREC_OPENAPI;
+  std::optional<SlurmPoolOptions> slurm_pool;  // the elastic pool of Slurm workers, when asked
 };
 
 class CoordinatorService {

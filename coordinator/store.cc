@@ -320,6 +320,12 @@ std::optional<Lease> Store::lease_next(const std::string& worker, double t,
   });
 }
 
+int64_t Store::count_ready_runs(double t) {
+  Statement s(db_, "SELECT COUNT(*) FROM runs WHERE state = ? AND not_before <= ?", path_);
+  s.bind(1, std::string(run_state_name(RunState::kQueued))).bind(2, t);
+  return s.step() ? s.integer(0) : 0;
+}
+
 bool Store::heartbeat(int64_t attempt_id, double t, const RetryPolicy& policy) {
   return in_transaction(db_, path_, [&] {
     if (live_run(db_, path_, attempt_id) < 0) return false;

@@ -197,6 +197,8 @@ class Store {
   // Returns the number of attempts expired.
   int expire_leases(double now, const RetryPolicy& policy = {});
   bool cancel(int64_t run_id, double now);
+  // Queued runs whose backoff has passed at `now`: what a free worker would be leased.
+  int64_t count_ready_runs(double now);
   // A failed or cancelled run goes back to the queue with a fresh attempt budget.
   bool retry(int64_t run_id, double now);
   std::string run_state(int64_t run_id);

@@ -186,3 +186,35 @@ def test_preemption_by_a_higher_priority_partition(slurm, root, reference):
         coordinator.stop()
     assert preempted_after < 30
     assert check_preempted_then_identical(db, work, reference, "SIGTERM") <= 1
+
+
+def test_the_elastic_pool_follows_the_queue_without_churn(slurm, root, monkeypatch):
+    """`coordinator --slurm-pool 3` on a node with room for two one-CPU workers: nothing is submitted
+    while nothing is queued; three queued runs get one array of three tasks (two run, one waits for
+    Resources); once the queue is empty the waiting task is cancelled and the idle workers exit."""
+    monkeypatch.setenv("SLURM_CONF", slurm.env["SLURM_CONF"])
+    work = root / "pool"
+    work.mkdir()
+    db = work / "store.db"
+    coordinator = Coordinator(db, work / "artifacts", extra=[
+        "--slurm-pool", 3, "--slurm-interval", 0.5, "--slurm-idle", 3, "--gpus-per-worker", 0,
+        "--cpus-per-worker", 1, "--threads", 1, "--work-dir", work / "scratch", "--log-dir", work / "logs"])
+    try:
+        time.sleep(3)
+        assert query(db, "SELECT COUNT(*) FROM slurm_jobs")[0][0] == 0, "submitted with nothing queued"
+        run_tallrec("submit", make_grid(root, "slurm", [0, 1, 2], STEPS), "--db", db)
+        (job,), = wait_for(lambda: query(db, "SELECT job_id FROM slurm_jobs WHERE source = 'pool'"), 30,
+                           "the pool's first submission")
+        tasks = wait_for(lambda: slurm.squeue(job) if len(slurm.squeue(job)) == 3 else None, 30,
+                         "the array's three tasks")
+        assert sorted(s for s, _ in tasks.values()).count("RUNNING") <= 2
+        wait_for(lambda: query(db, "SELECT COUNT(*) FROM runs WHERE state = 'succeeded'")[0][0] == 3, 300,
+                 "the sweep to finish")
+        wait_for(lambda: not slurm.squeue(job), 90, "the pool to shrink to nothing")
+        time.sleep(3)
+    finally:
+        coordinator.stop()
+    assert query(db, "SELECT tasks FROM slurm_jobs") == [(3,)], "one submission: no churn"
+    submitted = coordinator.stderr.count("slurm pool: submitted")
+    cancelled = coordinator.stderr.count("slurm pool: cancelled")
+    assert (submitted, cancelled) in ((1, 0), (1, 1)), coordinator.stderr
