@@ -146,6 +146,11 @@ void add_worker_command(CLI::App& app) {
   w->add_option("--cancel-grace", o->cancel_grace_seconds,
                 "Seconds between SIGTERM and SIGKILL when an attempt is cancelled")
       ->capture_default_str();
+  w->add_option("--memory-limit-gib", o->memory_limit_gib,
+                "Cap each trainer's memory (CUDA: the allocator's fraction; CPU: a ceiling on "
+                "libtorch's CPU allocator); an out-of-memory is retried with half the "
+                "micro-batch (0: no cap)")
+      ->check(CLI::NonNegativeNumber);
   w->add_option("--stop-grace", o->stop_grace_seconds,
                 "On SIGTERM or SIGUSR1 (Slurm preemption, requeue, time-limit warning): seconds a "
                 "trainer has to checkpoint and its upload to finish; keep it below KillWait")

@@ -250,7 +250,7 @@ void add_sweep_commands(CLI::App& app) {
     for (const auto& a : axes) std::printf("  %-12s", a.c_str());
     std::printf("  %-8s", "val AUC");
     for (const auto& t : tests) std::printf("  %-10s", ("test " + t).c_str());
-    std::printf("  %5s  %8s  %s\n", "steps", "attempts", "reason");
+    std::printf("  %5s  %8s  %s\n", "steps", "attempts", "notes");
     for (const auto& r : rows) {
       std::printf("%6lld  %-9s %-6s %6lld %6llu", static_cast<long long>(r.id), r.state.c_str(),
                   r.domain.c_str(), static_cast<long long>(r.sample),
@@ -259,9 +259,17 @@ void add_sweep_commands(CLI::App& app) {
       std::printf("  %-8s", run_column_text(r, "val_auc").c_str());
       for (const auto& t : tests)
         std::printf("  %-10s", run_column_text(r, "test_auc:" + t).c_str());
+      // Why it failed, and what the queue changed on the way (tallrec runs --json has them too).
+      std::string notes =
+          is_retryable(*parse_run_state(r.state)) ? printable_utf8(r.reason) : std::string();
+      if (r.micro_batch_size > 0)
+        notes += (notes.empty() ? "" : "; ") + std::string("micro-batch ") +
+                 std::to_string(r.micro_batch_size) + " after out-of-memory";
+      if (r.preemptions > 0)
+        notes += (notes.empty() ? "" : "; ") + std::string("preempted ") +
+                 std::to_string(r.preemptions) + "x";
       std::printf("  %5s  %8lld  %s\n", run_column_text(r, "steps").c_str(),
-                  static_cast<long long>(r.attempts),
-                  is_retryable(*parse_run_state(r.state)) ? printable_utf8(r.reason).c_str() : "");
+                  static_cast<long long>(r.attempts), notes.c_str());
     }
   });
 }

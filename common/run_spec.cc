@@ -109,7 +109,8 @@ const std::vector<std::string>& run_spec_fields() {
                                                   "loss_normalization",
                                                   "threads",
                                                   "device",
-                                                  "world_size"};
+                                                  "world_size",
+                                                  "memory_limit_gib"};
   return fields;
 }
 
@@ -152,7 +153,8 @@ nlohmann::json run_spec_json(const RunSpec& s) {
           {"loss_normalization", s.loss_normalization},
           {"threads", s.threads},
           {"device", s.device},
-          {"world_size", s.world_size}};
+          {"world_size", s.world_size},
+          {"memory_limit_gib", s.memory_limit_gib}};
 }
 
 nlohmann::json resolved_trainer_settings(const nlohmann::json& grid_run) {
@@ -237,6 +239,7 @@ RunSpec parse_run_spec(const std::string& text, const std::string& origin) {
   get(j, "threads", s.threads, "");
   get(j, "device", s.device, "");
   get(j, "world_size", s.world_size, "");
+  get(j, "memory_limit_gib", s.memory_limit_gib, "");
 
   auto need = [&](bool ok, const std::string& what) {
     if (!ok) throw InputError(origin + ": " + what);
@@ -267,6 +270,8 @@ RunSpec parse_run_spec(const std::string& text, const std::string& origin) {
        "with world_size > 1, device must be cpu or cuda (rank r takes the r-th visible GPU), not "
        "one numbered GPU");
   need(s.loss_scale_init >= 1, "loss_scale_init must be at least 1");
+  need(s.memory_limit_gib >= 0 && s.memory_limit_gib <= 1e6,
+       "memory_limit_gib must be 0 (no cap) or a positive number of GiB");
   need(s.optim.lr > 0 && s.warmup_steps >= 0 && s.max_grad_norm > 0,
        "lr and max_grad_norm must be positive");
   return s;

@@ -69,6 +69,11 @@ struct RunSpec {
   int threads = 0;
   int world_size = 1;          // data-parallel ranks (c10d Gloo / NCCL), one process each
   std::string device = "cpu";  // "cpu" or "cuda[:N]" (the CUDA path is not tested yet)
+  // A cap on the trainer's memory (0: none): on CUDA the caching allocator's per-process memory
+  // fraction, on CPU a ceiling on libtorch's CPU allocator (jobs/train/memory_limit.h), so that
+  // both really fail past it. An out-of-memory ends the attempt with a `failed` event that says
+  // so and where.
+  double memory_limit_gib = 0;
 };
 
 // The seed of the epoch order (jobs/train/data_order.h): HF's data_seed for "hf", the run's

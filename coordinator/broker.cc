@@ -143,6 +143,10 @@ struct Broker::Impl {
               {"number", lease->attempt_number},
               {"lease_seconds", policy.lease_seconds},
               {"resume", transfers.resume_point(lease->run_id)},
+              {"batch", lease->micro_batch_size
+                            ? nlohmann::json{{"micro_batch_size", *lease->micro_batch_size},
+                                             {"eval_batch_size", *lease->eval_batch_size}}
+                            : nlohmann::json()},
               {"run", {{"id", lease->run_id}, {"key", lease->run_key}, {"spec", nullptr}}}};
           std::string text = dump_json(head);
           const std::string placeholder = "\"spec\":null";

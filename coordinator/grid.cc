@@ -25,9 +25,9 @@ const GridAxis* find_axis(const std::string& name) {
 }  // namespace
 
 std::vector<std::string> grid_document_fields() {
-  return {"name",     "base_model",   "init_adapter", "tokenizer",  "datasets",
-          "domains",  "test_domains", "samples",      "seeds",      "hyper",
-          "priority", "max_attempts", "valid_sample", "special_ids"};
+  return {"name",     "base_model",   "init_adapter", "tokenizer",   "datasets",
+          "domains",  "test_domains", "samples",      "seeds",       "hyper",
+          "priority", "max_attempts", "valid_sample", "special_ids", "memory_limit_gib"};
 }
 
 std::vector<std::string> grid_hyper_axes() {
@@ -120,6 +120,10 @@ Grid parse_grid(const std::string& text, const std::string& origin) {
   if (doc.contains("valid_sample") &&
       (!doc["valid_sample"].is_number_integer() || doc["valid_sample"].get<int64_t>() < 1))
     fail("field \"valid_sample\" must be a positive count");
+  if (doc.contains("memory_limit_gib") &&
+      (!doc["memory_limit_gib"].is_number() || doc["memory_limit_gib"].get<double>() <= 0 ||
+       doc["memory_limit_gib"].get<double>() > 1e6))
+    fail("field \"memory_limit_gib\" must be a positive number of GiB");
   if (doc.contains("special_ids") && doc["special_ids"] != "llama" &&
       doc["special_ids"] != "decapoda")
     fail("field \"special_ids\" must be \"llama\" or \"decapoda\" (jobs/data/tokenize_records.h)");
@@ -215,6 +219,7 @@ Grid parse_grid(const std::string& text, const std::string& origin) {
           if (doc.contains("init_adapter")) spec["init_adapter"] = doc["init_adapter"];
           if (doc.contains("valid_sample")) spec["valid_sample"] = doc["valid_sample"];
           if (doc.contains("special_ids")) spec["special_ids"] = doc["special_ids"];
+          if (doc.contains("memory_limit_gib")) spec["memory_limit_gib"] = doc["memory_limit_gib"];
           for (size_t a = 0; a < axes.size(); ++a) spec[axes[a].first] = axes[a].second[index[a]];
           // The paper script's micro-batch, unless the grid names one (the recipe's other
           // settings reach the trainer through the spec's recipe field).

@@ -6,6 +6,7 @@
 
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/run_spec.h"
 #include "coordinator/store_sql.h"
 
 namespace tallrec {
@@ -62,10 +63,15 @@ constexpr const char* kMigrations[] = {
     )sql",
     // v5: preemption (an attempt stopped by its worker's signal, checkpointed: the run is queued
     // at once and keeps its attempt budget; a bound of its own stops a run that never finishes),
-    // and where a worker runs when Slurm started it.
+    // the batch sizes an out-of-memory halved (NULL: the spec's), and where a worker runs when
+    // Slurm started it.
     R"sql(
     ALTER TABLE runs ADD COLUMN preemptions INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE workers ADD COLUMN slurm TEXT;
+    ALTER TABLE runs ADD COLUMN micro_batch_size INTEGER;
+    ALTER TABLE runs ADD COLUMN eval_batch_size INTEGER;
+    ALTER TABLE attempts ADD COLUMN micro_batch_size INTEGER;
+    ALTER TABLE attempts ADD COLUMN eval_batch_size INTEGER;
     CREATE TABLE slurm_jobs (
       job_id TEXT PRIMARY KEY, tasks INTEGER NOT NULL, source TEXT NOT NULL,
       submitted REAL NOT NULL, script TEXT NOT NULL);
@@ -247,8 +253,8 @@ std::vector<RunRow> Store::runs(const std::string& sweep_name, const std::string
   Statement s(db_,
               "SELECT DISTINCT r.id, r.key, r.state, r.domain, r.sample, r.seed, r.attempts, "
               "r.spec, r.result, "
-              "(SELECT reason FROM attempts a WHERE a.run_id = r.id ORDER BY a.id DESC LIMIT 1) "
-              "FROM runs r "
+              "(SELECT reason FROM attempts a WHERE a.run_id = r.id ORDER BY a.id DESC LIMIT 1), "
+              "r.micro_batch_size, r.preemptions FROM runs r "
               "JOIN sweep_runs sr ON sr.run_id = r.id JOIN sweeps s ON s.id = sr.sweep_id "
               "WHERE (?1 = '' OR s.name = ?1) AND (?2 = '' OR r.state = ?2) ORDER BY r.id LIMIT ?3 "
               "OFFSET ?4",
@@ -259,7 +265,7 @@ std::vector<RunRow> Store::runs(const std::string& sweep_name, const std::string
     out.push_back({s.integer(0), s.text(1), s.text(2), s.text(3), s.integer(4),
                    uint64_t(s.integer(5)), s.integer(6), nlohmann::json::parse(s.text(7)),
                    s.text(8).empty() ? nlohmann::json() : nlohmann::json::parse(s.text(8)),
-                   s.text(9)});
+                   s.text(9), s.is_null(10) ? 0 : s.integer(10), s.integer(11)});
   return out;
 }
 
@@ -283,8 +289,8 @@ std::optional<Lease> Store::lease_next(const std::string& worker, double t,
   return in_transaction(db_, path_, [&]() -> std::optional<Lease> {
     Statement pick(
         db_,
-        "SELECT id, key, spec, attempts FROM runs WHERE state = 'queued' AND not_before <= ? "
-        "ORDER BY priority DESC, id LIMIT 1",
+        "SELECT id, key, spec, attempts, micro_batch_size, eval_batch_size FROM runs WHERE state = "
+        "'queued' AND not_before <= ? ORDER BY priority DESC, id LIMIT 1",
         path_);
     pick.bind(1, t);
     if (!pick.step()) return std::nullopt;
@@ -293,16 +299,21 @@ std::optional<Lease> Store::lease_next(const std::string& worker, double t,
             pick.text(1),
             pick.text(2),
             pick.integer(3) + 1,
-            t + policy.lease_seconds};
+            t + policy.lease_seconds,
+            pick.is_null(4) ? std::nullopt : std::optional<int64_t>(pick.integer(4)),
+            pick.is_null(5) ? std::nullopt : std::optional<int64_t>(pick.integer(5))};
     Statement(db_, "INSERT OR IGNORE INTO workers (id, last_seen) VALUES (?, ?)", path_)
         .bind(1, worker)
         .bind(2, t)
         .step();
     Statement add(db_,
-                  "INSERT INTO attempts (run_id, worker_id, state, lease_until, started) VALUES "
-                  "(?, ?, 'leased', ?, ?)",
+                  "INSERT INTO attempts (run_id, worker_id, state, lease_until, started, "
+                  "micro_batch_size, eval_batch_size) VALUES (?, ?, 'leased', ?, ?, ?, ?)",
                   path_);
-    add.bind(1, l.run_id).bind(2, worker).bind(3, l.lease_until).bind(4, t).step();
+    add.bind(1, l.run_id).bind(2, worker).bind(3, l.lease_until).bind(4, t);
+    if (l.micro_batch_size) add.bind(5, *l.micro_batch_size);
+    if (l.eval_batch_size) add.bind(6, *l.eval_batch_size);
+    add.step();
     l.attempt_id = sqlite3_last_insert_rowid(db_);
     Statement(db_,
               "UPDATE runs SET state = 'leased', attempts = attempts + 1, updated = ? WHERE id = ?",
@@ -478,11 +489,81 @@ bool Store::preempt(int64_t attempt_id, const std::string& reason, double t,
   });
 }
 
+namespace {
+// The micro-batch after an out-of-memory at `micro`: the largest that divides `batch` and is at
+// most half of it (so the global batch stays `batch`), 0 when `micro` is 1 already.
+int64_t halved_micro_batch(int64_t micro, int64_t batch) {
+  for (int64_t m = micro / 2; m >= 1; --m)
+    if (batch % m == 0) return m;
+  return 0;
+}
+}  // namespace
+
+bool Store::out_of_memory(int64_t attempt_id, const nlohmann::json& outcome, double t) {
+  return in_transaction(db_, path_, [&] {
+    const int64_t run = live_run(db_, path_, attempt_id);
+    if (run < 0) return false;
+    Statement q(db_, "SELECT spec, micro_batch_size, eval_batch_size FROM runs WHERE id = ?",
+                path_);
+    q.bind(1, run).step();
+    const nlohmann::json spec = nlohmann::json::parse(q.text(0));
+    const RunSpec defaults;
+    const int64_t batch = spec.value("batch_size", defaults.batch_size);
+    const int64_t micro =
+        q.is_null(1) ? spec.value("micro_batch_size", defaults.micro_batch_size) : q.integer(1);
+    const int64_t eval =
+        q.is_null(2) ? spec.value("eval_batch_size", defaults.eval_batch_size) : q.integer(2);
+    const std::string phase = outcome["out_of_memory"].value("phase", std::string("train"));
+    const int64_t next_micro = halved_micro_batch(micro, batch);
+    const std::string reason = outcome.value("reason", std::string("out of memory"));
+    // Loading does not depend on the batch; at micro-batch 1 nothing is left to halve.
+    if (phase == "load" || next_micro == 0) {
+      end_attempt(db_, path_, attempt_id, run, attempt_state_name(AttemptState::kFailed),
+                  reason + (next_micro == 0 ? "; micro-batch 1 does not fit either"
+                                            : "; a smaller batch would not help"),
+                  /*retryable=*/false, t, RetryPolicy{});
+      return true;
+    }
+    const int64_t next_eval = std::max<int64_t>(1, eval / 2);
+    const std::string retry = reason + "; retrying with micro-batch " + std::to_string(next_micro) +
+                              " x " + std::to_string(batch / next_micro) +
+                              " accumulation (global batch " + std::to_string(batch) +
+                              "), evaluation batch " + std::to_string(next_eval);
+    Statement(db_, "UPDATE attempts SET state = ?, ended = ?, reason = ? WHERE id = ?", path_)
+        .bind(1, std::string(attempt_state_name(AttemptState::kFailed)))
+        .bind(2, t)
+        .bind(3, retry)
+        .bind(4, attempt_id)
+        .step();
+    // At once and without spending an attempt: the halvings are bounded by log2(micro-batch).
+    Statement(db_,
+              "UPDATE runs SET state = ?, not_before = 0, attempts = attempts - 1, "
+              "micro_batch_size = ?, eval_batch_size = ?, updated = ? WHERE id = ?",
+              path_)
+        .bind(1, std::string(run_state_name(RunState::kQueued)))
+        .bind(2, next_micro)
+        .bind(3, next_eval)
+        .bind(4, t)
+        .bind(5, run)
+        .step();
+    add_change(db_, path_, "run",
+               {{"run", run},
+                {"state", run_state_name(RunState::kQueued)},
+                {"attempt", attempt_id},
+                {"attempt_state", attempt_state_name(AttemptState::kFailed)},
+                {"reason", retry}},
+               t);
+    return true;
+  });
+}
+
 bool Store::end_reported(int64_t attempt_id, int exit_code, const std::string& stderr_tail,
                          double t, const RetryPolicy& policy) {
   const nlohmann::json outcome = last_outcome(attempt_id);
   const std::string type = outcome.is_object() ? outcome.value("type", "") : "";
   if (exit_code == 0 && type == "finished") return finish(attempt_id, outcome, t);
+  if (type == "failed" && outcome.contains("out_of_memory") && outcome["out_of_memory"].is_object())
+    return out_of_memory(attempt_id, outcome, t);
   if (type == "preempted")
     return preempt(attempt_id,
                    "preempted at step " + std::to_string(outcome.value("step", int64_t(0))) + " (" +

@@ -45,6 +45,8 @@ struct Lease {
       spec_json;  // the resolved run spec as stored (JSON text: sent as is, never re-parsed)
   int64_t attempt_number;  // 1 for the first try
   double lease_until;
+  // Set once an out-of-memory halved them (Store::end_reported); the worker overrides the spec's.
+  std::optional<int64_t> micro_batch_size, eval_batch_size;
 };
 
 struct RetryPolicy {
@@ -62,9 +64,11 @@ struct RunRow {
   int64_t sample;
   uint64_t seed;
   int64_t attempts;
-  nlohmann::json spec;    // as the grid expanded it
-  nlohmann::json result;  // the finished event, or null
-  std::string reason;     // why the newest attempt ended (a failure's reason), or ""
+  nlohmann::json spec;           // as the grid expanded it
+  nlohmann::json result;         // the finished event, or null
+  std::string reason;            // why the newest attempt ended (a failure's reason), or ""
+  int64_t micro_batch_size = 0;  // set once an out-of-memory halved it (0: the spec's)
+  int64_t preemptions = 0;
 };
 
 // A checkpoint stored under the coordinator's artifacts folder (`path` is relative to it).
@@ -188,9 +192,17 @@ class Store {
   // policy.max_preemptions the run fails with a reason that says so. False when stale.
   bool preempt(int64_t attempt_id, const std::string& reason, double now,
                const RetryPolicy& policy = {});
+  // An attempt that ran out of memory (its `failed` event's out_of_memory says where): in a train
+  // step or an evaluation (validation or test), the run is queued again at once, without spending
+  // an attempt, with half the micro-batch (the largest divisor of batch_size at most half of it, so
+  // the global batch and the optimizer steps stay the same: twice the accumulation) and half the
+  // evaluation batch; at micro-batch 1, or out of memory while loading, the run fails. False when
+  // stale.
+  bool out_of_memory(int64_t attempt_id, const nlohmann::json& failed_event, double now);
   // The worker's DONE for an attempt: the queue's rule for how it ended. Succeeded when the
   // trainer exited 0 after its `finished` event; preempted after a `preempted` event; otherwise
-  // failed (retryable unless the trainer said not, or exited 2 for bad input). False when stale.
+  // out_of_memory() after a `failed` event that says so; otherwise failed (retryable unless the
+  // trainer said not, or exited 2 for bad input). False when stale.
   bool end_reported(int64_t attempt_id, int exit_code, const std::string& stderr_tail, double now,
                     const RetryPolicy& policy = {});
   // Leases past their time are lost: each such run is failed or re-queued as by fail(..., true).

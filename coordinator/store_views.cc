@@ -29,7 +29,9 @@ json run_row_json(const RunRow& r) {
           {"attempts", r.attempts},
           {"spec", r.spec},
           {"result", result},
-          {"reason", r.reason.empty() ? json() : json(r.reason)}};
+          {"reason", r.reason.empty() ? json() : json(r.reason)},
+          {"micro_batch_size", r.micro_batch_size > 0 ? json(r.micro_batch_size) : json()},
+          {"preemptions", r.preemptions}};
 }
 
 json sweep_status_json(const SweepStatus& s) {
@@ -112,7 +114,7 @@ std::optional<json> Store::run_detail(int64_t run_id) {
   Statement a(db_,
               "SELECT a.id, a.worker_id, a.state, a.started, a.ended, a.exit_code, a.reason, "
               "(SELECT json_extract(body, '$.resumed_from_step') FROM events e WHERE e.attempt_id "
-              "= a.id AND e.type = 'started') "
+              "= a.id AND e.type = 'started'), a.micro_batch_size, a.eval_batch_size "
               "FROM attempts a WHERE a.run_id = ? ORDER BY a.id",
               path_);
   a.bind(1, run_id);
@@ -124,7 +126,9 @@ std::optional<json> Store::run_detail(int64_t run_id) {
                         {"ended", a.is_null(4) ? json() : json(a.real(4))},
                         {"exit_code", a.is_null(5) ? json() : json(a.integer(5))},
                         {"reason", a.is_null(6) ? json() : json(a.text(6))},
-                        {"resumed_from_step", a.is_null(7) ? json() : json(a.integer(7))}});
+                        {"resumed_from_step", a.is_null(7) ? json() : json(a.integer(7))},
+                        {"micro_batch_size", a.is_null(8) ? json() : json(a.integer(8))},
+                        {"eval_batch_size", a.is_null(9) ? json() : json(a.integer(9))}});
   }
   run["attempts"] = attempts;
   json checkpoints = json::array();

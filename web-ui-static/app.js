@@ -337,9 +337,11 @@ async function runView(id) {
       lineChart(`${name.replaceAll("_", "-")}-chart`, label, series[k].points, range))),
     el("h2", { text: "Attempts" }),
     el("table", { id: "attempts" },
-      el("tr", {}, ...["attempt", "worker", "state", "resumed from step", "exit", "reason"].map((t) => el("th", { text: t }))),
+      el("tr", {}, ...["attempt", "worker", "state", "resumed from step", "micro-batch", "exit", "reason"].map((t) => el("th", { text: t }))),
       ...run.attempts.map((a) => el("tr", {}, el("td", { text: `${attemptNumber.get(a.id)} (id ${a.id})` }), el("td", { text: a.worker || "" }),
         el("td", {}, stateBadge(a.state)), el("td", { text: a.resumed_from_step ?? "–" }),
+        // Set when an out-of-memory halved it; "–": the run's own.
+        el("td", { class: "micro-batch", text: a.micro_batch_size ? `${a.micro_batch_size} (after out-of-memory)` : "–" }),
         el("td", { text: a.exit_code ?? "–" }), el("td", { text: a.reason || "" })))),
     el("h2", { text: "Checkpoints (PEFT adapter)" }),
     el("table", { id: "checkpoints" },

@@ -32,6 +32,8 @@ struct AgentOptions {
   // the attempt reported preempted. A trainer still running after this long is killed, and DONE
   // goes at most 5 s later whatever the uploads: keep it below Slurm's KillWait.
   int stop_grace_seconds = 20;
+  // A memory cap for each trainer (0: none); a grid's memory_limit_gib lower than it wins.
+  double memory_limit_gib = 0;
   std::optional<CurveClient> curve;  // CURVE keys, when the coordinator requires them
   int slots = 1;                     // attempts run at once
   std::vector<GpuInfo> gpus;         // shared evenly by the slots (none: CPU)

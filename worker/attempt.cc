@@ -88,6 +88,18 @@ void Attempt::start(const std::function<bool()>& keep_alive,
       Tokenizer tokenizer(run.at("tokenizer").get<std::string>());
       json overrides = slot_.overrides();
       if (options_.threads > 0) overrides["threads"] = options_.threads;
+      // The batch sizes the queue halved after an out-of-memory (docs/protocol.md, LEASE).
+      if (lease_.body.contains("batch") && lease_.body["batch"].is_object())
+        for (const char* field : {"micro_batch_size", "eval_batch_size"})
+          if (lease_.body["batch"].contains(field) &&
+              lease_.body["batch"][field].is_number_integer())
+            overrides[field] = lease_.body["batch"][field];
+      // The tighter of the grid's memory cap and this worker's.
+      const double grid_cap = run.value("memory_limit_gib", 0.0);
+      const double cap = options_.memory_limit_gib <= 0 ? grid_cap
+                         : grid_cap <= 0                ? options_.memory_limit_gib
+                                         : std::min(grid_cap, options_.memory_limit_gib);
+      if (cap > 0) overrides["memory_limit_gib"] = cap;
       spec = prepare_run(run, tokenizer, options_.work_dir / "token-cache", run_dir_, overrides);
     } catch (...) {
       failure = std::current_exception();

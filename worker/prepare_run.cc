@@ -33,6 +33,7 @@ std::filesystem::path prepare_run(const nlohmann::json& run, const Tokenizer& to
         {"test_tokens", tests},
         {"seed", run.at("seed")}};
     if (run.contains("init_adapter")) spec["init_adapter"] = run["init_adapter"];
+    if (run.contains("memory_limit_gib")) spec["memory_limit_gib"] = run["memory_limit_gib"];
     apply_grid_axes(run, spec);
     // A GPU slot trains in bfloat16 unless the grid chose: LLaMA-7B's weights alone take 27 GB
     // in float32, more than the 24 GB card it targets (TALLRec itself trained in float16).

@@ -20,13 +20,19 @@ const char* kFiles[] = {"adapter_model.safetensors", "adapter_config.json", "opt
 
 nlohmann::json state_to_json(const TrainerState& s, const std::string& data_order,
                              uint64_t data_seed) {
-  return {
-      {"data_order", data_order},     {"data_seed", data_seed},
-      {"global_step", s.global_step}, {"epoch", s.epoch},
-      {"micro_batch", s.micro_batch}, {"best_auc", s.best_auc},
-      {"best_step", s.best_step},     {"evals_without_improvement", s.evals_without_improvement},
-      {"history", s.history},         {"scheduler_steps", s.scheduler_steps},
-      {"loss_scale", s.loss_scale},   {"clean_steps", s.clean_steps}};
+  return {{"data_order", data_order},
+          {"data_seed", data_seed},
+          {"global_step", s.global_step},
+          {"epoch", s.epoch},
+          {"micro_batch", s.micro_batch},
+          {"best_auc", s.best_auc},
+          {"best_step", s.best_step},
+          {"evals_without_improvement", s.evals_without_improvement},
+          {"history", s.history},
+          {"scheduler_steps", s.scheduler_steps},
+          {"loss_scale", s.loss_scale},
+          {"clean_steps", s.clean_steps},
+          {"micro_batch_size", s.cursor_micro_batch_size}};
 }
 
 // Rank 0's CPU state keeps the name it had before data-parallel resume, so older checkpoints
@@ -110,6 +116,7 @@ CheckpointData read_checkpoint(const fs::path& dir, size_t parameter_count) {
   field("scheduler_steps", d.state.scheduler_steps);
   field("loss_scale", d.state.loss_scale);
   field("clean_steps", d.state.clean_steps);
+  if (j.contains("micro_batch_size")) field("micro_batch_size", d.state.cursor_micro_batch_size);
   if (!j.contains("history") || !j["history"].is_array())
     throw InputError(origin + ": field \"history\" is not a list");
   for (const auto& eval :

@@ -22,9 +22,11 @@ namespace tallrec {
 
 struct TrainerState {
   int64_t global_step = 0;
-  int64_t epoch = 0;        // where training continues:
-  int64_t micro_batch = 0;  //   this micro-batch of this epoch
-  double best_auc = -1;     // best validation AUC so far (-1: none yet)
+  int64_t epoch = 0;                    // where training continues:
+  int64_t micro_batch = 0;              //   this micro-batch of this epoch
+  int64_t cursor_micro_batch_size = 0;  // the micro-batch size `micro_batch` counts in (0: old
+                                        // checkpoint, the run's own)
+  double best_auc = -1;                 // best validation AUC so far (-1: none yet)
   int64_t best_step = -1;
   int64_t evals_without_improvement = 0;
   int64_t scheduler_steps = 0;  // differs from global_step when fp16 overflow skipped updates

@@ -26,6 +26,7 @@
 #include "jobs/train/events.h"
 #include "jobs/train/llama.h"
 #include "jobs/train/loss_step.h"
+#include "jobs/train/memory_limit.h"
 #include "jobs/train/optimizer.h"
 #include "jobs/train/preemption.h"
 #include "jobs/train/rng_state.h"
@@ -74,6 +75,7 @@ struct Trainer {
   fs::path best_checkpoint;
   int64_t checkpointed_step = -1;  // the step of the newest checkpoint written or resumed from
   bool preempted = false;
+  std::string phase = "load";  // where an out-of-memory happened: load | train | evaluation | test
   ProgressTally tally;
 
   Trainer(const RunSpec& s, const fs::path& o, int r)
@@ -97,6 +99,7 @@ struct Trainer {
         at::Device(spec.device == "cuda" && spec.world_size > 1 ? "cuda:" + std::to_string(rank)
                                                                 : spec.device);
     select_device(device);
+    cap_memory(spec.memory_limit_gib, device);  // before the model: the cap counts it
     if (spec.world_size > 1)
       group = make_process_group(rendezvous_file, rank, spec.world_size, device);
     train = std::make_unique<TokenizedDataset>(spec.train_tokens);
@@ -127,6 +130,7 @@ struct Trainer {
     eval_every = spec.eval_every > 0 ? spec.eval_every : tallrec_eval_every(sample);
     order_seed = data_order_seed(spec);
     state.loss_scale = fp16() ? spec.loss_scale_init : 1.0;
+    state.cursor_micro_batch_size = plan.micro_batch;
     at::manual_seed(spec.seed + uint64_t(rank));  // each rank its own dropout masks
     fs::create_directories(checkpoints);
   }
@@ -164,6 +168,11 @@ struct Trainer {
     optimizer->set_steps(d.state.scheduler_steps);
     restore_rng_state(d.rng[size_t(rank)], device);
     state = d.state;
+    // Written with another micro-batch size (the retry after an out-of-memory halves it): the
+    // cursor, taken at an optimizer-step boundary, is the same records in the new unit.
+    if (state.cursor_micro_batch_size > 0 && state.cursor_micro_batch_size != plan.micro_batch)
+      state.micro_batch = state.micro_batch * state.cursor_micro_batch_size / plan.micro_batch;
+    state.cursor_micro_batch_size = plan.micro_batch;
     if (state.best_step >= 0) best_checkpoint = checkpoint_path(checkpoints, state.best_step);
     checkpointed_step = state.global_step;
   }
@@ -320,6 +329,7 @@ struct Trainer {
   // Rank 0 scores validation, writes a checkpoint and decides whether to stop early; every rank
   // follows that decision. Returns whether to stop.
   bool evaluate_and_checkpoint() {
+    phase = "evaluation";
     // Every rank's RNG state goes into rank 0's checkpoint (taken before evaluating, which draws
     // nothing).
     const std::vector<RngState> rng = gather_rng_states(group.get(), device);
@@ -401,6 +411,7 @@ struct Trainer {
       for (int64_t i = first; i < plan.micro_per_epoch && !stop; ++i) {
         if (!plan.hf_accumulation && (i % plan.accumulation == 0 || i == first))
           group_tokens = group_label_tokens(order, i);
+        phase = "train";
         if (!group || plan.owner(i, group->world_size) == rank)
           accumulate(micro_batch(order, i, plan.micro_batch), group_tokens);
         if (!plan.steps_after(i)) continue;
@@ -418,6 +429,7 @@ struct Trainer {
 
   // The result is the best adapter: saved to OUT/adapter and scored on every test set.
   void finish() {
+    phase = "test";
     if (best_checkpoint.empty()) throw Error("no evaluation happened, so there is no best adapter");
     LoraAdapters best = LoraAdapters::load_peft(best_checkpoint, model.config, at::kFloat);
     for (const auto& p : best.parameters())
@@ -462,6 +474,29 @@ struct Trainer {
   }
 };
 
+// An out-of-memory, said as such, with where and at which batch sizes: the queue retries the run
+// with half the micro-batch (Store::end_reported).
+nlohmann::json out_of_memory_event(const Trainer& trainer, const RunSpec& spec,
+                                   const std::exception& e) {
+  const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
+  const std::string what = c10_error ? c10_error->what_without_backtrace() : e.what();
+  const bool in_steps = trainer.phase == "train" || trainer.phase == "evaluation";
+  const int64_t step = trainer.state.global_step + (trainer.phase == "train" ? 1 : 0);
+  std::string where = "out of memory in " + trainer.phase;
+  if (in_steps) where += " at step " + std::to_string(step);
+  where += " (micro-batch " + std::to_string(spec.micro_batch_size) + ", evaluation batch " +
+           std::to_string(spec.eval_batch_size);
+  if (spec.memory_limit_gib > 0)
+    where += ", memory_limit_gib " + nlohmann::json(spec.memory_limit_gib).dump();
+  return {{"reason", where + "): " + what.substr(0, 300)},
+          {"retryable", true},
+          {"out_of_memory",
+           {{"phase", trainer.phase},
+            {"step", step},
+            {"micro_batch_size", spec.micro_batch_size},
+            {"eval_batch_size", spec.eval_batch_size}}}};
+}
+
 }  // namespace
 
 int run_training(const RunSpec& spec, const fs::path& out_dir, int rank,
@@ -470,7 +505,13 @@ int run_training(const RunSpec& spec, const fs::path& out_dir, int rank,
   Trainer trainer(spec, out_dir, rank);
   trainer.rendezvous_file = rendezvous_file;
   try {
-    return trainer.run();
+    try {
+      return trainer.run();
+    } catch (const std::exception& e) {
+      if (!is_out_of_memory(e)) throw;
+      trainer.events.emit("failed", out_of_memory_event(trainer, spec, e));
+      return 1;
+    }
   } catch (const InputError& e) {
     trainer.events.emit("failed", {{"reason", e.what()}, {"retryable", false}});
     return 2;

@@ -107,7 +107,8 @@ def test_data_parallel_run_killed_and_restarted_gives_identical_adapter(setup, t
     subprocess.run([str(TRAIN), "train", "--spec", str(tmp_path / "spec.json"), "--out", str(reference)], check=True,
                    capture_output=True, timeout=600)
     out = tmp_path / "run"
-    # The launcher dies by SIGKILL; its ranks follow it (PR_SET_PDEATHSIG).
+    # The launcher dies by SIGKILL; its ranks follow it (PR_SET_PDEATHSIG: SIGTERM, so they stop
+    # as if preempted).
     assert kill_when(out, lambda ev: any(e["type"] == "progress" and e["step"] == 5 for e in ev),
                      tmp_path / "spec.json") == -signal.SIGKILL
     deadline = time.time() + 30
@@ -118,7 +119,8 @@ def test_data_parallel_run_killed_and_restarted_gives_identical_adapter(setup, t
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     started = [json.loads(line) for line in proc.stdout.splitlines() if '"started"' in line][0]
-    assert started["resumed_from_step"] == 4
+    # SIGTERM (PR_SET_PDEATHSIG) makes the orphaned ranks checkpoint at their next step first.
+    assert started["resumed_from_step"] in (4, 6)
     assert digest(out) == digest(reference)
 
 
@@ -137,3 +139,41 @@ def test_resume_refuses_a_different_data_order(setup, tmp_path):
     failed = json.loads(proc.stdout.splitlines()[-1])
     assert failed["type"] == "failed" and failed["retryable"] is False
     assert 'data_order "hf"' in failed["reason"] and '"seeded"' in failed["reason"]
+
+
+def test_resume_with_half_the_micro_batch_continues_at_the_same_record(setup, tmp_path):
+    """The retry after an out-of-memory resumes with half the micro-batch: the checkpoint's data
+    cursor counts micro-batches of the old size, so it must be converted, or the rest of the run
+    would train on other records. With token_mean and no dropout the split run's loss is the same
+    sum, so the adapter equals the unsplit one up to summation order."""
+    w, _ = setup
+    spec = json.loads((w / "spec.json").read_text())
+    # 24 records in updates of 8: checkpoints at steps 4 and 8 only, where the cursor is
+    # mid-epoch (records 8 and 16; micro-batch 2 and 4 of 4 records, 4 and 8 of 2).
+    spec.update(loss_normalization="token_mean", eval_every=4, batch_size=8, micro_batch_size=4, eval_at_end=True)
+    spec["lora"]["dropout"] = 0.0
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    reference = tmp_path / "reference"
+    subprocess.run([str(TRAIN), "train", "--spec", str(tmp_path / "spec.json"), "--out", str(reference)], check=True,
+                   capture_output=True, timeout=600)
+    out = tmp_path / "run"
+    kill_when(out, lambda ev: any(e["type"] == "checkpoint" for e in ev), tmp_path / "spec.json")
+    spec["micro_batch_size"] = 2
+    (tmp_path / "split.json").write_text(json.dumps(spec))
+    proc = subprocess.run([str(TRAIN), "train", "--spec", str(tmp_path / "split.json"), "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    started = [json.loads(line) for line in proc.stdout.splitlines() if '"started"' in line][0]
+    assert started["resumed_from_step"] in (4, 8) and (started["micro_batch_size"], started["accumulation"]) == (2, 4)
+    # Right after the resume the weights are the checkpoint's, so the first update's gradient is
+    # the same function of the same records: its norm equals the reference's up to rounding
+    # (measured 1.3e-4 relative: each micro-batch is padded to its own length, so the kernels
+    # see other shapes; the adapters drift further apart later, as AdamW magnifies rounding where
+    # gradients are near zero). On other records it is another number (measured: half of it).
+    resumed = started["resumed_from_step"]
+    ours = [json.loads(line) for line in proc.stdout.splitlines() if '"progress"' in line][0]
+    theirs = [json.loads(line) for line in (reference / "events.jsonl").read_text().splitlines()
+              if '"progress"' in line and json.loads(line)["step"] == resumed + 1][0]
+    assert ours["step"] == resumed + 1
+    assert ours["epoch"] == theirs["epoch"]
+    assert abs(ours["grad_norm"] - theirs["grad_norm"]) <= 1e-3 * theirs["grad_norm"], (ours, theirs)

@@ -140,6 +140,56 @@ TEST(Queue, TheQueueDecidesHowAReportedAttemptEnded) {
   EXPECT_FALSE(s.end_reported(b->attempt_id, 0, "", 102, kPolicy)) << "stale";
 }
 
+nlohmann::json out_of_memory(const std::string& phase, int64_t micro) {
+  return {{"type", "failed"},
+          {"reason", "out of memory in " + phase},
+          {"retryable", true},
+          {"out_of_memory",
+           {{"phase", phase}, {"step", 1}, {"micro_batch_size", micro}, {"eval_batch_size", 32}}}};
+}
+
+TEST(Queue, AnOutOfMemoryHalvesTheMicroBatchKeepingTheGlobalBatch) {
+  test::ScratchDir dir;
+  Store s(dir / "q.db");
+  nlohmann::json g = nlohmann::json::parse(R"({"name": "m", "base_model": "/m", "tokenizer": "/t",
+      "datasets": {"movie": {"train": "a", "valid": "b", "test": "c"}}, "domains": ["movie"],
+      "samples": [16], "seeds": [0], "max_attempts": 1,
+      "hyper": {"batch_size": [24], "micro_batch_size": [12]}})");
+  s.submit(parse_grid(g.dump(), "m.json"));
+  auto a = s.lease_next("w1", 100, kPolicy);
+  ASSERT_TRUE(a);
+  EXPECT_FALSE(a->micro_batch_size) << "the spec's own at first";
+  // 12 -> 6 -> 3 -> 1 (the largest divisor of 24 at most half of 3), then the run fails.
+  for (int64_t expected : {6, 3, 1}) {
+    ASSERT_TRUE(s.record_event(a->attempt_id, 1, out_of_memory("train", 0)));
+    EXPECT_TRUE(s.end_reported(a->attempt_id, 1, "", 101, kPolicy));
+    auto next = s.lease_next("w1", 101, kPolicy);  // at once, and max_attempts 1 is not spent
+    ASSERT_TRUE(next) << "before micro-batch " << expected;
+    EXPECT_EQ(next->micro_batch_size, expected);
+    EXPECT_EQ(next->attempt_number, 1);
+    a = next;
+  }
+  EXPECT_EQ(a->eval_batch_size, 4) << "32 halved three times";
+  const auto detail = s.run_detail(a->run_id);
+  ASSERT_TRUE(detail);
+  EXPECT_EQ((*detail)["attempts"].back()["micro_batch_size"], 1);
+  ASSERT_TRUE(s.record_event(a->attempt_id, 1, out_of_memory("train", 1)));
+  EXPECT_TRUE(s.end_reported(a->attempt_id, 1, "", 102, kPolicy));
+  EXPECT_EQ(s.run_state(a->run_id), "failed");
+  EXPECT_NE(s.runs("", "failed")[0].reason.find("micro-batch 1 does not fit either"),
+            std::string::npos);
+}
+
+TEST(Queue, AnOutOfMemoryWhileLoadingIsNotHalved) {
+  test::ScratchDir dir;
+  Store s(dir / "q.db");
+  s.submit(two_runs());
+  auto a = s.lease_next("w1", 100, kPolicy);
+  ASSERT_TRUE(s.record_event(a->attempt_id, 1, out_of_memory("load", 32)));
+  EXPECT_TRUE(s.end_reported(a->attempt_id, 1, "", 101, kPolicy));
+  EXPECT_EQ(s.run_state(a->run_id), "failed");
+}
+
 TEST(Queue, SweepEtaFromFinishedAttempts) {
   test::ScratchDir dir;
   Store s(dir / "q.db");

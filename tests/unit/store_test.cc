@@ -153,7 +153,10 @@ TEST(Store, AVersionOneFileIsMigratedAndKeepsItsRuns) {
                            "checkpoints_by_run; DROP TABLE changes; "
                            "ALTER TABLE workers DROP COLUMN alive; ALTER TABLE workers DROP COLUMN "
                            "curve_key; ALTER TABLE runs DROP COLUMN preemptions; ALTER TABLE "
-                           "workers DROP COLUMN slurm; DROP TABLE slurm_jobs; "
+                           "workers DROP COLUMN slurm; DROP TABLE slurm_jobs; ALTER TABLE runs "
+                           "DROP COLUMN micro_batch_size; ALTER TABLE runs DROP COLUMN "
+                           "eval_batch_size; ALTER TABLE attempts DROP COLUMN micro_batch_size; "
+                           "ALTER TABLE attempts DROP COLUMN eval_batch_size; "
                            "UPDATE schema_version SET version = 1",
                            nullptr, nullptr, nullptr),
               SQLITE_OK);
