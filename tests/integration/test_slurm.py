@@ -218,3 +218,31 @@ def test_the_elastic_pool_follows_the_queue_without_churn(slurm, root, monkeypat
     submitted = coordinator.stderr.count("slurm pool: submitted")
     cancelled = coordinator.stderr.count("slurm pool: cancelled")
     assert (submitted, cancelled) in ((1, 0), (1, 1)), coordinator.stderr
+
+
+def test_a_time_limit_hands_the_run_back_before_the_kill(slurm, root):
+    """A worker job with --time=1 and the warning 30 s before it: Slurm's SIGUSR1 comes while the
+    run trains, the trainer checkpoints, the worker hands the run back and exits 0, so the job
+    ends COMPLETED, not TIMEOUT, and the next worker resumes at the step it stopped at."""
+    work = root / "time-limit"
+    work.mkdir()
+    db = work / "store.db"
+    # About 4 steps a second: 200 steps outlast the warning, which comes some 20-30 s in.
+    run_tallrec("submit", make_grid(root, "slurm-long", [0], 200), "--db", db)
+    coordinator = Coordinator(db, work / "artifacts", backoff_seconds=300)
+    try:
+        limited = submit_workers(slurm, coordinator, work, db, 1, "--time", "1", "--warn-seconds", 30)
+        wait_for(lambda: query(db, "SELECT COUNT(*) FROM attempts WHERE state = 'preempted'")[0][0], 120,
+                 "the warning signal to hand the run back")
+        wait_for(lambda: not slurm.squeue(limited), 60, "the limited worker to exit")
+        submit_workers(slurm, coordinator, work, db)
+        wait_for(lambda: query(db, "SELECT state FROM runs")[0][0] == "succeeded", 400, "the run to finish")
+    finally:
+        coordinator.stop()
+    assert slurm.job_state(limited)[0] == "COMPLETED", "the checkpoint was made before the kill"
+    attempts = query(db, "SELECT id, state, reason FROM attempts ORDER BY id")
+    assert [s for _, s, _ in attempts] == ["preempted", "succeeded"] and "SIGUSR1" in attempts[0][2], attempts
+    (stopped,), = query(db, "SELECT body FROM events WHERE attempt_id = ? AND type = 'preempted'", attempts[0][0])
+    (started,), = query(db, "SELECT body FROM events WHERE attempt_id = ? AND type = 'started'", attempts[1][0])
+    assert json.loads(started)["resumed_from_step"] == json.loads(stopped)["step"] > 0
+    assert query(db, "SELECT attempts FROM runs") == [(1,)]
