@@ -445,6 +445,36 @@ bool Store::fail(int64_t attempt_id, const std::string& reason, bool retryable, 
   });
 }
 
+namespace {
+// Ends attempt `attempt_id` of run `run` as `state` and queues the run again at once: no backoff,
+// and the attempt is given back (preemption, an out-of-memory retried smaller: not failures of
+// the run).
+void requeue_at_once(sqlite3* db, const std::string& path, int64_t attempt_id, int64_t run,
+                     AttemptState state, const std::string& reason, double t) {
+  Statement(db, "UPDATE attempts SET state = ?, ended = ?, reason = ? WHERE id = ?", path)
+      .bind(1, std::string(attempt_state_name(state)))
+      .bind(2, t)
+      .bind(3, reason)
+      .bind(4, attempt_id)
+      .step();
+  Statement(db,
+            "UPDATE runs SET state = ?, not_before = 0, attempts = attempts - 1, updated = ? "
+            "WHERE id = ?",
+            path)
+      .bind(1, std::string(run_state_name(RunState::kQueued)))
+      .bind(2, t)
+      .bind(3, run)
+      .step();
+  add_change(db, path, "run",
+             {{"run", run},
+              {"state", run_state_name(RunState::kQueued)},
+              {"attempt", attempt_id},
+              {"attempt_state", attempt_state_name(state)},
+              {"reason", reason}},
+             t);
+}
+}  // namespace
+
 bool Store::preempt(int64_t attempt_id, const std::string& reason, double t,
                     const RetryPolicy& policy) {
   return in_transaction(db_, path_, [&] {
@@ -453,6 +483,10 @@ bool Store::preempt(int64_t attempt_id, const std::string& reason, double t,
     Statement q(db_, "SELECT preemptions FROM runs WHERE id = ?", path_);
     q.bind(1, run).step();
     const int64_t preemptions = q.integer(0) + 1;
+    Statement(db_, "UPDATE runs SET preemptions = ? WHERE id = ?", path_)
+        .bind(1, preemptions)
+        .bind(2, run)
+        .step();
     if (preemptions > policy.max_preemptions) {
       // A run that is stopped every time it runs would cycle forever: it fails, saying why.
       end_attempt(db_, path_, attempt_id, run, attempt_state_name(AttemptState::kPreempted),
@@ -462,29 +496,7 @@ bool Store::preempt(int64_t attempt_id, const std::string& reason, double t,
                   /*retryable=*/false, t, policy);
       return true;
     }
-    Statement(db_, "UPDATE attempts SET state = ?, ended = ?, reason = ? WHERE id = ?", path_)
-        .bind(1, std::string(attempt_state_name(AttemptState::kPreempted)))
-        .bind(2, t)
-        .bind(3, reason)
-        .bind(4, attempt_id)
-        .step();
-    // Queued at once (no backoff) and the attempt given back: a preemption is not a failure.
-    Statement(db_,
-              "UPDATE runs SET state = ?, not_before = 0, attempts = attempts - 1, "
-              "preemptions = ?, updated = ? WHERE id = ?",
-              path_)
-        .bind(1, std::string(run_state_name(RunState::kQueued)))
-        .bind(2, preemptions)
-        .bind(3, t)
-        .bind(4, run)
-        .step();
-    add_change(db_, path_, "run",
-               {{"run", run},
-                {"state", run_state_name(RunState::kQueued)},
-                {"attempt", attempt_id},
-                {"attempt_state", attempt_state_name(AttemptState::kPreempted)},
-                {"reason", reason}},
-               t);
+    requeue_at_once(db_, path_, attempt_id, run, AttemptState::kPreempted, reason, t);
     return true;
   });
 }
@@ -529,30 +541,13 @@ bool Store::out_of_memory(int64_t attempt_id, const nlohmann::json& outcome, dou
                               " x " + std::to_string(batch / next_micro) +
                               " accumulation (global batch " + std::to_string(batch) +
                               "), evaluation batch " + std::to_string(next_eval);
-    Statement(db_, "UPDATE attempts SET state = ?, ended = ?, reason = ? WHERE id = ?", path_)
-        .bind(1, std::string(attempt_state_name(AttemptState::kFailed)))
-        .bind(2, t)
-        .bind(3, retry)
-        .bind(4, attempt_id)
+    // The halvings are bounded by log2(micro-batch): no attempt is spent on them.
+    requeue_at_once(db_, path_, attempt_id, run, AttemptState::kFailed, retry, t);
+    Statement(db_, "UPDATE runs SET micro_batch_size = ?, eval_batch_size = ? WHERE id = ?", path_)
+        .bind(1, next_micro)
+        .bind(2, next_eval)
+        .bind(3, run)
         .step();
-    // At once and without spending an attempt: the halvings are bounded by log2(micro-batch).
-    Statement(db_,
-              "UPDATE runs SET state = ?, not_before = 0, attempts = attempts - 1, "
-              "micro_batch_size = ?, eval_batch_size = ?, updated = ? WHERE id = ?",
-              path_)
-        .bind(1, std::string(run_state_name(RunState::kQueued)))
-        .bind(2, next_micro)
-        .bind(3, next_eval)
-        .bind(4, t)
-        .bind(5, run)
-        .step();
-    add_change(db_, path_, "run",
-               {{"run", run},
-                {"state", run_state_name(RunState::kQueued)},
-                {"attempt", attempt_id},
-                {"attempt_state", attempt_state_name(AttemptState::kFailed)},
-                {"reason", retry}},
-               t);
     return true;
   });
 }

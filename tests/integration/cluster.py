@@ -105,6 +105,35 @@ def best_adapter(db, artifacts, run_id=1):
     return (pathlib.Path(artifacts) / path / "adapter_model.safetensors").read_bytes(), json.loads(result)
 
 
+def uninterrupted_run(root, grid_name, steps):
+    """The run of a one-seed grid nobody interrupts, by a worker on this machine: its stored best
+    adapter and result (what the fault tests compare with)."""
+    work = root / "reference"
+    work.mkdir()
+    run_tallrec("submit", make_grid(root, grid_name, [0], steps), "--db", work / "store.db")
+    coordinator = Coordinator(work / "store.db", work / "artifacts")
+    try:
+        worker = start_worker(coordinator.endpoint, work, "w0", "--exit-when-idle")
+        assert worker.wait(timeout=300) == 0
+    finally:
+        coordinator.stop()
+    return best_adapter(work / "store.db", work / "artifacts")
+
+
+def submit_sweep(root, name, grid_name, steps, seeds=(0,)):
+    """A store in root/name holding the grid's runs; returns (that folder, the store)."""
+    work = root / name
+    work.mkdir()
+    db = work / "store.db"
+    run_tallrec("submit", make_grid(root, grid_name, list(seeds), steps), "--db", db)
+    return work, db
+
+
+def loss_steps(db):
+    """The newest optimizer step any attempt has reported."""
+    return query(db, "SELECT COALESCE(MAX(step), 0) FROM metrics WHERE name = 'loss'")[0][0]
+
+
 def check_trace(trace):
     """Validates every message of a `tallrec coordinator --trace` file against
     schemas/trp1.schema.json; returns the set of message types seen."""

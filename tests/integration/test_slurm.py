@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from cluster import BUILD_DIR, Coordinator, best_adapter, make_grid, query, run_tallrec, start_worker, wait_for
+from cluster import (BUILD_DIR, Coordinator, best_adapter, loss_steps, make_grid, query, run_tallrec, submit_sweep,
+                     uninterrupted_run, wait_for)
 from slurm_cluster import SlurmCluster
 
 STEPS = 40  # checkpoints at steps 10, 20, 30 and 40
@@ -28,25 +29,11 @@ def root(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def reference(root):
-    """The run nobody interrupts, by a worker outside Slurm."""
-    work = root / "reference"
-    work.mkdir()
-    run_tallrec("submit", make_grid(root, "slurm", [0], STEPS), "--db", work / "store.db")
-    coordinator = Coordinator(work / "store.db", work / "artifacts")
-    try:
-        worker = start_worker(coordinator.endpoint, work, "w0", "--exit-when-idle")
-        assert worker.wait(timeout=300) == 0
-    finally:
-        coordinator.stop()
-    return best_adapter(work / "store.db", work / "artifacts")
+    return uninterrupted_run(root, "slurm", STEPS)
 
 
-def submit_sweep(root, name, seeds=(0,)):
-    work = root / name
-    work.mkdir()
-    db = work / "store.db"
-    run_tallrec("submit", make_grid(root, "slurm", list(seeds), STEPS), "--db", db)
-    return work, db
+def submit(root, name, seeds=(0,)):
+    return submit_sweep(root, name, "slurm", STEPS, seeds)
 
 
 def submit_workers(slurm, coordinator, work, db, workers=1, *extra):
@@ -55,10 +42,6 @@ def submit_workers(slurm, coordinator, work, db, workers=1, *extra):
                   "--stop-grace", 20, "--work-dir", work / "scratch", "--log-dir", work / "logs", "--db", db,
                   *extra)
     return r.stdout.strip()
-
-
-def loss_steps(db):
-    return query(db, "SELECT COALESCE(MAX(step), 0) FROM metrics WHERE name = 'loss'")[0][0]
 
 
 def check_preempted_then_identical(db, work, reference, reason):
@@ -109,7 +92,7 @@ def test_bad_options_exit_2_naming_them(args, named):
 
 
 def test_a_two_task_worker_array_finishes_a_sweep(slurm, root):
-    work, db = submit_sweep(root, "array", seeds=(0, 1, 2))
+    work, db = submit(root, "array", seeds=(0, 1, 2))
     coordinator = Coordinator(db, work / "artifacts")
     try:
         job = submit_workers(slurm, coordinator, work, db, 2)
@@ -130,7 +113,7 @@ def test_a_two_task_worker_array_finishes_a_sweep(slurm, root):
 
 
 def test_scontrol_requeue_mid_run_resumes_bit_identical(slurm, root, reference):
-    work, db = submit_sweep(root, "requeue")
+    work, db = submit(root, "requeue")
     coordinator = Coordinator(db, work / "artifacts", backoff_seconds=300)
     try:
         job = submit_workers(slurm, coordinator, work, db)
@@ -150,7 +133,7 @@ def test_scontrol_requeue_mid_run_resumes_bit_identical(slurm, root, reference):
 
 def test_the_warning_signal_hands_the_run_back_before_the_limit(slurm, root, reference):
     """What `--signal=B:USR1@90` sends before the time limit, sent now with scancel."""
-    work, db = submit_sweep(root, "usr1")
+    work, db = submit(root, "usr1")
     coordinator = Coordinator(db, work / "artifacts", backoff_seconds=300)
     try:
         first = submit_workers(slurm, coordinator, work, db)
@@ -167,7 +150,7 @@ def test_the_warning_signal_hands_the_run_back_before_the_limit(slurm, root, ref
 
 
 def test_preemption_by_a_higher_priority_partition(slurm, root, reference):
-    work, db = submit_sweep(root, "preemption")
+    work, db = submit(root, "preemption")
     coordinator = Coordinator(db, work / "artifacts", backoff_seconds=300)
     try:
         job = submit_workers(slurm, coordinator, work, db)

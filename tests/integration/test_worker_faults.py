@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from cluster import (Coordinator, all_runs_ended, best_adapter, check_trace, make_grid, query, run_tallrec,
-                     start_worker, wait_for)
+from cluster import (Coordinator, all_runs_ended, best_adapter, check_trace, loss_steps, query, run_tallrec,
+                     start_worker, submit_sweep, uninterrupted_run, wait_for)
 
 STEPS = 20  # checkpoints at steps 10 and 20
 
@@ -22,25 +22,11 @@ def root(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def reference(root):
-    """The run nobody interrupts: its stored best adapter and result."""
-    work = root / "reference"
-    work.mkdir()
-    run_tallrec("submit", make_grid(root, "faults", [0], STEPS), "--db", work / "store.db")
-    coordinator = Coordinator(work / "store.db", work / "artifacts")
-    try:
-        worker = start_worker(coordinator.endpoint, work, "w0", "--exit-when-idle")
-        assert worker.wait(timeout=300) == 0
-    finally:
-        coordinator.stop()
-    return best_adapter(work / "store.db", work / "artifacts")
+    return uninterrupted_run(root, "faults", STEPS)
 
 
 def submit(root, name, seeds=(0,)):
-    work = root / name
-    work.mkdir()
-    db = work / "store.db"
-    run_tallrec("submit", make_grid(root, "faults", list(seeds), STEPS), "--db", db)
-    return work, db
+    return submit_sweep(root, name, "faults", STEPS, seeds)
 
 
 def first_checkpoint_stored(db):
@@ -72,11 +58,6 @@ def test_killed_worker_resumes_elsewhere_bit_identical(root, reference):
     adapter, result = best_adapter(db, work / "artifacts")
     assert adapter == reference[0]
     assert result["test_auc"] == reference[1]["test_auc"] and result["best_step"] == reference[1]["best_step"]
-
-
-def loss_steps(db):
-    """The newest optimizer step any attempt has reported."""
-    return query(db, "SELECT COALESCE(MAX(step), 0) FROM metrics WHERE name = 'loss'")[0][0]
 
 
 def test_sigterm_to_a_worker_preempts_its_run_without_spending_an_attempt(root, reference):
