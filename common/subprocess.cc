@@ -16,14 +16,25 @@ namespace tallrec {
 
 ProcessResult run_process(const std::vector<std::string>& argv, const std::string& input,
                           double timeout_seconds, size_t max_bytes) {
-  int in[2], out[2], err[2];
-  if (::pipe2(in, O_CLOEXEC) || ::pipe2(out, O_CLOEXEC) || ::pipe2(err, O_CLOEXEC))
-    throw Error(std::string("pipe: ") + std::strerror(errno));
+  int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
+  auto close_all = [&] {
+    for (int fd : {in[0], in[1], out[0], out[1], err[0], err[1]})
+      if (fd >= 0) ::close(fd);
+  };
+  if (::pipe2(in, O_CLOEXEC) || ::pipe2(out, O_CLOEXEC) || ::pipe2(err, O_CLOEXEC)) {
+    const std::string why = std::strerror(errno);
+    close_all();
+    throw Error("pipe: " + why);
+  }
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   const pid_t pid = ::fork();
-  if (pid < 0) throw Error(std::string("fork: ") + std::strerror(errno));
+  if (pid < 0) {
+    const std::string why = std::strerror(errno);
+    close_all();
+    throw Error("fork: " + why);
+  }
   if (pid == 0) {
     ::dup2(in[0], 0);
     ::dup2(out[1], 1);
@@ -36,6 +47,8 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::strin
   ::close(in[0]);
   ::close(out[1]);
   ::close(err[1]);
+  // Writing never blocks past the deadline (POLLOUT promises room for PIPE_BUF bytes only).
+  ::fcntl(in[1], F_SETFL, ::fcntl(in[1], F_GETFL) | O_NONBLOCK);
   ProcessResult r;
   ::signal(SIGPIPE, SIG_IGN);  // a command that does not read its input must not kill us
   size_t written = 0;
@@ -55,11 +68,15 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::strin
     pollfd fds[3] = {{out_open ? out[0] : -1, POLLIN, 0},
                      {err_open ? err[0] : -1, POLLIN, 0},
                      {in[1], POLLOUT, 0}};
-    if (::poll(fds, 3, int(left)) < 0 && errno != EINTR) break;
+    if (::poll(fds, 3, int(left)) < 0 && errno != EINTR) {
+      ::kill(pid, SIGKILL);  // waitpid below must not wait for a child nobody reads
+      break;
+    }
     if (in[1] >= 0 && (fds[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
       const ssize_t n = ::write(in[1], input.data() + written, input.size() - written);
       if (n > 0) written += size_t(n);
-      if (n < 0 || written == input.size()) ::close(in[1]), in[1] = -1;
+      if ((n < 0 && errno != EAGAIN && errno != EINTR) || written == input.size())
+        ::close(in[1]), in[1] = -1;
     }
     for (int k = 0; k < 2; ++k) {
       if (!(fds[k].revents & (POLLIN | POLLHUP | POLLERR))) continue;

@@ -41,6 +41,10 @@ std::string worker_batch_script(const SlurmWorkerJob& j) {
   if (j.cpus_per_worker < 0)
     throw InputError("--cpus-per-worker: " + std::to_string(j.cpus_per_worker) + " is negative");
   if (j.log_dir.empty()) throw InputError("--log-dir: required (where the jobs' output goes)");
+  // An #SBATCH line ends at whitespace, and % starts one of Slurm's filename patterns.
+  if (j.log_dir.find_first_of(" \t%") != std::string::npos)
+    throw InputError("--log-dir: \"" + j.log_dir.substr(0, 200) +
+                     "\" holds a space or %, which an #SBATCH --output line cannot take");
   if (j.curve_key.empty() != j.coordinator_key.empty())
     throw InputError("--curve-key and --coordinator-key go together");
   std::ostringstream s;

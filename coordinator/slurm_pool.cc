@@ -31,6 +31,7 @@ void SlurmPool::tick(Store& store, double now) {
   try {
     std::vector<std::string> all;  // every recorded worker job: their workers are present or gone
     for (const auto& j : store.slurm_jobs()) {
+      if (gone_.count(j.job_id)) continue;  // ended: never asked about again
       all.push_back(j.job_id);
       if (j.source == "pool") jobs_.insert(j.job_id);  // also those of an earlier coordinator
     }
@@ -52,6 +53,12 @@ void SlurmPool::tick(Store& store, double now) {
     }
     for (auto it = jobs_.begin(); it != jobs_.end();)  // finished pool jobs: forget them
       it = pool_alive.count(*it) ? std::next(it) : jobs_.erase(it);
+    // Jobs Slurm no longer lists have ended (a requeued one is listed while it pends), so the
+    // list squeue is asked about stays as short as what is live.
+    std::set<std::string> listed;
+    for (const auto& t : tasks) listed.insert(t.id.substr(0, t.id.find('_')));
+    for (const auto& id : all)
+      if (!listed.count(id)) gone_.insert(id);
     v.ready_runs = store.count_ready_runs(now);
     // Capacity: pending tasks, running pool tasks whose worker has not said READY yet, and the
     // free slots of live workers (a Slurm worker only while its task runs).

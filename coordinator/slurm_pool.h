@@ -54,6 +54,7 @@ class SlurmPool {
  private:
   SlurmPoolOptions options_;
   std::set<std::string> jobs_;      // the pool's job ids (also recorded in the store)
+  std::set<std::string> gone_;      // recorded jobs Slurm no longer lists: never asked about again
   std::deque<double> submissions_;  // when each recent sbatch call was made
   double queue_nonempty_at_ = 0;    // the last tick that saw a ready run
   bool seen_ready_ = false;

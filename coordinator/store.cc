@@ -617,7 +617,7 @@ bool Store::retry(int64_t run_id, double t) {
                 "UPDATE runs SET state = 'queued', max_attempts = attempts + (SELECT max_attempts "
                 "FROM sweeps s JOIN "
                 "sweep_runs sr ON sr.sweep_id = s.id WHERE sr.run_id = runs.id ORDER BY s.id LIMIT "
-                "1), not_before = 0, "
+                "1), not_before = 0, preemptions = 0, "
                 "updated = ? WHERE id = ? AND state IN ('failed', 'canceled')",
                 path_);
     u.bind(1, t).bind(2, run_id).step();

@@ -211,7 +211,8 @@ class Store {
   bool cancel(int64_t run_id, double now);
   // Queued runs whose backoff has passed at `now`: what a free worker would be leased.
   int64_t count_ready_runs(double now);
-  // A failed or cancelled run goes back to the queue with a fresh attempt budget.
+  // A failed or cancelled run goes back to the queue with a fresh attempt budget and a fresh
+  // preemption count (a micro-batch an out-of-memory halved stays halved).
   bool retry(int64_t run_id, double now);
   std::string run_state(int64_t run_id);
   // Leases of `worker` older than `leased_before` that it does not list as running (a LEASE lost

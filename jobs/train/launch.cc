@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -25,8 +26,9 @@ int launch_ranks(const std::string& self, const std::string& spec_path, const Ru
     pid_t pid = ::fork();
     if (pid < 0) throw Error(std::string("fork failed: ") + std::strerror(errno));
     if (pid == 0) {
-      ::prctl(PR_SET_PDEATHSIG,
-              SIGTERM);  // a rank dies with its launcher (a cancelled or killed run)
+      // A rank dies with its launcher (a cancelled or killed run). SIGKILL, not SIGTERM: that now
+      // asks for a checkpoint at the next step, and an orphan would hold its GPU until then.
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       ::execl(self.c_str(), self.c_str(), "train", "--spec", spec_path.c_str(), "--out",
               out.c_str(), "--rank", rank.c_str(), "--rendezvous", store.c_str(),
               static_cast<char*>(nullptr));
@@ -35,26 +37,30 @@ int launch_ranks(const std::string& self, const std::string& spec_path, const Ru
     children.push_back(pid);
   }
   int result = 0;
+  int forwarded = 0;
+  std::vector<pid_t> running = children;
   for (size_t left = children.size(); left > 0; --left) {
+    // A stop signal (preemption.h), also one that came before this wait: every rank checkpoints
+    // and stops. The signal interrupts wait() (no SA_RESTART here).
+    if (const int sig = preemption_signal(); sig != 0 && sig != forwarded) {
+      for (pid_t c : running) ::kill(c, sig);
+      forwarded = sig;
+    }
     int status = 0;
     pid_t pid = ::wait(&status);
     if (pid < 0 && errno == EINTR) {
-      // A stop signal (preemption.h) interrupted the wait: every rank checkpoints and stops.
       ++left;
-      if (const int sig = preemption_signal())
-        for (pid_t c : children) ::kill(c, sig);
       continue;
     }
     if (pid < 0) break;
+    running.erase(std::remove(running.begin(), running.end(), pid), running.end());
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     if (code == kPreemptedExitCode && result == 0) {
       result = code;  // the others stop at the same step boundary on their own
     } else if (code != 0 && (result == 0 || result == kPreemptedExitCode)) {
       result = code;
-      for (pid_t c : children)
-        if (c != pid)
-          ::kill(c, SIGKILL);  // the others would wait for it forever (and SIGTERM
-                               // now asks them to checkpoint first)
+      // The others would wait for it forever (and SIGTERM now asks them to checkpoint first).
+      for (pid_t c : running) ::kill(c, SIGKILL);
     }
   }
   std::error_code ec;

@@ -185,8 +185,9 @@ int main(int argc, char** argv) {
           "train takes its device from the spec (\"device\"), not from --device");
     tallrec::RunSpec spec = tallrec::read_run_spec(spec_path);
     if (threads > 0) spec.threads = threads;
-    tallrec::install_preemption_handlers();
-    if (spec.world_size > 1 && rank < 0) {
+    const bool launcher = spec.world_size > 1 && rank < 0;
+    tallrec::install_preemption_handlers(/*interrupt_waits=*/launcher);
+    if (launcher) {
       train_exit = tallrec::launch_ranks(std::filesystem::read_symlink("/proc/self/exe").string(),
                                          spec_path, spec, train_out);
     } else {

@@ -8,11 +8,11 @@ volatile std::sig_atomic_t g_signal = 0;
 extern "C" void on_preemption_signal(int sig) { g_signal = sig; }
 }  // namespace
 
-void install_preemption_handlers() {
+void install_preemption_handlers(bool interrupt_waits) {
   struct sigaction a = {};
   a.sa_handler = on_preemption_signal;
   sigemptyset(&a.sa_mask);
-  a.sa_flags = 0;  // no SA_RESTART: a launcher blocked in wait() hears of it (launch.cc)
+  a.sa_flags = interrupt_waits ? 0 : SA_RESTART;
   sigaction(SIGTERM, &a, nullptr);
   sigaction(SIGUSR1, &a, nullptr);
 }

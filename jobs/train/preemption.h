@@ -11,8 +11,10 @@ namespace tallrec {
 // EX_TEMPFAIL (sysexits.h): stopped on request with everything saved; run it again to go on.
 inline constexpr int kPreemptedExitCode = 75;
 
-// Installs the SIGTERM and SIGUSR1 handlers (idempotent).
-void install_preemption_handlers();
+// Installs the SIGTERM and SIGUSR1 handlers (idempotent). `interrupt_waits`: system calls are not
+// restarted (the rank launcher's wait() must return to forward the signal); elsewhere they are,
+// so that a signal never breaks a write of an event line.
+void install_preemption_handlers(bool interrupt_waits = false);
 // The signal that asked to stop (SIGTERM or SIGUSR1), or 0 when none has come.
 int preemption_signal();
 

@@ -85,6 +85,7 @@ def test_dry_run_prints_a_requeueable_worker_array_with_a_warning_signal(tmp_pat
     (["--workers", "1", "--gpus-per-worker", "-1"], "--gpus-per-worker"),
     (["--workers", "1", "--partition", "gpu\n#SBATCH --uid=0"], "--partition"),
     (["--workers", "1", "--curve-key", "w.key"], "--coordinator-key"),
+    (["--workers", "1", "--log-dir", "/shared/my logs"], "--log-dir"),
 ])
 def test_bad_options_exit_2_naming_them(args, named):
     r = run_tallrec("slurm", "submit", "--coordinator", "tcp://h:1", *args, "--dry-run", check=False)
