@@ -131,7 +131,7 @@ int main(int argc, char** argv) {
                          {"samples", {16}},
                          {"seeds", seeds}};
   tallrec::Store submit_store(dir / "bench.db");
-  submit_store.submit(tallrec::parse_grid(grid.dump(), "bench grid"));
+  submit_store.queue.submit(tallrec::parse_grid(grid.dump(), "bench grid"));
 
   tallrec::CoordinatorOptions options;  // what `tallrec coordinator` runs, without HTTP
   options.db = dir / "bench.db";
@@ -169,12 +169,12 @@ int main(int argc, char** argv) {
   auto pct = [&](double p) {
     return all.empty() ? 0.0 : all[std::min(all.size() - 1, size_t(p * double(all.size())))];
   };
-  const auto by_state = submit_store.status().at(0).runs_by_state;
+  const auto by_state = submit_store.views.status().at(0).runs_by_state;
   std::printf("machine: %u hardware threads; %d simulated workers on %d client threads; store %s\n",
               std::thread::hardware_concurrency(), workers, threads, (dir / "bench.db").c_str());
   std::printf("runs: %d, assignments: %zu, succeeded: %lld, integrity: %s\n", runs, all.size(),
               static_cast<long long>(by_state.at("succeeded")),
-              submit_store.integrity_check().c_str());
+              submit_store.database.integrity_check().c_str());
   std::printf(
       "throughput: %.0f assignments/s (each: lease, 2 events, done = 4 transactions) in %.2f s\n",
       double(all.size()) / seconds, seconds);

@@ -35,7 +35,7 @@ void BM_Submit10kRunGrid(benchmark::State& state) {
     for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(db.string() + suffix);
     state.ResumeTiming();
     Store store(db);
-    auto r = store.submit(parse_grid(text, "grid"));  // parse, expand, hash, one transaction
+    auto r = store.queue.submit(parse_grid(text, "grid"));  // parse, expand, hash, one transaction
     if (r.added != 10000) state.SkipWithError("expected 10,000 runs");
   }
   for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(db.string() + suffix);

@@ -127,7 +127,7 @@ void add_demo_command(CLI::App& app) {
       grid["test_domains"].push_back("book");
     }
     Store store(work / "tallrec.db");
-    SubmitResult submitted = store.submit(parse_grid(grid.dump(), "demo grid"));
+    SubmitResult submitted = store.queue.submit(parse_grid(grid.dump(), "demo grid"));
     std::printf("  %zu runs submitted (%zu already in the store)\n", submitted.added,
                 submitted.existing);
     // The coordinator (broker and dashboard) serves the store from this process; two worker
@@ -157,7 +157,7 @@ void add_demo_command(CLI::App& app) {
     const int rc = std::system(
         (worker_status[0] + " 2>/dev/null & " + worker_status[1] + " 2>/dev/null & wait").c_str());
     if (rc != 0) std::printf("  a worker exited with status %d\n", rc);
-    for (const auto& [spec, done] : store.results("demo")) {
+    for (const auto& [spec, done] : store.views.results("demo")) {
       char name[64];
       std::snprintf(name, sizeof name, "%s-s%lld-seed%llu",
                     spec["domain"].get<std::string>().c_str(),
@@ -170,13 +170,13 @@ void add_demo_command(CLI::App& app) {
         std::printf(" test %s %.4f", test.c_str(), auc.get<double>());
       std::printf("\n");
     }
-    for (const auto& row : store.runs("demo", "failed"))
+    for (const auto& row : store.views.runs("demo", "failed"))
       std::printf("  run %lld failed\n", static_cast<long long>(row.id));
 
     std::cout << "[3/3] TALLRec Table 1 layout (AUC mean +- std over seeds; also `tallrec results "
                  "demo --db "
               << (work / "tallrec.db").string() << "`)\n";
-    std::cout << format_results_table(build_results_table(store.run_outcomes("demo")));
+    std::cout << format_results_table(build_results_table(store.views.run_outcomes("demo")));
     std::printf(
         "  answer ids: yes=%d no=%d. A randomly initialised tiny model trained for a few steps: "
         "AUC near 0.5\n"

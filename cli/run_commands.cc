@@ -17,13 +17,13 @@ namespace {
 
 // Applies `change` to each run; reports each, and fails (exit 1) if any could not change.
 void change_runs(Store& store, const std::vector<int64_t>& ids, const char* verb,
-                 const char* allowed, bool (Store::*change)(int64_t, double)) {
+                 const char* allowed, bool (Queue::*change)(int64_t, double)) {
   int refused = 0;
   for (int64_t id : ids) {
-    const std::string state = store.run_state(id);
+    const std::string state = store.views.run_state(id);
     if (state.empty())
       throw InputError("run " + std::to_string(id) + " is not in the store (see `tallrec runs`)");
-    if ((store.*change)(id, unix_time())) {
+    if ((store.queue.*change)(id, unix_time())) {
       std::printf("run %lld %s (was %s)\n", static_cast<long long>(id), verb, state.c_str());
     } else {
       std::printf("run %lld is %s: only %s runs can be %s\n", static_cast<long long>(id),
@@ -60,10 +60,11 @@ void add_run_commands(CLI::App& app) {
     if (!a->sweep.empty()) {
       for (RunState state : kAllRunStates)
         if (is_unfinished(state))
-          for (const auto& r : store.runs(a->sweep, run_state_name(state))) ids.push_back(r.id);
+          for (const auto& r : store.views.runs(a->sweep, run_state_name(state)))
+            ids.push_back(r.id);
       if (ids.empty()) std::printf("sweep %s has no unfinished run\n", a->sweep.c_str());
     }
-    change_runs(store, ids, "canceled", "queued, leased or running", &Store::cancel);
+    change_runs(store, ids, "canceled", "queued, leased or running", &Queue::cancel);
   });
 
   auto* retry = app.add_subcommand(
@@ -74,7 +75,7 @@ void add_run_commands(CLI::App& app) {
   retry->callback([a] {
     require_existing_store(a->db);
     Store store(a->db);
-    change_runs(store, a->runs, "queued again", "failed or canceled", &Store::retry);
+    change_runs(store, a->runs, "queued again", "failed or canceled", &Queue::retry);
   });
 
   auto* workers = app.add_subcommand(
@@ -86,7 +87,7 @@ void add_run_commands(CLI::App& app) {
     Store store(a->db);
     const double t = unix_time();
     nlohmann::json out = nlohmann::json::array();
-    for (const auto& w : store.workers()) {
+    for (const auto& w : store.workers.list()) {
       if (a->json) {
         out.push_back(worker_row_json(w));
         continue;

@@ -81,7 +81,7 @@ void add_slurm_commands(CLI::App& app) {
     Store store(*db);
     fs::create_directories(job->log_dir);
     const std::string id = sbatch(script);
-    store.record_slurm_job({id, job->workers, "submit", unix_time(), script});
+    store.workers.record_slurm_job({id, job->workers, "submit", unix_time(), script});
     std::printf("%s\n", id.c_str());
     std::fprintf(stderr, "slurm: submitted job %s: %d worker(s) for %s; output in %s\n", id.c_str(),
                  job->workers, job->coordinator.c_str(), job->log_dir.c_str());
@@ -96,7 +96,7 @@ void add_slurm_commands(CLI::App& app) {
     require_existing_store(*db);
     Store store(*db);
     std::vector<std::string> ids;
-    const auto jobs = store.slurm_jobs();
+    const auto jobs = store.workers.slurm_jobs();
     for (const auto& j : jobs) ids.push_back(j.job_id);
     const auto tasks = squeue(ids);
     nlohmann::json out = {{"jobs", nlohmann::json::array()}, {"tasks", nlohmann::json::array()}};

@@ -27,7 +27,7 @@ std::string progress_bar(const SweepStatus& s, int width = 30) {
 
 // An unknown sweep is bad input (exit 2), not an empty answer.
 void require_sweep(Store& store, const std::string& name) {
-  if (store.sweep_document(name)) return;
+  if (store.views.sweep_document(name)) return;
   throw InputError("no sweep named \"" + name + "\" in the store");
 }
 
@@ -92,7 +92,7 @@ void add_sweep_commands(CLI::App& app) {
       }
     }
     Store store(*db);
-    SubmitResult r = store.submit(grid);
+    SubmitResult r = store.queue.submit(grid);
     if (*json_out) {
       std::cout << nlohmann::json{{"sweep_id", r.sweep_id},
                                   {"sweep", grid.name},
@@ -118,7 +118,7 @@ void add_sweep_commands(CLI::App& app) {
     Store store(*db);
     if (!sweep_name->empty()) require_sweep(store, *sweep_name);
     nlohmann::json out = nlohmann::json::array();
-    for (const auto& s : store.status()) {
+    for (const auto& s : store.views.status()) {
       if (!sweep_name->empty() && s.name != *sweep_name) continue;
       if (*json_out) {
         out.push_back(sweep_status_json(s));
@@ -155,7 +155,7 @@ void add_sweep_commands(CLI::App& app) {
     require_existing_store(*db);
     Store store(*db);
     require_sweep(store, *results_sweep);
-    ResultsTable table = build_results_table(store.run_outcomes(*results_sweep));
+    ResultsTable table = build_results_table(store.views.run_outcomes(*results_sweep));
     if (!export_format->empty())
       std::cout << export_results_table(table, *export_format);
     else if (*tallrec_layout)
@@ -198,10 +198,10 @@ void add_sweep_commands(CLI::App& app) {
     std::vector<RunRow> rows;
     std::vector<std::string> axes, tests;
     if (args->sweep.empty()) {
-      rows = store.runs("", args->state, args->limit, args->offset);
+      rows = store.views.runs("", args->state, args->limit, args->offset);
     } else {
       // The whole sweep: its differing axes, then filter, sort and page here (10,000 runs is fine).
-      std::vector<RunRow> all = store.runs(args->sweep, "");
+      std::vector<RunRow> all = store.views.runs(args->sweep, "");
       std::vector<nlohmann::json> specs;
       for (const auto& r : all) specs.push_back(r.spec);
       if (!specs.empty()) axes = differing_setting_fields(specs);

@@ -39,16 +39,16 @@ struct Broker::Impl {
     std::vector<int64_t> listed;
     for (const auto& a : attempts) {
       if (!a.is_number_integer()) continue;
-      if (store.attempt_holder(a.get<int64_t>()) !=
+      if (store.queue.attempt_holder(a.get<int64_t>()) !=
           worker) {  // not this peer's: touch nothing, tell it to stop
         send(worker, {MessageType::kCancel, {{"attempt", a}}, ""});
         continue;
       }
       listed.push_back(a.get<int64_t>());
-      if (!store.heartbeat(a.get<int64_t>(), unix_time(), policy))
+      if (!store.queue.heartbeat(a.get<int64_t>(), unix_time(), policy))
         send(worker, {MessageType::kCancel, {{"attempt", a}}, ""});
     }
-    store.release_unlisted(worker, listed, unix_time() - policy.lease_arrival, unix_time());
+    store.queue.release_unlisted(worker, listed, unix_time() - policy.lease_arrival, unix_time());
   }
 
   // Replies wait here while a batch is open and go out once it is committed.
@@ -91,9 +91,9 @@ struct Broker::Impl {
   void require_bound_key(const std::string& worker, const std::string& key) {
     auto it = key_of.find(worker);
     if (it == key_of.end()) {
-      std::string bound = store.worker_curve_key(worker);
+      std::string bound = store.workers.curve_key(worker);
       if (bound.empty()) {
-        store.bind_worker_curve_key(worker, key);
+        store.workers.bind_curve_key(worker, key);
         bound = key;
       }
       it = key_of.emplace(worker, bound).first;
@@ -106,7 +106,8 @@ struct Broker::Impl {
   // Messages about an attempt count only from the peer that leased it; anyone else's change
   // nothing.
   void require_holder(const std::string& worker, const nlohmann::json& attempt) {
-    if (!attempt.is_number_integer() || store.attempt_holder(attempt.get<int64_t>()) != worker)
+    if (!attempt.is_number_integer() ||
+        store.queue.attempt_holder(attempt.get<int64_t>()) != worker)
       throw ProtocolError("not-yours",
                           "attempt " + attempt.dump() + " was not leased to this worker");
   }
@@ -130,12 +131,12 @@ struct Broker::Impl {
       require_holder(worker, b["attempt"]);
     switch (m.type) {
       case MessageType::kReady:
-        store.register_worker(worker, b["host"], b["gpus"], b["slots"], b["version"], unix_time(),
-                              slurm_task(b));
+        store.workers.announce(worker, b["host"], b["gpus"], b["slots"], b["version"], unix_time(),
+                               slurm_task(b));
         cancel_unless_live(worker, b["attempts"]);
         return;
       case MessageType::kRequest: {
-        if (auto lease = store.lease_next(worker, unix_time(), policy)) {
+        if (auto lease = store.queue.lease_next(worker, unix_time(), policy)) {
           // The spec goes out as stored: spliced in as JSON text rather than parsed and dumped
           // again.
           nlohmann::json head = {
@@ -160,14 +161,14 @@ struct Broker::Impl {
         return;
       }
       case MessageType::kHeartbeat:
-        store.worker_seen(worker, unix_time());
+        store.workers.seen(worker, unix_time());
         if (b.contains("attempts") && b["attempts"].is_array())
           cancel_unless_live(worker, b["attempts"]);
         send(worker, {MessageType::kHeartbeat, nlohmann::json::object(), ""});
         return;
       case MessageType::kEvent: {
         const int64_t attempt = b["attempt"];
-        if (!store.record_event(attempt, b["seq"], b["event"])) {
+        if (!store.queue.record_event(attempt, b["seq"], b["event"])) {
           return error(worker, "stale-attempt",
                        "attempt " + std::to_string(attempt) + " is not live", attempt);
         }
@@ -176,7 +177,8 @@ struct Broker::Impl {
       }
       case MessageType::kDone: {
         const int64_t attempt = b["attempt"];
-        if (!store.end_reported(attempt, b["exit_code"], b["stderr_tail"], unix_time(), policy))
+        if (!store.queue.end_reported(attempt, b["exit_code"], b["stderr_tail"], unix_time(),
+                                      policy))
           return error(worker, "stale-attempt",
                        "attempt " + std::to_string(attempt) + " is not live", attempt);
         send(worker, {MessageType::kAck, {{"attempt", attempt}, {"seq", b["seq"]}}, ""});
@@ -241,10 +243,10 @@ void Broker::serve(const std::atomic<bool>& stop) {
     }
     if (impl_->zap && (items[1].revents & ZMQ_POLLIN)) impl_->zap->answer();
     // A burst of messages is handled in one store batch (group commit); replies go out after it.
-    std::optional<Store::Batch> batch;
+    std::optional<Database::Batch> batch;
     const auto burst_start = std::chrono::steady_clock::now();
     if (items[0].revents & ZMQ_POLLIN) {
-      batch.emplace(impl_->store);
+      batch.emplace(impl_->store.database);
       impl_->holding = true;
     }
     for (int n = 0; n < 256 && (items[0].revents & ZMQ_POLLIN); ++n) {
@@ -265,7 +267,7 @@ void Broker::serve(const std::atomic<bool>& stop) {
       for (size_t i = 1; i < parts.size(); ++i) frames.push_back(parts[i].to_string());
       // Each message is all or nothing: its changes a savepoint, its replies dropped if it fails.
       const size_t held_before = impl_->held.size();
-      Store::Savepoint savepoint(impl_->store);
+      Database::Savepoint savepoint(impl_->store.database);
       nlohmann::json attempt;  // named in the ERROR, so that the worker knows what was refused
       try {
         const Message m = decode_message(frames);
@@ -304,8 +306,8 @@ void Broker::serve(const std::atomic<bool>& stop) {
     }
     // Expiry after the burst: heartbeats that were waiting in the socket count first.
     if (unix_time() >= next_expiry) {
-      impl_->store.expire_leases(unix_time(), impl_->policy);
-      impl_->store.mark_silent_workers(unix_time() - impl_->policy.lease_seconds, unix_time());
+      impl_->store.queue.expire_leases(unix_time(), impl_->policy);
+      impl_->store.workers.mark_silent(unix_time() - impl_->policy.lease_seconds, unix_time());
       next_expiry = unix_time() + 1.0;
     }
     impl_->transfers.pump(unix_time());

@@ -71,7 +71,7 @@ void CheckpointTransfers::offer(const std::string& worker, const json& body, dou
   const int64_t attempt = body["attempt"];
   const std::string transfer = body.value("transfer", "");
   const json& c = body["checkpoint"];
-  auto live = store_.live_attempt(attempt);
+  auto live = store_.queue.live_attempt(attempt);
   if (!live)
     return error(worker, "stale-attempt", "attempt " + std::to_string(attempt) + " is not live",
                  transfer);
@@ -104,7 +104,7 @@ void CheckpointTransfers::offer(const std::string& worker, const json& body, dou
                  "OFFER: file names must be distinct and include manifest.json", transfer);
   // Already stored (a re-offer after a reconnect): nothing to send.
   const std::string manifest_sha = manifest_entry(u->files).sha256;
-  for (const auto& s : store_.checkpoints(live->first)) {
+  for (const auto& s : store_.checkpoints.of_run(live->first)) {
     if (s.step == u->step && s.sha256 == manifest_sha && fs::exists(artifacts_ / s.path)) {
       send_(worker,
             {MessageType::kCredit, {{"transfer", transfer}, {"chunks", 0}, {"stored", true}}, ""});
@@ -193,12 +193,12 @@ void CheckpointTransfers::finish_upload(const std::string& worker, const std::st
                     .value("best_step", u.step);
   } catch (const std::exception&) {
   }
-  if (!store_.live_attempt(u.attempt))
+  if (!store_.queue.live_attempt(u.attempt))
     return error(worker, "stale-attempt", "attempt " + std::to_string(u.attempt) + " is not live",
                  id);
   u.staged->commit();
   const std::string relative = "runs/" + u.run_key + "/" + u.name;
-  auto forgotten = store_.record_checkpoint(
+  auto forgotten = store_.checkpoints.record(
       u.attempt, {u.step, relative, manifest_entry(u.files).sha256, bytes}, best_step, now);
   if (!forgotten)
     return error(worker, "stale-attempt", "attempt " + std::to_string(u.attempt) + " is not live",
@@ -212,13 +212,13 @@ void CheckpointTransfers::finish_upload(const std::string& worker, const std::st
 void CheckpointTransfers::fetch(const std::string& worker, const json& body, double now) {
   const int64_t attempt = body["attempt"];
   const std::string transfer = body.value("transfer", ""), name = body["checkpoint"];
-  auto live = store_.live_attempt(attempt);
+  auto live = store_.queue.live_attempt(attempt);
   if (!live)
     return error(worker, "stale-attempt", "attempt " + std::to_string(attempt) + " is not live",
                  transfer);
   if (transfer.empty() || transfer.size() > 64)
     return error(worker, "bad-message", "FETCH needs a transfer id", transfer);
-  for (const auto& s : store_.checkpoints(live->first)) {
+  for (const auto& s : store_.checkpoints.of_run(live->first)) {
     if (s.path != "runs/" + live->second + "/" + name) continue;
     auto d = std::make_unique<Download>();
     d->dir = artifacts_ / s.path;
@@ -282,7 +282,7 @@ void CheckpointTransfers::after_rollback() { to_delete_.clear(); }
 
 json CheckpointTransfers::resume_point(int64_t run_id) {
   json out = json::array();
-  for (const auto& s : store_.checkpoints(run_id)) {
+  for (const auto& s : store_.checkpoints.of_run(run_id)) {
     const fs::path dir = artifacts_ / s.path;
     if (!fs::exists(dir / "manifest.json")) continue;  // recorded but lost from disk: not offered
     out.push_back({{"checkpoint", dir.filename().string()},

@@ -44,7 +44,7 @@ struct CoordinatorService::Impl {
         broker_store(options.db),
         broker(broker_store, options.listen, options.artifacts, options.policy, options.curve) {
     broker.set_metrics(&metrics);
-    broker_store.disable_auto_checkpoint();
+    broker_store.database.disable_auto_checkpoint();
     if (!options.trace.empty()) broker.trace_to(options.trace);
     if (options.http != "off") serve_http();
     // Last: a thread must not outlive a constructor that throws.
@@ -79,7 +79,7 @@ struct CoordinatorService::Impl {
       while (!closing) {
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
         try {
-          store.checkpoint_wal();
+          store.database.checkpoint_wal();
         } catch (const std::exception& e) {
           std::fprintf(stderr, "coordinator: %s\n", e.what());
         }

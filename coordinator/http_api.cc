@@ -164,7 +164,7 @@ HttpResponse HttpApi::route(const HttpRequest& request) {
   if (seg.size() == 2 && seg[1] == "sweeps") {
     if (mutation) {
       Grid grid = parse_grid(request.body, "request body");
-      SubmitResult r = store_.submit(grid);
+      SubmitResult r = store_.queue.submit(grid);
       return json_response(r.new_sweep ? 201 : 200, {{"sweep_id", r.sweep_id},
                                                      {"sweep", grid.name},
                                                      {"new_sweep", r.new_sweep},
@@ -172,25 +172,25 @@ HttpResponse HttpApi::route(const HttpRequest& request) {
                                                      {"runs_existing", r.existing}});
     }
     json out = json::array();
-    for (const auto& s : store_.status()) out.push_back(sweep_status_json(s));
+    for (const auto& s : store_.views.status()) out.push_back(sweep_status_json(s));
     return json_response(200, {{"sweeps", out}});
   }
   if (seg.size() == 3 && seg[1] == "sweeps" && !mutation) {
-    auto doc = store_.sweep_document(seg[2]);
+    auto doc = store_.views.sweep_document(seg[2]);
     if (!doc) return error_response(404, "no sweep named \"" + seg[2] + "\"");
-    for (const auto& s : store_.status())
+    for (const auto& s : store_.views.status())
       if (s.name == seg[2]) {
         (*doc)["by_state"] = s.runs_by_state;
         (*doc)["eta_seconds"] = s.eta_seconds < 0 ? json() : json(s.eta_seconds);
       }
-    const ResultsTable table = build_results_table(store_.run_outcomes(seg[2]));
+    const ResultsTable table = build_results_table(store_.views.run_outcomes(seg[2]));
     (*doc)["heatmap"] = results_table_json(table);
     (*doc)["results_json"] = table.tallrec_json;
     return json_response(200, *doc);
   }
   if (seg.size() == 4 && seg[1] == "sweeps" && seg[3] == "table" &&
       !mutation) {  // Table 1 export, as `results --format`
-    if (!store_.sweep_document(seg[2]))
+    if (!store_.views.sweep_document(seg[2]))
       return error_response(404, "no sweep named \"" + seg[2] + "\"");
     const std::string format = query.count("format") ? query.at("format") : "csv";
     static const std::map<std::string, std::string> types = {
@@ -200,7 +200,7 @@ HttpResponse HttpApi::route(const HttpRequest& request) {
     if (!types.count(format)) return error_response(400, "format must be csv, markdown or latex");
     return {200,
             types.at(format),
-            export_results_table(build_results_table(store_.run_outcomes(seg[2])), format),
+            export_results_table(build_results_table(store_.views.run_outcomes(seg[2])), format),
             {}};
   }
   if (seg.size() == 2 && seg[1] == "runs" && !mutation) {
@@ -211,8 +211,9 @@ HttpResponse HttpApi::route(const HttpRequest& request) {
     const int64_t limit = int_param(query, "limit", 50, 1, 1000),
                   offset = int_param(query, "offset", 0, 0, INT64_MAX);
     json runs = json::array();
-    for (const auto& r : store_.runs(sweep, state, limit, offset)) runs.push_back(run_row_json(r));
-    return json_response(200, {{"total", store_.count_runs(sweep, state)},
+    for (const auto& r : store_.views.runs(sweep, state, limit, offset))
+      runs.push_back(run_row_json(r));
+    return json_response(200, {{"total", store_.views.count_runs(sweep, state)},
                                {"limit", limit},
                                {"offset", offset},
                                {"runs", runs}});
@@ -220,19 +221,19 @@ HttpResponse HttpApi::route(const HttpRequest& request) {
   if (seg.size() >= 3 && seg[1] == "runs") {
     const int64_t id = id_segment(seg[2]);
     if (id < 0) return error_response(400, "\"" + seg[2] + "\" is not a run id");
-    auto run = store_.run_detail(id);
+    auto run = store_.views.run_detail(id);
     if (!run) return error_response(404, "no run " + seg[2]);
     if (seg.size() == 3 && !mutation) return json_response(200, *run);
     if (seg.size() == 4 && mutation && (seg[3] == "cancel" || seg[3] == "retry")) {
-      const bool ok =
-          seg[3] == "cancel" ? store_.cancel(id, unix_time()) : store_.retry(id, unix_time());
+      const bool ok = seg[3] == "cancel" ? store_.queue.cancel(id, unix_time())
+                                         : store_.queue.retry(id, unix_time());
       if (!ok) {
         return error_response(
             409, "run " + seg[2] + " is " + (*run)["state"].get<std::string>() + ": only " +
                      (seg[3] == "cancel" ? "queued, leased or running" : "failed or canceled") +
                      " runs can be " + (seg[3] == "cancel" ? "canceled" : "retried"));
       }
-      return json_response(200, {{"run", id}, {"state", store_.run_state(id)}});
+      return json_response(200, {{"run", id}, {"state", store_.views.run_state(id)}});
     }
     if (seg.size() == 4 && seg[3] == "metrics" && !mutation) {
       const std::string name = query.count("name") ? query.at("name") : "loss";
@@ -240,12 +241,13 @@ HttpResponse HttpApi::route(const HttpRequest& request) {
       return json_response(
           200, {{"run", id},
                 {"name", name},
-                {"points", downsample(store_.metric_series(id, name), size_t(max_points))}});
+                {"points", downsample(store_.views.metric_series(id, name), size_t(max_points))}});
     }
     if (seg.size() == 4 && seg[3] == "events" && !mutation) {
       const int64_t after = int_param(query, "after", 0, 0, INT64_MAX),
                     limit = int_param(query, "limit", 200, 1, 1000);
-      return json_response(200, {{"run", id}, {"events", store_.run_events(id, after, limit)}});
+      return json_response(200,
+                           {{"run", id}, {"events", store_.views.run_events(id, after, limit)}});
     }
     if (seg.size() == 6 && seg[3] == "checkpoints" && !mutation) {
       // "best" is the result's best step (or, unfinished, the newest stored checkpoint).
@@ -274,7 +276,7 @@ HttpResponse HttpApi::route(const HttpRequest& request) {
   }
   if (seg.size() == 2 && seg[1] == "workers" && !mutation) {
     json out = json::array();
-    for (const auto& w : store_.workers()) out.push_back(worker_row_json(w));
+    for (const auto& w : store_.workers.list()) out.push_back(worker_row_json(w));
     return json_response(200, {{"workers", out}, {"now", unix_time()}});
   }
   return error_response(404, "no such endpoint: " + method + " " + path);

@@ -57,7 +57,7 @@ class EventStream : public std::enable_shared_from_this<EventStream> {
   }
   void poll() {
     try {
-      for (const auto& c : api_.store().changes_since(last_, 500)) {
+      for (const auto& c : api_.store().changes.since(last_, 500)) {
         out_ += "id: " + std::to_string(c.id) + "\nevent: " + c.kind +
                 "\ndata: " + dump_json(c.body) + "\n\n";
         last_ = c.id;
@@ -126,7 +126,7 @@ class Session : public std::enable_shared_from_this<Session> {
         return reply(400, "{\"error\": \"Last-Event-ID and after must be change ids\"}", false);
       }
       try {
-        if (last < 0) last = api_.store().last_change_id();
+        if (last < 0) last = api_.store().changes.last_id();
       } catch (const std::exception& e) {  // nothing may escape an Asio handler
         return reply(500, dump_json(nlohmann::json{{"error", e.what()}}), false);
       }

@@ -23,13 +23,13 @@ std::string CoordinatorMetrics::prometheus_text(Store& store) {
   std::string out;
   char line[256];
   out += "# HELP tallrec_runs Runs in the store by state.\n# TYPE tallrec_runs gauge\n";
-  for (const auto& [state, n] : store.runs_by_state()) {
+  for (const auto& [state, n] : store.views.runs_by_state()) {
     std::snprintf(line, sizeof line, "tallrec_runs{state=\"%s\"} %lld\n", state.c_str(),
                   static_cast<long long>(n));
     out += line;
   }
   int64_t alive = 0, lost = 0;
-  for (const auto& w : store.workers()) (w.alive ? alive : lost)++;
+  for (const auto& w : store.workers.list()) (w.alive ? alive : lost)++;
   out +=
       "# HELP tallrec_workers Workers known to the store, alive or lost.\n# TYPE tallrec_workers "
       "gauge\n";

@@ -12,7 +12,7 @@
 
 namespace tallrec {
 
-class Store;
+struct Store;
 
 class CoordinatorMetrics {
  public:

@@ -30,7 +30,7 @@ SlurmPool::SlurmPool(SlurmPoolOptions options) : options_(std::move(options)) {
 void SlurmPool::tick(Store& store, double now) {
   try {
     std::vector<std::string> all;  // every recorded worker job: their workers are present or gone
-    for (const auto& j : store.slurm_jobs()) {
+    for (const auto& j : store.workers.slurm_jobs()) {
       if (gone_.count(j.job_id)) continue;  // ended: never asked about again
       all.push_back(j.job_id);
       if (j.source == "pool") jobs_.insert(j.job_id);  // also those of an earlier coordinator
@@ -59,12 +59,12 @@ void SlurmPool::tick(Store& store, double now) {
     for (const auto& t : tasks) listed.insert(t.id.substr(0, t.id.find('_')));
     for (const auto& id : all)
       if (!listed.count(id)) gone_.insert(id);
-    v.ready_runs = store.count_ready_runs(now);
+    v.ready_runs = store.queue.count_ready_runs(now);
     // Capacity: pending tasks, running pool tasks whose worker has not said READY yet, and the
     // free slots of live workers (a Slurm worker only while its task runs).
     v.free_capacity = v.pending_tasks;
     std::set<std::string> serving;
-    for (const auto& w : store.workers()) {
+    for (const auto& w : store.workers.list()) {
       if (!w.alive || (w.slurm.is_object() && !running.count(w.id))) continue;
       serving.insert(w.id);
       v.free_capacity += std::max<int64_t>(0, w.slots - int64_t(w.attempts.size()));
@@ -86,7 +86,7 @@ void SlurmPool::tick(Store& store, double now) {
       std::filesystem::create_directories(job.log_dir);
       const std::string id = sbatch(script);
       jobs_.insert(id);
-      store.record_slurm_job({id, d.submit, "pool", now, script});
+      store.workers.record_slurm_job({id, d.submit, "pool", now, script});
       std::fprintf(stderr,
                    "coordinator: slurm pool: submitted job %s (%lld workers): %lld runs ready, "
                    "capacity %lld, %lld of at most %d workers pending or running before\n",

@@ -16,7 +16,7 @@
 
 namespace tallrec {
 
-class Store;
+struct Store;
 
 struct SlurmPoolOptions {
   int max_workers = 0;  // MAX: pending + running pool tasks never exceed it

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "coordinator/run_state.h"
 
 namespace tallrec {
 
@@ -99,6 +100,9 @@ class Statement {
     check(sqlite3_bind_double(stmt_, i, v));
     return *this;
   }
+  // States are bound, never written into the SQL: their names are spelled once (run_state.h).
+  Statement& bind(int i, RunState s) { return bind(i, std::string(run_state_name(s))); }
+  Statement& bind(int i, AttemptState s) { return bind(i, std::string(attempt_state_name(s))); }
   bool step() {
     int rc = sqlite3_step(stmt_);
     if (rc == SQLITE_ROW) return true;
@@ -131,7 +135,7 @@ class Statement {
 };
 
 // One state change, all or nothing: BEGIN IMMEDIATE ... COMMIT around `body`, ROLLBACK if it
-// throws. Inside a batch (Store::Batch) it is a SAVEPOINT instead: still all or nothing, and
+// throws. Inside a batch (Database::Batch) it is a SAVEPOINT instead: still all or nothing, and
 // durable when the batch commits.
 template <typename F>
 auto in_transaction(sqlite3* db, const std::string& path, F&& body) {
@@ -169,10 +173,14 @@ inline void add_change(sqlite3* db, const std::string& path, const char* kind,
 inline int64_t live_run(sqlite3* db, const std::string& path, int64_t attempt_id) {
   Statement s(db,
               "SELECT a.run_id FROM attempts a JOIN runs r ON r.id = a.run_id WHERE a.id = ? "
-              "AND a.state IN ('leased', 'running') AND r.state IN ('leased', 'running') "
+              "AND a.state IN (?, ?) AND r.state IN (?, ?) "
               "AND a.id = (SELECT MAX(id) FROM attempts WHERE run_id = a.run_id)",
               path);
-  s.bind(1, attempt_id);
+  s.bind(1, attempt_id)
+      .bind(2, AttemptState::kLeased)
+      .bind(3, AttemptState::kRunning)
+      .bind(4, RunState::kLeased)
+      .bind(5, RunState::kRunning);
   return s.step() ? s.integer(0) : -1;
 }
 

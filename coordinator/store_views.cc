@@ -1,7 +1,12 @@
-// The store's read views for the HTTP API (declared in coordinator/store.h): JSON documents
-// built from one query each, never a write.
+#include "coordinator/store_views.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+
 #include "common/run_spec.h"
-#include "coordinator/store.h"
+#include "coordinator/database.h"
+#include "coordinator/run_state.h"
 #include "coordinator/store_sql.h"
 
 namespace tallrec {
@@ -42,7 +47,99 @@ json sweep_status_json(const SweepStatus& s) {
           {"eta_seconds", s.eta_seconds < 0 ? json() : json(s.eta_seconds)}};
 }
 
-std::optional<json> Store::sweep_document(const std::string& name) {
+StoreViews::StoreViews(Database& database)
+    : db_(database.handle()), path_(database.path()), checkpoints_(database) {}
+
+int64_t SweepStatus::total() const {
+  int64_t t = 0;
+  for (const auto& [state, n] : runs_by_state) t += n;
+  return t;
+}
+
+std::vector<SweepStatus> StoreViews::status() {
+  std::vector<SweepStatus> out;
+  Statement s(db_,
+              "SELECT s.id, s.name, r.state, COUNT(r.id) FROM sweeps s LEFT JOIN sweep_runs sr ON "
+              "sr.sweep_id = s.id "
+              "LEFT JOIN runs r ON r.id = sr.run_id GROUP BY s.id, r.state ORDER BY s.id",
+              path_);
+  while (s.step()) {
+    if (out.empty() || out.back().id != s.integer(0)) {
+      out.push_back({s.integer(0), s.text(1), {}});
+      for (RunState st : kAllRunStates) out.back().runs_by_state[run_state_name(st)] = 0;
+    }
+    if (!s.text(2).empty()) out.back().runs_by_state[s.text(2)] = s.integer(3);
+  }
+  Statement mean(
+      db_,
+      "SELECT AVG(a.ended - a.started) FROM attempts a JOIN sweep_runs sr ON sr.run_id = a.run_id "
+      "WHERE sr.sweep_id = ? AND a.state = ? AND a.ended IS NOT NULL AND a.started IS "
+      "NOT NULL",
+      path_);
+  for (auto& sweep : out) {
+    mean.bind(1, sweep.id).bind(2, AttemptState::kSucceeded);
+    if (mean.step() && !mean.text(0).empty()) {
+      const double each = mean.real(0);
+      auto& n = sweep.runs_by_state;
+      auto count = [&](RunState s) { return double(n[run_state_name(s)]); };
+      const double remaining =
+          count(RunState::kQueued) + count(RunState::kLeased) + 0.5 * count(RunState::kRunning);
+      sweep.eta_seconds =
+          each * remaining / std::max(1.0, count(RunState::kLeased) + count(RunState::kRunning));
+    }
+    mean.reset();
+  }
+  return out;
+}
+
+std::vector<RunRow> StoreViews::runs(const std::string& sweep_name, const std::string& state,
+                                     int64_t limit, int64_t offset) {
+  Statement s(db_,
+              "SELECT DISTINCT r.id, r.key, r.state, r.domain, r.sample, r.seed, r.attempts, "
+              "r.spec, r.result, "
+              "(SELECT reason FROM attempts a WHERE a.run_id = r.id ORDER BY a.id DESC LIMIT 1), "
+              "r.micro_batch_size, r.preemptions FROM runs r "
+              "JOIN sweep_runs sr ON sr.run_id = r.id JOIN sweeps s ON s.id = sr.sweep_id "
+              "WHERE (?1 = '' OR s.name = ?1) AND (?2 = '' OR r.state = ?2) ORDER BY r.id LIMIT ?3 "
+              "OFFSET ?4",
+              path_);
+  s.bind(1, sweep_name).bind(2, state).bind(3, limit).bind(4, offset);
+  std::vector<RunRow> out;
+  while (s.step())
+    out.push_back({s.integer(0), s.text(1), s.text(2), s.text(3), s.integer(4),
+                   uint64_t(s.integer(5)), s.integer(6), nlohmann::json::parse(s.text(7)),
+                   s.text(8).empty() ? nlohmann::json() : nlohmann::json::parse(s.text(8)),
+                   s.text(9), s.is_null(10) ? 0 : s.integer(10), s.integer(11)});
+  return out;
+}
+
+int64_t StoreViews::event_count(int64_t attempt_id) {
+  Statement s(db_, "SELECT COUNT(*) FROM events WHERE attempt_id = ?", path_);
+  s.bind(1, attempt_id).step();
+  return s.integer(0);
+}
+
+std::string StoreViews::run_state(int64_t run_id) {
+  Statement s(db_, "SELECT state FROM runs WHERE id = ?", path_);
+  s.bind(1, run_id);
+  return s.step() ? s.text(0) : "";
+}
+
+std::vector<std::pair<nlohmann::json, nlohmann::json>> StoreViews::results(
+    const std::string& sweep_name) {
+  Statement s(db_,
+              "SELECT r.spec, r.result FROM runs r JOIN sweep_runs sr ON sr.run_id = r.id JOIN "
+              "sweeps s ON s.id = sr.sweep_id "
+              "WHERE s.name = ? AND r.state = ? ORDER BY r.id",
+              path_);
+  s.bind(1, sweep_name).bind(2, RunState::kSucceeded);
+  std::vector<std::pair<nlohmann::json, nlohmann::json>> out;
+  while (s.step())
+    out.push_back({nlohmann::json::parse(s.text(0)), nlohmann::json::parse(s.text(1))});
+  return out;
+}
+
+std::optional<json> StoreViews::sweep_document(const std::string& name) {
   Statement s(db_,
               "SELECT id, name, grid, priority, max_attempts, created FROM sweeps WHERE name = ?",
               path_);
@@ -56,7 +153,7 @@ std::optional<json> Store::sweep_document(const std::string& name) {
               {"created", s.real(5)}};
 }
 
-std::vector<RunOutcome> Store::run_outcomes(const std::string& sweep_name) {
+std::vector<RunOutcome> StoreViews::run_outcomes(const std::string& sweep_name) {
   Statement s(db_,
               "SELECT r.domain, r.sample, r.seed, r.state, r.result, r.spec FROM runs r JOIN "
               "sweep_runs sr ON sr.run_id = r.id "
@@ -71,7 +168,7 @@ std::vector<RunOutcome> Store::run_outcomes(const std::string& sweep_name) {
   return out;
 }
 
-int64_t Store::count_runs(const std::string& sweep_name, const std::string& state) {
+int64_t StoreViews::count_runs(const std::string& sweep_name, const std::string& state) {
   Statement s(db_,
               "SELECT COUNT(DISTINCT r.id) FROM runs r JOIN sweep_runs sr ON sr.run_id = r.id JOIN "
               "sweeps s ON s.id = sr.sweep_id "
@@ -81,7 +178,7 @@ int64_t Store::count_runs(const std::string& sweep_name, const std::string& stat
   return s.integer(0);
 }
 
-std::map<std::string, int64_t> Store::runs_by_state() {
+std::map<std::string, int64_t> StoreViews::runs_by_state() {
   std::map<std::string, int64_t> out;
   for (RunState st : kAllRunStates) out[run_state_name(st)] = 0;
   Statement s(db_, "SELECT state, COUNT(*) FROM runs GROUP BY state", path_);
@@ -89,7 +186,7 @@ std::map<std::string, int64_t> Store::runs_by_state() {
   return out;
 }
 
-std::optional<json> Store::run_detail(int64_t run_id) {
+std::optional<json> StoreViews::run_detail(int64_t run_id) {
   Statement r(db_,
               "SELECT id, key, state, domain, sample, seed, attempts, max_attempts, spec, result, "
               "created, updated "
@@ -132,7 +229,7 @@ std::optional<json> Store::run_detail(int64_t run_id) {
   }
   run["attempts"] = attempts;
   json checkpoints = json::array();
-  for (const auto& c : this->checkpoints(run_id))
+  for (const auto& c : checkpoints_.of_run(run_id))
     checkpoints.push_back(
         {{"step", c.step}, {"sha256", c.sha256}, {"bytes", c.bytes}, {"path", c.path}});
   run["checkpoints"] = checkpoints;
@@ -147,7 +244,7 @@ std::optional<json> Store::run_detail(int64_t run_id) {
   return run;
 }
 
-std::vector<MetricPoint> Store::metric_series(int64_t run_id, const std::string& name) {
+std::vector<MetricPoint> StoreViews::metric_series(int64_t run_id, const std::string& name) {
   Statement s(
       db_,
       "SELECT m.attempt_id, m.step, m.value FROM metrics m JOIN attempts a ON a.id = m.attempt_id "
@@ -159,7 +256,7 @@ std::vector<MetricPoint> Store::metric_series(int64_t run_id, const std::string&
   return out;
 }
 
-json Store::run_events(int64_t run_id, int64_t after_id, int64_t limit) {
+json StoreViews::run_events(int64_t run_id, int64_t after_id, int64_t limit) {
   Statement s(db_,
               "SELECT e.id, e.attempt_id, e.seq, e.body FROM events e JOIN attempts a ON a.id = "
               "e.attempt_id "

@@ -475,7 +475,7 @@ struct Trainer {
 };
 
 // An out-of-memory, said as such, with where and at which batch sizes: the queue retries the run
-// with half the micro-batch (Store::end_reported).
+// with half the micro-batch (Queue::end_reported).
 nlohmann::json out_of_memory_event(const Trainer& trainer, const RunSpec& spec,
                                    const std::exception& e) {
   const auto* c10_error = dynamic_cast<const c10::Error*>(&e);

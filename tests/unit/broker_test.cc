@@ -69,7 +69,7 @@ nlohmann::json two_run_grid() {
 // A broker serving a two-run grid's store on a thread of its own, as `tallrec coordinator` does.
 struct ServingBroker {
   ServingBroker(const std::filesystem::path& dir, RetryPolicy policy) : store(dir / "b.db") {
-    store.submit(parse_grid(two_run_grid().dump(), "b"));
+    store.queue.submit(parse_grid(two_run_grid().dump(), "b"));
     broker = std::make_unique<Broker>(store, "tcp://127.0.0.1:*", dir / "artifacts", policy);
     serving = std::thread([this] { broker->serve(stop); });
   }
@@ -86,7 +86,7 @@ struct ServingBroker {
 TEST(Broker, LeasesRelaysEventsAndFencesStaleAttempts) {
   test::ScratchDir dir;
   Store store(dir / "b.db");
-  store.submit(parse_grid(two_run_grid().dump(), "b"));
+  store.queue.submit(parse_grid(two_run_grid().dump(), "b"));
   Store broker_store(dir / "b.db");  // the broker's own connection, as in the coordinator
   Broker broker(broker_store, "tcp://127.0.0.1:*", dir / "artifacts", RetryPolicy{1.0, 0.1, 1.0});
   std::atomic<bool> stop{false};
@@ -121,15 +121,15 @@ TEST(Broker, LeasesRelaysEventsAndFencesStaleAttempts) {
   w.ask(MessageType::kEvent, {{"attempt", attempt},
                               {"seq", 3},
                               {"event", {{"type", "finished"}, {"test_auc", {{"movie", 0.61}}}}}});
-  EXPECT_EQ(store.event_count(attempt), 3);
+  EXPECT_EQ(store.views.event_count(attempt), 3);
   Message done = w.ask(MessageType::kDone, {{"attempt", attempt},
                                             {"seq", 4},
                                             {"exit_code", 0},
                                             {"signal", nullptr},
                                             {"stderr_tail", ""}});
   EXPECT_EQ(done.type, MessageType::kAck);
-  EXPECT_EQ(store.run_state(lease.body["run"]["id"]), "succeeded");
-  EXPECT_EQ(store.results("b").size(), 1u);
+  EXPECT_EQ(store.views.run_state(lease.body["run"]["id"]), "succeeded");
+  EXPECT_EQ(store.views.results("b").size(), 1u);
 
   // The second run: the worker goes silent past its 1 s lease, then comes back.
   Message second = w.ask(MessageType::kRequest, {{"slots_free", 1}});
@@ -141,7 +141,7 @@ TEST(Broker, LeasesRelaysEventsAndFencesStaleAttempts) {
                            {"event", {{"type", "finished"}, {"test_auc", {{"movie", 0.9}}}}}});
   EXPECT_EQ(refused.type, MessageType::kError);
   EXPECT_EQ(refused.body["code"], "stale-attempt");
-  EXPECT_EQ(store.run_state(second.body["run"]["id"]), "queued")
+  EXPECT_EQ(store.views.run_state(second.body["run"]["id"]), "queued")
       << "the lost lease sent the run back to the queue";
 
   // Malformed input gets a clear refusal; the broker keeps serving.
@@ -153,7 +153,7 @@ TEST(Broker, LeasesRelaysEventsAndFencesStaleAttempts) {
 
   stop = true;
   serving.join();
-  EXPECT_EQ(store.integrity_check(), "ok");
+  EXPECT_EQ(store.database.integrity_check(), "ok");
 }
 
 // Uploads `files` (name -> bytes) as checkpoint `name` under CREDIT; returns the final answer.
@@ -226,16 +226,16 @@ TEST(Broker, StoresACheckpointOnlyWhenEveryHashChecksAndStreamsItBackUnderCredit
                        {{"adapter_model.safetensors", std::string(64, 'a')}});
   EXPECT_EQ(bad.type, MessageType::kError);
   EXPECT_EQ(bad.body["code"], "bad-checkpoint");
-  EXPECT_TRUE(store.checkpoints(run).empty());
+  EXPECT_TRUE(store.checkpoints.of_run(run).empty());
   EXPECT_FALSE(std::filesystem::exists(
       dir / "artifacts" / "runs" / lease.body["run"]["key"].get<std::string>() / "step-00000010"));
 
   Message ok = upload(w, attempt, "t2", "step-00000010", files, {});
   ASSERT_EQ(ok.type, MessageType::kCredit) << ok.body.dump();
-  ASSERT_EQ(store.checkpoints(run).size(), 1u);
-  const auto stored = dir / "artifacts" / store.checkpoints(run)[0].path;
+  ASSERT_EQ(store.checkpoints.of_run(run).size(), 1u);
+  const auto stored = dir / "artifacts" / store.checkpoints.of_run(run)[0].path;
   EXPECT_EQ(read_file(stored / "adapter_model.safetensors"), adapter);
-  EXPECT_EQ(store.checkpoints(run)[0].sha256, sha256_hex(manifest));
+  EXPECT_EQ(store.checkpoints.of_run(run)[0].sha256, sha256_hex(manifest));
   // Offered again (after a reconnect): already stored, nothing to send.
   EXPECT_TRUE(upload(w, attempt, "t3", "step-00000010", files, {}).body.value("stored", false));
 
@@ -249,7 +249,7 @@ TEST(Broker, StoresACheckpointOnlyWhenEveryHashChecksAndStreamsItBackUnderCredit
        sha256_hex("x")}}.dump();
   Message refused_manifest = upload(w, attempt, "t5", "step-00000012", sneaky, {});
   EXPECT_EQ(refused_manifest.body["code"], "bad-checkpoint") << refused_manifest.body.dump();
-  EXPECT_EQ(store.checkpoints(run).size(), 1u);
+  EXPECT_EQ(store.checkpoints.of_run(run).size(), 1u);
 
   // Refusals: a path in a file name, a chunk of no open transfer.
   Message evil = w.ask(MessageType::kOffer,
@@ -319,7 +319,7 @@ TEST(Broker, ExitZeroWithoutAnOutcomeIsRetriedAndUnlistedLeasesAreReleased) {
                                             {"signal", nullptr},
                                             {"stderr_tail", ""}});
   EXPECT_EQ(done.type, MessageType::kAck) << done.body.dump();
-  EXPECT_EQ(store.run_state(first.body["run"]["id"]), "queued");
+  EXPECT_EQ(store.views.run_state(first.body["run"]["id"]), "queued");
   // A lease the worker never lists in its heartbeats (its LEASE got lost) goes back, free of
   // charge.
   Message second = w.ask(MessageType::kRequest, {{"slots_free", 1}});
@@ -327,7 +327,7 @@ TEST(Broker, ExitZeroWithoutAnOutcomeIsRetriedAndUnlistedLeasesAreReleased) {
   std::this_thread::sleep_for(std::chrono::milliseconds(400));
   EXPECT_EQ(w.ask(MessageType::kHeartbeat, {{"attempts", nlohmann::json::array()}}).type,
             MessageType::kHeartbeat);
-  const auto detail = store.run_detail(second.body["run"]["id"]);
+  const auto detail = store.views.run_detail(second.body["run"]["id"]);
   EXPECT_EQ((*detail)["state"], "queued");
   EXPECT_EQ((*detail)["attempts_used"],
             second.body["run"]["id"] == first.body["run"]["id"] ? 1 : 0);
@@ -349,7 +349,8 @@ TEST(Broker, RefusesOversizedMessagesAndKeepsServingOthers) {
   big.send_frames({"TRP01", "CHUNK", "{}", std::string(6u << 20, 'x')});
   FakeWorker other(ctx, serving.broker->endpoint(), "other");
   EXPECT_EQ(other.ask(MessageType::kRequest, {{"slots_free", 1}}).type, MessageType::kLease);
-  EXPECT_EQ(store.runs("b", "leased").size(), 1u) << "only the well-formed request leased a run";
+  EXPECT_EQ(store.views.runs("b", "leased").size(), 1u)
+      << "only the well-formed request leased a run";
 }
 
 }  // namespace

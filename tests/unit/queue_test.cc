@@ -28,93 +28,94 @@ const RetryPolicy kPolicy{30, 5, 300};
 TEST(Queue, LeaseRunFinish) {
   test::ScratchDir dir;
   Store s(dir / "q.db");
-  s.submit(two_runs());
-  auto a = s.lease_next("w1", 100, kPolicy);
+  s.queue.submit(two_runs());
+  auto a = s.queue.lease_next("w1", 100, kPolicy);
   ASSERT_TRUE(a);
   EXPECT_EQ(a->attempt_number, 1);
   EXPECT_EQ(a->lease_until, 130);
-  EXPECT_EQ(s.run_state(a->run_id), "leased");
-  auto b = s.lease_next("w2", 100, kPolicy);
+  EXPECT_EQ(s.views.run_state(a->run_id), "leased");
+  auto b = s.queue.lease_next("w2", 100, kPolicy);
   ASSERT_TRUE(b);
   EXPECT_NE(a->run_id, b->run_id);
-  EXPECT_FALSE(s.lease_next("w3", 100, kPolicy)) << "both runs are taken";
-  EXPECT_TRUE(s.mark_running(a->attempt_id, 101));
-  EXPECT_EQ(s.run_state(a->run_id), "running");
-  EXPECT_TRUE(s.heartbeat(a->attempt_id, 125, kPolicy));
-  EXPECT_EQ(s.expire_leases(140, kPolicy), 1) << "b was not renewed; a was (to 155)";
-  EXPECT_TRUE(s.finish(a->attempt_id, {{"test_auc", {{"movie", 0.7}}}}, 150));
-  EXPECT_EQ(s.run_state(a->run_id), "succeeded");
-  EXPECT_FALSE(s.finish(a->attempt_id, {{"test_auc", {{"movie", 0.1}}}}, 151)) << "finished once";
+  EXPECT_FALSE(s.queue.lease_next("w3", 100, kPolicy)) << "both runs are taken";
+  EXPECT_TRUE(s.queue.mark_running(a->attempt_id, 101));
+  EXPECT_EQ(s.views.run_state(a->run_id), "running");
+  EXPECT_TRUE(s.queue.heartbeat(a->attempt_id, 125, kPolicy));
+  EXPECT_EQ(s.queue.expire_leases(140, kPolicy), 1) << "b was not renewed; a was (to 155)";
+  EXPECT_TRUE(s.queue.finish(a->attempt_id, {{"test_auc", {{"movie", 0.7}}}}, 150));
+  EXPECT_EQ(s.views.run_state(a->run_id), "succeeded");
+  EXPECT_FALSE(s.queue.finish(a->attempt_id, {{"test_auc", {{"movie", 0.1}}}}, 151))
+      << "finished once";
 }
 
 TEST(Queue, AZombieAttemptChangesNothing) {
   test::ScratchDir dir;
   Store s(dir / "q.db");
-  s.submit(two_runs());
-  auto first = s.lease_next("w1", 100, kPolicy);
-  s.lease_next("other", 100, kPolicy);
-  EXPECT_EQ(s.expire_leases(200, kPolicy), 2);  // w1 went silent (SIGSTOP, a partition...)
-  EXPECT_EQ(s.run_state(first->run_id), "queued");
-  auto second = s.lease_next("w2", 400, kPolicy);  // after the backoff
+  s.queue.submit(two_runs());
+  auto first = s.queue.lease_next("w1", 100, kPolicy);
+  s.queue.lease_next("other", 100, kPolicy);
+  EXPECT_EQ(s.queue.expire_leases(200, kPolicy), 2);  // w1 went silent (SIGSTOP, a partition...)
+  EXPECT_EQ(s.views.run_state(first->run_id), "queued");
+  auto second = s.queue.lease_next("w2", 400, kPolicy);  // after the backoff
   ASSERT_TRUE(second);
   EXPECT_EQ(second->attempt_number, 2);
   // w1 wakes up and reports on its stale attempt: refused.
-  EXPECT_FALSE(s.heartbeat(first->attempt_id, 401, kPolicy));
-  EXPECT_FALSE(s.mark_running(first->attempt_id, 401));
-  EXPECT_FALSE(s.finish(first->attempt_id, {{"test_auc", {{"movie", 0.9}}}}, 401));
-  EXPECT_FALSE(s.fail(first->attempt_id, "late", false, 401, kPolicy));
-  EXPECT_EQ(s.run_state(second->run_id), "leased");
-  EXPECT_TRUE(s.finish(second->attempt_id, {{"test_auc", {{"movie", 0.6}}}}, 402));
+  EXPECT_FALSE(s.queue.heartbeat(first->attempt_id, 401, kPolicy));
+  EXPECT_FALSE(s.queue.mark_running(first->attempt_id, 401));
+  EXPECT_FALSE(s.queue.finish(first->attempt_id, {{"test_auc", {{"movie", 0.9}}}}, 401));
+  EXPECT_FALSE(s.queue.fail(first->attempt_id, "late", false, 401, kPolicy));
+  EXPECT_EQ(s.views.run_state(second->run_id), "leased");
+  EXPECT_TRUE(s.queue.finish(second->attempt_id, {{"test_auc", {{"movie", 0.6}}}}, 402));
 }
 
 TEST(Queue, RetriesBackOffThenFail) {
   test::ScratchDir dir;
   Store s(dir / "q.db");
-  s.submit(two_runs(/*max_attempts=*/2));
-  auto a = s.lease_next("w", 100, kPolicy);
-  s.lease_next("w", 100, kPolicy);
-  EXPECT_TRUE(s.fail(a->attempt_id, "CUDA OOM", /*retryable=*/true, 110, kPolicy));
-  EXPECT_EQ(s.run_state(a->run_id), "queued");
-  EXPECT_FALSE(s.lease_next("w", 114, kPolicy)) << "backoff: 5 s after the first failure";
-  auto again = s.lease_next("w", 115, kPolicy);
+  s.queue.submit(two_runs(/*max_attempts=*/2));
+  auto a = s.queue.lease_next("w", 100, kPolicy);
+  s.queue.lease_next("w", 100, kPolicy);
+  EXPECT_TRUE(s.queue.fail(a->attempt_id, "CUDA OOM", /*retryable=*/true, 110, kPolicy));
+  EXPECT_EQ(s.views.run_state(a->run_id), "queued");
+  EXPECT_FALSE(s.queue.lease_next("w", 114, kPolicy)) << "backoff: 5 s after the first failure";
+  auto again = s.queue.lease_next("w", 115, kPolicy);
   ASSERT_TRUE(again);
   EXPECT_EQ(again->run_id, a->run_id);
-  EXPECT_TRUE(s.fail(again->attempt_id, "CUDA OOM", true, 120, kPolicy));
-  EXPECT_EQ(s.run_state(a->run_id), "failed") << "max_attempts = 2 used";
-  EXPECT_TRUE(s.retry(a->run_id, 130));
-  EXPECT_EQ(s.run_state(a->run_id), "queued");
-  auto third = s.lease_next("w", 130, kPolicy);
+  EXPECT_TRUE(s.queue.fail(again->attempt_id, "CUDA OOM", true, 120, kPolicy));
+  EXPECT_EQ(s.views.run_state(a->run_id), "failed") << "max_attempts = 2 used";
+  EXPECT_TRUE(s.queue.retry(a->run_id, 130));
+  EXPECT_EQ(s.views.run_state(a->run_id), "queued");
+  auto third = s.queue.lease_next("w", 130, kPolicy);
   ASSERT_TRUE(third);
   EXPECT_EQ(third->attempt_number, 3);
-  EXPECT_TRUE(s.fail(third->attempt_id, "bad spec", /*retryable=*/false, 131, kPolicy));
-  EXPECT_EQ(s.run_state(a->run_id), "failed") << "not retryable: fails at once";
+  EXPECT_TRUE(s.queue.fail(third->attempt_id, "bad spec", /*retryable=*/false, 131, kPolicy));
+  EXPECT_EQ(s.views.run_state(a->run_id), "failed") << "not retryable: fails at once";
 }
 
 TEST(Queue, APreemptionRequeuesAtOnceAndSpendsNoAttempt) {
   test::ScratchDir dir;
   Store s(dir / "q.db");
-  s.submit(two_runs(/*max_attempts=*/1));
+  s.queue.submit(two_runs(/*max_attempts=*/1));
   RetryPolicy policy = kPolicy;
   policy.max_preemptions = 3;
-  auto a = s.lease_next("w1", 100, policy);
+  auto a = s.queue.lease_next("w1", 100, policy);
   ASSERT_TRUE(a);
-  s.lease_next("w2", 100, policy);  // the other run is busy elsewhere
+  s.queue.lease_next("w2", 100, policy);  // the other run is busy elsewhere
   for (int k = 1; k <= 3; ++k) {
-    ASSERT_TRUE(s.record_event(a->attempt_id, 1,
-                               {{"type", "preempted"}, {"step", 10 * k}, {"reason", "SIGTERM"}}));
-    EXPECT_TRUE(s.end_reported(a->attempt_id, 75, "", 100 + k, policy));
-    EXPECT_EQ(s.run_state(a->run_id), "queued") << "preemption " << k;
-    auto next = s.lease_next("w1", 100 + k, policy);  // at once: no backoff
+    ASSERT_TRUE(s.queue.record_event(
+        a->attempt_id, 1, {{"type", "preempted"}, {"step", 10 * k}, {"reason", "SIGTERM"}}));
+    EXPECT_TRUE(s.queue.end_reported(a->attempt_id, 75, "", 100 + k, policy));
+    EXPECT_EQ(s.views.run_state(a->run_id), "queued") << "preemption " << k;
+    auto next = s.queue.lease_next("w1", 100 + k, policy);  // at once: no backoff
     ASSERT_TRUE(next) << "preemption " << k << " made the run wait";
     EXPECT_EQ(next->attempt_number, 1) << "max_attempts is 1: a preemption spent no attempt";
     a = next;
   }
   // The fourth preemption is past max_preemptions: the run fails, saying why.
-  ASSERT_TRUE(s.record_event(a->attempt_id, 1,
-                             {{"type", "preempted"}, {"step", 40}, {"reason", "SIGUSR1"}}));
-  EXPECT_TRUE(s.end_reported(a->attempt_id, 75, "", 110, policy));
-  EXPECT_EQ(s.run_state(a->run_id), "failed");
-  const auto rows = s.runs("", "failed");
+  ASSERT_TRUE(s.queue.record_event(a->attempt_id, 1,
+                                   {{"type", "preempted"}, {"step", 40}, {"reason", "SIGUSR1"}}));
+  EXPECT_TRUE(s.queue.end_reported(a->attempt_id, 75, "", 110, policy));
+  EXPECT_EQ(s.views.run_state(a->run_id), "failed");
+  const auto rows = s.views.runs("", "failed");
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_NE(rows[0].reason.find("preempted at step 40 (SIGUSR1)"), std::string::npos)
       << rows[0].reason;
@@ -125,19 +126,19 @@ TEST(Queue, APreemptionRequeuesAtOnceAndSpendsNoAttempt) {
 TEST(Queue, TheQueueDecidesHowAReportedAttemptEnded) {
   test::ScratchDir dir;
   Store s(dir / "q.db");
-  s.submit(two_runs(/*max_attempts=*/2));
-  auto a = s.lease_next("w1", 100, kPolicy);
-  auto b = s.lease_next("w2", 100, kPolicy);
+  s.queue.submit(two_runs(/*max_attempts=*/2));
+  auto a = s.queue.lease_next("w1", 100, kPolicy);
+  auto b = s.queue.lease_next("w2", 100, kPolicy);
   // Exit 0 without a `finished` event is not a success; a killed trainer is retried after backoff.
-  EXPECT_TRUE(s.end_reported(a->attempt_id, 0, "", 101, kPolicy));
-  EXPECT_EQ(s.run_state(a->run_id), "queued");
-  EXPECT_FALSE(s.lease_next("w1", 102, kPolicy)) << "a failure backs off";
+  EXPECT_TRUE(s.queue.end_reported(a->attempt_id, 0, "", 101, kPolicy));
+  EXPECT_EQ(s.views.run_state(a->run_id), "queued");
+  EXPECT_FALSE(s.queue.lease_next("w1", 102, kPolicy)) << "a failure backs off";
   // A failed event that says not retryable fails the run at once.
-  ASSERT_TRUE(s.record_event(b->attempt_id, 1,
-                             {{"type", "failed"}, {"reason", "bad data"}, {"retryable", false}}));
-  EXPECT_TRUE(s.end_reported(b->attempt_id, 2, "", 101, kPolicy));
-  EXPECT_EQ(s.run_state(b->run_id), "failed");
-  EXPECT_FALSE(s.end_reported(b->attempt_id, 0, "", 102, kPolicy)) << "stale";
+  ASSERT_TRUE(s.queue.record_event(
+      b->attempt_id, 1, {{"type", "failed"}, {"reason", "bad data"}, {"retryable", false}}));
+  EXPECT_TRUE(s.queue.end_reported(b->attempt_id, 2, "", 101, kPolicy));
+  EXPECT_EQ(s.views.run_state(b->run_id), "failed");
+  EXPECT_FALSE(s.queue.end_reported(b->attempt_id, 0, "", 102, kPolicy)) << "stale";
 }
 
 nlohmann::json out_of_memory(const std::string& phase, int64_t micro) {
@@ -155,65 +156,65 @@ TEST(Queue, AnOutOfMemoryHalvesTheMicroBatchKeepingTheGlobalBatch) {
       "datasets": {"movie": {"train": "a", "valid": "b", "test": "c"}}, "domains": ["movie"],
       "samples": [16], "seeds": [0], "max_attempts": 1,
       "hyper": {"batch_size": [24], "micro_batch_size": [12]}})");
-  s.submit(parse_grid(g.dump(), "m.json"));
-  auto a = s.lease_next("w1", 100, kPolicy);
+  s.queue.submit(parse_grid(g.dump(), "m.json"));
+  auto a = s.queue.lease_next("w1", 100, kPolicy);
   ASSERT_TRUE(a);
   EXPECT_FALSE(a->micro_batch_size) << "the spec's own at first";
   // 12 -> 6 -> 3 -> 1 (the largest divisor of 24 at most half of 3), then the run fails.
   for (int64_t expected : {6, 3, 1}) {
-    ASSERT_TRUE(s.record_event(a->attempt_id, 1, out_of_memory("train", 0)));
-    EXPECT_TRUE(s.end_reported(a->attempt_id, 1, "", 101, kPolicy));
-    auto next = s.lease_next("w1", 101, kPolicy);  // at once, and max_attempts 1 is not spent
+    ASSERT_TRUE(s.queue.record_event(a->attempt_id, 1, out_of_memory("train", 0)));
+    EXPECT_TRUE(s.queue.end_reported(a->attempt_id, 1, "", 101, kPolicy));
+    auto next = s.queue.lease_next("w1", 101, kPolicy);  // at once, and max_attempts 1 is not spent
     ASSERT_TRUE(next) << "before micro-batch " << expected;
     EXPECT_EQ(next->micro_batch_size, expected);
     EXPECT_EQ(next->attempt_number, 1);
     a = next;
   }
   EXPECT_EQ(a->eval_batch_size, 4) << "32 halved three times";
-  const auto detail = s.run_detail(a->run_id);
+  const auto detail = s.views.run_detail(a->run_id);
   ASSERT_TRUE(detail);
   EXPECT_EQ((*detail)["attempts"].back()["micro_batch_size"], 1);
-  ASSERT_TRUE(s.record_event(a->attempt_id, 1, out_of_memory("train", 1)));
-  EXPECT_TRUE(s.end_reported(a->attempt_id, 1, "", 102, kPolicy));
-  EXPECT_EQ(s.run_state(a->run_id), "failed");
-  EXPECT_NE(s.runs("", "failed")[0].reason.find("micro-batch 1 does not fit either"),
+  ASSERT_TRUE(s.queue.record_event(a->attempt_id, 1, out_of_memory("train", 1)));
+  EXPECT_TRUE(s.queue.end_reported(a->attempt_id, 1, "", 102, kPolicy));
+  EXPECT_EQ(s.views.run_state(a->run_id), "failed");
+  EXPECT_NE(s.views.runs("", "failed")[0].reason.find("micro-batch 1 does not fit either"),
             std::string::npos);
 }
 
 TEST(Queue, AnOutOfMemoryWhileLoadingIsNotHalved) {
   test::ScratchDir dir;
   Store s(dir / "q.db");
-  s.submit(two_runs());
-  auto a = s.lease_next("w1", 100, kPolicy);
-  ASSERT_TRUE(s.record_event(a->attempt_id, 1, out_of_memory("load", 32)));
-  EXPECT_TRUE(s.end_reported(a->attempt_id, 1, "", 101, kPolicy));
-  EXPECT_EQ(s.run_state(a->run_id), "failed");
+  s.queue.submit(two_runs());
+  auto a = s.queue.lease_next("w1", 100, kPolicy);
+  ASSERT_TRUE(s.queue.record_event(a->attempt_id, 1, out_of_memory("load", 32)));
+  EXPECT_TRUE(s.queue.end_reported(a->attempt_id, 1, "", 101, kPolicy));
+  EXPECT_EQ(s.views.run_state(a->run_id), "failed");
 }
 
 TEST(Queue, SweepEtaFromFinishedAttempts) {
   test::ScratchDir dir;
   Store s(dir / "q.db");
-  s.submit(two_runs());
-  EXPECT_LT(s.status()[0].eta_seconds, 0);  // nothing finished: unknown
-  auto a = s.lease_next("w", 100, kPolicy);
-  ASSERT_TRUE(s.finish(a->attempt_id, {{"test_auc", {{"movie", 0.5}}}}, 160));
-  EXPECT_DOUBLE_EQ(s.status()[0].eta_seconds, 60.0);  // 60 s each x 1 queued / 1
-  s.lease_next("w", 170, kPolicy);
-  EXPECT_DOUBLE_EQ(s.status()[0].eta_seconds, 60.0);  // 1 leased (counts whole) / 1 in flight
+  s.queue.submit(two_runs());
+  EXPECT_LT(s.views.status()[0].eta_seconds, 0);  // nothing finished: unknown
+  auto a = s.queue.lease_next("w", 100, kPolicy);
+  ASSERT_TRUE(s.queue.finish(a->attempt_id, {{"test_auc", {{"movie", 0.5}}}}, 160));
+  EXPECT_DOUBLE_EQ(s.views.status()[0].eta_seconds, 60.0);  // 60 s each x 1 queued / 1
+  s.queue.lease_next("w", 170, kPolicy);
+  EXPECT_DOUBLE_EQ(s.views.status()[0].eta_seconds, 60.0);  // 1 leased (counts whole) / 1 in flight
 }
 
 TEST(Queue, CancelFencesTheAttempt) {
   test::ScratchDir dir;
   Store s(dir / "q.db");
-  s.submit(two_runs());
-  auto a = s.lease_next("w", 100, kPolicy);
-  EXPECT_TRUE(s.cancel(a->run_id, 101));
-  EXPECT_EQ(s.run_state(a->run_id), "canceled");
-  EXPECT_FALSE(s.finish(a->attempt_id, {{"test_auc", {{"movie", 0.5}}}}, 102));
-  EXPECT_FALSE(s.cancel(a->run_id, 103)) << "already canceled";
-  EXPECT_TRUE(s.retry(a->run_id, 104));
-  EXPECT_EQ(s.run_state(a->run_id), "queued");
-  EXPECT_EQ(s.integrity_check(), "ok");
+  s.queue.submit(two_runs());
+  auto a = s.queue.lease_next("w", 100, kPolicy);
+  EXPECT_TRUE(s.queue.cancel(a->run_id, 101));
+  EXPECT_EQ(s.views.run_state(a->run_id), "canceled");
+  EXPECT_FALSE(s.queue.finish(a->attempt_id, {{"test_auc", {{"movie", 0.5}}}}, 102));
+  EXPECT_FALSE(s.queue.cancel(a->run_id, 103)) << "already canceled";
+  EXPECT_TRUE(s.queue.retry(a->run_id, 104));
+  EXPECT_EQ(s.views.run_state(a->run_id), "queued");
+  EXPECT_EQ(s.database.integrity_check(), "ok");
 }
 
 RunOutcome outcome(const char* domain, int64_t sample, uint64_t seed, double movie, double book,
