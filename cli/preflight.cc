@@ -260,16 +260,27 @@ std::vector<PreflightLine> preflight(const Grid& grid, const PreflightOptions& o
                     fs::path(base).filename().c_str(), dtype.c_str(), static_cast<long long>(micro),
                     static_cast<long long>(cutoff),
                     ckpt ? "gradient checkpointing" : "no checkpointing");
-      if (seen.insert(std::string("memory ") + subject + std::to_string(r) + json(targets).dump())
+      // A run's memory_limit_gib caps what it may use (the worker's --memory-limit-gib may cap it
+      // further, which the pre-flight cannot see): the smaller of the card and the cap is the
+      // budget.
+      double budget = o.gpu_memory_bytes;
+      std::string budget_name = gib(budget);
+      if (spec.contains("memory_limit_gib") && spec["memory_limit_gib"].is_number() &&
+          spec["memory_limit_gib"].get<double>() * kGiB < budget) {
+        budget = spec["memory_limit_gib"].get<double>() * kGiB;
+        budget_name = gib(budget) + " (the grid's memory_limit_gib)";
+      }
+      if (seen.insert(std::string("memory ") + subject + std::to_string(r) + json(targets).dump() +
+                      budget_name)
               .second) {
         const MemoryEstimate e = estimate_gpu_memory(models[base].shape, dtype == "float32" ? 4 : 2,
                                                      r, targets, micro, cutoff, ckpt);
-        const bool fits = e.total() <= o.gpu_memory_bytes;
+        const bool fits = e.total() <= budget;
         out.push_back({"memory", subject, fits,
                        "about " + gib(e.total()) + " (weights " + gib(e.weights) +
                            ", LoRA + AdamW " + gib(e.lora) + ", activations " + gib(e.activations) +
                            ", loss " + gib(e.loss) + ", CUDA " + gib(e.overhead) + ")" +
-                           (fits ? " fits " : " does not fit ") + gib(o.gpu_memory_bytes) +
+                           (fits ? " fits " : " does not fit ") + budget_name +
                            "; an estimate, not a measurement"});
       }
     }

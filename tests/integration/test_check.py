@@ -102,3 +102,21 @@ def test_check_reads_the_model_folder_as_the_trainer_does(tmp_path):
     index.write_text(json.dumps({"weight_map": {"model.embed_tokens.weight": "../elsewhere.safetensors"}}))
     proc = check(grid, tmp_path, "--no-datasets")
     assert proc.returncode == 2 and f'{index}: shard "../elsewhere.safetensors" is not a file name' in proc.stdout, proc.stdout
+
+
+def test_the_grids_memory_limit_is_the_budget_when_it_is_below_the_card(tmp_path):
+    """A run capped by memory_limit_gib (issue 19) is checked against the cap, not the card."""
+    grid = json.loads(make_grid(tmp_path, "7b", [0], 2).read_text())
+    grid["base_model"] = str(llama_7b_config(tmp_path / "llama-7b"))
+    grid["hyper"] = {"recipe": ["instruct_7b"], "micro_batch_size": [32], "batch_size": [128]}
+    grid["memory_limit_gib"] = 16
+    proc = check(grid, tmp_path, "--no-datasets")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    at = next(i for i, l in enumerate(lines) if "micro-batch 32 x cutoff 512" in l)
+    assert lines[at].startswith("FAIL")
+    assert "does not fit 16.0 GiB (the grid's memory_limit_gib)" in lines[at + 1], lines[at:at + 2]
+    grid["memory_limit_gib"] = 40  # above the card: the card is the budget
+    proc = check(grid, tmp_path, "--no-datasets")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert " fits 24.0 GiB; an estimate" in proc.stdout, proc.stdout
