@@ -1,11 +1,13 @@
 // `tallrec data ...`: raw datasets -> prompt records -> tokens.
 #include <chrono>
 #include <iostream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "cli/fetch.h"
 #include "common/error.h"
+#include "common/json_text.h"
 #include "jobs/data/bookcrossing.h"
 #include "jobs/data/few_shot.h"
 #include "jobs/data/movielens.h"
@@ -110,7 +112,8 @@ void add_tokenize(CLI::App& data) {
       "tokenize", "Prompt records -> memory-mappable token arrays for tallrec-train");
   tok->add_option("--records", args->records, "Prompt JSON file (TALLRec's record format)")
       ->required();
-  tok->add_option("--tokenizer", args->tokenizer, "SentencePiece model (LLaMA's tokenizer.model)")
+  tok->add_option("--tokenizer", args->tokenizer,
+                  "tokenizer.model (SentencePiece), tokenizer.json (HF BPE), or a model folder")
       ->required();
   tok->add_option("--out", args->out, "Output folder (meta.json + tokens.bin)")->required();
   tok->add_option("--template", args->prompt_template,
@@ -123,8 +126,8 @@ void add_tokenize(CLI::App& data) {
                   "Loss on prompt tokens too (TALLRec: true); false masks them with -100")
       ->capture_default_str();
   tok->add_option("--special-ids", args->special_ids,
-                  "llama (BOS 1, EOS 2) or decapoda (BOS = EOS = 0, as TALLRec's pinned "
-                  "transformers 4.28 + decapoda tokenizer files did)")
+                  "llama (the tokenizer's own BOS and EOS: 1 and 2 for LLaMA) or decapoda (BOS = "
+                  "EOS = 0, as TALLRec's pinned transformers 4.28 + decapoda tokenizer files did)")
       ->capture_default_str();
   tok->add_flag("--allow-cut-answers", args->allow_cut_answers,
                 "Tokenize even when --cutoff-len truncates every prompt before its answer (nothing "
@@ -158,6 +161,42 @@ void add_tokenize(CLI::App& data) {
         "answer ids yes=%d no=%d (%.2f s)\n",
         summary.records, args->out.c_str(), summary.train_tokens, summary.max_train_length,
         summary.eval_tokens, summary.answers.yes, summary.answers.no, s);
+  });
+}
+
+// Texts in, ids out: a JSON list of strings on stdin, {"bos_id", "eos_id", "vocab_size", "ids"}
+// on stdout, one id list per text (no BOS/EOS). For checking a tokenizer against HF's.
+void add_encode(CLI::App& data) {
+  auto tokenizer_path = std::make_shared<std::string>();
+  auto* enc = data.add_subcommand(
+      "encode",
+      "Encode texts with a tokenizer: a JSON list of strings on stdin -> {bos_id, eos_id, "
+      "vocab_size, ids} on stdout (ids without BOS/EOS)");
+  enc->add_option("--tokenizer", *tokenizer_path,
+                  "tokenizer.model, tokenizer.json, or a model folder with one of them")
+      ->required();
+  enc->callback([tokenizer_path] {
+    Tokenizer tokenizer(*tokenizer_path);
+    std::string input((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+    if (input.size() > (size_t(1) << 30)) throw InputError("stdin: more than 1 GiB of texts");
+    const nlohmann::json texts = parse_json_from_outside(input, "stdin");
+    if (!texts.is_array()) throw InputError("stdin: expected a JSON list of strings");
+    nlohmann::json ids = nlohmann::json::array();
+    for (size_t i = 0; i < texts.size(); ++i) {
+      if (!texts[i].is_string())
+        throw InputError("stdin: item " + std::to_string(i) + " is not a string");
+      try {
+        ids.push_back(tokenizer.encode(texts[i].get<std::string>()));
+      } catch (const InputError& e) {
+        throw InputError("stdin: item " + std::to_string(i) + ": " + e.what());
+      }
+    }
+    std::cout << nlohmann::json{{"bos_id", tokenizer.bos_id()},
+                                {"eos_id", tokenizer.eos_id()},
+                                {"vocab_size", tokenizer.vocab_size()},
+                                {"ids", ids}}
+                     .dump()
+              << "\n";
   });
 }
 
@@ -213,6 +252,7 @@ void add_data_commands(CLI::App& app) {
   add_prepare(*data);
   add_fetch(*data);
   add_tokenize(*data);
+  add_encode(*data);
   add_subset(*data);
 }
 

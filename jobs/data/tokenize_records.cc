@@ -32,7 +32,16 @@ AnswerIds lookup_answer_ids(const Tokenizer& tokenizer) {
 
 std::pair<int32_t, int32_t> special_token_ids(const Tokenizer& tokenizer,
                                               const TokenizeOptions& options) {
-  if (options.special_ids == "llama") return {tokenizer.bos_id(), tokenizer.eos_id()};
+  if (options.special_ids == "llama") {
+    // The tokenizer's own: SentencePiece's BOS 1 / EOS 2, or a tokenizer.json's post-processor
+    // BOS (none for some, e.g. Qwen2) and its folder's eos_token. TALLRec appends EOS to every
+    // training sequence, so a tokenizer without one cannot train.
+    if (tokenizer.eos_id() < 0)
+      throw InputError(
+          "the tokenizer names no EOS token (tokenizer_config.json's eos_token beside "
+          "tokenizer.json, or generation_config.json's eos_token_id)");
+    return {tokenizer.bos_id(), tokenizer.eos_id()};
+  }
   if (options.special_ids == "decapoda") return {0, 0};
   throw InputError("special ids \"" + options.special_ids + "\": expected llama or decapoda");
 }
@@ -48,11 +57,11 @@ void tokenize_records(const Tokenizer& tokenizer, const std::vector<PromptRecord
     const PromptRecord& record = records.at(index);
 
     auto eval_pieces = tokenizer.encode(evaluation_prompt(record, options.prompt_template));
-    arrays.eval_ids.push_back(bos);
+    if (bos >= 0) arrays.eval_ids.push_back(bos);
     arrays.eval_ids.insert(arrays.eval_ids.end(), eval_pieces.begin(), eval_pieces.end());
     arrays.eval_offsets.push_back(arrays.eval_ids.size());
 
-    ids.assign(1, bos);
+    ids.assign(bos >= 0 ? 1 : 0, bos);
     auto pieces = tokenizer.encode(training_prompt(record, options.prompt_template));
     ids.insert(ids.end(), pieces.begin(), pieces.end());
     if (ids.size() > cutoff) ids.resize(cutoff);
@@ -60,7 +69,8 @@ void tokenize_records(const Tokenizer& tokenizer, const std::vector<PromptRecord
     arrays.train_ids.insert(arrays.train_ids.end(), ids.begin(), ids.end());
     arrays.train_offsets.push_back(arrays.train_ids.size());
 
-    arrays.prompt_lengths.push_back(uint32_t(std::min(eval_pieces.size() + 1, cutoff)));
+    arrays.prompt_lengths.push_back(
+        uint32_t(std::min(eval_pieces.size() + (bos >= 0 ? 1 : 0), cutoff)));
     arrays.labels.push_back(int8_t(answer_label(record)));
     arrays.source_index.push_back(uint32_t(index));
   }

@@ -1,9 +1,10 @@
 // Prompt records -> token arrays, as TALLRec's finetune_rec.py tokenize() and evaluate.py do:
-//   train ids = [BOS] + sp(training prompt), truncated to cutoff_len; EOS appended when the
+//   train ids = [BOS] + ids(training prompt), truncated to cutoff_len; EOS appended when the
 //               result is shorter than cutoff_len (and does not already end in EOS);
-//   prompt length = len([BOS] + sp(evaluation prompt)) capped at cutoff_len (the part that
+//   prompt length = len([BOS] + ids(evaluation prompt)) capped at cutoff_len (the part that
 //               train_on_inputs=false masks with -100);
-//   eval ids  = [BOS] + sp(evaluation prompt), untruncated (evaluate.py does not truncate).
+//   eval ids  = [BOS] + ids(evaluation prompt), untruncated (evaluate.py does not truncate).
+// [BOS] only when the tokenizer puts one before the text (a tokenizer.json may not, e.g. Qwen2).
 #pragma once
 
 #include <cstdint>
@@ -27,9 +28,10 @@ struct TokenizeOptions {
   // A record whose output is neither exactly "Yes." nor "No." is an error naming it, unless
   // this is set: then it is tokenized (it trains) and scoring leaves it out of the AUC.
   bool allow_unlabeled = false;
-  // "llama" (default): BOS 1, EOS 2 from the SentencePiece model. "decapoda": BOS and EOS 0, what
-  // TALLRec's pinned stack (transformers 4.28 with decapoda-research/llama-7b-hf's tokenizer
-  // files, whose bos/eos tokens are empty strings) put in its sequences (docs/data.md).
+  // "llama" (default): the tokenizer's own BOS and EOS (LLaMA's SentencePiece: 1 and 2; a
+  // tokenizer.json: its post-processor's BOS, if any, and its eos_token). "decapoda": BOS and EOS
+  // 0, what TALLRec's pinned stack (transformers 4.28 with decapoda-research/llama-7b-hf's
+  // tokenizer files, whose bos/eos tokens are empty strings) put in its sequences (docs/data.md).
   std::string special_ids = "llama";
   // A cutoff that truncates every prompt before its answer is an error unless this is set.
   bool allow_cut_answers = false;
