@@ -11,8 +11,8 @@ CheckpointRecords::CheckpointRecords(Database& database)
     : db_(database.handle()), path_(database.path()) {}
 
 std::optional<std::vector<std::string>> CheckpointRecords::record(int64_t attempt_id,
-                                                                 const StoredCheckpoint& c,
-                                                                 int64_t best_step, double t) {
+                                                                  const StoredCheckpoint& c,
+                                                                  int64_t best_step, double t) {
   return in_transaction(db_, path_, [&]() -> std::optional<std::vector<std::string>> {
     const int64_t run = live_run(db_, path_, attempt_id);
     if (run < 0) return std::nullopt;

@@ -120,8 +120,7 @@ std::optional<Lease> Queue::lease_next(const std::string& worker, double t,
     if (l.eval_batch_size) add.bind(7, *l.eval_batch_size);
     add.step();
     l.attempt_id = sqlite3_last_insert_rowid(db_);
-    Statement(db_,
-              "UPDATE runs SET state = ?, attempts = attempts + 1, updated = ? WHERE id = ?",
+    Statement(db_, "UPDATE runs SET state = ?, attempts = attempts + 1, updated = ? WHERE id = ?",
               path_)
         .bind(1, RunState::kLeased)
         .bind(2, t)
@@ -248,8 +247,7 @@ bool Queue::fail(int64_t attempt_id, const std::string& reason, bool retryable, 
   return in_transaction(db_, path_, [&] {
     const int64_t run = live_run(db_, path_, attempt_id);
     if (run < 0) return false;
-    end_attempt(db_, path_, attempt_id, run, AttemptState::kFailed, reason,
-                retryable, t, policy);
+    end_attempt(db_, path_, attempt_id, run, AttemptState::kFailed, reason, retryable, t, policy);
     return true;
   });
 }
@@ -385,23 +383,20 @@ int Queue::expire_leases(double t, const RetryPolicy& policy) {
   return in_transaction(db_, path_, [&] {
     std::vector<std::pair<int64_t, int64_t>> lost;
     {
-      Statement s(db_,
-                  "SELECT id, run_id FROM attempts WHERE state IN (?, ?) AND lease_until < ?",
+      Statement s(db_, "SELECT id, run_id FROM attempts WHERE state IN (?, ?) AND lease_until < ?",
                   path_);
       s.bind(1, AttemptState::kLeased).bind(2, AttemptState::kRunning).bind(3, t);
       while (s.step()) lost.push_back({s.integer(0), s.integer(1)});
     }
     for (const auto& [attempt, run] : lost)
-      end_attempt(db_, path_, attempt, run, AttemptState::kLost,
-                  "lease expired", true, t, policy);
+      end_attempt(db_, path_, attempt, run, AttemptState::kLost, "lease expired", true, t, policy);
     return int(lost.size());
   });
 }
 
 bool Queue::cancel(int64_t run_id, double t) {
   return in_transaction(db_, path_, [&] {
-    Statement(db_,
-              "UPDATE attempts SET state = ?, ended = ? WHERE run_id = ? AND state IN (?, ?)",
+    Statement(db_, "UPDATE attempts SET state = ?, ended = ? WHERE run_id = ? AND state IN (?, ?)",
               path_)
         .bind(1, AttemptState::kCanceled)
         .bind(2, t)
@@ -409,8 +404,7 @@ bool Queue::cancel(int64_t run_id, double t) {
         .bind(4, AttemptState::kLeased)
         .bind(5, AttemptState::kRunning)
         .step();
-    Statement u(db_,
-                "UPDATE runs SET state = ?, updated = ? WHERE id = ? AND state IN (?, ?, ?)",
+    Statement u(db_, "UPDATE runs SET state = ?, updated = ? WHERE id = ? AND state IN (?, ?, ?)",
                 path_);
     u.bind(1, RunState::kCanceled)
         .bind(2, t)

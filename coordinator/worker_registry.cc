@@ -11,8 +11,8 @@ WorkerRegistry::WorkerRegistry(Database& database)
     : db_(database.handle()), path_(database.path()) {}
 
 void WorkerRegistry::announce(const std::string& id, const std::string& host,
-                            const nlohmann::json& gpus, int64_t slots, const std::string& version,
-                            double t, const nlohmann::json& slurm) {
+                              const nlohmann::json& gpus, int64_t slots, const std::string& version,
+                              double t, const nlohmann::json& slurm) {
   in_transaction(db_, path_, [&] {
     Statement(db_,
               "INSERT INTO workers (id, host, gpus, slots, version, last_seen, slurm) VALUES (?, "
@@ -59,10 +59,8 @@ std::vector<WorkerRow> WorkerRegistry::list() {
               "SELECT id, host, version, slots, gpus, last_seen, alive, slurm FROM workers ORDER "
               "BY id",
               path_);
-  Statement held(
-      db_,
-      "SELECT id FROM attempts WHERE worker_id = ? AND state IN (?, ?) ORDER BY id",
-      path_);
+  Statement held(db_, "SELECT id FROM attempts WHERE worker_id = ? AND state IN (?, ?) ORDER BY id",
+                 path_);
   while (s.step()) {
     WorkerRow w{
         s.text(0),
