@@ -211,9 +211,13 @@ std::vector<PreflightLine> preflight(const Grid& grid, const PreflightOptions& o
           throw InputError(tok + ": " + std::to_string(t.vocab_size()) +
                            " pieces, more than the model's vocabulary of " +
                            std::to_string(models[base].shape.vocab) + " (" + base + ")");
+        auto special = [&](int32_t id) {
+          return id < 0 ? std::string("none") : std::to_string(id) + " " + t.piece(id);
+        };
         return std::to_string(t.vocab_size()) +
                " pieces, answer ids yes=" + std::to_string(answers.yes) +
-               " no=" + std::to_string(answers.no);
+               " no=" + std::to_string(answers.no) + "; BOS " + special(t.bos_id()) + ", EOS " +
+               special(t.eos_id()) + ", pad 0 (TALLRec's)";
       });
     if (spec.contains("init_adapter")) {
       const std::string adapter = spec["init_adapter"];
