@@ -159,9 +159,8 @@ class UnicodeNormalizer : public Normalizer {
   explicit UnicodeNormalizer(int options) : options_(options) {}
   void apply(std::string& text) const override {
     utf8proc_uint8_t* out = nullptr;
-    const auto n =
-        utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()), text.size(), &out,
-                     static_cast<utf8proc_option_t>(UTF8PROC_STABLE | options_));
+    const auto n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()), text.size(),
+                                &out, static_cast<utf8proc_option_t>(UTF8PROC_STABLE | options_));
     if (n < 0) throw InputError(std::string("unicode normalization: ") + utf8proc_errmsg(n));
     text.assign(reinterpret_cast<char*>(out), size_t(n));
     std::free(out);
@@ -180,7 +179,8 @@ class LowercaseNormalizer : public Normalizer {
       const auto n = utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(text.data()) + at,
                                       utf8proc_ssize_t(text.size() - at), &c);
       utf8proc_uint8_t buf[4];
-      out.append(reinterpret_cast<char*>(buf), size_t(utf8proc_encode_char(utf8proc_tolower(c), buf)));
+      out.append(reinterpret_cast<char*>(buf),
+                 size_t(utf8proc_encode_char(utf8proc_tolower(c), buf)));
       at += size_t(n);
     }
     text = std::move(out);
@@ -354,7 +354,8 @@ std::unique_ptr<Normalizer> Normalizer::from_json(const json& j, const std::stri
   }
   if (type == "NFC") return std::make_unique<UnicodeNormalizer>(UTF8PROC_COMPOSE);
   if (type == "NFD") return std::make_unique<UnicodeNormalizer>(UTF8PROC_DECOMPOSE);
-  if (type == "NFKC") return std::make_unique<UnicodeNormalizer>(UTF8PROC_COMPOSE | UTF8PROC_COMPAT);
+  if (type == "NFKC")
+    return std::make_unique<UnicodeNormalizer>(UTF8PROC_COMPOSE | UTF8PROC_COMPAT);
   if (type == "NFKD")
     return std::make_unique<UnicodeNormalizer>(UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT);
   if (type == "Lowercase") return std::make_unique<LowercaseNormalizer>();
@@ -393,16 +394,15 @@ std::unique_ptr<PreTokenizer> PreTokenizer::from_json(const json& j, const std::
   }
   if (type == "Digits")
     return std::make_unique<RegexSplit>(
-        std::make_unique<Regex>(bool_field(j, "individual_digits", false, here) ? "\\p{N}"
-                                                                                : "\\p{N}+",
-                                here),
+        std::make_unique<Regex>(
+            bool_field(j, "individual_digits", false, here) ? "\\p{N}" : "\\p{N}+", here),
         SplitBehavior::kIsolated);
   if (type == "Metaspace") {
     using P = MetaspacePreTokenizer::Prepend;
     P prepend = bool_field(j, "add_prefix_space", true, here) ? P::kAlways : P::kNever;
     if (j.contains("prepend_scheme")) {
-      const std::string s = j["prepend_scheme"].is_string() ? j["prepend_scheme"].get<std::string>()
-                                                            : "";
+      const std::string s =
+          j["prepend_scheme"].is_string() ? j["prepend_scheme"].get<std::string>() : "";
       if (s == "always")
         prepend = P::kAlways;
       else if (s == "first")

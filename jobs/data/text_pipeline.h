@@ -32,8 +32,7 @@ struct TextPiece {
 class PreTokenizer {
  public:
   // nullptr for a null pre-tokenizer (the whole segment is one piece).
-  static std::unique_ptr<PreTokenizer> from_json(const nlohmann::json& j,
-                                                 const std::string& where);
+  static std::unique_ptr<PreTokenizer> from_json(const nlohmann::json& j, const std::string& where);
   virtual ~PreTokenizer() = default;
   // Replaces `pieces` by their parts, in order. Empty parts are dropped.
   virtual void split(std::vector<TextPiece>& pieces) const = 0;

@@ -45,7 +45,7 @@ struct JsonTokenizer::Impl {
   std::unique_ptr<Normalizer> normalizer;
   std::unique_ptr<PreTokenizer> pre_tokenizer;
   std::unique_ptr<BpeModel> model;
-  std::vector<AddedToken> added;                     // longest first
+  std::vector<AddedToken> added;                               // longest first
   std::map<unsigned char, std::vector<size_t>> by_first_byte;  // indices into `added`
   std::map<int32_t, std::string> added_by_id;
 
@@ -73,7 +73,8 @@ JsonTokenizer::JsonTokenizer(const std::filesystem::path& path) : impl_(std::mak
   if (!doc.is_object() || !doc.contains("model") || !doc["model"].is_object())
     throw InputError(where + ": not an HF tokenizer.json (no \"model\" object)");
   impl_->model = std::make_unique<BpeModel>(doc["model"], where + ": model");
-  impl_->normalizer = Normalizer::from_json(doc.value("normalizer", json()), where + ": normalizer");
+  impl_->normalizer =
+      Normalizer::from_json(doc.value("normalizer", json()), where + ": normalizer");
   impl_->pre_tokenizer =
       PreTokenizer::from_json(doc.value("pre_tokenizer", json()), where + ": pre_tokenizer");
   vocab_size_ = impl_->model->max_id() + 1;
@@ -98,10 +99,9 @@ JsonTokenizer::JsonTokenizer(const std::filesystem::path& path) : impl_(std::mak
     impl_->added_by_id[id] = content;
     vocab_size_ = std::max(vocab_size_, id + 1);
   }
-  std::stable_sort(impl_->added.begin(), impl_->added.end(),
-                   [](const AddedToken& a, const AddedToken& b) {
-                     return a.content.size() > b.content.size();
-                   });
+  std::stable_sort(
+      impl_->added.begin(), impl_->added.end(),
+      [](const AddedToken& a, const AddedToken& b) { return a.content.size() > b.content.size(); });
   for (size_t i = 0; i < impl_->added.size(); ++i)
     impl_->by_first_byte[static_cast<unsigned char>(impl_->added[i].content[0])].push_back(i);
 
@@ -125,7 +125,8 @@ JsonTokenizer::JsonTokenizer(const std::filesystem::path& path) : impl_(std::mak
         if (k != 0 || name.empty())
           throw InputError(where + ": post_processor: a template that adds \"" + name +
                            "\" after the text is not supported (only a token before it, BOS)");
-        const json ids = p.value("special_tokens", json::object()).value(name, json::object())
+        const json ids = p.value("special_tokens", json::object())
+                             .value(name, json::object())
                              .value("ids", json::array());
         if (ids.size() != 1 || !ids[0].is_number_integer())
           throw InputError(where + ": post_processor: special token \"" + name +
