@@ -35,7 +35,8 @@ std::string gib(double bytes) {
 }
 
 std::pair<int64_t, int64_t> module_shape(const LlamaShape& m, const std::string& module) {
-  const int64_t d = m.hidden / m.heads, q = m.heads * d, kv = m.kv_heads * d;
+  const int64_t d = m.head_dim > 0 ? m.head_dim : m.hidden / m.heads, q = m.heads * d,
+                kv = m.kv_heads * d;
   if (module == "q_proj") return {q, m.hidden};
   if (module == "k_proj" || module == "v_proj") return {kv, m.hidden};
   if (module == "o_proj") return {m.hidden, q};
@@ -56,9 +57,9 @@ ModelInfo check_model(const fs::path& dir, std::string& detail) {
   // where a size belongs ...) is refused here, before anything is queued.
   const LlamaConfig c = read_llama_config(dir / "config.json");
   ModelInfo m;
-  m.shape = {c.vocab_size,         c.hidden_size,         c.intermediate_size,
-             c.num_hidden_layers,  c.num_attention_heads, c.num_key_value_heads,
-             c.tie_word_embeddings};
+  m.shape = {c.vocab_size,          c.hidden_size,         c.intermediate_size,
+             c.num_hidden_layers,   c.num_attention_heads, c.num_key_value_heads,
+             c.tie_word_embeddings, c.head_dim()};
   m.dtype = c.torch_dtype;
   const std::vector<fs::path> files = find_model_weight_files(dir).files;
   WeightFormat first = WeightFormat::kUnknown;
@@ -140,8 +141,10 @@ MemoryEstimate estimate_gpu_memory(const LlamaShape& m, int s, int64_t lora_r,
                                    int64_t cutoff, bool checkpointing) {
   const double H = double(m.hidden), I = double(m.intermediate), V = double(m.vocab),
                L = double(m.layers);
-  const double q = H, kv = H / double(m.heads) * double(m.kv_heads);
+  const double d = m.head_dim > 0 ? double(m.head_dim) : H / double(m.heads);
+  const double q = d * double(m.heads), kv = d * double(m.kv_heads);
   MemoryEstimate e;
+  // Norms, q/k/v/o, the MLP (biases, at most a few vectors a layer, are left out).
   const double per_layer = 2 * H + H * q + 2 * H * kv + q * H + 3 * H * I;
   e.weights = double(s) * (V * H * (m.tied ? 1 : 2) + L * per_layer + H);
   double lora_params = 0;

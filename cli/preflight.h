@@ -42,6 +42,7 @@ struct MemoryEstimate {
 struct LlamaShape {
   int64_t vocab = 0, hidden = 0, intermediate = 0, layers = 0, heads = 0, kv_heads = 0;
   bool tied = false;
+  int64_t head_dim = 0;  // 0: hidden / heads (config.json may give its own, e.g. Mistral's)
 };
 MemoryEstimate estimate_gpu_memory(const LlamaShape& model, int bytes_per_weight, int64_t lora_r,
                                    const std::vector<std::string>& targets, int64_t micro_batch,

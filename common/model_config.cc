@@ -22,8 +22,20 @@ void validate_llama_config(const LlamaConfig& c, const std::string& origin) {
        "sizes out of range (num_hidden_layers <= 1024, hidden_size <= 131072, intermediate_size <= "
        "524288, "
        "vocab_size <= 4194304, num_attention_heads <= 4096, max_position_embeddings <= 4194304)");
-  need(c.num_attention_heads > 0 && c.hidden_size % c.num_attention_heads == 0,
-       "num_attention_heads must divide hidden_size");
+  need(c.num_attention_heads > 0 &&
+           (c.explicit_head_dim > 0 || c.hidden_size % c.num_attention_heads == 0),
+       "num_attention_heads must divide hidden_size (or head_dim be given)");
+  need(c.explicit_head_dim >= 0 && c.explicit_head_dim <= 4096, "head_dim out of range");
+  need(c.sliding_window >= 0, "sliding_window must not be negative");
+  if (c.rope_scaling.type != RopeScaling::Type::kNone)
+    need(c.rope_scaling.factor >= 1 && c.rope_scaling.factor <= 1024,
+         "rope_scaling factor must be in [1, 1024]");
+  if (c.rope_scaling.type == RopeScaling::Type::kLlama3)
+    need(c.rope_scaling.low_freq_factor > 0 &&
+             c.rope_scaling.high_freq_factor > c.rope_scaling.low_freq_factor &&
+             c.rope_scaling.original_max_position_embeddings > 0,
+         "rope_scaling (llama3) needs 0 < low_freq_factor < high_freq_factor and a positive "
+         "original_max_position_embeddings");
   need(c.head_dim() % 2 == 0, "head_dim must be even (rotary embeddings)");
   need(c.num_key_value_heads > 0 && c.num_attention_heads % c.num_key_value_heads == 0,
        "num_key_value_heads must divide num_attention_heads");
@@ -46,6 +58,20 @@ LlamaConfig read_llama_config(const std::filesystem::path& path) {
     if (!get_exact(*it, field))
       throw InputError(origin + ": field \"" + std::string(key) + "\" has the wrong type or range");
   };
+  const std::string arch = j.contains("architectures") && j["architectures"].is_array() &&
+                                   !j["architectures"].empty() && j["architectures"][0].is_string()
+                               ? j["architectures"][0].get<std::string>()
+                               : "LlamaForCausalLM";
+  if (arch == "LlamaForCausalLM")
+    c.architecture = Architecture::kLlama;
+  else if (arch == "MistralForCausalLM")
+    c.architecture = Architecture::kMistral;
+  else if (arch == "Qwen2ForCausalLM")
+    c.architecture = Architecture::kQwen2;
+  else
+    throw InputError(
+        origin + ": architecture \"" + printable_utf8(arch) +
+        "\" is not supported (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM)");
   get("vocab_size", c.vocab_size, true);
   get("hidden_size", c.hidden_size, true);
   get("intermediate_size", c.intermediate_size, true);
@@ -58,16 +84,58 @@ LlamaConfig read_llama_config(const std::filesystem::path& path) {
   get("rope_theta", c.rope_theta, false);
   get("tie_word_embeddings", c.tie_word_embeddings, false);
   get("torch_dtype", c.torch_dtype, false);
+  get("head_dim", c.explicit_head_dim, false);
+  if (c.architecture == Architecture::kQwen2) {
+    c.qkv_bias = true;  // Qwen2's attention: biases on q, k and v, none on o
+    bool sliding = false;
+    get("use_sliding_window", sliding, false);
+    if (sliding) throw InputError(origin + ": use_sliding_window (Qwen2) is not supported");
+  } else {
+    bool attention_bias = false;
+    get("attention_bias", attention_bias, false);
+    c.qkv_bias = c.o_bias = attention_bias;
+    get("mlp_bias", c.mlp_bias, false);
+  }
+  if (c.architecture == Architecture::kMistral) get("sliding_window", c.sliding_window, false);
   if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
-    throw InputError(origin + ": rope_scaling is not supported");
+    const nlohmann::json& s = j["rope_scaling"];
+    const std::string where = origin + ": rope_scaling";
+    if (!s.is_object()) throw InputError(where + " must be an object or null");
+    const nlohmann::json kind =
+        s.contains("rope_type") ? s["rope_type"] : s.value("type", nlohmann::json());
+    const std::string type = kind.is_string() ? kind.get<std::string>() : "";
+    auto number = [&](const char* key, auto& field) {
+      if (!s.contains(key) || !get_exact(s[key], field))
+        throw InputError(where + " (" + type + "): \"" + key + "\" must be a number");
+    };
+    if (type == "default") {
+    } else if (type == "linear") {
+      c.rope_scaling.type = RopeScaling::Type::kLinear;
+      number("factor", c.rope_scaling.factor);
+    } else if (type == "llama3") {
+      c.rope_scaling.type = RopeScaling::Type::kLlama3;
+      number("factor", c.rope_scaling.factor);
+      number("low_freq_factor", c.rope_scaling.low_freq_factor);
+      number("high_freq_factor", c.rope_scaling.high_freq_factor);
+      number("original_max_position_embeddings", c.rope_scaling.original_max_position_embeddings);
+    } else {
+      throw InputError(where + ": type \"" + printable_utf8(type) +
+                       "\" is not supported (default, linear, llama3)");
+    }
   }
   validate_llama_config(c, origin);
   return c;
 }
 
 std::string llama_config_json(const LlamaConfig& c) {
-  nlohmann::ordered_json j = {{"architectures", {"LlamaForCausalLM"}},
-                              {"model_type", "llama"},
+  const char* arch = c.architecture == Architecture::kQwen2     ? "Qwen2ForCausalLM"
+                     : c.architecture == Architecture::kMistral ? "MistralForCausalLM"
+                                                                : "LlamaForCausalLM";
+  const char* type = c.architecture == Architecture::kQwen2     ? "qwen2"
+                     : c.architecture == Architecture::kMistral ? "mistral"
+                                                                : "llama";
+  nlohmann::ordered_json j = {{"architectures", {arch}},
+                              {"model_type", type},
                               {"vocab_size", c.vocab_size},
                               {"hidden_size", c.hidden_size},
                               {"intermediate_size", c.intermediate_size},
@@ -79,13 +147,24 @@ std::string llama_config_json(const LlamaConfig& c) {
                               {"rope_theta", c.rope_theta},
                               {"tie_word_embeddings", c.tie_word_embeddings},
                               {"hidden_act", "silu"},
-                              {"attention_bias", false},
-                              {"mlp_bias", false},
+                              {"attention_bias", c.o_bias},
+                              {"mlp_bias", c.mlp_bias},
                               {"initializer_range", 0.02},
                               {"bos_token_id", 1},
                               {"eos_token_id", 2},
                               {"pad_token_id", 0},
                               {"torch_dtype", c.torch_dtype}};
+  if (c.explicit_head_dim > 0) j["head_dim"] = c.explicit_head_dim;
+  if (c.sliding_window > 0) j["sliding_window"] = c.sliding_window;
+  if (c.rope_scaling.type == RopeScaling::Type::kLinear)
+    j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", c.rope_scaling.factor}};
+  if (c.rope_scaling.type == RopeScaling::Type::kLlama3)
+    j["rope_scaling"] = {
+        {"rope_type", "llama3"},
+        {"factor", c.rope_scaling.factor},
+        {"low_freq_factor", c.rope_scaling.low_freq_factor},
+        {"high_freq_factor", c.rope_scaling.high_freq_factor},
+        {"original_max_position_embeddings", c.rope_scaling.original_max_position_embeddings}};
   return j.dump(2) + "\n";
 }
 

@@ -1,4 +1,5 @@
-// LlamaConfig: the fields of HF's config.json that define a LLaMA model's shapes and numerics.
+// LlamaConfig: the fields of HF's config.json that define a LLaMA-family model's shapes and
+// numerics: LlamaForCausalLM (LLaMA-1/2/3), MistralForCausalLM and Qwen2ForCausalLM.
 #pragma once
 
 #include <cstdint>
@@ -7,7 +8,21 @@
 
 namespace tallrec {
 
+// Rotary position scaling (config.json's rope_scaling), as transformers' rope_utils computes it:
+// kNone (or "default"), kLinear (inv_freq / factor), kLlama3 (Llama-3.1's frequency bands).
+struct RopeScaling {
+  enum class Type { kNone, kLinear, kLlama3 } type = Type::kNone;
+  double factor = 1.0;
+  double low_freq_factor = 1.0, high_freq_factor = 4.0;  // llama3 only
+  int64_t original_max_position_embeddings = 8192;       // llama3 only
+};
+
+// The architectures read (config.json's "architectures"); they differ only in which
+// projections carry biases and in Mistral's sliding window.
+enum class Architecture { kLlama, kMistral, kQwen2 };
+
 struct LlamaConfig {
+  Architecture architecture = Architecture::kLlama;
   int64_t vocab_size = 32000;
   int64_t hidden_size = 4096;
   int64_t intermediate_size = 11008;
@@ -17,11 +32,20 @@ struct LlamaConfig {
   int64_t max_position_embeddings = 2048;
   double rms_norm_eps = 1e-6;
   double rope_theta = 10000.0;
+  RopeScaling rope_scaling;
   bool tie_word_embeddings = false;
+  int64_t explicit_head_dim = 0;  // config.json's head_dim; 0: hidden_size / num_attention_heads
+  // Biases: q/k/v (Llama's attention_bias, always for Qwen2), o (Llama's attention_bias only),
+  // gate/up/down (Llama's mlp_bias).
+  bool qkv_bias = false, o_bias = false, mlp_bias = false;
+  int64_t sliding_window = 0;  // Mistral: a key further back than this is not seen; 0: none
   std::string torch_dtype =
       "float32";  // "float32" | "float16" | "bfloat16": dtype of the stored weights
 
-  int64_t head_dim() const { return hidden_size / num_attention_heads; }
+  int64_t head_dim() const {
+    return explicit_head_dim > 0 ? explicit_head_dim : hidden_size / num_attention_heads;
+  }
+  int64_t q_dim() const { return head_dim() * num_attention_heads; }
   int64_t kv_dim() const { return head_dim() * num_key_value_heads; }
 };
 

@@ -4,6 +4,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/grad_mode.h>
 
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -25,89 +26,108 @@ struct NamedShape {
   std::vector<int64_t> shape;
 };
 
-// Every tensor of an HF LLaMA checkpoint, in a fixed order, with its shape.
+// A decoder layer's tensors, written once: HF's name after "model.layers.N.", the member, the
+// shape, and whether the config has it. Loading, saving, device moves and weight() read it.
+struct LayerTensor {
+  const char* suffix;
+  at::Tensor LlamaLayer::*member;
+  std::vector<int64_t> (*shape)(const LlamaConfig&);
+  bool (*present)(const LlamaConfig&);
+};
+
+bool always(const LlamaConfig&) { return true; }
+bool has_qkv_bias(const LlamaConfig& c) { return c.qkv_bias; }
+bool has_o_bias(const LlamaConfig& c) { return c.o_bias; }
+bool has_mlp_bias(const LlamaConfig& c) { return c.mlp_bias; }
+
+const LayerTensor kLayerTensors[] = {
+    {"input_layernorm.weight", &LlamaLayer::input_norm,
+     [](const LlamaConfig& c) { return std::vector<int64_t>{c.hidden_size}; }, always},
+    {"self_attn.q_proj.weight", &LlamaLayer::q_proj,
+     [](const LlamaConfig& c) {
+       return std::vector<int64_t>{c.q_dim(), c.hidden_size};
+     },
+     always},
+    {"self_attn.q_proj.bias", &LlamaLayer::q_bias,
+     [](const LlamaConfig& c) { return std::vector<int64_t>{c.q_dim()}; }, has_qkv_bias},
+    {"self_attn.k_proj.weight", &LlamaLayer::k_proj,
+     [](const LlamaConfig& c) {
+       return std::vector<int64_t>{c.kv_dim(), c.hidden_size};
+     },
+     always},
+    {"self_attn.k_proj.bias", &LlamaLayer::k_bias,
+     [](const LlamaConfig& c) { return std::vector<int64_t>{c.kv_dim()}; }, has_qkv_bias},
+    {"self_attn.v_proj.weight", &LlamaLayer::v_proj,
+     [](const LlamaConfig& c) {
+       return std::vector<int64_t>{c.kv_dim(), c.hidden_size};
+     },
+     always},
+    {"self_attn.v_proj.bias", &LlamaLayer::v_bias,
+     [](const LlamaConfig& c) { return std::vector<int64_t>{c.kv_dim()}; }, has_qkv_bias},
+    {"self_attn.o_proj.weight", &LlamaLayer::o_proj,
+     [](const LlamaConfig& c) {
+       return std::vector<int64_t>{c.hidden_size, c.q_dim()};
+     },
+     always},
+    {"self_attn.o_proj.bias", &LlamaLayer::o_bias,
+     [](const LlamaConfig& c) { return std::vector<int64_t>{c.hidden_size}; }, has_o_bias},
+    {"post_attention_layernorm.weight", &LlamaLayer::post_norm,
+     [](const LlamaConfig& c) { return std::vector<int64_t>{c.hidden_size}; }, always},
+    {"mlp.gate_proj.weight", &LlamaLayer::gate_proj,
+     [](const LlamaConfig& c) {
+       return std::vector<int64_t>{c.intermediate_size, c.hidden_size};
+     },
+     always},
+    {"mlp.gate_proj.bias", &LlamaLayer::gate_bias,
+     [](const LlamaConfig& c) { return std::vector<int64_t>{c.intermediate_size}; }, has_mlp_bias},
+    {"mlp.up_proj.weight", &LlamaLayer::up_proj,
+     [](const LlamaConfig& c) {
+       return std::vector<int64_t>{c.intermediate_size, c.hidden_size};
+     },
+     always},
+    {"mlp.up_proj.bias", &LlamaLayer::up_bias,
+     [](const LlamaConfig& c) { return std::vector<int64_t>{c.intermediate_size}; }, has_mlp_bias},
+    {"mlp.down_proj.weight", &LlamaLayer::down_proj,
+     [](const LlamaConfig& c) {
+       return std::vector<int64_t>{c.hidden_size, c.intermediate_size};
+     },
+     always},
+    {"mlp.down_proj.bias", &LlamaLayer::down_bias,
+     [](const LlamaConfig& c) { return std::vector<int64_t>{c.hidden_size}; }, has_mlp_bias},
+};
+
+// Every tensor of an HF checkpoint of the config, in a fixed order, with its shape.
 std::vector<NamedShape> hf_tensor_layout(const LlamaConfig& c) {
-  const int64_t H = c.hidden_size, I = c.intermediate_size,
-                q = c.num_attention_heads * c.head_dim(), kv = c.kv_dim();
-  std::vector<NamedShape> out{{"model.embed_tokens.weight", {c.vocab_size, H}}};
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    out.push_back({p + "input_layernorm.weight", {H}});
-    out.push_back({p + "self_attn.q_proj.weight", {q, H}});
-    out.push_back({p + "self_attn.k_proj.weight", {kv, H}});
-    out.push_back({p + "self_attn.v_proj.weight", {kv, H}});
-    out.push_back({p + "self_attn.o_proj.weight", {H, q}});
-    out.push_back({p + "post_attention_layernorm.weight", {H}});
-    out.push_back({p + "mlp.gate_proj.weight", {I, H}});
-    out.push_back({p + "mlp.up_proj.weight", {I, H}});
-    out.push_back({p + "mlp.down_proj.weight", {H, I}});
-  }
-  out.push_back({"model.norm.weight", {H}});
-  if (!c.tie_word_embeddings) out.push_back({"lm_head.weight", {c.vocab_size, H}});
+  std::vector<NamedShape> out{{"model.embed_tokens.weight", {c.vocab_size, c.hidden_size}}};
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l)
+    for (const auto& lt : kLayerTensors)
+      if (lt.present(c))
+        out.push_back({"model.layers." + std::to_string(l) + "." + lt.suffix, lt.shape(c)});
+  out.push_back({"model.norm.weight", {c.hidden_size}});
+  if (!c.tie_word_embeddings) out.push_back({"lm_head.weight", {c.vocab_size, c.hidden_size}});
   return out;
 }
 
-// Assigns tensors named as HF names them to the model's fields.
-void assign(LlamaModel& m, const std::string& name, at::Tensor t) {
-  if (name == "model.embed_tokens.weight") {
-    m.embed_tokens = t;
-    return;
-  }
-  if (name == "model.norm.weight") {
-    m.final_norm = t;
-    return;
-  }
-  if (name == "lm_head.weight") {
-    m.lm_head = t;
-    return;
-  }
-  const std::string prefix = "model.layers.";
-  size_t dot = name.find('.', prefix.size());
-  auto& L = m.layers.at(size_t(std::stoll(name.substr(prefix.size(), dot - prefix.size()))));
-  const std::string field = name.substr(dot + 1);
-  if (field == "input_layernorm.weight")
-    L.input_norm = t;
-  else if (field == "self_attn.q_proj.weight")
-    L.q_proj = t;
-  else if (field == "self_attn.k_proj.weight")
-    L.k_proj = t;
-  else if (field == "self_attn.v_proj.weight")
-    L.v_proj = t;
-  else if (field == "self_attn.o_proj.weight")
-    L.o_proj = t;
-  else if (field == "post_attention_layernorm.weight")
-    L.post_norm = t;
-  else if (field == "mlp.gate_proj.weight")
-    L.gate_proj = t;
-  else if (field == "mlp.up_proj.weight")
-    L.up_proj = t;
-  else if (field == "mlp.down_proj.weight")
-    L.down_proj = t;
-  else
-    throw Error("internal: unknown tensor " + name);
-}
-
-const at::Tensor& tensor_by_name(const LlamaModel& m, const std::string& name) {
+// The model's tensor of an HF name (of hf_tensor_layout).
+at::Tensor& tensor_by_name(LlamaModel& m, const std::string& name) {
   if (name == "model.embed_tokens.weight") return m.embed_tokens;
   if (name == "model.norm.weight") return m.final_norm;
   if (name == "lm_head.weight") return m.lm_head;
   const std::string prefix = "model.layers.";
   size_t dot = name.find('.', prefix.size());
-  const auto& L = m.layers.at(size_t(std::stoll(name.substr(prefix.size(), dot - prefix.size()))));
+  auto& L = m.layers.at(size_t(std::stoll(name.substr(prefix.size(), dot - prefix.size()))));
   const std::string field = name.substr(dot + 1);
-  static const std::pair<const char*, at::Tensor LlamaLayer::*> fields[] = {
-      {"input_layernorm.weight", &LlamaLayer::input_norm},
-      {"self_attn.q_proj.weight", &LlamaLayer::q_proj},
-      {"self_attn.k_proj.weight", &LlamaLayer::k_proj},
-      {"self_attn.v_proj.weight", &LlamaLayer::v_proj},
-      {"self_attn.o_proj.weight", &LlamaLayer::o_proj},
-      {"post_attention_layernorm.weight", &LlamaLayer::post_norm},
-      {"mlp.gate_proj.weight", &LlamaLayer::gate_proj},
-      {"mlp.up_proj.weight", &LlamaLayer::up_proj},
-      {"mlp.down_proj.weight", &LlamaLayer::down_proj}};
-  for (const auto& [key, member] : fields)
-    if (field == key) return L.*member;
+  for (const auto& lt : kLayerTensors)
+    if (field == lt.suffix) return L.*lt.member;
   throw Error("internal: unknown tensor " + name);
+}
+
+const at::Tensor& tensor_by_name(const LlamaModel& m, const std::string& name) {
+  return tensor_by_name(const_cast<LlamaModel&>(m), name);
+}
+
+void assign(LlamaModel& m, const std::string& name, at::Tensor t) {
+  tensor_by_name(m, name) = std::move(t);
 }
 
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
@@ -122,9 +142,10 @@ at::Tensor rotate_half(const at::Tensor& x) {
   return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
 }
 
-at::Tensor project(const at::Tensor& x, const at::Tensor& w, int64_t layer, const char* module,
-                   const ForwardOptions& o) {
-  at::Tensor y = at::linear(x, w);
+// x W^T (+ b, undefined when the projection has none) (+ the LoRA term).
+at::Tensor project(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, int64_t layer,
+                   const char* module, const ForwardOptions& o) {
+  at::Tensor y = at::linear(x, w, b);
   if (o.lora) {
     if (const LoraPair* p = o.lora->find(layer, module)) {
       at::Tensor dropped = at::dropout(x, o.lora->config().dropout, o.training);
@@ -140,12 +161,10 @@ at::Tensor project(const at::Tensor& x, const at::Tensor& w, int64_t layer, cons
 }  // namespace
 
 const at::Tensor& LlamaModel::weight(int64_t layer, const std::string& module) const {
-  const std::string name =
-      module.find("proj") != std::string::npos &&
-              (module[0] == 'q' || module[0] == 'k' || module[0] == 'v' || module[0] == 'o')
-          ? "self_attn." + module
-          : "mlp." + module;
-  return tensor_by_name(*this, "model.layers." + std::to_string(layer) + "." + name + ".weight");
+  for (const auto& lt : kLayerTensors)
+    if (lt.suffix == "self_attn." + module + ".weight" || lt.suffix == "mlp." + module + ".weight")
+      return layers.at(size_t(layer)).*lt.member;
+  throw Error("internal: no projection \"" + module + "\"");
 }
 
 void LlamaModel::to(const at::Device& device) {
@@ -154,9 +173,8 @@ void LlamaModel::to(const at::Device& device) {
   final_norm = final_norm.to(device);
   lm_head = tied ? embed_tokens : lm_head.to(device);
   for (auto& l : layers)
-    for (at::Tensor* t : {&l.input_norm, &l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.post_norm,
-                          &l.gate_proj, &l.up_proj, &l.down_proj})
-      *t = t->to(device);
+    for (const auto& lt : kLayerTensors)
+      if ((l.*lt.member).defined()) l.*lt.member = (l.*lt.member).to(device);
 }
 
 LlamaModel load_hf_model(const fs::path& dir, at::ScalarType dtype, const at::Device& device) {
@@ -270,6 +288,8 @@ LlamaModel load_llama2c_model(const fs::path& path) {
 
 namespace {
 at::Tensor random_tensor(const NamedShape& s, at::Generator& gen, at::ScalarType dtype) {
+  const bool bias = s.name.size() > 5 && s.name.compare(s.name.size() - 5, 5, ".bias") == 0;
+  if (bias) return at::zeros(s.shape, at::TensorOptions().dtype(dtype));
   if (s.shape.size() == 1) return at::ones(s.shape, at::TensorOptions().dtype(dtype));  // norms
   return at::normal(0.0, 0.02, s.shape, gen, at::TensorOptions().dtype(at::kFloat)).to(dtype);
 }
@@ -310,6 +330,29 @@ void write_random_hf_model(const LlamaConfig& config, uint64_t seed, const fs::p
   write_file_atomically(dir / "config.json", llama_config_json(config));
 }
 
+at::Tensor rope_inv_freq(const LlamaConfig& c, const at::TensorOptions& on) {
+  const int64_t D = c.head_dim();
+  at::Tensor inv_freq =
+      1.0 /
+      at::pow(c.rope_theta, at::arange(0, D, 2, on.dtype(at::kLong)).to(at::kFloat) / double(D));
+  const RopeScaling& s = c.rope_scaling;
+  if (s.type == RopeScaling::Type::kLinear) return inv_freq / s.factor;
+  if (s.type != RopeScaling::Type::kLlama3) return inv_freq;
+  // transformers' _compute_llama3_parameters: long wavelengths divided by the factor, short ones
+  // kept, the band between them interpolated.
+  const double old_len = double(s.original_max_position_embeddings);
+  const double low_wavelen = old_len / s.low_freq_factor,
+               high_wavelen = old_len / s.high_freq_factor;
+  at::Tensor wavelen = 2 * M_PI / inv_freq;
+  at::Tensor scaled = at::where(wavelen > low_wavelen, inv_freq / s.factor, inv_freq);
+  at::Tensor smooth =
+      (old_len / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+  at::Tensor smoothed = (1 - smooth) * scaled / s.factor + smooth * scaled;
+  at::Tensor medium =
+      at::logical_not(wavelen < high_wavelen) & at::logical_not(wavelen > low_wavelen);
+  return at::where(medium, smoothed, scaled);
+}
+
 at::Tensor positions_from_mask(const at::Tensor& attention_mask) {
   at::Tensor pos = attention_mask.to(at::kLong).cumsum(-1) - 1;
   return pos.masked_fill(attention_mask.eq(0), 1).clamp_min(0);
@@ -326,9 +369,14 @@ at::Tensor llama_hidden(const LlamaModel& model, const at::Tensor& input_ids,
                         const at::Tensor& attention_mask, const at::Tensor& position_ids,
                         const ForwardOptions& o) {
   const LlamaConfig& c = model.config;
-  const int64_t B = input_ids.size(0), T = input_ids.size(1), D = c.head_dim();
+  const int64_t B = input_ids.size(0), T = input_ids.size(1);
   const auto dtype = model.embed_tokens.scalar_type();
 
+  // Mistral's sliding window changes nothing while every key is within it; beyond, refuse.
+  if (c.sliding_window > 0 && T > c.sliding_window)
+    throw InputError("a sequence of " + std::to_string(T) + " tokens is longer than the model's " +
+                     "sliding_window of " + std::to_string(c.sliding_window) +
+                     " (sliding-window attention is not implemented; lower cutoff_len)");
   at::Tensor h = at::embedding(model.embed_tokens, input_ids);  // [B, T, H]
 
   // Rotary tables, computed in fp32 as HF does: angles = pos * inv_freq, emb = [angles, angles].
@@ -336,9 +384,7 @@ at::Tensor llama_hidden(const LlamaModel& model, const at::Tensor& input_ids,
   at::Tensor pos = position_ids.defined()
                        ? position_ids
                        : at::arange(T, on.dtype(at::kLong)).unsqueeze(0).expand({B, T});
-  at::Tensor inv_freq =
-      1.0 /
-      at::pow(c.rope_theta, at::arange(0, D, 2, on.dtype(at::kLong)).to(at::kFloat) / double(D));
+  at::Tensor inv_freq = rope_inv_freq(c, on);
   at::Tensor angles = pos.to(at::kFloat).unsqueeze(-1) * inv_freq;  // [B, T, D/2]
   at::Tensor emb = at::cat({angles, angles}, -1);                   // [B, T, D]
   at::Tensor cos = emb.cos().to(dtype).unsqueeze(1),
@@ -369,12 +415,14 @@ at::Tensor llama_layer(const LlamaModel& model, int64_t l, at::Tensor h, const L
   {
     const LlamaLayer& L = model.layers[size_t(l)];
     at::Tensor a = rms_norm(h, L.input_norm, c.rms_norm_eps);
-    at::Tensor q =
-        project(a, L.q_proj, l, "q_proj", o).view({B, T, Nh, D}).transpose(1, 2);  // [B, Nh, T, D]
-    at::Tensor k = project(a, L.k_proj, l, "k_proj", o)
+    at::Tensor q = project(a, L.q_proj, L.q_bias, l, "q_proj", o)
+                       .view({B, T, Nh, D})
+                       .transpose(1, 2);  // [B, Nh, T, D]
+    at::Tensor k = project(a, L.k_proj, L.k_bias, l, "k_proj", o)
                        .view({B, T, Nkv, D})
                        .transpose(1, 2);  // [B, Nkv, T, D]
-    at::Tensor v = project(a, L.v_proj, l, "v_proj", o).view({B, T, Nkv, D}).transpose(1, 2);
+    at::Tensor v =
+        project(a, L.v_proj, L.v_bias, l, "v_proj", o).view({B, T, Nkv, D}).transpose(1, 2);
     q = q * cos + rotate_half(q) * sin;
     k = k * cos + rotate_half(k) * sin;
     if (Nkv != Nh) {
@@ -383,11 +431,11 @@ at::Tensor llama_layer(const LlamaModel& model, int64_t l, at::Tensor h, const L
     }
     at::Tensor attn = attention(q, k, v, mask);  // [B, Nh, T, D]
     attn = attn.transpose(1, 2).reshape({B, T, Nh * D});
-    h = h + project(attn, L.o_proj, l, "o_proj", o);
+    h = h + project(attn, L.o_proj, L.o_bias, l, "o_proj", o);
     at::Tensor m = rms_norm(h, L.post_norm, c.rms_norm_eps);
-    at::Tensor gate = project(m, L.gate_proj, l, "gate_proj", o);
-    at::Tensor up = project(m, L.up_proj, l, "up_proj", o);
-    h = h + project(at::silu(gate) * up, L.down_proj, l, "down_proj", o);
+    at::Tensor gate = project(m, L.gate_proj, L.gate_bias, l, "gate_proj", o);
+    at::Tensor up = project(m, L.up_proj, L.up_bias, l, "up_proj", o);
+    h = h + project(at::silu(gate) * up, L.down_proj, L.down_bias, l, "down_proj", o);
   }
   return h;
 }

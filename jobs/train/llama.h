@@ -1,9 +1,12 @@
-// LLaMA as HF's LlamaForCausalLM computes it, top to bottom (shapes: B batch, T tokens,
+// LLaMA as HF's LlamaForCausalLM computes it (and MistralForCausalLM, Qwen2ForCausalLM: the
+// same but for biases and Mistral's sliding window), top to bottom (shapes: B batch, T tokens,
 // H hidden, Nh query heads, Nkv key/value heads, D head dim, V vocabulary):
 //   h = embed[input_ids]                                          [B, T, H]
 //   per layer:  a = rmsnorm(h)                                    (variance in fp32)
 //               q = a Wq^T -> [B, Nh, T, D];  k, v = a Wk^T, a Wv^T -> [B, Nkv, T, D]
-//               q, k = rope(q, k, positions)                      (rotate-half convention)
+//                   (+ biases where the config has them)
+//               q, k = rope(q, k, positions)                      (rotate-half convention;
+//                   rope_scaling linear or llama3 changes the frequencies)
 //               k, v repeated to Nh heads (grouped-query attention)
 //               h = h + softmax(q k^T / sqrt(D) + mask) v  Wo^T   (causal + padding mask;
 //                   rows that see no key attend uniformly, as HF eager: attention.h)
@@ -25,16 +28,17 @@ namespace tallrec {
 
 class LoraAdapters;
 
+// The biases are undefined unless the config has them (LlamaConfig: qkv_bias, o_bias, mlp_bias).
 struct LlamaLayer {
-  at::Tensor input_norm;  // [H]
-  at::Tensor q_proj;      // [Nh*D, H]
-  at::Tensor k_proj;      // [Nkv*D, H]
-  at::Tensor v_proj;      // [Nkv*D, H]
-  at::Tensor o_proj;      // [H, Nh*D]
-  at::Tensor post_norm;   // [H]
-  at::Tensor gate_proj;   // [I, H]
-  at::Tensor up_proj;     // [I, H]
-  at::Tensor down_proj;   // [H, I]
+  at::Tensor input_norm;            // [H]
+  at::Tensor q_proj, q_bias;        // [Nh*D, H], [Nh*D]
+  at::Tensor k_proj, k_bias;        // [Nkv*D, H], [Nkv*D]
+  at::Tensor v_proj, v_bias;        // [Nkv*D, H], [Nkv*D]
+  at::Tensor o_proj, o_bias;        // [H, Nh*D], [H]
+  at::Tensor post_norm;             // [H]
+  at::Tensor gate_proj, gate_bias;  // [I, H], [I]
+  at::Tensor up_proj, up_bias;      // [I, H], [I]
+  at::Tensor down_proj, down_bias;  // [H, I], [H]
 };
 
 struct LlamaModel {
@@ -68,6 +72,9 @@ void save_hf_model(const LlamaModel& model, const std::filesystem::path& dir);
 // Streams a random model straight to disk, one tensor at a time (for the 7b preset).
 void write_random_hf_model(const LlamaConfig& config, uint64_t seed,
                            const std::filesystem::path& dir);
+
+// Rotary inverse frequencies [D/2] (fp32), with the config's rope_scaling applied.
+at::Tensor rope_inv_freq(const LlamaConfig& config, const at::TensorOptions& options);
 
 // Position ids from a left-padded attention mask: cumsum(mask) - 1, 0 on padding (as HF's
 // generate does). A sequence then scores the same padded or alone.

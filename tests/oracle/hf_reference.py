@@ -36,8 +36,44 @@ def write_tiny_llama(folder, name, seed=0):
     return folder
 
 
+# The families of issue 20, small and random: Llama-3's rope scaling with an explicit head_dim
+# (q is wider than the hidden size); Llama with attention and MLP biases and linear rope scaling,
+# tied; Qwen2 (q/k/v biases), tied; Mistral with a sliding window longer than any sequence here.
+FAMILIES = {
+    "llama3": (transformers.LlamaConfig, transformers.LlamaForCausalLM, dict(
+        hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        head_dim=24, rope_theta=500000.0, rms_norm_eps=1e-5, tie_word_embeddings=False,
+        rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                      "original_max_position_embeddings": 64})),
+    "llama-biases": (transformers.LlamaConfig, transformers.LlamaForCausalLM, dict(
+        hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
+        attention_bias=True, mlp_bias=True, rope_scaling={"rope_type": "linear", "factor": 2.0},
+        tie_word_embeddings=True)),
+    "qwen2": (transformers.Qwen2Config, transformers.Qwen2ForCausalLM, dict(
+        hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=True, use_sliding_window=False)),
+    "mistral": (transformers.MistralConfig, transformers.MistralForCausalLM, dict(
+        hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        sliding_window=4096, rope_theta=10000.0, tie_word_embeddings=False)),
+}
+
+
+def write_family_model(folder, name, seed=0):
+    config_class, model_class, fields = FAMILIES[name]
+    torch.manual_seed(seed)
+    model = model_class(config_class(vocab_size=32000, max_position_embeddings=1024, **fields))
+    with torch.no_grad():
+        for pname, p in model.named_parameters():
+            if "norm" in pname:
+                p.uniform_(0.5, 1.5)
+            elif pname.endswith(".bias"):
+                p.uniform_(-0.1, 0.1)  # HF starts them at 0: random, so they are really tested
+    model.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
 def load_hf(folder, dtype=torch.float32):
-    return transformers.LlamaForCausalLM.from_pretrained(folder, torch_dtype=dtype, attn_implementation="eager")
+    return transformers.AutoModelForCausalLM.from_pretrained(folder, torch_dtype=dtype, attn_implementation="eager")
 
 
 def write_start_adapter(model_dir, folder, r, alpha, targets, seed=1):
