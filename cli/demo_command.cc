@@ -47,6 +47,7 @@ void add_demo_command(CLI::App& app) {
   struct Args {
     std::string data = "../shared/data";
     std::string tokenizer = "../shared/models/llama-tokenizer/tokenizer.model";
+    std::string model;  // "": the tiny random LLaMA
     std::string work_dir = "out/demo";
     std::vector<int64_t> samples{16, 64};
     std::vector<uint64_t> seeds{0, 42};
@@ -61,8 +62,15 @@ void add_demo_command(CLI::App& app) {
                                   "tallrec-train per point, TALLRec's Table 1");
   demo->add_option("--data", args->data, "Folder holding ml-100k/ (and optionally book-crossing/)")
       ->capture_default_str();
-  demo->add_option("--tokenizer", args->tokenizer, "LLaMA SentencePiece model")
-      ->capture_default_str();
+  auto* tokenizer_option =
+      demo->add_option(
+              "--tokenizer", args->tokenizer,
+              "Tokenizer (tokenizer.model, tokenizer.json or a model folder); with --model: "
+              "the model folder's own")
+          ->capture_default_str();
+  demo->add_option("--model", args->model,
+                   "Run the grid on this HF model folder (e.g. one `tallrec-train import-gguf` "
+                   "wrote) instead of the tiny random LLaMA; its runs are the sweep demo-<folder>");
   demo->add_option("--work-dir", args->work_dir,
                    "Where prompts, tokens, the store and runs are written")
       ->capture_default_str();
@@ -78,7 +86,16 @@ void add_demo_command(CLI::App& app) {
       ->capture_default_str();
   demo->add_flag("--no-wait", args->no_wait,
                  "Exit after the table instead of serving the dashboard until Ctrl-C");
-  demo->callback([args] {
+  demo->callback([args, tokenizer_option] {
+    if (!args->model.empty()) {
+      args->model = fs::absolute(args->model).lexically_normal().string();
+      if (!fs::exists(fs::path(args->model) / "config.json"))
+        throw InputError(args->model + ": not a model folder (no config.json)");
+      if (tokenizer_option->count() == 0) args->tokenizer = args->model;
+    }
+    // The tiny model's runs and another model's runs are sweeps of their own in one store.
+    const std::string sweep =
+        args->model.empty() ? "demo" : "demo-" + fs::path(args->model).filename().string();
     const fs::path work = fs::absolute(args->work_dir);
     const fs::path raw = fs::path(args->data) / "ml-100k";
     if (!fs::exists(raw / "u.data")) {
@@ -98,15 +115,15 @@ void add_demo_command(CLI::App& app) {
 
     std::cout << "[2/3] Sweep: grid -> store (" << (work / "tallrec.db").string()
               << ") -> coordinator -> 2 workers\n";
-    const fs::path model = work / "model-tiny";
-    if (!fs::exists(model / "config.json")) {
+    const fs::path model = args->model.empty() ? work / "model-tiny" : fs::path(args->model);
+    if (args->model.empty() && !fs::exists(model / "config.json")) {
       const std::string init = shell_quote(trainer_path().string()) +
                                " init --preset tiny --seed 0 --out " + shell_quote(model.string()) +
                                " > /dev/null";
       if (std::system(init.c_str()) != 0) throw Error("tallrec-train init failed");
     }
     nlohmann::json grid = {
-        {"name", "demo"},
+        {"name", sweep},
         {"base_model", model.string()},
         {"tokenizer", fs::absolute(args->tokenizer).string()},
         {"datasets",
@@ -127,7 +144,7 @@ void add_demo_command(CLI::App& app) {
       grid["test_domains"].push_back("book");
     }
     Store store(work / "tallrec.db");
-    SubmitResult submitted = store.queue.submit(parse_grid(grid.dump(), "demo grid"));
+    SubmitResult submitted = store.queue.submit(parse_grid(grid.dump(), sweep + " grid"));
     std::printf("  %zu runs submitted (%zu already in the store)\n", submitted.added,
                 submitted.existing);
     // The coordinator (broker and dashboard) serves the store from this process; two worker
@@ -157,7 +174,7 @@ void add_demo_command(CLI::App& app) {
     const int rc = std::system(
         (worker_status[0] + " 2>/dev/null & " + worker_status[1] + " 2>/dev/null & wait").c_str());
     if (rc != 0) std::printf("  a worker exited with status %d\n", rc);
-    for (const auto& [spec, done] : store.views.results("demo")) {
+    for (const auto& [spec, done] : store.views.results(sweep)) {
       char name[64];
       std::snprintf(name, sizeof name, "%s-s%lld-seed%llu",
                     spec["domain"].get<std::string>().c_str(),
@@ -170,19 +187,18 @@ void add_demo_command(CLI::App& app) {
         std::printf(" test %s %.4f", test.c_str(), auc.get<double>());
       std::printf("\n");
     }
-    for (const auto& row : store.views.runs("demo", "failed"))
+    for (const auto& row : store.views.runs(sweep, "failed"))
       std::printf("  run %lld failed\n", static_cast<long long>(row.id));
 
     std::cout << "[3/3] TALLRec Table 1 layout (AUC mean +- std over seeds; also `tallrec results "
-                 "demo --db "
-              << (work / "tallrec.db").string() << "`)\n";
-    std::cout << format_results_table(build_results_table(store.views.run_outcomes("demo")));
-    std::printf(
-        "  answer ids: yes=%d no=%d. A randomly initialised tiny model trained for a few steps: "
-        "AUC near 0.5\n"
-        "  is what to expect; real runs start from LLaMA weights. Runs, events and adapters: "
-        "%s/worker-*/runs\n",
-        answers.yes, answers.no, work.c_str());
+              << sweep << " --db " << (work / "tallrec.db").string() << "`)\n";
+    std::cout << format_results_table(build_results_table(store.views.run_outcomes(sweep)));
+    std::printf("  model: %s; answer ids: yes=%d no=%d.\n", model.c_str(), answers.yes, answers.no);
+    if (args->model.empty())
+      std::printf(
+          "  A randomly initialised tiny model trained for a few steps: AUC near 0.5 is what to\n"
+          "  expect; real runs start from pretrained weights (--model DIR).\n");
+    std::printf("  Runs, events and adapters: %s/worker-*/runs\n", work.c_str());
     std::printf("  %.1f s in all\n",
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     if (!args->no_wait && !coordinator.http_url().empty()) {
