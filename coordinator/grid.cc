@@ -12,6 +12,9 @@
 namespace tallrec {
 namespace {
 
+// PATH_MAX: a longer path names no file.
+constexpr size_t kMaxGridPath = 4096;
+
 using json = nlohmann::json;
 
 // The axes a grid may vary, with their defaults: common/run_spec.h's grid_axes(), the same
@@ -46,9 +49,16 @@ Grid parse_grid_file(const std::filesystem::path& file, bool check_paths) {
   auto resolve = [&](json& field, const std::string& name) {
     if (!field.is_string() || field.get<std::string>().empty())
       return;  // parse_grid names the type error
+    if (field.get<std::string>().size() > kMaxGridPath)
+      return;  // parse_grid refuses it by name, before any filesystem call sees it
     fs::path p = field.get<std::string>();
     if (p.is_relative()) p = (base / p).lexically_normal();
-    if (check_paths && !fs::exists(p))
+    std::error_code ec;
+    const bool exists = fs::exists(p, ec);
+    if (ec)  // a name component too long, a permission: the file system's word, named
+      throw InputError(origin + ": " + name + ": " + printable_utf8(p.string().substr(0, 200)) +
+                       ": " + ec.message());
+    if (check_paths && !exists)
       throw InputError(origin + ": " + name + ": " + p.string() +
                        " does not exist (--no-check-paths if only the workers see it)");
     field = p.string();
@@ -75,6 +85,23 @@ Grid parse_grid(const std::string& text, const std::string& origin) {
       fail("field \"" + std::string(key) + "\" must be a non-empty string");
     return doc[key].get<std::string>();
   };
+  // Every path and name of a grid is bounded (a path longer than PATH_MAX names nothing; a 30 MiB
+  // one once reached the file system and ended in "File name too long", exit 1).
+  auto bounded = [&](const json& value, const std::string& field) {
+    if (value.is_string() && value.get<std::string>().size() > kMaxGridPath)
+      fail("field \"" + field + "\" is " + std::to_string(value.get<std::string>().size()) +
+           " bytes; a path or name may have at most " + std::to_string(kMaxGridPath));
+  };
+  for (const char* key : {"name", "base_model", "tokenizer", "init_adapter"})
+    if (doc.contains(key)) bounded(doc[key], key);
+  if (doc.contains("datasets") && doc["datasets"].is_object())
+    for (const auto& [domain, files] : doc["datasets"].items()) {
+      if (domain.size() > kMaxGridPath)
+        fail("a datasets key is longer than " + std::to_string(kMaxGridPath) + " bytes");
+      if (files.is_object())
+        for (const auto& [split, path] : files.items())
+          bounded(path, "datasets." + domain + "." + split);
+    }
   Grid g;
   g.document = doc;
   g.name = need_string("name");

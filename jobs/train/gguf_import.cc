@@ -49,8 +49,7 @@ LlamaConfig config_of(const GgufFile& g, const std::string& dtype) {
   c.intermediate_size = integer(m, "llama.feed_forward_length", o);
   c.num_hidden_layers = integer(m, "llama.block_count", o);
   c.num_attention_heads = integer(m, "llama.attention.head_count", o);
-  c.num_key_value_heads =
-      integer(m, "llama.attention.head_count_kv", o, c.num_attention_heads);
+  c.num_key_value_heads = integer(m, "llama.attention.head_count_kv", o, c.num_attention_heads);
   c.max_position_embeddings = integer(m, "llama.context_length", o, 2048);
   c.rms_norm_eps = number(m, "llama.attention.layer_norm_rms_epsilon", 1e-5);
   c.rope_theta = number(m, "llama.rope.freq_base", 10000.0);
@@ -71,12 +70,14 @@ LlamaConfig config_of(const GgufFile& g, const std::string& dtype) {
     throw InputError(o + ": llama.rope.scaling.type \"" + scaling + "\" is not supported");
   }
   if (g.find("rope_freqs.weight"))
-    throw InputError(o + ": rope_freqs.weight (Llama-3.1's rope scaling as a tensor) is not "
+    throw InputError(o +
+                     ": rope_freqs.weight (Llama-3.1's rope scaling as a tensor) is not "
                      "supported");
   c.torch_dtype = dtype;
   validate_llama_config(c, o);
   if (integer(m, "llama.rope.dimension_count", o, c.head_dim()) != c.head_dim())
-    throw InputError(o + ": llama.rope.dimension_count is not the head dimension (partial rotary "
+    throw InputError(o +
+                     ": llama.rope.dimension_count is not the head dimension (partial rotary "
                      "embeddings are not supported)");
   return c;
 }
@@ -102,7 +103,8 @@ void write_tokenizer(const GgufFile& g, const LlamaConfig& c, const fs::path& di
                      " tokens, more than token_embd.weight's " + std::to_string(c.vocab_size));
   json vocab = json::object(), added = json::array();
   for (size_t i = 0; i < tokens.size(); ++i) {
-    if (!tokens[i].is_string()) throw InputError(o + ": token " + std::to_string(i) + " is not a string");
+    if (!tokens[i].is_string())
+      throw InputError(o + ": token " + std::to_string(i) + " is not a string");
     const std::string t = tokens[i].get<std::string>();
     vocab[t] = i;
     const int type = types.is_array() && types[i].is_number_integer() ? types[i].get<int>() : 1;
@@ -117,8 +119,10 @@ void write_tokenizer(const GgufFile& g, const LlamaConfig& c, const fs::path& di
   }
   const std::string pre = m.value("tokenizer.ggml.pre", std::string("gpt-2"));
   json normalizer = nullptr, pre_tokenizer;
-  const json byte_level = {
-      {"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}};
+  const json byte_level = {{"type", "ByteLevel"},
+                           {"add_prefix_space", false},
+                           {"trim_offsets", true},
+                           {"use_regex", true}};
   auto split_then_bytes = [](const char* pattern) {
     return json{{"type", "Sequence"},
                 {"pretokenizers",
@@ -135,9 +139,9 @@ void write_tokenizer(const GgufFile& g, const LlamaConfig& c, const fs::path& di
   if (pre == "gpt-2" || pre == "gpt2" || pre == "mpt" || pre == "olmo") {
     pre_tokenizer = byte_level;
   } else if (pre == "smollm" || pre == "starcoder" || pre == "refact" || pre == "codeshell") {
-    pre_tokenizer = {{"type", "Sequence"},
-                     {"pretokenizers",
-                      {{{"type", "Digits"}, {"individual_digits", true}}, byte_level}}};
+    pre_tokenizer = {
+        {"type", "Sequence"},
+        {"pretokenizers", {{{"type", "Digits"}, {"individual_digits", true}}, byte_level}}};
   } else if (pre == "llama-bpe" || pre == "llama3") {
     pre_tokenizer = split_then_bytes(kLlama3Pattern);
     ignore_merges = true;
@@ -159,18 +163,21 @@ void write_tokenizer(const GgufFile& g, const LlamaConfig& c, const fs::path& di
                     eos = token_of("tokenizer.ggml.eos_token_id"),
                     unk = token_of("tokenizer.ggml.unknown_token_id");
   const bool add_bos = m.value("tokenizer.ggml.add_bos_token", false) && !bos.empty();
-  json post = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", false},
+  json post = {{"type", "ByteLevel"},
+               {"add_prefix_space", true},
+               {"trim_offsets", false},
                {"use_regex", true}};
   if (add_bos)
     post = {{"type", "TemplateProcessing"},
-            {"single", {{{"SpecialToken", {{"id", bos}, {"type_id", 0}}}},
-                        {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
-            {"pair", {{{"SpecialToken", {{"id", bos}, {"type_id", 0}}}},
-                      {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
-                      {{"SpecialToken", {{"id", bos}, {"type_id", 1}}}},
-                      {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}}},
-            {"special_tokens",
-             {{bos, {{"id", bos}, {"ids", {vocab[bos]}}, {"tokens", {bos}}}}}}};
+            {"single",
+             {{{"SpecialToken", {{"id", bos}, {"type_id", 0}}}},
+              {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+            {"pair",
+             {{{"SpecialToken", {{"id", bos}, {"type_id", 0}}}},
+              {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
+              {{"SpecialToken", {{"id", bos}, {"type_id", 1}}}},
+              {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}}},
+            {"special_tokens", {{bos, {{"id", bos}, {"ids", {vocab[bos]}}, {"tokens", {bos}}}}}}};
   const json doc = {{"version", "1.0"},
                     {"truncation", nullptr},
                     {"padding", nullptr},
@@ -178,20 +185,22 @@ void write_tokenizer(const GgufFile& g, const LlamaConfig& c, const fs::path& di
                     {"normalizer", normalizer},
                     {"pre_tokenizer", pre_tokenizer},
                     {"post_processor", post},
-                    {"decoder", {{"type", "ByteLevel"},
-                                 {"add_prefix_space", true},
-                                 {"trim_offsets", true},
-                                 {"use_regex", true}}},
-                    {"model", {{"type", "BPE"},
-                               {"dropout", nullptr},
-                               {"unk_token", nullptr},
-                               {"continuing_subword_prefix", nullptr},
-                               {"end_of_word_suffix", nullptr},
-                               {"fuse_unk", false},
-                               {"byte_fallback", false},
-                               {"ignore_merges", ignore_merges},
-                               {"vocab", vocab},
-                               {"merges", merges}}}};
+                    {"decoder",
+                     {{"type", "ByteLevel"},
+                      {"add_prefix_space", true},
+                      {"trim_offsets", true},
+                      {"use_regex", true}}},
+                    {"model",
+                     {{"type", "BPE"},
+                      {"dropout", nullptr},
+                      {"unk_token", nullptr},
+                      {"continuing_subword_prefix", nullptr},
+                      {"end_of_word_suffix", nullptr},
+                      {"fuse_unk", false},
+                      {"byte_fallback", false},
+                      {"ignore_merges", ignore_merges},
+                      {"vocab", vocab},
+                      {"merges", merges}}}};
   write_file_atomically(dir / "tokenizer.json", doc.dump() + "\n");
   json config = {{"tokenizer_class", "PreTrainedTokenizerFast"},
                  {"add_bos_token", add_bos},
@@ -219,8 +228,8 @@ GgufImportSummary import_gguf(const fs::path& file, const fs::path& out, const s
   std::map<std::string, int> type_counts;
   for (const auto& t : g.tensors()) type_counts[ggml_type_name(t.type)]++;
   for (const auto& [name, n] : type_counts)
-    summary.tensor_types += (summary.tensor_types.empty() ? "" : ", ") + name + " x" +
-                            std::to_string(n);
+    summary.tensor_types +=
+        (summary.tensor_types.empty() ? "" : ", ") + name + " x" + std::to_string(n);
   summary.tensors = g.tensors().size();
 
   // One tensor of the file as [out, in] (ggml's dims reversed), dequantized, in `type`.
@@ -237,22 +246,26 @@ GgufImportSummary import_gguf(const fs::path& file, const fs::path& out, const s
   // HF's halves); this puts them back, as transformers' GGUF loader does.
   auto unpermute = [](const at::Tensor& w, int64_t heads) {
     const int64_t rows = w.size(0), cols = w.size(1);
-    return w.view({heads, rows / heads / 2, 2, cols}).transpose(1, 2).reshape({rows, cols}).contiguous();
+    return w.view({heads, rows / heads / 2, 2, cols})
+        .transpose(1, 2)
+        .reshape({rows, cols})
+        .contiguous();
   };
   const int64_t H = c.hidden_size, I = c.intermediate_size;
   LlamaModel model;
   model.config = c;
   model.embed_tokens = load("token_embd.weight", {c.vocab_size, H}).to(type);
   model.final_norm = load("output_norm.weight", {H}).to(type);
-  model.lm_head =
-      c.tie_word_embeddings ? model.embed_tokens : load("output.weight", {c.vocab_size, H}).to(type);
+  model.lm_head = c.tie_word_embeddings ? model.embed_tokens
+                                        : load("output.weight", {c.vocab_size, H}).to(type);
   model.layers.resize(size_t(c.num_hidden_layers));
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const std::string p = "blk." + std::to_string(l) + ".";
     LlamaLayer& L = model.layers[size_t(l)];
     L.input_norm = load(p + "attn_norm.weight", {H}).to(type);
     L.q_proj = unpermute(load(p + "attn_q.weight", {c.q_dim(), H}), c.num_attention_heads).to(type);
-    L.k_proj = unpermute(load(p + "attn_k.weight", {c.kv_dim(), H}), c.num_key_value_heads).to(type);
+    L.k_proj =
+        unpermute(load(p + "attn_k.weight", {c.kv_dim(), H}), c.num_key_value_heads).to(type);
     L.v_proj = load(p + "attn_v.weight", {c.kv_dim(), H}).to(type);
     L.o_proj = load(p + "attn_output.weight", {H, c.q_dim()}).to(type);
     L.post_norm = load(p + "ffn_norm.weight", {H}).to(type);

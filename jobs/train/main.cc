@@ -1,5 +1,5 @@
-// `tallrec-train`: one training attempt per process (DESIGN.md, "Training job"), plus the tools
-// around the model: init, generate, logits, score, gradients, merge, roc-auc, inspect-tokens,
+// `tallrec-train`: one training attempt per process (docs/design.md, "Training job"), plus the
+// tools around the model: init, generate, logits, score, gradients, merge, roc-auc, inspect-tokens,
 // batches. Links
 // libtorch, never SentencePiece or the network.
 // Exit codes: 0 success, 1 failure (retryable), 2 bad input or usage (not retryable).
@@ -91,7 +91,7 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads,
                  "Intra-op CPU threads (0: all cores; for train, the spec's unless given)");
   auto set_threads = [&] {
-    // libtorch's default intra-op thread count has been seen to be 1 (DESIGN.md): set it.
+    // libtorch's default intra-op thread count has been seen to be 1 (docs/design.md): set it.
     at::set_num_threads(threads > 0 ? threads
                                     : int(std::max(1u, std::thread::hardware_concurrency())));
   };

@@ -84,13 +84,14 @@ def test_reported_reproduction_failures_are_named(tmp_path):
 
 def test_check_reads_the_model_folder_as_the_trainer_does(tmp_path):
     """The pre-flight and tallrec-train share one config.json reader and one index reader: a
-    config the trainer refuses (rope_scaling, an odd head_dim) and an index whose shard points
+    config the trainer refuses (a rope type it lacks, an odd head_dim) and an index whose shard points
     outside the folder fail the check, naming the file, instead of passing and failing later."""
     grid = json.loads(make_grid(tmp_path, "folder", [0], 2).read_text())
     grid["base_model"] = str(llama_7b_config(tmp_path / "llama-7b"))
     config_path = tmp_path / "llama-7b" / "config.json"
     config = json.loads(config_path.read_text())
-    for change, message in [({"rope_scaling": {"type": "linear", "factor": 2.0}}, "rope_scaling is not supported"),
+    for change, message in [({"rope_scaling": {"type": "yarn", "factor": 2.0}},
+                             'rope_scaling: type "yarn" is not supported (default, linear, llama3)'),
                             ({"num_attention_heads": 4096 // 3 + 1}, "num_attention_heads must divide hidden_size"),
                             ({"hidden_size": 4096 + 32, "num_attention_heads": 32}, "head_dim must be even")]:
         config_path.write_text(json.dumps({**config, **change}))

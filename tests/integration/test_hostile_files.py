@@ -122,6 +122,23 @@ def test_submit_refuses_hyper_values_a_worker_would_fail_on(tmp_path, hyper, say
     assert not (tmp_path / "s.db").exists()
 
 
+@pytest.mark.parametrize("field,value,says", [
+    ("init_adapter", "a" * (30 << 20), 'field "init_adapter" is 31457280 bytes; a path or name may have at most 4096'),
+    ("tokenizer", "/tmp/" + "x" * 300 + "/tokenizer.model", "tokenizer: /tmp/xxx"),
+    ("name", "n" * 5000, 'field "name" is 5000 bytes'),
+], ids=["30MiB-init_adapter", "300-byte-component", "5000-byte-name"])
+def test_submit_refuses_paths_no_file_system_takes(tmp_path, field, value, says):
+    """Issue 21: a 30 MiB init_adapter ended in exit 1, "filesystem error: File name too long"."""
+    grid = json.loads(make_grid(tmp_path, "g", [0], 2).read_text())
+    grid[field] = value
+    (tmp_path / "bad.json").write_text(json.dumps(grid))
+    for command in (["submit", tmp_path / "bad.json", "--db", tmp_path / "s.db"], ["check", tmp_path / "bad.json"]):
+        proc = run_tallrec(*command, check=False)
+        assert proc.returncode == 2 and says in proc.stderr, proc.stderr[:500]
+        assert len(proc.stderr) < 10000  # the value is not echoed back whole
+    assert not (tmp_path / "s.db").exists()
+
+
 def test_a_cutoff_that_cuts_every_answer_is_refused_at_tokenize(data):
     proc = run_tallrec("data", "tokenize", "--records", data / "movie" / "valid.json", "--tokenizer", TOKENIZER,
                        "--out", data / "short", "--sample", 16, "--seed", 0, "--cutoff-len", 64, check=False)
