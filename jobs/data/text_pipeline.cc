@@ -338,20 +338,36 @@ void require_utf8(const std::string& text, const std::string& where) {
   }
 }
 
-std::unique_ptr<Normalizer> Normalizer::from_json(const json& j, const std::string& where) {
-  if (j.is_null()) return nullptr;
+namespace {
+
+// A normalizer's or pre-tokenizer's "type"; InputError when the object has none.
+std::string type_of(const json& j, const std::string& where) {
   if (!j.is_object() || !j.contains("type") || !j["type"].is_string())
     throw InputError(where + ": expected an object with a \"type\"");
-  const std::string type = j["type"].get<std::string>();
+  return j["type"].get<std::string>();
+}
+
+// The parts of a Sequence (its list `key`), each read by T::from_json; null parts drop out.
+template <typename T>
+std::vector<std::unique_ptr<T>> sequence_parts(const json& j, const char* key,
+                                               const std::string& where) {
+  if (!j.contains(key) || !j[key].is_array())
+    throw InputError(where + " (Sequence): \"" + key + "\" must be a list");
+  std::vector<std::unique_ptr<T>> parts;
+  for (const auto& item : j[key])
+    if (auto part = T::from_json(item, where)) parts.push_back(std::move(part));
+  return parts;
+}
+
+}  // namespace
+
+std::unique_ptr<Normalizer> Normalizer::from_json(const json& j, const std::string& where) {
+  if (j.is_null()) return nullptr;
+  const std::string type = type_of(j, where);
   const std::string here = where + " (" + type + ")";
-  if (type == "Sequence") {
-    if (!j.contains("normalizers") || !j["normalizers"].is_array())
-      throw InputError(here + ": \"normalizers\" must be a list");
-    std::vector<std::unique_ptr<Normalizer>> parts;
-    for (const auto& n : j["normalizers"])
-      if (auto p = from_json(n, where)) parts.push_back(std::move(p));
-    return std::make_unique<SequenceNormalizer>(std::move(parts));
-  }
+  if (type == "Sequence")
+    return std::make_unique<SequenceNormalizer>(
+        sequence_parts<Normalizer>(j, "normalizers", where));
   if (type == "NFC") return std::make_unique<UnicodeNormalizer>(UTF8PROC_COMPOSE);
   if (type == "NFD") return std::make_unique<UnicodeNormalizer>(UTF8PROC_DECOMPOSE);
   if (type == "NFKC")
@@ -371,18 +387,11 @@ std::unique_ptr<Normalizer> Normalizer::from_json(const json& j, const std::stri
 
 std::unique_ptr<PreTokenizer> PreTokenizer::from_json(const json& j, const std::string& where) {
   if (j.is_null()) return nullptr;
-  if (!j.is_object() || !j.contains("type") || !j["type"].is_string())
-    throw InputError(where + ": expected an object with a \"type\"");
-  const std::string type = j["type"].get<std::string>();
+  const std::string type = type_of(j, where);
   const std::string here = where + " (" + type + ")";
-  if (type == "Sequence") {
-    if (!j.contains("pretokenizers") || !j["pretokenizers"].is_array())
-      throw InputError(here + ": \"pretokenizers\" must be a list");
-    std::vector<std::unique_ptr<PreTokenizer>> parts;
-    for (const auto& p : j["pretokenizers"])
-      if (auto part = from_json(p, where)) parts.push_back(std::move(part));
-    return std::make_unique<SequencePreTokenizer>(std::move(parts));
-  }
+  if (type == "Sequence")
+    return std::make_unique<SequencePreTokenizer>(
+        sequence_parts<PreTokenizer>(j, "pretokenizers", where));
   if (type == "ByteLevel")
     return std::make_unique<ByteLevelPreTokenizer>(bool_field(j, "add_prefix_space", true, here),
                                                    bool_field(j, "use_regex", true, here), here);
