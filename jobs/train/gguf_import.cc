@@ -219,6 +219,8 @@ void write_tokenizer(const GgufFile& g, const LlamaConfig& c, const fs::path& di
 }  // namespace
 
 GgufImportSummary import_gguf(const fs::path& file, const fs::path& out, const std::string& dtype) {
+  // Refused before any tensor is read, not after the whole model was dequantized.
+  if (fs::exists(out)) throw InputError(out.string() + ": already exists (choose a new --out)");
   GgufFile g(file);
   GgufImportSummary summary;
   summary.config = config_of(g, dtype);
@@ -286,7 +288,6 @@ GgufImportSummary import_gguf(const fs::path& file, const fs::path& out, const s
     fs::remove_all(staging);
     throw;
   }
-  if (fs::exists(out)) throw InputError(out.string() + ": already exists (choose a new --out)");
   fs::rename(staging, out);
   return summary;
 }

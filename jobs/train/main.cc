@@ -154,8 +154,6 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   import->callback([&] {
     set_threads();
-  if (std::filesystem::exists(gguf_out))
-    throw tallrec::InputError(gguf_out + ": already exists (choose a new --out)");
   const auto s = tallrec::import_gguf(gguf_file, gguf_out, gguf_dtype);
   std::printf(
       "%s: %zu tensors (%s) -> %s: %lld layers, hidden %lld, heads %lld/%lld, vocab "
