@@ -18,7 +18,7 @@ generator=(); command -v ninja > /dev/null && [ ! -f "$build/CMakeCache.txt" ] &
 venv=${TALLREC_VENV:-/opt/tallrec-venv}
 torch_prefix=$("$venv/bin/python" -c 'import torch.utils; print(torch.utils.cmake_prefix_path)' 2>/dev/null || true)
 all_targets=(trp_decode grid prompt_records semicolon_csv json_text http_api safetensors_header token_file model_config
-  run_spec)
+  run_spec gguf tokenizer_json)
 torch_targets=(torch_bin checkpoint_state)
 if [ -n "$torch_prefix" ]; then
   all_targets+=("${torch_targets[@]}")

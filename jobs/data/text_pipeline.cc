@@ -18,7 +18,7 @@ using json = nlohmann::json;
 // Unicode properties (\p{L}, \p{N}) and Unicode \s. PCRE2, JIT-compiled when the JIT is there.
 class Regex {
  public:
-  Regex(const std::string& pattern, const std::string& where) {
+  Regex(const std::string& pattern, const std::string& where) : where_(where), pattern_(pattern) {
     int code = 0;
     PCRE2_SIZE at = 0;
     re_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
@@ -43,7 +43,15 @@ class Regex {
     while (from <= text.size()) {
       const int rc = pcre2_match(re_, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), from,
                                  PCRE2_NO_UTF_CHECK, md, nullptr);
-      if (rc < 0) break;  // PCRE2_ERROR_NOMATCH, or a limit: no further match
+      if (rc == PCRE2_ERROR_NOMATCH) break;
+      if (rc < 0) {  // a backtracking or memory limit: refused, never a partial split
+        pcre2_match_data_free(md);
+        PCRE2_UCHAR message[256];
+        pcre2_get_error_message(rc, message, sizeof message);
+        throw InputError(where_ + ": regex \"" + pattern_ + "\" gave up on a text of " +
+                         std::to_string(text.size()) + " bytes at byte " + std::to_string(from) +
+                         ": " + reinterpret_cast<const char*>(message));
+      }
       const PCRE2_SIZE* v = pcre2_get_ovector_pointer(md);
       if (v[1] > v[0]) {
         out.push_back({v[0], v[1]});
@@ -59,6 +67,7 @@ class Regex {
   }
 
  private:
+  std::string where_, pattern_;
   pcre2_code* re_ = nullptr;
 };
 

@@ -152,6 +152,21 @@ def test_what_is_not_supported_is_refused_by_name(change, named, corpus, tmp_pat
     assert proc.returncode == 2 and named in proc.stderr and "tokenizer.json" in proc.stderr, proc.stderr
 
 
+def test_a_regex_that_gives_up_is_refused_not_half_applied(corpus, tmp_path):
+    """Catastrophic backtracking hits PCRE2's match limit; that text is refused by name (it was
+    split only up to where the regex gave up, and the rest tokenized as one piece)."""
+    build("gpt2", corpus[:400], tmp_path / "t")
+    doc = json.loads((tmp_path / "t" / "tokenizer.json").read_text())
+    doc["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": "(a+)+$"}, "behavior": "Isolated", "invert": False},
+        doc["pre_tokenizer"]]}
+    (tmp_path / "t" / "tokenizer.json").write_text(json.dumps(doc))
+    proc = subprocess.run([str(BUILD_DIR / "tallrec"), "data", "encode", "--tokenizer", str(tmp_path / "t")],
+                          input=json.dumps(["a" * 40 + "!"]), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "(a+)+$" in proc.stderr and "gave up" in proc.stderr, proc.stderr
+    assert not proc.stdout
+
+
 @pytest.mark.parametrize("text", [b'["ok", "bad \\udc80 lone surrogate"]', b'["ok", "bad \xff byte"]'])
 def test_invalid_utf8_is_refused_not_encoded(text, corpus, tmp_path):
     build("gpt2", corpus[:400], tmp_path / "t")
