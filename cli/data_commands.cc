@@ -127,7 +127,9 @@ void add_tokenize(CLI::App& data) {
       ->capture_default_str();
   tok->add_option("--special-ids", args->special_ids,
                   "llama (the tokenizer's own BOS and EOS: 1 and 2 for LLaMA) or decapoda (BOS = "
-                  "EOS = 0, as TALLRec's pinned transformers 4.28 + decapoda tokenizer files did)")
+                  "EOS = 0, as TALLRec's pinned transformers 4.28 + decapoda tokenizer files did), "
+                  "then overrides: bos=N|none, eos=N, pad=N (pad is 0 otherwise, TALLRec's); e.g. "
+                  "llama,pad=2")
       ->capture_default_str();
   tok->add_flag("--allow-cut-answers", args->allow_cut_answers,
                 "Tokenize even when --cutoff-len truncates every prompt before its answer (nothing "

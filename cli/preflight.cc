@@ -206,7 +206,9 @@ std::vector<PreflightLine> preflight(const Grid& grid, const PreflightOptions& o
         return detail;
       });
     const std::string tok = spec.value("tokenizer", "");
-    if (seen.insert("tokenizer " + tok + " " + base).second)
+    TokenizeOptions tokenize_options;
+    tokenize_options.special_ids = spec.value("special_ids", tokenize_options.special_ids);
+    if (seen.insert("tokenizer " + tok + " " + base + " " + tokenize_options.special_ids).second)
       attempt("tokenizer", tok, [&] {
         Tokenizer t(tok);
         const AnswerIds answers = lookup_answer_ids(t);
@@ -214,13 +216,15 @@ std::vector<PreflightLine> preflight(const Grid& grid, const PreflightOptions& o
           throw InputError(tok + ": " + std::to_string(t.vocab_size()) +
                            " pieces, more than the model's vocabulary of " +
                            std::to_string(models[base].shape.vocab) + " (" + base + ")");
+        const SpecialIds ids = special_token_ids(t, tokenize_options);
         auto special = [&](int32_t id) {
           return id < 0 ? std::string("none") : std::to_string(id) + " " + t.piece(id);
         };
         return std::to_string(t.vocab_size()) +
                " pieces, answer ids yes=" + std::to_string(answers.yes) +
-               " no=" + std::to_string(answers.no) + "; BOS " + special(t.bos_id()) + ", EOS " +
-               special(t.eos_id()) + ", pad 0 (TALLRec's)";
+               " no=" + std::to_string(answers.no) + "; BOS " + special(ids.bos) + ", EOS " +
+               special(ids.eos) + ", pad " + special(ids.pad) + " (special_ids \"" +
+               tokenize_options.special_ids + "\")";
       });
     if (spec.contains("init_adapter")) {
       const std::string adapter = spec["init_adapter"];

@@ -8,6 +8,7 @@
 #include "common/protocol.h"
 #include "common/run_spec.h"
 #include "common/sha256.h"
+#include "jobs/data/special_ids.h"
 
 namespace tallrec {
 namespace {
@@ -151,9 +152,18 @@ Grid parse_grid(const std::string& text, const std::string& origin) {
       (!doc["memory_limit_gib"].is_number() || doc["memory_limit_gib"].get<double>() <= 0 ||
        doc["memory_limit_gib"].get<double>() > 1e6))
     fail("field \"memory_limit_gib\" must be a positive number of GiB");
-  if (doc.contains("special_ids") && doc["special_ids"] != "llama" &&
-      doc["special_ids"] != "decapoda")
-    fail("field \"special_ids\" must be \"llama\" or \"decapoda\" (jobs/data/tokenize_records.h)");
+  if (doc.contains("special_ids")) {
+    if (!doc["special_ids"].is_string() ||
+        doc["special_ids"].get_ref<const std::string&>().size() > 256)
+      fail(
+          "field \"special_ids\" must be a string such as \"llama\" or \"llama,pad=2\" "
+          "(docs/data.md)");
+    try {
+      parse_special_ids(doc["special_ids"].get<std::string>());
+    } catch (const InputError& e) {
+      fail(std::string("field \"special_ids\": ") + e.what());
+    }
+  }
   const json samples = list("samples");
   for (const auto& s : samples)
     if (!s.is_number_integer() || s.get<int64_t>() < -1 || s.get<int64_t>() == 0)

@@ -30,20 +30,25 @@ AnswerIds lookup_answer_ids(const Tokenizer& tokenizer) {
   return {answer_id("Yes"), answer_id("No")};
 }
 
-std::pair<int32_t, int32_t> special_token_ids(const Tokenizer& tokenizer,
-                                              const TokenizeOptions& options) {
-  if (options.special_ids == "llama") {
-    // The tokenizer's own: SentencePiece's BOS 1 / EOS 2, or a tokenizer.json's post-processor
-    // BOS (none for some, e.g. Qwen2) and its folder's eos_token. TALLRec appends EOS to every
-    // training sequence, so a tokenizer without one cannot train.
-    if (tokenizer.eos_id() < 0)
-      throw InputError(
-          "the tokenizer names no EOS token (tokenizer_config.json's eos_token beside "
-          "tokenizer.json, or generation_config.json's eos_token_id)");
-    return {tokenizer.bos_id(), tokenizer.eos_id()};
-  }
-  if (options.special_ids == "decapoda") return {0, 0};
-  throw InputError("special ids \"" + options.special_ids + "\": expected llama or decapoda");
+SpecialIds special_token_ids(const Tokenizer& tokenizer, const TokenizeOptions& options) {
+  const SpecialIdsChoice choice = parse_special_ids(options.special_ids);
+  SpecialIds ids{0, 0, 0};  // decapoda's BOS and EOS; pad 0 is TALLRec's pad_token_id (unk)
+  if (choice.base == "llama") ids = {tokenizer.bos_id(), tokenizer.eos_id(), 0};
+  ids.bos = choice.bos.value_or(ids.bos);
+  ids.eos = choice.eos.value_or(ids.eos);
+  ids.pad = choice.pad.value_or(ids.pad);
+  // TALLRec appends EOS to every training sequence, so a tokenizer without one cannot train.
+  if (ids.eos < 0)
+    throw InputError(
+        "the tokenizer names no EOS token (tokenizer_config.json's eos_token beside "
+        "tokenizer.json, or generation_config.json's eos_token_id); a grid's special_ids "
+        "(or --special-ids) eos=N gives one");
+  for (const auto& [name, id] : {std::pair{"bos", ids.bos}, {"eos", ids.eos}, {"pad", ids.pad}})
+    if (id >= tokenizer.vocab_size())
+      throw InputError("special ids \"" + options.special_ids + "\": " + name + " " +
+                       std::to_string(id) + " is not in the tokenizer's vocabulary of " +
+                       std::to_string(tokenizer.vocab_size()));
+  return ids;
 }
 
 void tokenize_records(const Tokenizer& tokenizer, const std::vector<PromptRecord>& records,
@@ -51,7 +56,8 @@ void tokenize_records(const Tokenizer& tokenizer, const std::vector<PromptRecord
                       TokenizedArrays& arrays) {
   if (options.cutoff_len < 2) throw InputError("cutoff_len must be at least 2");
   const size_t cutoff = size_t(options.cutoff_len);
-  const auto [bos, eos] = special_token_ids(tokenizer, options);
+  const SpecialIds special = special_token_ids(tokenizer, options);
+  const int32_t bos = special.bos, eos = special.eos;
   std::vector<int32_t> ids;
   for (size_t index : indices) {
     const PromptRecord& record = records.at(index);
@@ -110,8 +116,10 @@ TokenizeSummary tokenize_file(const Tokenizer& tokenizer, const std::filesystem:
   meta.prompt_template = std::string(prompt_template_name(options.prompt_template));
   meta.cutoff_len = options.cutoff_len;
   meta.train_on_inputs = options.train_on_inputs;
-  std::tie(meta.bos_id, meta.eos_id) = special_token_ids(tokenizer, options);
-  meta.pad_id = 0;  // TALLRec: pad_token_id = 0 (unk), distinct from EOS
+  const SpecialIds special = special_token_ids(tokenizer, options);
+  meta.bos_id = special.bos;
+  meta.eos_id = special.eos;
+  meta.pad_id = special.pad;
   meta.yes_id = summary.answers.yes;
   meta.no_id = summary.answers.no;
   meta.vocab_size = tokenizer.vocab_size();

@@ -16,6 +16,7 @@
 #include "common/run_spec.h"  // kTallrecCutoffLen
 #include "jobs/data/prompt_record.h"
 #include "jobs/data/prompt_template.h"
+#include "jobs/data/special_ids.h"
 #include "jobs/data/token_file.h"
 #include "jobs/data/tokenizer.h"
 
@@ -28,18 +29,19 @@ struct TokenizeOptions {
   // A record whose output is neither exactly "Yes." nor "No." is an error naming it, unless
   // this is set: then it is tokenized (it trains) and scoring leaves it out of the AUC.
   bool allow_unlabeled = false;
-  // "llama" (default): the tokenizer's own BOS and EOS (LLaMA's SentencePiece: 1 and 2; a
-  // tokenizer.json: its post-processor's BOS, if any, and its eos_token). "decapoda": BOS and EOS
-  // 0, what TALLRec's pinned stack (transformers 4.28 with decapoda-research/llama-7b-hf's
-  // tokenizer files, whose bos/eos tokens are empty strings) put in its sequences (docs/data.md).
+  // BOS, EOS and pad: the grammar of jobs/data/special_ids.h ("llama", "decapoda", overrides).
   std::string special_ids = "llama";
   // A cutoff that truncates every prompt before its answer is an error unless this is set.
   bool allow_cut_answers = false;
 };
 
-// The BOS and EOS ids that `options.special_ids` asks for; InputError for an unknown name.
-std::pair<int32_t, int32_t> special_token_ids(const Tokenizer& tokenizer,
-                                              const TokenizeOptions& options);
+struct SpecialIds {
+  int32_t bos, eos, pad;  // bos -1: none
+};
+
+// The ids `options.special_ids` asks for, each checked against the tokenizer's vocabulary;
+// InputError naming what is wrong.
+SpecialIds special_token_ids(const Tokenizer& tokenizer, const TokenizeOptions& options);
 
 struct AnswerIds {
   int32_t yes, no;

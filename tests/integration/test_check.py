@@ -33,6 +33,18 @@ def test_a_good_grid_is_ready(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "ok   model" in proc.stdout and "answer ids yes=8241 no=3782" in proc.stdout
     assert "8000 records, labels Yes./No." in proc.stdout and "good: 2 runs, ready to submit" in proc.stdout
+    assert "BOS 1 <s>, EOS 2 </s>, pad 0 <unk> (special_ids \"llama\")" in proc.stdout, proc.stdout
+
+
+def test_special_ids_the_grid_overrides_are_printed_and_checked(tmp_path):
+    grid = json.loads(make_grid(tmp_path, "over", [0], 2).read_text())
+    grid["special_ids"] = "llama,bos=none,pad=2"
+    proc = check(grid, tmp_path, "--no-datasets")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "BOS none, EOS 2 </s>, pad 2 </s> (special_ids \"llama,bos=none,pad=2\")" in proc.stdout, proc.stdout
+    grid["special_ids"] = "llama,eos=40000"
+    proc = check(grid, tmp_path, "--no-datasets")
+    assert proc.returncode == 2 and "eos 40000 is not in the tokenizer's vocabulary of 32000" in proc.stdout, proc.stdout
 
 
 def test_llama_7b_memory_estimate_against_a_24_gib_card(tmp_path):

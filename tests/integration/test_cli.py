@@ -146,3 +146,28 @@ def test_decapoda_special_ids_reproduce_tallrecs_pinned_tokenizer(tmp_path):
     proc = run_tallrec("data", "tokenize", "--records", tmp_path / "r.json", "--tokenizer", TOKENIZER, "--out", tmp_path / "x",
                        "--special-ids", "hf5", check=False)
     assert proc.returncode == 2 and 'special ids "hf5"' in proc.stderr
+
+
+def test_special_ids_overrides_set_bos_eos_and_pad(tmp_path):
+    """A grid or --special-ids may override each special id (issue 20): no BOS, another EOS, another
+    pad; ids outside the vocabulary and malformed items are refused by name."""
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "oracle"))
+    from conftest import read_tokens
+    record = {"instruction": "Given the user's preference, answer \"Yes.\" or \"No.\".", "input": "User likes A.", "output": "Yes."}
+    (tmp_path / "r.json").write_text(json.dumps([record]))
+    run_tallrec("data", "tokenize", "--records", tmp_path / "r.json", "--tokenizer", TOKENIZER, "--out", tmp_path / "d")
+    run_tallrec("data", "tokenize", "--records", tmp_path / "r.json", "--tokenizer", TOKENIZER, "--out", tmp_path / "o",
+                "--special-ids", "llama,bos=none,eos=13,pad=3")
+    _, default = read_tokens(tmp_path / "d")
+    meta, over = read_tokens(tmp_path / "o")
+    assert meta["special_ids"] == {"bos": -1, "eos": 13, "pad": 3}
+    assert over["train_ids"][0] == default["train_ids"][0][1:-1] + [13]  # no BOS, EOS 13
+    assert over["eval_ids"][0] == default["eval_ids"][0][1:]
+    for bad, named in [("llama,pad=32000", "pad 32000 is not in the tokenizer's vocabulary of 32000"),
+                       ("llama,eos=none", '"eos=none"'), ("pad=1,llama", '"llama" must come first'),
+                       ("llama,pad=1,pad=2", "a second time"), ("llama,bos=-1", '"bos=-1" is not a token id'),
+                       ("llama,cls=1", "names no special token")]:
+        proc = run_tallrec("data", "tokenize", "--records", tmp_path / "r.json", "--tokenizer", TOKENIZER, "--out",
+                           tmp_path / "x", "--special-ids", bad, check=False)
+        assert proc.returncode == 2 and named in proc.stderr, (bad, proc.stderr)
+        assert not (tmp_path / "x").exists()

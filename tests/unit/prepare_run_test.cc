@@ -86,6 +86,27 @@ TEST(PrepareRun, GridRunBecomesATrainerSpec) {
   EXPECT_EQ(TokenizedDataset(spec["train_tokens"].get<std::string>()).meta().bos_id, 1);
   g["special_ids"] = "hf";
   EXPECT_THROW(parse_grid(g.dump(), "p"), InputError);
+
+  // Overrides (jobs/data/special_ids.h): pad and EOS of the grid's choosing, a cache of their own.
+  g["special_ids"] = "llama,eos=13,pad=3";
+  const auto over = parse_grid(g.dump(), "p").runs.at(0).spec;
+  auto ospec = nlohmann::json::parse(read_file(prepare_run(over, tok, dir / "cache", dir / "run")));
+  TokenizedDataset otrain(ospec["train_tokens"].get<std::string>());
+  EXPECT_EQ(otrain.meta().bos_id, 1);
+  EXPECT_EQ(otrain.meta().eos_id, 13);
+  EXPECT_EQ(otrain.meta().pad_id, 3);
+  EXPECT_NE(ospec["train_tokens"], spec["train_tokens"]);
+  for (const char* bad : {"llama,pad", "llama,eos=none", "", "llama,bos=1x"}) {
+    g["special_ids"] = bad;
+    try {
+      parse_grid(g.dump(), "p");
+      ADD_FAILURE() << bad << " was accepted";
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find("special_ids"), std::string::npos) << e.what();
+    }
+  }
+  g["special_ids"] = nlohmann::json::array({"llama"});
+  EXPECT_THROW(parse_grid(g.dump(), "p"), InputError);
 }
 
 }  // namespace
