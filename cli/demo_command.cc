@@ -53,6 +53,8 @@ void add_demo_command(CLI::App& app) {
     std::vector<uint64_t> seeds{0, 42};
     int64_t train_steps = 20;
     int64_t valid_sample = 200;
+    int64_t test_sample = 0;  // 0: every test prompt
+    int threads = 1;
     std::string http = "127.0.0.1:8080";
     bool no_wait = false;
   };
@@ -81,6 +83,15 @@ void add_demo_command(CLI::App& app) {
   demo->add_option("--valid-sample", args->valid_sample,
                    "Validate on this many movie validation prompts")
       ->capture_default_str();
+  demo->add_option("--test-sample", args->test_sample,
+                   "Score this many prompts of each test set (a seeded subset, the same for every "
+                   "run); 0: all of them, as TALLRec (a real model on a CPU: try 200)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  demo->add_option("--threads", args->threads,
+                   "Threads per worker (two workers share this machine)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   demo->add_option("--http", args->http,
                    "ADDRESS:PORT of the dashboard (port 0: any free one), or off")
       ->capture_default_str();
@@ -138,6 +149,7 @@ void add_demo_command(CLI::App& app) {
         {"valid_sample", args->valid_sample},
         {"hyper", {{"micro_batch_size", {16}}, {"max_steps", {args->train_steps}}}},
         {"max_attempts", 1}};
+    if (args->test_sample > 0) grid["test_sample"] = args->test_sample;
     const fs::path book_test = fs::path(args->data) / "book-crossing" / "test.json";
     if (fs::exists(book_test)) {  // cross-domain: TALLRec's released book test prompts
       grid["datasets"]["book"] = {{"test", fs::absolute(book_test).string()}};
@@ -164,11 +176,11 @@ void add_demo_command(CLI::App& app) {
     const std::string self = fs::read_symlink("/proc/self/exe").string();
     std::vector<std::string> worker_status;
     for (int w = 1; w <= 2; ++w) {
-      worker_status.push_back(
-          shell_quote(self) + " worker --coordinator " + coordinator.zmq_endpoint() +
-          " --id demo-worker-" + std::to_string(w) + " --work-dir " +
-          shell_quote((work / ("worker-" + std::to_string(w))).string()) +
-          " --exit-when-idle --threads 1");  // two workers share this machine's cores
+      worker_status.push_back(shell_quote(self) + " worker --coordinator " +
+                              coordinator.zmq_endpoint() + " --id demo-worker-" +
+                              std::to_string(w) + " --work-dir " +
+                              shell_quote((work / ("worker-" + std::to_string(w))).string()) +
+                              " --exit-when-idle --threads " + std::to_string(args->threads));
     }
     // Both workers at once: `a & b & wait` in one shell.
     const int rc = std::system(

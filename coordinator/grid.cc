@@ -29,9 +29,10 @@ const GridAxis* find_axis(const std::string& name) {
 }  // namespace
 
 std::vector<std::string> grid_document_fields() {
-  return {"name",     "base_model",   "init_adapter", "tokenizer",   "datasets",
-          "domains",  "test_domains", "samples",      "seeds",       "hyper",
-          "priority", "max_attempts", "valid_sample", "special_ids", "memory_limit_gib"};
+  return {"name",         "base_model",  "init_adapter", "tokenizer",
+          "datasets",     "domains",     "test_domains", "samples",
+          "seeds",        "hyper",       "priority",     "max_attempts",
+          "valid_sample", "test_sample", "special_ids",  "memory_limit_gib"};
 }
 
 std::vector<std::string> grid_hyper_axes() {
@@ -145,9 +146,9 @@ Grid parse_grid(const std::string& text, const std::string& origin) {
   if (!test_domains.is_null()) check_domains(test_domains, "test_domains");
   for (const auto& d : test_domains.is_null() ? domains : test_domains)
     need_path(d.get<std::string>(), "test");
-  if (doc.contains("valid_sample") &&
-      (!doc["valid_sample"].is_number_integer() || doc["valid_sample"].get<int64_t>() < 1))
-    fail("field \"valid_sample\" must be a positive count");
+  for (const char* field : {"valid_sample", "test_sample"})
+    if (doc.contains(field) && (!doc[field].is_number_integer() || doc[field].get<int64_t>() < 1))
+      fail(std::string("field \"") + field + "\" must be a positive count");
   if (doc.contains("memory_limit_gib") &&
       (!doc["memory_limit_gib"].is_number() || doc["memory_limit_gib"].get<double>() <= 0 ||
        doc["memory_limit_gib"].get<double>() > 1e6))
@@ -255,6 +256,7 @@ Grid parse_grid(const std::string& text, const std::string& origin) {
                        {"seed", seed}};
           if (doc.contains("init_adapter")) spec["init_adapter"] = doc["init_adapter"];
           if (doc.contains("valid_sample")) spec["valid_sample"] = doc["valid_sample"];
+          if (doc.contains("test_sample")) spec["test_sample"] = doc["test_sample"];
           if (doc.contains("special_ids")) spec["special_ids"] = doc["special_ids"];
           if (doc.contains("memory_limit_gib")) spec["memory_limit_gib"] = doc["memory_limit_gib"];
           for (size_t a = 0; a < axes.size(); ++a) spec[axes[a].first] = axes[a].second[index[a]];

@@ -18,9 +18,13 @@ std::filesystem::path prepare_run(const nlohmann::json& run, const Tokenizer& to
     auto tokens = [&](const std::string& records, std::optional<FewShotSubset> subset) {
       return cached_tokens(tokenizer, records, options, subset, cache_dir).string();
     };
+    // A grid's test_sample scores a seeded subset of each test set (the same for every run).
+    std::optional<FewShotSubset> test_subset;
+    if (run.contains("test_sample"))
+      test_subset = FewShotSubset{run["test_sample"].get<int64_t>(), 0};
     nlohmann::json tests = nlohmann::json::object();
     for (const auto& [domain, path] : run.at("tests").items())
-      tests[domain] = tokens(path, std::nullopt);
+      tests[domain] = tokens(path, test_subset);
     std::optional<FewShotSubset> valid_subset;
     if (run.contains("valid_sample"))
       valid_subset = FewShotSubset{run["valid_sample"].get<int64_t>(), 0};

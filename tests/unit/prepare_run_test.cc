@@ -56,6 +56,19 @@ TEST(PrepareRun, GridRunBecomesATrainerSpec) {
   EXPECT_TRUE(train.meta().few_shot);
   EXPECT_EQ(train.meta().seed, 5u);
   EXPECT_EQ(TokenizedDataset(spec["test_tokens"]["movie"].get<std::string>()).size(), 2u);
+
+  // test_sample: a seeded subset of each test set, the same whatever the run's seed.
+  g["test_sample"] = 1;
+  const auto sampled = parse_grid(g.dump(), "p").runs.at(0).spec;
+  auto sspec =
+      nlohmann::json::parse(read_file(prepare_run(sampled, tok, dir / "cache", dir / "run")));
+  TokenizedDataset test(sspec["test_tokens"]["movie"].get<std::string>());
+  EXPECT_EQ(test.size(), 1u);
+  EXPECT_EQ(test.meta().seed, 0u);
+  g.erase("test_sample");
+  g["test_sample"] = 0;
+  EXPECT_THROW(parse_grid(g.dump(), "p"), InputError);
+  g.erase("test_sample");
   EXPECT_FALSE(spec.contains("dtype"));  // CPU: the trainer's float32
 
   // A GPU slot: bfloat16 unless the grid chose a dtype; the grid's recipe axes pass through.
