@@ -15,6 +15,7 @@
 #include "common/json_text.h"
 #include "common/model_config.h"
 #include "common/model_folder.h"
+#include "common/run_spec.h"
 #include "common/safetensors_header.h"
 #include "common/weight_format.h"
 #include "jobs/data/prompt_record.h"
@@ -77,18 +78,19 @@ ModelInfo check_model(const fs::path& dir, std::string& detail) {
   return m;
 }
 
-// The adapter against the run's LoRA settings and the model (headers only).
-void check_adapter(const fs::path& dir, const LlamaShape& model, const json& spec,
+// The adapter against the run's LoRA settings (resolved_trainer_settings' "lora") and the model
+// (headers only).
+void check_adapter(const fs::path& dir, const LlamaShape& model, const json& lora,
                    std::string& detail) {
   const fs::path cfg_path = dir / "adapter_config.json";
   const json cfg = parse_json_from_outside(read_file(cfg_path), cfg_path.string());
-  const int64_t r = cfg.value("r", int64_t(0)), want_r = spec.value("lora_r", int64_t(8));
-  const double alpha = cfg.value("lora_alpha", 0.0), want_alpha = spec.value("lora_alpha", 16.0);
+  const int64_t r = cfg.value("r", int64_t(0)), want_r = lora.at("r").get<int64_t>();
+  const double alpha = cfg.value("lora_alpha", 0.0), want_alpha = lora.at("alpha").get<double>();
   std::vector<std::string> targets =
       cfg.contains("target_modules") && cfg["target_modules"].is_array()
           ? cfg["target_modules"].get<std::vector<std::string>>()
           : std::vector<std::string>{};
-  auto want_targets = spec.value("target_modules", std::vector<std::string>{"q_proj", "v_proj"});
+  auto want_targets = lora.at("target_modules").get<std::vector<std::string>>();
   std::sort(targets.begin(), targets.end());
   std::sort(want_targets.begin(), want_targets.end());
   if (r != want_r)
@@ -198,6 +200,8 @@ std::vector<PreflightLine> preflight(const Grid& grid, const PreflightOptions& o
   std::set<std::string> seen;
   for (const auto& run : grid.runs) {
     const json& spec = run.spec;
+    // What the trainer will run with: RunSpec's defaults, the recipe, the grid's axes (one place).
+    const json trainer = resolved_trainer_settings(spec);
     const std::string base = spec.value("base_model", "");
     if (seen.insert("model " + base).second)
       attempt("model", base, [&] {
@@ -228,13 +232,11 @@ std::vector<PreflightLine> preflight(const Grid& grid, const PreflightOptions& o
       });
     if (spec.contains("init_adapter")) {
       const std::string adapter = spec["init_adapter"];
-      const std::string key =
-          "adapter " + adapter + " " + base + " " + spec.value("lora_r", json()).dump() +
-          spec.value("target_modules", json()).dump() + spec.value("lora_alpha", json()).dump();
+      const std::string key = "adapter " + adapter + " " + base + " " + trainer["lora"].dump();
       if (seen.insert(key).second && models.count(base))
         attempt("adapter", adapter, [&] {
           std::string detail;
-          check_adapter(adapter, models[base].shape, spec, detail);
+          check_adapter(adapter, models[base].shape, trainer["lora"], detail);
           return detail;
         });
     }
@@ -258,14 +260,12 @@ std::vector<PreflightLine> preflight(const Grid& grid, const PreflightOptions& o
           });
     }
     if (o.memory && models.count(base)) {
-      const bool ckpt =
-          spec.value("gradient_checkpointing", spec.value("recipe", "") == "instruct_7b");
-      const std::string dtype = spec.value("dtype", "bfloat16");  // a GPU slot's default
-      const int64_t micro = spec.value("micro_batch_size", int64_t(32)),
-                    cutoff = spec.value("cutoff_len", int64_t(512));
-      const int64_t r = spec.value("lora_r", int64_t(8));
-      const auto targets =
-          spec.value("target_modules", std::vector<std::string>{"q_proj", "v_proj"});
+      const bool ckpt = trainer["gradient_checkpointing"];
+      const std::string dtype = spec.contains("dtype") ? trainer["dtype"] : kGpuDefaultDtype;
+      const int64_t micro = trainer["micro_batch_size"],
+                    cutoff = spec.value("cutoff_len", kTallrecCutoffLen);  // a data option
+      const int64_t r = trainer["lora"]["r"];
+      const auto targets = trainer["lora"]["target_modules"].get<std::vector<std::string>>();
       char subject[160];
       std::snprintf(subject, sizeof subject, "%s, %s, micro-batch %lld x cutoff %lld, %s",
                     fs::path(base).filename().c_str(), dtype.c_str(), static_cast<long long>(micro),

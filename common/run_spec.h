@@ -29,6 +29,11 @@ struct AdamWConfig {
   double lr = 1e-4, weight_decay = 0.0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
 };
 
+// What a GPU slot trains in unless the grid names a dtype: LLaMA-7B's weights alone take 27 GB in
+// float32, more than the 24 GB card it targets (TALLRec itself trained in float16). The worker
+// applies it (worker/prepare_run.cc); the pre-flight's memory estimate assumes it.
+inline constexpr const char* kGpuDefaultDtype = "bfloat16";
+
 // TALLRec's cutoff_len: training sequences are cut at this many tokens (a data option, applied
 // by `tallrec data tokenize`, not a trainer field).
 inline constexpr int64_t kTallrecCutoffLen = 512;

@@ -260,10 +260,14 @@ Grid parse_grid(const std::string& text, const std::string& origin) {
           if (doc.contains("special_ids")) spec["special_ids"] = doc["special_ids"];
           if (doc.contains("memory_limit_gib")) spec["memory_limit_gib"] = doc["memory_limit_gib"];
           for (size_t a = 0; a < axes.size(); ++a) spec[axes[a].first] = axes[a].second[index[a]];
-          // The paper script's micro-batch, unless the grid names one (the recipe's other
-          // settings reach the trainer through the spec's recipe field).
-          if (spec.value("recipe", "") == "instruct_7b" && !hyper.contains("micro_batch_size"))
-            spec["micro_batch_size"] = 64;
+          // The recipe's micro-batch, unless the grid names one (its other settings reach the
+          // trainer through the spec's recipe field; the batch_size check below needs this one).
+          if (spec.contains("recipe") && !hyper.contains("micro_batch_size")) {
+            RunSpec recipe;
+            recipe.recipe = spec["recipe"].get<std::string>();
+            apply_recipe(recipe, origin);
+            spec["micro_batch_size"] = recipe.micro_batch_size;
+          }
           // nlohmann::json keeps keys sorted, so dump() is canonical.
           if (spec["batch_size"].get<int64_t>() % spec["micro_batch_size"].get<int64_t>() != 0)
             fail("hyper: batch_size " + spec["batch_size"].dump() +

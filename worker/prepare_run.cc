@@ -39,10 +39,9 @@ std::filesystem::path prepare_run(const nlohmann::json& run, const Tokenizer& to
     if (run.contains("init_adapter")) spec["init_adapter"] = run["init_adapter"];
     if (run.contains("memory_limit_gib")) spec["memory_limit_gib"] = run["memory_limit_gib"];
     apply_grid_axes(run, spec);
-    // A GPU slot trains in bfloat16 unless the grid chose: LLaMA-7B's weights alone take 27 GB
-    // in float32, more than the 24 GB card it targets (TALLRec itself trained in float16).
+    // A GPU slot trains in kGpuDefaultDtype unless the grid chose (common/run_spec.h says why).
     if (!run.contains("dtype") && overrides.value("device", "cpu") != "cpu")
-      spec["dtype"] = "bfloat16";
+      spec["dtype"] = kGpuDefaultDtype;
     spec.update(overrides);
     std::filesystem::create_directories(run_dir);
     write_file_atomically(run_dir / "spec.json", spec.dump(2) + "\n");

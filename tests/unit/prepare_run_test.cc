@@ -122,5 +122,44 @@ TEST(PrepareRun, GridRunBecomesATrainerSpec) {
   EXPECT_THROW(parse_grid(g.dump(), "p"), InputError);
 }
 
+// The pre-flight and the dashboard read a run's settings from resolved_trainer_settings(); the
+// trainer reads the spec the worker wrote. They must agree for every recipe and axis (each
+// default and recipe value is written once, in common/run_spec.*).
+TEST(PrepareRun, ResolvedSettingsAreWhatTheTrainerReads) {
+  test::ScratchDir dir;
+  Tokenizer tok(test::tokenizer_model());
+  write_prompt_records(dir / "train.json", {kYes, kNo, kYes, kNo});
+  write_prompt_records(dir / "valid.json", {kYes, kNo});
+  const std::vector<nlohmann::json> hypers = {
+      nlohmann::json::object(),
+      {{"recipe", {"instruct_7b"}}, {"batch_size", {128}}},
+      {{"recipe", {"instruct_7b"}}, {"micro_batch_size", {32}}, {"batch_size", {128}}},
+      {{"lora_r", {4}},
+       {"lora_alpha", {8}},
+       {"target_modules", nlohmann::json::array({nlohmann::json::array({"q_proj", "k_proj"})})},
+       {"dtype", {"float16"}},
+       {"gradient_checkpointing", {true}},
+       {"data_order", {"seeded"}}}};
+  for (const auto& hyper : hypers) {
+    nlohmann::json g = {{"name", "p"},
+                        {"base_model", "/m"},
+                        {"tokenizer", "/t"},
+                        {"datasets",
+                         {{"movie",
+                           {{"train", (dir / "train.json").string()},
+                            {"valid", (dir / "valid.json").string()},
+                            {"test", (dir / "valid.json").string()}}}}},
+                        {"domains", {"movie"}},
+                        {"samples", {2}},
+                        {"seeds", {5}},
+                        {"hyper", hyper}};
+    const auto run = parse_grid(g.dump(), "p").runs.at(0).spec;
+    nlohmann::json trainer =
+        run_spec_json(read_run_spec(prepare_run(run, tok, dir / "cache", dir / "run")));
+    for (const char* key : {"train_tokens", "valid_tokens", "test_tokens"}) trainer.erase(key);
+    EXPECT_EQ(resolved_trainer_settings(run), trainer) << hyper.dump();
+  }
+}
+
 }  // namespace
 }  // namespace tallrec
