@@ -1,10 +1,8 @@
-// The run life cycle in the store: leases, heartbeats, fencing, retries with backoff, cancel,
-// retry, and the results table. Real SQLite files; time is passed in, so no test sleeps.
-#include <cmath>
+// The run life cycle in the store: leases, heartbeats, fencing, retries with backoff, cancel and
+// retry. Real SQLite files; time is passed in, so no test sleeps.
+#include "coordinator/queue.h"
 
-#include "common/error.h"
 #include "coordinator/grid.h"
-#include "coordinator/results.h"
 #include "coordinator/store.h"
 #include "test_paths.h"
 
@@ -215,95 +213,6 @@ TEST(Queue, CancelFencesTheAttempt) {
   EXPECT_TRUE(s.queue.retry(a->run_id, 104));
   EXPECT_EQ(s.views.run_state(a->run_id), "queued");
   EXPECT_EQ(s.database.integrity_check(), "ok");
-}
-
-RunOutcome outcome(const char* domain, int64_t sample, uint64_t seed, double movie, double book,
-                   nlohmann::json hyper = nlohmann::json::object(),
-                   const char* state = "succeeded") {
-  nlohmann::json spec = {
-      {"domain", domain}, {"sample", sample},
-      {"seed", seed},     {"base_model", "/m/llama-7b"},
-      {"lr", 1e-4},       {"tests", {{"movie", "/d/movie"}, {"book", "/d/book"}}}};
-  if (hyper.is_object()) spec.update(hyper);
-  nlohmann::json result = std::string(state) == "succeeded"
-                              ? nlohmann::json{{"test_auc", {{"movie", movie}, {"book", book}}}}
-                              : nlohmann::json();
-  return {domain, sample, seed, state, result, spec};
-}
-
-TEST(Results, TableOneMeanAndSampleStdOverSeeds) {
-  ResultsTable t = build_results_table(
-      {outcome("movie", 16, 0, 0.6, 0.5), outcome("movie", 16, 1, 0.8, 0.7),
-       outcome("movie", 64, 0, 0.7, 0.6), outcome("movie", 64, 1, 0, 0, {}, "running")});
-  ASSERT_EQ(t.rows.size(), 2u);
-  EXPECT_EQ(t.rows[0].test, "book");
-  EXPECT_EQ(t.rows[1].test, "movie");
-  EXPECT_TRUE(t.setting_fields.empty());
-  EXPECT_EQ(t.samples, (std::vector<int64_t>{16, 64}));
-  const TableCell& c = t.rows[1].cells[0];
-  EXPECT_NEAR(c.mean(), 0.7, 1e-12);
-  EXPECT_NEAR(c.std(), std::sqrt(0.02), 1e-12);  // ddof 1: sqrt(((0.1)^2 + (0.1)^2) / 1)
-  EXPECT_EQ(t.rows[1].cells[1].aucs.size(), 1u);
-  EXPECT_EQ(t.rows[1].cells[1].runs, 2);
-  EXPECT_EQ(t.rows[1].cells[1].finished, 1);
-  EXPECT_TRUE(std::isnan(t.rows[1].cells[1].std()));  // one run: no std
-  EXPECT_EQ(t.tallrec_json["movie"]["book"]["llama-7b"]["1"]["16"], 0.7);
-  const std::string text = format_results_table(t);
-  EXPECT_NE(text.find("0.7000 +- 0.1414 (n=2)"), std::string::npos) << text;
-  EXPECT_NE(text.find("(n=1)"), std::string::npos) << text;
-}
-
-TEST(Results, RunsThatDifferInMoreThanSeedAreNeverAveragedTogether) {
-  // lr 1e-4 and 3e-4 x seeds 0, 1: two settings, each its own rows, each mean over its 2 seeds.
-  ResultsTable t =
-      build_results_table({outcome("movie", 16, 0, 0.6, 0.5), outcome("movie", 16, 1, 0.8, 0.7),
-                           outcome("movie", 16, 0, 0.9, 0.5, {{"lr", 3e-4}}),
-                           outcome("movie", 16, 1, 0.7, 0.5, {{"lr", 3e-4}})});
-  EXPECT_EQ(t.setting_fields, (std::vector<std::string>{"lr"}));
-  ASSERT_EQ(t.rows.size(), 4u);
-  EXPECT_EQ(t.rows[1].setting, "lr=0.0001");
-  EXPECT_EQ(t.rows[3].setting, "lr=0.0003");
-  EXPECT_NEAR(t.rows[1].cells[0].mean(), 0.7, 1e-12);
-  EXPECT_NEAR(t.rows[3].cells[0].mean(), 0.8, 1e-12);
-  EXPECT_EQ(t.rows[3].cells[0].aucs.size(), 2u);
-  // TALLRec's layout keeps both seed-0 results, one per setting.
-  EXPECT_EQ(t.tallrec_json["movie"]["movie"]["llama-7b (lr=0.0001)"]["0"]["16"], 0.6);
-  EXPECT_EQ(t.tallrec_json["movie"]["movie"]["llama-7b (lr=0.0003)"]["0"]["16"], 0.9);
-  // A second base model under the same sweep name is a setting of its own too.
-  ResultsTable m =
-      build_results_table({outcome("movie", 16, 0, 0.6, 0.5),
-                           outcome("movie", 16, 0, 0.9, 0.5, {{"base_model", "/m/other"}})});
-  EXPECT_EQ(m.setting_fields, (std::vector<std::string>{"base_model"}));
-  EXPECT_EQ(m.rows.size(), 4u);
-}
-
-TEST(Results, ExportsTallrecsTableOneLayout) {
-  ResultsTable t =
-      build_results_table({outcome("movie", 16, 0, 0.6, 0.5), outcome("movie", 16, 1, 0.8, 0.7),
-                           outcome("movie", 64, 0, 0.7, 0.6)});
-  // Column groups per test domain x sample, AUC x 100; the first test domain seen is "book".
-  EXPECT_EQ(export_results_table(t, "csv"),
-            "train,book 16,book 64,movie 16,movie 64\nmovie,60.0 ± 14.1,60.0,70.0 ± 14.1,70.0\n");
-  const std::string md = export_results_table(t, "markdown");
-  EXPECT_NE(md.find("| train | book 16 | book 64 | movie 16 | movie 64 |"), std::string::npos)
-      << md;
-  EXPECT_NE(md.find("| movie | 60.0 ± 14.1 | 60.0 | 70.0 ± 14.1 | 70.0 |"), std::string::npos)
-      << md;
-  const std::string tex = export_results_table(t, "latex");
-  EXPECT_NE(tex.find("\\multicolumn{2}{c}{book}"), std::string::npos) << tex;
-  EXPECT_NE(tex.find("movie & 60.0 $\\pm$ 14.1 & 60.0 & 70.0 $\\pm$ 14.1 & 70.0 \\\\"),
-            std::string::npos)
-      << tex;
-  EXPECT_THROW(export_results_table(t, "xlsx"), InputError);
-}
-
-TEST(Results, SampleColumnsComeFromTheRuns) {
-  ResultsTable t =
-      build_results_table({outcome("movie", 16, 0, 0.6, 0.5), outcome("movie", 256, 0, 0.7, 0.5)});
-  EXPECT_EQ(t.samples, (std::vector<int64_t>{16, 256}));
-  nlohmann::json j = results_table_json(t);
-  EXPECT_EQ(j["cells"][0][1]["succeeded"], 1);
-  EXPECT_TRUE(j["cells"][0][1]["std"].is_null());
 }
 
 }  // namespace

@@ -1,11 +1,10 @@
+#include "jobs/train/lora.h"
+
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 #include <gtest/gtest.h>
 
 #include "jobs/train/llama.h"
-#include "jobs/train/lora.h"
-#include "jobs/train/optimizer.h"
-#include "jobs/train/roc_auc.h"
 #include "jobs/train/scoring.h"
 
 namespace tallrec {
@@ -89,34 +88,6 @@ TEST(Lora, GradientsMatchFiniteDifferences) {
       }
     }
   }
-}
-
-TEST(Llama, LeftPaddingWithMaskPositionsScoresLikeNoPadding) {
-  LlamaModel model = random_llama_model(small_config(), 4, at::kFloat);
-  at::NoGradGuard no_grad;
-  at::Tensor seq = at::randint(3, 50, {1, 6}, at::kLong);
-  at::Tensor alone = llama_forward(model, seq, at::Tensor(), at::Tensor());
-  at::Tensor padded = at::cat({at::zeros({1, 3}, at::kLong), seq}, 1);
-  at::Tensor mask = at::cat({at::zeros({1, 3}, at::kLong), at::ones({1, 6}, at::kLong)}, 1);
-  at::Tensor out = llama_forward(model, padded, mask, positions_from_mask(mask));
-  EXPECT_FALSE(at::isnan(out).any().item<bool>()) << "padding rows must not produce NaN";
-  EXPECT_TRUE(at::allclose(out.narrow(1, 3, 6), alone, 1e-5, 1e-5));
-}
-
-TEST(Optimizer, WarmupThenLinearDecay) {
-  EXPECT_EQ(linear_warmup_multiplier(0, 20, 100), 0.0);
-  EXPECT_EQ(linear_warmup_multiplier(10, 20, 100), 0.5);
-  EXPECT_EQ(linear_warmup_multiplier(20, 20, 100), 1.0);
-  EXPECT_EQ(linear_warmup_multiplier(60, 20, 100), 0.5);
-  EXPECT_EQ(linear_warmup_multiplier(100, 20, 100), 0.0);
-  EXPECT_EQ(linear_warmup_multiplier(150, 20, 100), 0.0);
-}
-
-TEST(RocAuc, DegenerateInputIsAClearError) {
-  EXPECT_THROW(roc_auc({1, 1, 1}, {0.1, 0.2, 0.3}), std::exception);
-  EXPECT_THROW(roc_auc({0, 1}, {0.1}), std::exception);
-  EXPECT_DOUBLE_EQ(roc_auc({0, 1}, {0.1, 0.9}), 1.0);
-  EXPECT_DOUBLE_EQ(roc_auc({0, 1, 0, 1}, {0.5, 0.5, 0.5, 0.5}), 0.5);
 }
 
 }  // namespace

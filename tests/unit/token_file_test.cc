@@ -1,7 +1,7 @@
+#include "jobs/data/token_file.h"
+
 #include "common/atomic_file.h"
 #include "common/error.h"
-#include "jobs/data/prompt_template.h"
-#include "jobs/data/token_file.h"
 #include "jobs/data/tokenize_records.h"
 #include "test_paths.h"
 
@@ -9,42 +9,6 @@ namespace tallrec {
 namespace {
 
 const PromptRecord kRecord{"Say it.", "User Preference: \"A\"", "Yes."};
-
-TEST(PromptTemplate, TallrecsBytesIncludingTheNoqaComment) {
-  EXPECT_EQ(
-      training_prompt(kRecord, PromptTemplate::kTallrec),
-      "Below is an instruction that describes a task, paired with an input that provides further "
-      "context. "
-      "Write a response that appropriately completes the request.  # noqa: E501\n\n"
-      "### Instruction:\nSay it.\n\n### Input:\nUser Preference: \"A\"\n\n### Response:\nYes.");
-  EXPECT_EQ(evaluation_prompt(kRecord, PromptTemplate::kTallrec),
-            training_prompt(kRecord, PromptTemplate::kTallrec)
-                .substr(0, training_prompt(kRecord, PromptTemplate::kTallrec).size() - 4));
-  EXPECT_EQ(evaluation_prompt({"Say it.", "", "No."}, PromptTemplate::kClean),
-            "Below is an instruction that describes a task. Write a response that appropriately "
-            "completes the "
-            "request.\n\n### Instruction:\nSay it.\n\n### Response:\n");
-  EXPECT_THROW(parse_prompt_template("alpaca"), InputError);
-}
-
-TEST(Tokenizer, AnswerIdsAreLookedUpInContext) {
-  Tokenizer tok(test::tokenizer_model());
-  EXPECT_EQ(tok.vocab_size(), 32000);
-  auto answers = lookup_answer_ids(tok);
-  EXPECT_EQ(answers.yes, 8241);
-  EXPECT_EQ(answers.no, 3782);
-  auto ids = tok.encode("### Response:\nYes.");
-  ASSERT_GE(ids.size(), 3u);
-  EXPECT_EQ(std::vector<int32_t>(ids.end() - 3, ids.end()),
-            (std::vector<int32_t>{13, 8241, 29889}));
-}
-
-TEST(Tokenizer, MissingOrBogusModelIsAnInputError) {
-  test::ScratchDir dir;
-  EXPECT_THROW(Tokenizer(dir / "nope.model"), InputError);
-  write_file_atomically(dir / "bogus.model", "not a protobuf");
-  EXPECT_THROW(Tokenizer(dir / "bogus.model"), InputError);
-}
 
 TEST(TokenFile, RoundTripTruncationEosAndMasking) {
   test::ScratchDir dir;
@@ -118,20 +82,6 @@ TEST(TokenFile, CorruptFilesAreRefusedWithTheirName) {
   EXPECT_THROW(TokenizedDataset(dir / "t"), InputError);
   write_file_atomically(dir / "t" / "meta.json", "{");
   EXPECT_THROW(TokenizedDataset(dir / "t"), InputError);
-}
-
-TEST(PromptRecords, ErrorsNameRecordAndField) {
-  EXPECT_THROW(parse_prompt_records("{}", "x.json"), InputError);
-  EXPECT_THROW(parse_prompt_records("[8800e880]", "x.json"),
-               InputError);  // out_of_range, found by fuzzing
-  EXPECT_THROW(parse_prompt_records(std::string(100000, '[') + std::string(100000, ']'), "x.json"),
-               InputError);  // too deep
-  try {
-    parse_prompt_records("[{\"instruction\": \"a\", \"input\": \"b\"}]", "x.json");
-    FAIL();
-  } catch (const InputError& e) {
-    EXPECT_STREQ(e.what(), "x.json: record 0: missing field \"output\"");
-  }
 }
 
 }  // namespace
