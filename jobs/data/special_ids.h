@@ -17,7 +17,7 @@
 namespace tallrec {
 
 struct SpecialIdsChoice {
-  std::string base = "llama";          // "llama" or "decapoda"
+  std::string base = "llama";            // "llama" or "decapoda"
   std::optional<int32_t> bos, eos, pad;  // overrides; bos -1 = none
 };
 
