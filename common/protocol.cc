@@ -121,8 +121,7 @@ std::vector<std::pair<std::string, std::vector<std::string>>> message_required_f
 }
 
 std::vector<std::string> encode_message(const Message& m) {
-  std::vector<std::string> frames{kProtocolVersion, message_type_name(m.type),
-                                  m.raw_body.empty() ? dump_json(m.body) : m.raw_body};
+  std::vector<std::string> frames{kProtocolVersion, message_type_name(m.type), dump_json(m.body)};
   if (m.type == MessageType::kChunk) frames.push_back(m.data);
   return frames;
 }

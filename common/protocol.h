@@ -31,16 +31,11 @@ inline constexpr size_t kMaxMessageBytes = 1u << 20;  // frames 0-2
 inline constexpr size_t kMaxChunkBytes = 4u << 20;    // frame 3 of CHUNK
 
 struct Message {
-  Message(MessageType t, nlohmann::json b = nlohmann::json::object(), std::string d = "",
-          std::string raw = "")
-      : type(t), body(std::move(b)), data(std::move(d)), raw_body(std::move(raw)) {}
+  Message(MessageType t, nlohmann::json b = nlohmann::json::object(), std::string d = "")
+      : type(t), body(std::move(b)), data(std::move(d)) {}
   MessageType type;
   nlohmann::json body;
   std::string data;  // CHUNK only
-  // When set, sent as frame 2 instead of body.dump(): a body assembled from JSON text that is
-  // already serialized (a LEASE carries its run spec as stored), so it is not parsed to be
-  // re-dumped.
-  std::string raw_body;
 };
 
 // A message that must be refused; `code` is the ERROR code to answer with.

@@ -137,9 +137,7 @@ struct Broker::Impl {
         return;
       case MessageType::kRequest: {
         if (auto lease = store.queue.lease_next(worker, unix_time(), policy)) {
-          // The spec goes out as stored: spliced in as JSON text rather than parsed and dumped
-          // again.
-          nlohmann::json head = {
+          nlohmann::json lease_body = {
               {"attempt", lease->attempt_id},
               {"number", lease->attempt_number},
               {"lease_seconds", policy.lease_seconds},
@@ -148,13 +146,8 @@ struct Broker::Impl {
                             ? nlohmann::json{{"micro_batch_size", *lease->micro_batch_size},
                                              {"eval_batch_size", *lease->eval_batch_size}}
                             : nlohmann::json()},
-              {"run", {{"id", lease->run_id}, {"key", lease->run_key}, {"spec", nullptr}}}};
-          std::string text = dump_json(head);
-          const std::string placeholder = "\"spec\":null";
-          text.replace(text.rfind(placeholder), placeholder.size(), "\"spec\":" + lease->spec_json);
-          Message m{MessageType::kLease, {}, "", std::move(text)};
-          if (trace) m.body = nlohmann::json::parse(m.raw_body);  // the trace shows bodies as JSON
-          send(worker, m);
+              {"run", {{"id", lease->run_id}, {"key", lease->run_key}, {"spec", lease->spec}}}};
+          send(worker, {MessageType::kLease, std::move(lease_body), ""});
         } else {
           send(worker, {MessageType::kNoWork, {{"retry_after_ms", 1000}}, ""});
         }

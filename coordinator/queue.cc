@@ -98,7 +98,7 @@ std::optional<Lease> Queue::lease_next(const std::string& worker, double t,
     Lease l{0,
             pick.integer(0),
             pick.text(1),
-            pick.text(2),
+            nlohmann::json::parse(pick.text(2)),  // written by submit from a parsed grid
             pick.integer(3) + 1,
             t + policy.lease_seconds,
             pick.is_null(4) ? std::nullopt : std::optional<int64_t>(pick.integer(4)),

@@ -33,8 +33,7 @@ struct Lease {
   int64_t attempt_id;
   int64_t run_id;
   std::string run_key;
-  std::string
-      spec_json;  // the resolved run spec as stored (JSON text: sent as is, never re-parsed)
+  nlohmann::json spec;     // the resolved run spec, as stored
   int64_t attempt_number;  // 1 for the first try
   double lease_until;
   // Set once an out-of-memory halved them (Queue::end_reported); the worker overrides the spec's.
