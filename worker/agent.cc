@@ -98,7 +98,7 @@ class Agent {
       asked_ = false;  // that REQUEST went with the old socket
       for (auto& a : attempts_) {
         a.resend();
-        a.restart_uploads();
+        a.restart_transfers();
       }
     }
     if (Clock::now() - last_beat_ >= std::chrono::seconds(1)) {
@@ -162,18 +162,13 @@ class Agent {
         lease.body["resume"].is_null() ? "" : " (resuming from the coordinator's checkpoint)");
     Attempt& a = attempts_.emplace_back(link_, lease, slots_[size_t(slot - busy_.begin())], o_);
     *slot = &a;
-    // Preparing and fetching block; the other slots and the heartbeats go on meanwhile.
-    a.start(
-        [&] {
-          for (auto& other : attempts_)
-            if (&other != &a) other.step(stopping_signal());
-          tick();
-          return !stop_;
-        },
-        [&](const Message& m) {
-          for (auto& other : attempts_)
-            if (&other != &a && other.handle(m)) return;
-        });
+    // Preparing blocks; the other slots and the heartbeats go on meanwhile. The fetch that
+    // follows is pumped by this loop, as uploads are.
+    a.start([&] {
+      for (auto& other : attempts_)
+        if (&other != &a) other.step(stopping_signal());
+      tick();
+    });
   }
 
   const AgentOptions& o_;

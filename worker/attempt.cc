@@ -71,12 +71,12 @@ void Attempt::resend() {
   for (const auto& [seq, m] : unacked_) link_.send(m.first, m.second);
 }
 
-void Attempt::restart_uploads() {
+void Attempt::restart_transfers() {
+  if (fetcher_) fetcher_->restart();
   if (uploader_) uploader_->restart();
 }
 
-void Attempt::start(const std::function<bool()>& keep_alive,
-                    const std::function<void(const Message&)>& elsewhere) {
+void Attempt::start(const std::function<void()>& keep_alive) {
   // Tokenizing can take a while on a cold cache: it runs on a thread of its own while
   // `keep_alive` sends the heartbeats that keep every lease of this worker alive.
   fs::path spec;
@@ -113,37 +113,52 @@ void Attempt::start(const std::function<bool()>& keep_alive,
   preparing.join();
   try {
     if (failure) std::rethrow_exception(failure);
-    switch (fetch_checkpoints(link_, id_, lease_.body["resume"], run_dir_ / "checkpoints",
-                              keep_alive, elsewhere)) {
-      case FetchResult::kCanceled:
-        lost_ = true;
-        return;
-      case FetchResult::kFailed:  // starting over gives the same result, only later
-        std::fprintf(
-            stderr,
-            "worker %s: could not fetch the resume checkpoint; attempt %lld starts from step 0\n",
-            options_.id.c_str(), static_cast<long long>(id_));
-        fs::remove_all(run_dir_ / "checkpoints");
-        break;
-      case FetchResult::kFetched:
-        break;
-    }
+    spec_ = spec;
+    fetcher_.emplace(link_, id_, lease_.body["resume"], run_dir_ / "checkpoints");
+  } catch (const std::exception& e) {
+    fail_before_training(e);
+  }
+}
+
+void Attempt::fail_before_training(const std::exception& e) {
+  // Bad data or a bad spec fails the run; anything else here (a full disk, say) is this
+  // worker's trouble, and another attempt may well succeed.
+  const bool retryable = dynamic_cast<const InputError*>(&e) == nullptr;
+  emit(MessageType::kEvent,
+       {{"event", {{"type", "failed"}, {"reason", e.what()}, {"retryable", retryable}}}});
+  emit(MessageType::kDone,
+       {{"exit_code", retryable ? 1 : 2}, {"signal", nullptr}, {"stderr_tail", e.what()}});
+  done_sent_ = true;
+}
+
+void Attempt::launch(const fs::path& spec) {
+  try {
     trainer_.emplace(spec, run_dir_, slot_.visible_devices());
     uploader_.emplace(link_, id_, run_dir_ / "upload");
   } catch (const std::exception& e) {
-    // Bad data or a bad spec fails the run; anything else here (a full disk, say) is this
-    // worker's trouble, and another attempt may well succeed.
-    const bool retryable = dynamic_cast<const InputError*>(&e) == nullptr;
-    emit(MessageType::kEvent,
-         {{"event", {{"type", "failed"}, {"reason", e.what()}, {"retryable", retryable}}}});
-    emit(MessageType::kDone,
-         {{"exit_code", retryable ? 1 : 2}, {"signal", nullptr}, {"stderr_tail", e.what()}});
-    done_sent_ = true;
+    fail_before_training(e);
   }
 }
 
 void Attempt::step(int stop_signal) {
   const bool stopping = stop_signal != 0;
+  if (fetcher_ && !lost_ && !done_sent_) {
+    if (stopping) {  // nothing trained yet: the attempt is given up, its lease runs out
+      lost_ = true;
+      return;
+    }
+    fetcher_->pump();
+    if (!fetcher_->result()) return;
+    if (*fetcher_->result() == FetchResult::kFailed) {  // starting over gives the same, only later
+      std::fprintf(
+          stderr,
+          "worker %s: could not fetch the resume checkpoint; attempt %lld starts from step 0\n",
+          options_.id.c_str(), static_cast<long long>(id_));
+      fs::remove_all(run_dir_ / "checkpoints");
+    }
+    fetcher_.reset();
+    launch(spec_);
+  }
   if (!trainer_) return;
   for (const auto& line : trainer_->read_lines()) {
     auto event = json::parse(line, nullptr, false);
@@ -176,6 +191,7 @@ void Attempt::step(int stop_signal) {
 }
 
 bool Attempt::handle(const Message& m) {
+  if (fetcher_ && fetcher_->handle(m)) return true;
   if (uploader_ && uploader_->handle(m)) return true;
   if (m.body.value("attempt", int64_t(-1)) != id_) return false;
   if (m.type == MessageType::kAck) {

@@ -130,79 +130,100 @@ void CheckpointUploader::pump() {
   }
 }
 
-FetchResult fetch_checkpoints(CoordinatorLink& link, int64_t attempt, const json& resume,
-                              const fs::path& checkpoints_dir, const std::function<bool()>& on_idle,
-                              const std::function<void(const Message&)>& elsewhere) {
-  if (resume.is_null()) return FetchResult::kFetched;
-  fs::create_directories(checkpoints_dir);
-  for (const auto& c : resume.at("checkpoints")) {
-    const std::string name = c.at("checkpoint");
-    if (!is_checkpoint_name(name)) return FetchResult::kFailed;
-    std::vector<TransferFile> files;
-    for (const auto& f : c.at("files"))
-      files.push_back({f.at("name"), f.at("bytes"), f.at("sha256")});
-    bool fetched = false;
-    for (int attempt_no = 1; attempt_no <= kMaxTries && !fetched; ++attempt_no) {
-      const fs::path staging = checkpoints_dir / (".fetch-" + name);
-      std::error_code ec;
-      fs::remove_all(staging, ec);
-      fs::create_directories(staging);
-      const std::string transfer =
-          "f" + std::to_string(attempt) + "-" + name + "-" + std::to_string(attempt_no);
-      link.send(MessageType::kFetch, {{"attempt", attempt},
-                                      {"transfer", transfer},
-                                      {"checkpoint", name},
-                                      {"chunks", kFetchWindow}});
-      std::map<std::string, int64_t> written;
-      size_t complete = 0;
-      bool broken = false;
-      auto last_progress = Clock::now();
-      while (!broken && complete < files.size()) {
-        if (!on_idle()) return FetchResult::kCanceled;
-        if (Clock::now() - last_progress > kStall) break;
-        auto m = link.receive(100);
-        if (!m) continue;
-        const bool ours = m->body.value("attempt", int64_t(-1)) == attempt;
-        if (ours &&
-            (m->type == MessageType::kCancel ||
-             (m->type == MessageType::kError && m->body.value("code", "") == "stale-attempt"))) {
-          return FetchResult::kCanceled;
-        }
-        if (m->body.value("transfer", "") != transfer) {
-          elsewhere(*m);
-          continue;
-        }
-        if (m->type == MessageType::kError) break;
-        if (m->type != MessageType::kChunk) continue;
-        last_progress = Clock::now();
-        const std::string file = m->body["file"];
-        auto entry = std::find_if(files.begin(), files.end(),
-                                  [&](const TransferFile& f) { return f.name == file; });
-        if (entry == files.end() || !is_plain_file_name(file) ||
-            m->body["offset"].get<int64_t>() != written[file]) {
-          broken = true;
-          continue;
-        }
-        std::ofstream(staging / file, std::ios::binary | std::ios::app)
-            .write(m->data.data(), std::streamsize(m->data.size()));
-        written[file] += int64_t(m->data.size());
-        link.send(MessageType::kCredit, {{"transfer", transfer}, {"chunks", 1}});
-        if (m->body["last"].get<bool>()) ++complete;
-      }
-      if (broken || complete < files.size()) continue;
-      fetched = std::all_of(files.begin(), files.end(), [&](const TransferFile& f) {
-        return fs::exists(staging / f.name) &&
-               int64_t(fs::file_size(staging / f.name)) == f.bytes &&
-               sha256_file(staging / f.name) == f.sha256;
-      });
-      if (fetched) {
-        fs::remove_all(checkpoints_dir / name, ec);
-        fs::rename(staging, checkpoints_dir / name);
-      }
-    }
-    if (!fetched) return FetchResult::kFailed;
+CheckpointFetcher::CheckpointFetcher(CoordinatorLink& link, int64_t attempt, const json& resume,
+                                     fs::path checkpoints_dir)
+    : link_(link), attempt_(attempt), checkpoints_dir_(std::move(checkpoints_dir)) {
+  if (resume.is_null()) {
+    result_ = FetchResult::kFetched;
+    return;
   }
-  return FetchResult::kFetched;
+  try {
+    for (const auto& c : resume.at("checkpoints")) {
+      Wanted w{c.at("checkpoint"), {}};
+      for (const auto& f : c.at("files"))
+        w.files.push_back({f.at("name"), f.at("bytes"), f.at("sha256")});
+      wanted_.push_back(std::move(w));
+    }
+  } catch (const json::exception& e) {
+    throw InputError(std::string("LEASE's resume is malformed: ") + e.what());
+  }
+  for (const auto& w : wanted_)
+    if (!is_checkpoint_name(w.name)) result_ = FetchResult::kFailed;
+  if (wanted_.empty()) result_ = FetchResult::kFetched;
+  if (!result_) fs::create_directories(checkpoints_dir_);
+}
+
+void CheckpointFetcher::send_fetch() {
+  const Wanted& w = wanted_[index_];
+  const fs::path staging = checkpoints_dir_ / (".fetch-" + w.name);
+  std::error_code ec;
+  fs::remove_all(staging, ec);
+  fs::create_directories(staging);
+  transfer_ =
+      "f" + std::to_string(attempt_) + "-" + w.name + "-" + std::to_string(++transfer_count_);
+  link_.send(MessageType::kFetch, {{"attempt", attempt_},
+                                   {"transfer", transfer_},
+                                   {"checkpoint", w.name},
+                                   {"chunks", kFetchWindow}});
+  written_.clear();
+  complete_ = 0;
+  last_progress_ = Clock::now();
+}
+
+void CheckpointFetcher::pump() {
+  if (result_) return;
+  if (transfer_.empty()) return send_fetch();
+  if (Clock::now() - last_progress_ > kStall) retry();
+}
+
+void CheckpointFetcher::restart() {
+  if (!result_) transfer_.clear();  // pump() asks again under a new id
+}
+
+void CheckpointFetcher::retry() {
+  transfer_.clear();
+  if (++tries_ >= kMaxTries) result_ = FetchResult::kFailed;
+}
+
+bool CheckpointFetcher::handle(const Message& m) {
+  if (result_ || transfer_.empty() || m.body.value("transfer", "") != transfer_) return false;
+  if (m.type == MessageType::kError) {
+    retry();
+    return true;
+  }
+  if (m.type != MessageType::kChunk) return true;
+  last_progress_ = Clock::now();
+  const Wanted& w = wanted_[index_];
+  const std::string file = m.body.value("file", "");
+  const bool known = std::any_of(w.files.begin(), w.files.end(),
+                                 [&](const TransferFile& f) { return f.name == file; });
+  if (!known || !is_plain_file_name(file) || !m.body["offset"].is_number_integer() ||
+      m.body["offset"].get<int64_t>() != written_[file]) {
+    retry();  // out of order or not asked for: this transfer is broken
+    return true;
+  }
+  std::ofstream(checkpoints_dir_ / (".fetch-" + w.name) / file, std::ios::binary | std::ios::app)
+      .write(m.data.data(), std::streamsize(m.data.size()));
+  written_[file] += int64_t(m.data.size());
+  link_.send(MessageType::kCredit, {{"transfer", transfer_}, {"chunks", 1}});
+  if (m.body.value("last", false) && ++complete_ == w.files.size()) finish();
+  return true;
+}
+
+void CheckpointFetcher::finish() {
+  const Wanted& w = wanted_[index_];
+  const fs::path staging = checkpoints_dir_ / (".fetch-" + w.name);
+  const bool whole = std::all_of(w.files.begin(), w.files.end(), [&](const TransferFile& f) {
+    return fs::exists(staging / f.name) && int64_t(fs::file_size(staging / f.name)) == f.bytes &&
+           sha256_file(staging / f.name) == f.sha256;
+  });
+  if (!whole) return retry();
+  std::error_code ec;
+  fs::remove_all(checkpoints_dir_ / w.name, ec);
+  fs::rename(staging, checkpoints_dir_ / w.name);
+  transfer_.clear();
+  tries_ = 0;
+  if (++index_ == wanted_.size()) result_ = FetchResult::kFetched;
 }
 
 }  // namespace tallrec

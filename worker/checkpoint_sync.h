@@ -4,13 +4,15 @@
 // more than the coordinator's CREDIT allows. It is done when the coordinator says it is stored.
 // Download: before a resumed attempt starts, the run's stored checkpoints are fetched into the
 // trainer's checkpoints folder, each file checked against its SHA-256.
+// Both are pumped objects: the agent's one poll loop hands them their messages (handle) and lets
+// them send (pump); neither blocks or receives on its own.
 #pragma once
 
 #include <chrono>
 #include <deque>
 #include <filesystem>
 #include <fstream>
-#include <functional>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -53,14 +55,45 @@ class CheckpointUploader {
   std::chrono::steady_clock::time_point last_progress_;
 };
 
-enum class FetchResult { kFetched, kFailed, kCanceled };
+enum class FetchResult { kFetched, kFailed };
 
-// Fetches LEASE's `resume` checkpoints into `checkpoints_dir` (as step-NNNNNNNN folders).
-// `on_idle` runs about every 100 ms (heartbeats); it returns false to abandon the fetch.
-// Messages that are not about this fetch go to `elsewhere` (the worker's other attempts).
-FetchResult fetch_checkpoints(CoordinatorLink& link, int64_t attempt, const nlohmann::json& resume,
-                              const std::filesystem::path& checkpoints_dir,
-                              const std::function<bool()>& on_idle,
-                              const std::function<void(const Message&)>& elsewhere);
+class CheckpointFetcher {
+ public:
+  // LEASE's `resume` ({checkpoints: [{checkpoint, files: [{name, bytes, sha256}]}]}, or null:
+  // nothing to fetch), fetched into `checkpoints_dir` as step-NNNNNNNN folders. Throws
+  // InputError when `resume` is malformed.
+  CheckpointFetcher(CoordinatorLink& link, int64_t attempt, const nlohmann::json& resume,
+                    std::filesystem::path checkpoints_dir);
+  // Takes a CHUNK or ERROR of the current fetch; false if `m` is about something else.
+  bool handle(const Message& m);
+  // Sends the FETCH due (the next checkpoint, or a retry); retries a transfer stalled for 10 s.
+  void pump();
+  // After a reconnect: the coordinator forgot the transfer; ask again (not counted as a failure).
+  void restart();
+  // Set once every checkpoint is in place (kFetched) or one failed three times (kFailed).
+  std::optional<FetchResult> result() const { return result_; }
+
+ private:
+  struct Wanted {
+    std::string name;
+    std::vector<TransferFile> files;
+  };
+  void send_fetch();
+  void retry();   // this try failed: the next one, or kFailed after kMaxTries
+  void finish();  // every file's last chunk arrived: check, move into place, go on
+
+  CoordinatorLink& link_;
+  int64_t attempt_;
+  std::filesystem::path checkpoints_dir_;
+  std::vector<Wanted> wanted_;
+  size_t index_ = 0;  // the checkpoint being fetched
+  int tries_ = 0;     // failed tries of it
+  int transfer_count_ = 0;
+  std::string transfer_;  // "" until its FETCH is sent
+  std::map<std::string, int64_t> written_;
+  size_t complete_ = 0;  // files whose last chunk arrived
+  std::chrono::steady_clock::time_point last_progress_;
+  std::optional<FetchResult> result_;
+};
 
 }  // namespace tallrec
