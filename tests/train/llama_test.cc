@@ -4,20 +4,11 @@
 #include <ATen/core/grad_mode.h>
 #include <gtest/gtest.h>
 
+#include "small_config.h"
+
 namespace tallrec {
 namespace {
-
-LlamaConfig small_config() {
-  LlamaConfig c;
-  c.vocab_size = 50;
-  c.hidden_size = 16;
-  c.intermediate_size = 24;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.max_position_embeddings = 64;
-  return c;
-}
+using test::small_config;
 
 TEST(Llama, LeftPaddingWithMaskPositionsScoresLikeNoPadding) {
   LlamaModel model = random_llama_model(small_config(), 4, at::kFloat);

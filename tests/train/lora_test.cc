@@ -6,21 +6,11 @@
 
 #include "jobs/train/llama.h"
 #include "jobs/train/scoring.h"
+#include "small_config.h"
 
 namespace tallrec {
 namespace {
-
-LlamaConfig small_config() {
-  LlamaConfig c;
-  c.vocab_size = 50;
-  c.hidden_size = 16;
-  c.intermediate_size = 24;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.max_position_embeddings = 64;
-  return c;
-}
+using test::small_config;
 
 TEST(Lora, FreshAdapterGivesExactlyTheBaseLogits) {
   LlamaModel model = random_llama_model(small_config(), 1, at::kFloat);

@@ -133,57 +133,45 @@ Stored two_files() {
            {"state.json", "{\"step\": 4}"}}};
 }
 
-TEST(CheckpointFetcher, FetchesInChunksWithinTheCreditAndChecksEveryFile) {
+// One coordinator, one worker link, a stored checkpoint of two files, and the fetch of it.
+class CheckpointFetch : public ::testing::Test {
+ protected:
+  std::optional<FetchResult> run() { return run_fetch(fetcher, link, c, server); }
   test::ScratchDir dir;
   FakeCoordinator c;
-  CoordinatorLink link(c.endpoint(), "w1");
+  CoordinatorLink link{c.endpoint(), "w1"};
   const Stored stored = two_files();
-  FetchServer server(c, stored);
-  CheckpointFetcher fetcher(link, 7, stored.resume(), dir / "checkpoints");
-  ASSERT_EQ(run_fetch(fetcher, link, c, server), FetchResult::kFetched);
+  FetchServer server{c, stored};
+  CheckpointFetcher fetcher{link, 7, stored.resume(), dir / "checkpoints"};
+};
+
+TEST_F(CheckpointFetch, FetchesInChunksWithinTheCreditAndChecksEveryFile) {
+  ASSERT_EQ(run(), FetchResult::kFetched);
   EXPECT_EQ(server.fetches, 1);
   for (const auto& [name, bytes] : stored.files)
     EXPECT_EQ(read_file(dir / "checkpoints" / "step-00000004" / name), bytes) << name;
   EXPECT_FALSE(fs::exists(dir / "checkpoints" / ".fetch-step-00000004"));
 }
 
-TEST(CheckpointFetcher, ADamagedCopyIsFetchedAgainUnderANewTransfer) {
-  test::ScratchDir dir;
-  FakeCoordinator c;
-  CoordinatorLink link(c.endpoint(), "w1");
-  const Stored stored = two_files();
-  FetchServer server(c, stored);
+TEST_F(CheckpointFetch, ADamagedCopyIsFetchedAgainUnderANewTransfer) {
   server.damage = [](int fetch, const std::string& s) {
     return fetch == 1 && s.size() > 100 ? s.substr(0, 100) + "X" + s.substr(101) : s;
   };
-  CheckpointFetcher fetcher(link, 7, stored.resume(), dir / "checkpoints");
-  ASSERT_EQ(run_fetch(fetcher, link, c, server), FetchResult::kFetched);
+  ASSERT_EQ(run(), FetchResult::kFetched);
   EXPECT_EQ(server.fetches, 2);
   EXPECT_NE(server.transfers[0], server.transfers[1]);
   EXPECT_EQ(read_file(dir / "checkpoints" / "step-00000004" / "adapter_model.safetensors"),
             stored.files.at("adapter_model.safetensors"));
 }
 
-TEST(CheckpointFetcher, GivesUpAfterThreeFailedTriesAndLeavesNoHalfCheckpoint) {
-  test::ScratchDir dir;
-  FakeCoordinator c;
-  CoordinatorLink link(c.endpoint(), "w1");
-  const Stored stored = two_files();
-  FetchServer server(c, stored);
+TEST_F(CheckpointFetch, GivesUpAfterThreeFailedTriesAndLeavesNoHalfCheckpoint) {
   server.damage = [](int, const std::string& s) { return s + "!"; };  // sizes never match
-  CheckpointFetcher fetcher(link, 7, stored.resume(), dir / "checkpoints");
-  ASSERT_EQ(run_fetch(fetcher, link, c, server), FetchResult::kFailed);
+  ASSERT_EQ(run(), FetchResult::kFailed);
   EXPECT_EQ(server.fetches, 3);
   EXPECT_FALSE(fs::exists(dir / "checkpoints" / "step-00000004"));
 }
 
-TEST(CheckpointFetcher, AnErrorAnswerIsRetriedAndNothingToResumeIsDoneAtOnce) {
-  test::ScratchDir dir;
-  FakeCoordinator c;
-  CoordinatorLink link(c.endpoint(), "w1");
-  const Stored stored = two_files();
-  FetchServer server(c, stored);
-  CheckpointFetcher fetcher(link, 7, stored.resume(), dir / "checkpoints");
+TEST_F(CheckpointFetch, AnErrorAnswerIsRetriedAndNothingToResumeIsDoneAtOnce) {
   fetcher.pump();  // FETCH #1, answered with an ERROR instead of chunks
   auto m = c.poll(2000);
   ASSERT_TRUE(m && m->type == MessageType::kFetch);
@@ -193,15 +181,16 @@ TEST(CheckpointFetcher, AnErrorAnswerIsRetriedAndNothingToResumeIsDoneAtOnce) {
   ASSERT_TRUE(error);
   EXPECT_TRUE(fetcher.handle(*error));
   EXPECT_FALSE(fetcher.result());
-  ASSERT_EQ(run_fetch(fetcher, link, c, server), FetchResult::kFetched);
+  ASSERT_EQ(run(), FetchResult::kFetched);
   EXPECT_EQ(server.fetches, 1);  // the server saw only the second FETCH
 
   CheckpointFetcher nothing(link, 8, json(), dir / "other");
   EXPECT_EQ(nothing.result(), FetchResult::kFetched);
   EXPECT_THROW(CheckpointFetcher malformed(link, 9, json{{"checkpoints", 3}}, dir / "x"),
                InputError);
-  CheckpointFetcher bad_name(link, 9, json{{"checkpoints", {{{"checkpoint", "../x"}, {"files", json::array()}}}}},
-                             dir / "x");
+  CheckpointFetcher bad_name(
+      link, 9, json{{"checkpoints", {{{"checkpoint", "../x"}, {"files", json::array()}}}}},
+      dir / "x");
   EXPECT_EQ(bad_name.result(), FetchResult::kFailed);
 }
 
@@ -214,10 +203,9 @@ TEST(CheckpointUploader, OffersSendsWithinCreditAndForgetsOnceStored) {
   const std::string big = random_bytes(kChunkDataBytes + 10, 2);
   write_file_atomically(ckpt / "adapter_model.safetensors", big);
   write_file_atomically(ckpt / "state.json", "{\"step\": 6}");
-  write_file_atomically(ckpt / "manifest.json",
-                        json{{"adapter_model.safetensors", sha256_hex(big)},
-                             {"state.json", sha256_hex("{\"step\": 6}")}}
-                            .dump());
+  write_file_atomically(ckpt / "manifest.json", json{{"adapter_model.safetensors", sha256_hex(big)},
+                                                     {"state.json", sha256_hex("{\"step\": 6}")}}
+                                                    .dump());
   CheckpointUploader up(link, 7, dir / "upload");
   ASSERT_TRUE(up.add(ckpt));
   fs::remove_all(ckpt);  // the trainer prunes it: the staged hard links keep the bytes
@@ -250,7 +238,8 @@ TEST(CheckpointUploader, OffersSendsWithinCreditAndForgetsOnceStored) {
   }
   EXPECT_EQ(got["adapter_model.safetensors"], big);
   EXPECT_EQ(got["state.json"], "{\"step\": 6}");
-  EXPECT_EQ(sha256_hex(got["manifest.json"]), sha256_hex(read_file(dir / "upload" / "step-00000006" / "manifest.json")));
+  EXPECT_EQ(sha256_hex(got["manifest.json"]),
+            sha256_hex(read_file(dir / "upload" / "step-00000006" / "manifest.json")));
   EXPECT_FALSE(up.idle());
   c.send(MessageType::kCredit, {{"transfer", transfer}, {"stored", true}, {"chunks", 0}});
   auto stored = link.receive(2000);

@@ -13,6 +13,23 @@ namespace {
 const PromptRecord kYes{"Say it.", "User Preference: \"A\"", "Yes."};
 const PromptRecord kNo{"Say it.", "User Preference: \"B\"", "No."};
 
+// A one-domain grid over the four records of train.json (valid.json validates and tests), sample
+// 2, seed 5, with these hyper axes.
+nlohmann::json movie_grid(const test::ScratchDir& dir, const nlohmann::json& hyper) {
+  return {{"name", "p"},
+          {"base_model", "/m"},
+          {"tokenizer", "/t"},
+          {"datasets",
+           {{"movie",
+             {{"train", (dir / "train.json").string()},
+              {"valid", (dir / "valid.json").string()},
+              {"test", (dir / "valid.json").string()}}}}},
+          {"domains", {"movie"}},
+          {"samples", {2}},
+          {"seeds", {5}},
+          {"hyper", hyper}};
+}
+
 TEST(TokenCache, SameDataSameFolderChangedDataNewFolder) {
   test::ScratchDir dir;
   Tokenizer tok(test::tokenizer_model());
@@ -32,18 +49,7 @@ TEST(PrepareRun, GridRunBecomesATrainerSpec) {
   Tokenizer tok(test::tokenizer_model());
   write_prompt_records(dir / "train.json", {kYes, kNo, kYes, kNo});
   write_prompt_records(dir / "valid.json", {kYes, kNo});
-  nlohmann::json g = {{"name", "p"},
-                      {"base_model", "/m"},
-                      {"tokenizer", "/t"},
-                      {"datasets",
-                       {{"movie",
-                         {{"train", (dir / "train.json").string()},
-                          {"valid", (dir / "valid.json").string()},
-                          {"test", (dir / "valid.json").string()}}}}},
-                      {"domains", {"movie"}},
-                      {"samples", {2}},
-                      {"seeds", {5}},
-                      {"hyper", {{"lr", {0.0003}}}}};
+  nlohmann::json g = movie_grid(dir, {{"lr", {0.0003}}});
   const auto run = parse_grid(g.dump(), "p").runs.at(0).spec;
   auto spec = nlohmann::json::parse(
       read_file(prepare_run(run, tok, dir / "cache", dir / "run", {{"max_steps", 3}})));
@@ -141,18 +147,7 @@ TEST(PrepareRun, ResolvedSettingsAreWhatTheTrainerReads) {
        {"gradient_checkpointing", {true}},
        {"data_order", {"seeded"}}}};
   for (const auto& hyper : hypers) {
-    nlohmann::json g = {{"name", "p"},
-                        {"base_model", "/m"},
-                        {"tokenizer", "/t"},
-                        {"datasets",
-                         {{"movie",
-                           {{"train", (dir / "train.json").string()},
-                            {"valid", (dir / "valid.json").string()},
-                            {"test", (dir / "valid.json").string()}}}}},
-                        {"domains", {"movie"}},
-                        {"samples", {2}},
-                        {"seeds", {5}},
-                        {"hyper", hyper}};
+    const nlohmann::json g = movie_grid(dir, hyper);
     const auto run = parse_grid(g.dump(), "p").runs.at(0).spec;
     nlohmann::json trainer =
         run_spec_json(read_run_spec(prepare_run(run, tok, dir / "cache", dir / "run")));
