@@ -35,18 +35,8 @@ std::string gib(double bytes) {
   return buf;
 }
 
-std::pair<int64_t, int64_t> module_shape(const LlamaShape& m, const std::string& module) {
-  const int64_t d = m.head_dim > 0 ? m.head_dim : m.hidden / m.heads, q = m.heads * d,
-                kv = m.kv_heads * d;
-  if (module == "q_proj") return {q, m.hidden};
-  if (module == "k_proj" || module == "v_proj") return {kv, m.hidden};
-  if (module == "o_proj") return {m.hidden, q};
-  if (module == "gate_proj" || module == "up_proj") return {m.intermediate, m.hidden};
-  return {m.hidden, m.intermediate};  // down_proj
-}
-
 struct ModelInfo {
-  LlamaShape shape;
+  LlamaConfig config;
   std::string dtype;
 };
 
@@ -58,9 +48,7 @@ ModelInfo check_model(const fs::path& dir, std::string& detail) {
   // where a size belongs ...) is refused here, before anything is queued.
   const LlamaConfig c = read_llama_config(dir / "config.json");
   ModelInfo m;
-  m.shape = {c.vocab_size,          c.hidden_size,         c.intermediate_size,
-             c.num_hidden_layers,   c.num_attention_heads, c.num_key_value_heads,
-             c.tie_word_embeddings, c.head_dim()};
+  m.config = c;
   m.dtype = c.torch_dtype;
   const std::vector<fs::path> files = find_model_weight_files(dir).files;
   WeightFormat first = WeightFormat::kUnknown;
@@ -72,15 +60,15 @@ ModelInfo check_model(const fs::path& dir, std::string& detail) {
                             WeightFormat::kSafetensors);  // names LFS pointers and legacy pickles
     if (kind == WeightFormat::kSafetensors) read_safetensors_header(f);
   }
-  detail = std::to_string(m.shape.layers) + " layers, hidden " + std::to_string(m.shape.hidden) +
-           ", vocabulary " + std::to_string(m.shape.vocab) + ", " + std::to_string(files.size()) +
-           " weight file(s), " + weight_format_name(first);
+  detail = std::to_string(c.num_hidden_layers) + " layers, hidden " +
+           std::to_string(c.hidden_size) + ", vocabulary " + std::to_string(c.vocab_size) + ", " +
+           std::to_string(files.size()) + " weight file(s), " + weight_format_name(first);
   return m;
 }
 
 // The adapter against the run's LoRA settings (resolved_trainer_settings' "lora") and the model
 // (headers only).
-void check_adapter(const fs::path& dir, const LlamaShape& model, const json& lora,
+void check_adapter(const fs::path& dir, const LlamaConfig& model, const json& lora,
                    std::string& detail) {
   const fs::path cfg_path = dir / "adapter_config.json";
   const json cfg = parse_json_from_outside(read_file(cfg_path), cfg_path.string());
@@ -113,7 +101,7 @@ void check_adapter(const fs::path& dir, const LlamaShape& model, const json& lor
     for (const auto& [name, info] : header.entries) {
       for (const auto& module : targets) {
         if (name.find("." + module + ".lora_") == std::string::npos) continue;
-        auto [out, in] = module_shape(model, module);
+        auto [out, in] = projection_shape(model, module);
         const auto& shape = info.shape;
         const bool is_a = name.find(".lora_A.") != std::string::npos;
         if (shape != (is_a ? std::vector<int64_t>{r, in} : std::vector<int64_t>{out, r}))
@@ -123,11 +111,11 @@ void check_adapter(const fs::path& dir, const LlamaShape& model, const json& lor
     }
     if (tensors == 0)
       throw InputError(weights.string() + ": holds no tensors (an empty saved adapter)");
-    if (tensors != size_t(2 * model.layers) * targets.size())
+    if (tensors != size_t(2 * model.num_hidden_layers) * targets.size())
       throw InputError(weights.string() + ": " + std::to_string(tensors) +
-                       " tensors, the model's " + std::to_string(model.layers) + " layers x " +
-                       std::to_string(targets.size()) + " targets need " +
-                       std::to_string(2 * model.layers * int64_t(targets.size())));
+                       " tensors, the model's " + std::to_string(model.num_hidden_layers) +
+                       " layers x " + std::to_string(targets.size()) + " targets need " +
+                       std::to_string(2 * model.num_hidden_layers * int64_t(targets.size())));
   } else if (fs::file_size(weights) < 1024) {
     throw InputError(weights.string() + ": " + std::to_string(fs::file_size(weights)) +
                      " bytes: an empty saved adapter");
@@ -138,20 +126,22 @@ void check_adapter(const fs::path& dir, const LlamaShape& model, const json& lor
 
 }  // namespace
 
-MemoryEstimate estimate_gpu_memory(const LlamaShape& m, int s, int64_t lora_r,
+MemoryEstimate estimate_gpu_memory(const LlamaConfig& m, int s, int64_t lora_r,
                                    const std::vector<std::string>& targets, int64_t micro,
                                    int64_t cutoff, bool checkpointing) {
-  const double H = double(m.hidden), I = double(m.intermediate), V = double(m.vocab),
-               L = double(m.layers);
-  const double d = m.head_dim > 0 ? double(m.head_dim) : H / double(m.heads);
-  const double q = d * double(m.heads), kv = d * double(m.kv_heads);
+  const double H = double(m.hidden_size), I = double(m.intermediate_size), V = double(m.vocab_size),
+               L = double(m.num_hidden_layers), q = double(m.q_dim());
   MemoryEstimate e;
-  // Norms, q/k/v/o, the MLP (biases, at most a few vectors a layer, are left out).
-  const double per_layer = 2 * H + H * q + 2 * H * kv + q * H + 3 * H * I;
-  e.weights = double(s) * (V * H * (m.tied ? 1 : 2) + L * per_layer + H);
+  // Norms and the seven projections (biases, at most a few vectors a layer, are left out).
+  double per_layer = 2 * H;
+  for (const char* p : kProjections) {
+    const auto [out, in] = projection_shape(m, p);
+    per_layer += double(out) * double(in);
+  }
+  e.weights = double(s) * (V * H * (m.tie_word_embeddings ? 1 : 2) + L * per_layer + H);
   double lora_params = 0;
   for (const auto& t : targets) {
-    auto [out, in] = module_shape(m, t);
+    const auto [out, in] = projection_shape(m, t);
     lora_params += L * double(lora_r) * double(out + in);
   }
   e.lora = 16 * lora_params;  // fp32 weight, gradient, two AdamW moments
@@ -216,10 +206,10 @@ std::vector<PreflightLine> preflight(const Grid& grid, const PreflightOptions& o
       attempt("tokenizer", tok, [&] {
         Tokenizer t(tok);
         const AnswerIds answers = lookup_answer_ids(t);
-        if (models.count(base) && t.vocab_size() > models[base].shape.vocab)
+        if (models.count(base) && t.vocab_size() > models[base].config.vocab_size)
           throw InputError(tok + ": " + std::to_string(t.vocab_size()) +
                            " pieces, more than the model's vocabulary of " +
-                           std::to_string(models[base].shape.vocab) + " (" + base + ")");
+                           std::to_string(models[base].config.vocab_size) + " (" + base + ")");
         const SpecialIds ids = special_token_ids(t, tokenize_options);
         auto special = [&](int32_t id) {
           return id < 0 ? std::string("none") : std::to_string(id) + " " + t.piece(id);
@@ -236,7 +226,7 @@ std::vector<PreflightLine> preflight(const Grid& grid, const PreflightOptions& o
       if (seen.insert(key).second && models.count(base))
         attempt("adapter", adapter, [&] {
           std::string detail;
-          check_adapter(adapter, models[base].shape, trainer["lora"], detail);
+          check_adapter(adapter, models[base].config, trainer["lora"], detail);
           return detail;
         });
     }
@@ -284,8 +274,8 @@ std::vector<PreflightLine> preflight(const Grid& grid, const PreflightOptions& o
       if (seen.insert(std::string("memory ") + subject + std::to_string(r) + json(targets).dump() +
                       budget_name)
               .second) {
-        const MemoryEstimate e = estimate_gpu_memory(models[base].shape, dtype == "float32" ? 4 : 2,
-                                                     r, targets, micro, cutoff, ckpt);
+        const MemoryEstimate e = estimate_gpu_memory(
+            models[base].config, dtype == "float32" ? 4 : 2, r, targets, micro, cutoff, ckpt);
         const bool fits = e.total() <= budget;
         out.push_back({"memory", subject, fits,
                        "about " + gib(e.total()) + " (weights " + gib(e.weights) +

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "common/model_config.h"
 #include "coordinator/grid.h"
 
 namespace tallrec {
@@ -39,12 +40,7 @@ struct MemoryEstimate {
   double weights = 0, lora = 0, activations = 0, loss = 0, overhead = 0;
   double total() const { return weights + lora + activations + loss + overhead; }
 };
-struct LlamaShape {
-  int64_t vocab = 0, hidden = 0, intermediate = 0, layers = 0, heads = 0, kv_heads = 0;
-  bool tied = false;
-  int64_t head_dim = 0;  // 0: hidden / heads (config.json may give its own, e.g. Mistral's)
-};
-MemoryEstimate estimate_gpu_memory(const LlamaShape& model, int bytes_per_weight, int64_t lora_r,
+MemoryEstimate estimate_gpu_memory(const LlamaConfig& model, int bytes_per_weight, int64_t lora_r,
                                    const std::vector<std::string>& targets, int64_t micro_batch,
                                    int64_t cutoff, bool gradient_checkpointing);
 

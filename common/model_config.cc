@@ -187,4 +187,19 @@ LlamaConfig llama_preset(const std::string& name) {
   throw InputError("unknown preset \"" + name + "\" (expected tiny or 7b)");
 }
 
+bool is_attention_projection(const std::string& module) {
+  return module == "q_proj" || module == "k_proj" || module == "v_proj" || module == "o_proj";
+}
+
+std::pair<int64_t, int64_t> projection_shape(const LlamaConfig& c, const std::string& module) {
+  const int64_t H = c.hidden_size, I = c.intermediate_size;
+  if (module == "q_proj") return {c.q_dim(), H};
+  if (module == "k_proj" || module == "v_proj") return {c.kv_dim(), H};
+  if (module == "o_proj") return {H, c.q_dim()};
+  if (module == "gate_proj" || module == "up_proj") return {I, H};
+  if (module == "down_proj") return {H, I};
+  throw InputError("unknown LoRA target module \"" + module +
+                   "\" (expected q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj or down_proj)");
+}
+
 }  // namespace tallrec

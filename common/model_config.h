@@ -49,6 +49,16 @@ struct LlamaConfig {
   int64_t kv_dim() const { return head_dim() * num_key_value_heads; }
 };
 
+// A decoder layer's projections as HF names them (and LoRA targets them), in layer order; the
+// first four are attention's (self_attn.*), the rest the MLP's (mlp.*).
+inline constexpr const char* kProjections[] = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
+                                               "gate_proj", "up_proj", "down_proj"};
+bool is_attention_projection(const std::string& module);
+// [out, in] of a projection's weight for this config (q_proj [Nh*D, H], k/v_proj [Nkv*D, H],
+// o_proj [H, Nh*D], gate/up_proj [I, H], down_proj [H, I]); InputError naming an unknown module.
+// The trainer's tensor table, LoRA and the pre-flight all take shapes from here.
+std::pair<int64_t, int64_t> projection_shape(const LlamaConfig& c, const std::string& module);
+
 // Reads config.json (HF layout). Throws InputError naming the file and the field that is
 // missing, mistyped or inconsistent (e.g. heads not dividing hidden_size).
 LlamaConfig read_llama_config(const std::filesystem::path& path);

@@ -1,10 +1,12 @@
 #include "coordinator/grid.h"
 
 #include <algorithm>
+#include <iterator>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/json_text.h"
+#include "common/model_config.h"
 #include "common/protocol.h"
 #include "common/run_spec.h"
 #include "common/sha256.h"
@@ -192,8 +194,7 @@ Grid parse_grid(const std::string& text, const std::string& origin) {
   }
   // Each value of the always-present axes has the type and range the trainer accepts, so a bad
   // one is refused here, naming it, and not on every worker that leases the run.
-  static const std::vector<std::string> kModules = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
-                                                    "gate_proj", "up_proj", "down_proj"};
+  static const std::vector<std::string> kModules(std::begin(kProjections), std::end(kProjections));
   auto check_value = [&](const std::string& k, const json& v) {
     auto bad = [&](const std::string& want) {
       fail("hyper." + k + ": " + v.dump() + " must be " + want);

@@ -58,7 +58,8 @@ struct LlamaModel {
   }
 };
 
-// HF layout: config.json + model.safetensors, or shards listed in model.safetensors.index.json.
+// Weights in and out (llama_weights.cc). HF layout: config.json + model.safetensors, or shards
+// listed in model.safetensors.index.json.
 // Weights are converted to `dtype` tensor by tensor while loading.
 LlamaModel load_hf_model(const std::filesystem::path& dir, at::ScalarType dtype,
                          const at::Device& device = at::kCPU);

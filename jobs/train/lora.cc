@@ -19,28 +19,13 @@ namespace tallrec {
 namespace fs = std::filesystem;
 namespace {
 
-bool is_attention(const std::string& module) {
-  return module == "q_proj" || module == "k_proj" || module == "v_proj" || module == "o_proj";
-}
-
 std::string peft_key(int64_t layer, const std::string& module, char which) {
   return "base_model.model.model.layers." + std::to_string(layer) +
-         (is_attention(module) ? ".self_attn." : ".mlp.") + module + ".lora_" + which + ".weight";
+         (is_attention_projection(module) ? ".self_attn." : ".mlp.") + module + ".lora_" + which +
+         ".weight";
 }
 
 }  // namespace
-
-std::pair<int64_t, int64_t> module_shape(const LlamaConfig& c, const std::string& module) {
-  const int64_t H = c.hidden_size, I = c.intermediate_size,
-                q = c.num_attention_heads * c.head_dim(), kv = c.kv_dim();
-  if (module == "q_proj") return {q, H};
-  if (module == "k_proj" || module == "v_proj") return {kv, H};
-  if (module == "o_proj") return {H, q};
-  if (module == "gate_proj" || module == "up_proj") return {I, H};
-  if (module == "down_proj") return {H, I};
-  throw InputError("unknown LoRA target module \"" + module +
-                   "\" (expected q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj or down_proj)");
-}
 
 LoraAdapters::LoraAdapters(const LlamaConfig& model, LoraConfig config, uint64_t seed,
                            at::ScalarType dtype)
@@ -51,7 +36,7 @@ LoraAdapters::LoraAdapters(const LlamaConfig& model, LoraConfig config, uint64_t
   at::Generator gen = at::detail::createCPUGenerator(seed);
   for (int64_t l = 0; l < model.num_hidden_layers; ++l) {
     for (const auto& module : config_.target_modules) {
-      auto [out, in] = module_shape(model, module);
+      auto [out, in] = projection_shape(model, module);
       // kaiming_uniform_(a=sqrt(5)) on [r, in]: bound = sqrt(6 / ((1 + 5) * in)) = 1 / sqrt(in).
       const double bound = 1.0 / std::sqrt(double(in));
       at::Tensor a = at::empty({config_.r, in}, at::kFloat).uniform_(-bound, bound, gen).to(dtype);
@@ -170,7 +155,7 @@ LoraAdapters LoraAdapters::load_peft(const fs::path& dir, const LlamaConfig& mod
                      "adapter_model.bin): save the adapter again");
   for (int64_t l = 0; l < model.num_hidden_layers; ++l) {
     for (const auto& module : out.config_.target_modules) {
-      auto [o, in] = module_shape(model, module);
+      auto [o, in] = projection_shape(model, module);
       const std::string a = peft_key(l, module, 'A');
       if (!file->contains(a))
         throw InputError(weights.string() + ": no tensor \"" + a +

@@ -62,8 +62,4 @@ struct LlamaModel;
 // inference then costs nothing extra. The model's tensors are replaced, not shared.
 void merge_lora_into(LlamaModel& model, const LoraAdapters& adapters);
 
-// The linear layer's [out, in] shape for a target module name; throws InputError for an
-// unknown module.
-std::pair<int64_t, int64_t> module_shape(const LlamaConfig& model, const std::string& module);
-
 }  // namespace tallrec
