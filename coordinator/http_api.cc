@@ -24,7 +24,8 @@ HttpResponse error_response(int status, const std::string& message) {
   return json_response(status, {{"error", message}});
 }
 
-std::string percent_decode(const std::string& s) {
+// %XX escapes decoded; '+' is a space only in a query string (form encoding), never in a path.
+std::string percent_decode(const std::string& s, bool plus_is_space) {
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
@@ -32,7 +33,7 @@ std::string percent_decode(const std::string& s) {
       out += char(std::stoi(s.substr(i + 1, 2), nullptr, 16));
       i += 2;
     } else {
-      out += s[i] == '+' ? ' ' : s[i];
+      out += plus_is_space && s[i] == '+' ? ' ' : s[i];
     }
   }
   return out;
@@ -44,7 +45,7 @@ std::vector<std::string> segments(const std::string& path) {
   while (start <= path.size()) {
     size_t end = path.find('/', start);
     if (end == std::string::npos) end = path.size();
-    out.push_back(percent_decode(path.substr(start, end - start)));
+    out.push_back(percent_decode(path.substr(start, end - start), false));
     start = end + 1;
   }
   return out;
@@ -94,6 +95,24 @@ json downsample(const std::vector<MetricPoint>& points, size_t max_points) {
 
 }  // namespace
 
+std::string allowed_methods(const std::string& path) {
+  if (path.rfind("/api/", 0) != 0 && path != "/api") return "GET, HEAD";  // /metrics, static files
+  const auto seg = segments(path);                                        // "api", ...
+  const size_t n = seg.size();
+  const std::string what = n >= 2 ? seg[1] : "";
+  if (n == 2 && what == "sweeps") return "GET, HEAD, POST";
+  if (n == 2 && what == "events") return "GET";  // the stream (coordinator/http_server.cc)
+  if (n == 2 && (what == "runs" || what == "workers" || what == "openapi.json")) return "GET, HEAD";
+  if (what == "sweeps" && (n == 3 || (n == 4 && seg[3] == "table"))) return "GET, HEAD";
+  if (what == "runs") {
+    if (n == 3 || (n == 4 && (seg[3] == "metrics" || seg[3] == "events")) ||
+        (n == 6 && seg[3] == "checkpoints"))
+      return "GET, HEAD";
+    if (n == 4 && (seg[3] == "cancel" || seg[3] == "retry")) return "POST";
+  }
+  return "";
+}
+
 std::pair<std::string, std::map<std::string, std::string>> split_target(const std::string& target) {
   const size_t q = target.find('?');
   std::map<std::string, std::string> params;
@@ -106,8 +125,8 @@ std::pair<std::string, std::map<std::string, std::string>> split_target(const st
       const std::string pair = rest.substr(start, end - start);
       const size_t eq = pair.find('=');
       if (!pair.empty())
-        params[percent_decode(pair.substr(0, eq))] =
-            eq == std::string::npos ? "" : percent_decode(pair.substr(eq + 1));
+        params[percent_decode(pair.substr(0, eq), true)] =
+            eq == std::string::npos ? "" : percent_decode(pair.substr(eq + 1), true);
       start = end + 1;
     }
   }
@@ -140,8 +159,16 @@ HttpResponse HttpApi::route(const HttpRequest& request) {
   const auto [path, query] = split_target(request.target);
   const std::string& method = request.method;
   const bool mutation = method == "POST";
-  if (method != "GET" && method != "HEAD" && !mutation)
-    return error_response(405, method + " is not served");
+  const std::string allow = allowed_methods(path);
+  if (allow.empty()) return error_response(404, "no such endpoint: " + method + " " + path);
+  bool served = false;  // the method is one of `allow`'s
+  for (size_t start = 0; start < allow.size();) {
+    const size_t end = std::min(allow.find(", ", start), allow.size());
+    served = served || allow.compare(start, end - start, method) == 0;
+    start = end + 2;
+  }
+  if (!served)  // coordinator/http_server.cc adds the Allow header
+    return error_response(405, method + " is not served at " + path + " (Allow: " + allow + ")");
   const bool authorized = request.authorization == "Bearer " + options_.token;
   if (mutation && !authorized)
     return error_response(401,
@@ -156,7 +183,7 @@ HttpResponse HttpApi::route(const HttpRequest& request) {
   if (path == "/favicon.ico" && !mutation)
     return static_file("/favicon.svg");  // browsers ask for it unprompted
   if (path.rfind("/api/", 0) != 0 && path != "/api")
-    return mutation ? error_response(404, "no such endpoint") : static_file(path);
+    return static_file(path);  // GET or HEAD: allowed_methods
 
   const auto seg = segments(path);  // "api", ...
   if (seg.size() == 2 && seg[1] == "openapi.json" && !mutation)
@@ -283,7 +310,7 @@ HttpResponse HttpApi::route(const HttpRequest& request) {
 }
 
 HttpResponse HttpApi::static_file(const std::string& raw_path) {
-  const std::string path = percent_decode(raw_path);
+  const std::string path = percent_decode(raw_path, false);
   if (path == "/vendor/chart.js") return {200, "text/javascript", "", options_.chart_js};
   for (const auto& s : segments(path))
     if (s == ".." || s.find('\\') != std::string::npos || s.find('\0') != std::string::npos)

@@ -1,7 +1,8 @@
 // The coordinator's HTTP API (schemas/openapi.json) as a function from request to response, on
 // the store; the sockets are coordinator/http_server.cc's. Reads are open unless configured
 // otherwise; every mutation needs `Authorization: Bearer TOKEN`. Bad input is a 400 with a
-// message, an unknown run or sweep a 404, a state that forbids the change a 409.
+// message, an unknown run or sweep a 404, a method the path does not serve a 405 with `Allow`, a
+// state that forbids the change a 409.
 #pragma once
 
 #include <filesystem>
@@ -49,6 +50,10 @@ class HttpApi {
   ApiOptions options_;
   CoordinatorMetrics* metrics_;
 };
+
+// The methods served at a path, as an `Allow` header ("GET, HEAD", "POST", ...), or "" where
+// nothing is served (a 404 for every method). A 405 is sent with it (RFC 9110).
+std::string allowed_methods(const std::string& path);
 
 // Splits "/a/b?x=1&y=2" into path and decoded query parameters.
 std::pair<std::string, std::map<std::string, std::string>> split_target(const std::string& target);

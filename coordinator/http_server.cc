@@ -111,17 +111,15 @@ class Session : public std::enable_shared_from_this<Session> {
       int64_t last = -1;  // -1: from now on
       const std::string resume = std::string(req["Last-Event-ID"]);
       try {
-        // The whole text is the id: "1e3" is not 1.
+        // The whole text is the id, digits only: "1e3", "+1" and " 1" are not 1.
         auto whole_id = [](const std::string& text) {
-          size_t used = 0;
-          const long long v = std::stoll(text, &used);
-          if (used != text.size() || v < 0) throw std::invalid_argument(text);
-          return int64_t(v);
+          if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos)
+            throw std::invalid_argument(text);
+          return int64_t(std::stoll(text));  // std::out_of_range past 2^63-1
         };
-        if (!resume.empty())
-          last = whole_id(resume);
-        else if (query.count("after"))
-          last = whole_id(query.at("after"));
+        // Both are checked when both are given; Last-Event-ID wins.
+        if (query.count("after")) last = whole_id(query.at("after"));
+        if (req.find("Last-Event-ID") != req.end()) last = whole_id(resume);  // even empty
       } catch (const std::exception&) {
         return reply(400, "{\"error\": \"Last-Event-ID and after must be change ids\"}", false);
       }
@@ -137,14 +135,16 @@ class Session : public std::enable_shared_from_this<Session> {
     keep_alive_ = req.keep_alive();
     head_ = req.method() == http::verb::head;
     if (!r.file.empty()) return send_file(r);
-    reply(r.status, r.body, keep_alive_, r.content_type);
+    reply(r.status, r.body, keep_alive_, r.content_type,
+          r.status == 405 ? allowed_methods(path) : "");
   }
 
   void reply(int status, std::string body, bool keep_alive,
-             const std::string& type = "application/json") {
+             const std::string& type = "application/json", const std::string& allow = "") {
     auto res = std::make_shared<http::response<http::string_body>>(http::status(status), 11);
     res->set(http::field::server, "tallrec");
     res->set(http::field::content_type, type);
+    if (!allow.empty()) res->set(http::field::allow, allow);  // a 405's (RFC 9110)
     res->set(http::field::cache_control, "no-store");
     res->keep_alive(keep_alive);
     res->body() = head_ ? "" : std::move(body);
