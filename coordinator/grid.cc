@@ -1,6 +1,7 @@
 #include "coordinator/grid.h"
 
 #include <algorithm>
+#include <cmath>
 #include <iterator>
 
 #include "common/atomic_file.h"
@@ -84,6 +85,25 @@ Grid parse_grid(const std::string& text, const std::string& origin) {
   for (auto& [k, v] : doc.items())
     if (std::find(known.begin(), known.end(), k) == known.end())
       fail("unknown field \"" + k + "\"");
+  // JSON Schema counts 3.0 an integer (the OpenAPI document's grid says "integer"), so where a
+  // grid wants an integer a whole float is that integer. Float fields (lr, lora_alpha,
+  // lora_dropout, memory_limit_gib) stay as written: their values are in run keys.
+  auto as_integer = [](json& v) {
+    if (!v.is_number_float()) return;
+    const double d = v.get<double>();
+    if (std::isfinite(d) && d == std::trunc(d) && std::fabs(d) <= 9007199254740992.0)
+      v = int64_t(d);
+  };
+  for (const char* key : {"priority", "max_attempts", "valid_sample", "test_sample"})
+    if (doc.contains(key)) as_integer(doc[key]);
+  for (const char* key : {"samples", "seeds"})
+    if (doc.contains(key) && doc[key].is_array())
+      for (auto& v : doc[key]) as_integer(v);
+  if (doc.contains("hyper") && doc["hyper"].is_object())
+    for (const char* key :
+         {"lora_r", "epochs", "cutoff_len", "batch_size", "micro_batch_size", "max_steps"})
+      if (doc["hyper"].contains(key) && doc["hyper"][key].is_array())
+        for (auto& v : doc["hyper"][key]) as_integer(v);
   auto need_string = [&](const char* key) {
     if (!doc.contains(key) || !doc[key].is_string() || doc[key].get<std::string>().empty())
       fail("field \"" + std::string(key) + "\" must be a non-empty string");

@@ -25,23 +25,11 @@ SCHEMATHESIS = pathlib.Path(sys.executable).parent / "schemathesis"
 MAX_RUNS_PER_GRID = 4
 
 
-def whole_numbers_as_integers(value):
-    """3.0 as 3: JSON Schema counts 3.0 an integer, the grid parser (nlohmann's is_number_integer)
-    does not, so the hook writes such numbers the way a client does."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, list):
-        return [whole_numbers_as_integers(v) for v in value]
-    if isinstance(value, dict):
-        return {k: whole_numbers_as_integers(v) for k, v in value.items()}
-    return value
-
-
 def consistent_grid(body):
     """A schema-valid grid made to pass the server's cross-field rules too (see the module doc)."""
     if not isinstance(body, dict):
         return body
-    grid = whole_numbers_as_integers(body)
+    grid = dict(body)
     datasets = {k: dict(v) for k, v in grid.get("datasets", {}).items()}
     for domain in grid.get("domains", []):
         for split in ("train", "valid", "test"):

@@ -91,5 +91,20 @@ TEST(Grid, MalformedGridsNameTheField) {
             std::string::npos);
 }
 
+TEST(Grid, AWholeFloatWhereAnIntegerBelongsIsThatInteger) {
+  // JSON Schema (the OpenAPI document's grid) counts 16.0 an integer; a client may send it.
+  const Grid g = parse_grid(
+      grid_text("f", "[16.0]", R"(, "max_attempts": 2.0, "hyper": {"lora_r": [8.0], "lr": [1.0]})"),
+      "f.json");
+  ASSERT_FALSE(g.runs.empty());
+  EXPECT_TRUE(g.runs[0].spec["sample"].is_number_integer());
+  EXPECT_EQ(g.runs[0].spec["sample"], 16);
+  EXPECT_TRUE(g.runs[0].spec["lora_r"].is_number_integer());
+  EXPECT_TRUE(g.runs[0].spec["lr"].is_number_float()) << "float fields stay as written";
+  EXPECT_EQ(g.max_attempts, 2);
+  EXPECT_THROW(parse_grid(grid_text("f", "[16.5]"), "f.json"), InputError);
+  EXPECT_THROW(parse_grid(grid_text("f", "[1e300]"), "f.json"), InputError);
+}
+
 }  // namespace
 }  // namespace tallrec
