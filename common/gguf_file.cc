@@ -23,6 +23,14 @@ const std::map<uint32_t, std::pair<uint64_t, uint64_t>>& block_sizes() {
   return sizes;
 }
 
+// The 6-bit scale and min of sub-block j of a Q4_K/Q5_K super-block (ggml's get_scale_min_k4):
+// 12 bytes hold 8 scales and 8 mins, the high bits of the last four in the first eight bytes.
+std::pair<uint8_t, uint8_t> k_scale_min(int j, const uint8_t* q) {
+  if (j < 4) return {uint8_t(q[j] & 63), uint8_t(q[j + 4] & 63)};
+  return {uint8_t((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4)),
+          uint8_t((q[j + 4] >> 4) | ((q[j] >> 6) << 4))};
+}
+
 float half_to_float(uint16_t h) {
   const uint32_t sign = uint32_t(h & 0x8000) << 16;
   uint32_t exp = (h >> 10) & 0x1F, mant = h & 0x3FF, bits;
@@ -267,9 +275,66 @@ std::vector<float> GgufFile::dequantize(const GgufTensor& t) const {
         }
       }
       break;
+    case 12:  // Q4_K: super-blocks of 256 in 8 sub-blocks of 32 with 6-bit scales and mins
+      for (size_t b = 0; b < n / 256; ++b) {
+        const uint8_t* block = p + b * 144;
+        const float d = f16(block), dmin = f16(block + 2);
+        const uint8_t *scales = block + 4, *q = block + 16;
+        float* y = out.data() + b * 256;
+        for (int j = 0, is = 0; j < 256; j += 64, is += 2, q += 32) {
+          const auto [sc1, m1] = k_scale_min(is, scales);
+          const auto [sc2, m2] = k_scale_min(is + 1, scales);
+          const float d1 = d * float(sc1), min1 = dmin * float(m1);
+          const float d2 = d * float(sc2), min2 = dmin * float(m2);
+          for (int l = 0; l < 32; ++l) *y++ = d1 * float(q[l] & 0xF) - min1;
+          for (int l = 0; l < 32; ++l) *y++ = d2 * float(q[l] >> 4) - min2;
+        }
+      }
+      break;
+    case 13:  // Q5_K: Q4_K plus a fifth bit per value (qh)
+      for (size_t b = 0; b < n / 256; ++b) {
+        const uint8_t* block = p + b * 176;
+        const float d = f16(block), dmin = f16(block + 2);
+        const uint8_t *scales = block + 4, *qh = block + 16, *ql = block + 48;
+        float* y = out.data() + b * 256;
+        uint8_t u1 = 1, u2 = 2;
+        for (int j = 0, is = 0; j < 256; j += 64, is += 2, ql += 32, u1 <<= 2, u2 <<= 2) {
+          const auto [sc1, m1] = k_scale_min(is, scales);
+          const auto [sc2, m2] = k_scale_min(is + 1, scales);
+          const float d1 = d * float(sc1), min1 = dmin * float(m1);
+          const float d2 = d * float(sc2), min2 = dmin * float(m2);
+          for (int l = 0; l < 32; ++l)
+            *y++ = d1 * float((ql[l] & 0xF) + ((qh[l] & u1) ? 16 : 0)) - min1;
+          for (int l = 0; l < 32; ++l)
+            *y++ = d2 * float((ql[l] >> 4) + ((qh[l] & u2) ? 16 : 0)) - min2;
+        }
+      }
+      break;
+    case 14:  // Q6_K: 6-bit values (4 low bits in ql, 2 high in qh), 16 int8 scales, d last
+      for (size_t b = 0; b < n / 256; ++b) {
+        const uint8_t* block = p + b * 210;
+        const float d = f16(block + 208);
+        const uint8_t *ql = block, *qh = block + 128;
+        const int8_t* sc = reinterpret_cast<const int8_t*>(block + 192);
+        float* y = out.data() + b * 256;
+        for (int half = 0; half < 2; ++half, y += 128, ql += 64, qh += 32, sc += 8)
+          for (int l = 0; l < 32; ++l) {
+            const int is = l / 16;
+            const int q1 = int((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
+            const int q2 = int((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+            const int q3 = int((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+            const int q4 = int((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+            y[l] = d * float(sc[is]) * float(q1);
+            y[l + 32] = d * float(sc[is + 2]) * float(q2);
+            y[l + 64] = d * float(sc[is + 4]) * float(q3);
+            y[l + 96] = d * float(sc[is + 6]) * float(q4);
+          }
+      }
+      break;
     default:
       throw InputError(origin_ + ": tensor \"" + t.name + "\" is " + ggml_type_name(t.type) +
-                       ", which is not supported (F32, F16, BF16, Q8_0, Q4_0, Q4_1)");
+                       ", which is not supported (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, "
+                       "Q6_K)");
   }
   return out;
 }

@@ -1,8 +1,9 @@
 // A GGUF file (llama.cpp's model format, versions 2 and 3) read from outside, torch-free: its
 // metadata, its tensor table, and dequantization of the tensor types llama-architecture files
-// use (F32, F16, BF16, Q8_0, Q4_0, Q4_1). Every length, count, offset and size is checked
-// against the file before it is used; anything malformed or not supported is an InputError that
-// names the file and the key or tensor, never a crash or a huge allocation.
+// use (F32, F16, BF16, Q8_0, Q4_0, Q4_1, and the K-quants Q4_K, Q5_K, Q6_K). Every length, count,
+// offset and size is checked against the file before it is used; anything malformed or not
+// supported is an InputError that names the file and the key or tensor, never a crash or a huge
+// allocation.
 #pragma once
 
 #include <cstdint>
@@ -39,7 +40,7 @@ class GgufFile {
   const std::vector<GgufTensor>& tensors() const { return tensors_; }
   const GgufTensor* find(const std::string& name) const;
   // The tensor's values as fp32, in ggml order (dims[0] fastest). InputError naming the tensor
-  // and its type when the type is not one of F32, F16, BF16, Q8_0, Q4_0, Q4_1.
+  // and its type when the type is not one of F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K.
   std::vector<float> dequantize(const GgufTensor& tensor) const;
   const std::string& origin() const { return origin_; }
 

@@ -66,7 +66,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         tmp = pathlib.Path(tmp)
         for name, types in {"all-types": [T.F32, T.F16, T.BF16, T.Q8_0, T.Q4_0, T.Q4_1],
-                            "q4_1-only": [T.Q4_1], "k-quant-refused": [T.Q8_0, T.Q6_K]}.items():
+                            "q4_1-only": [T.Q4_1], "k-quant": [T.Q8_0, T.Q6_K]}.items():
             try:
                 gguf_file(tmp / f"{name}.gguf", types)
             except Exception as e:  # a gguf package without that quantizer: leave the seed out

@@ -170,17 +170,77 @@ def test_bad_gguf_bytes_are_refused_by_name(work, tmp_path, damage, named):
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.importing").exists()
 
 
+def k_quant_blocks(rng, rows, cols, qtype):
+    """Random K-quant super-blocks of a [rows, cols] tensor (gguf cannot quantize these), their
+    f16 scales set to sane values so that every value is finite."""
+    block = gguf.GGML_QUANT_SIZES[qtype][1]
+    raw = rng.integers(0, 256, (rows * cols // 256, block), dtype=np.uint8)
+    if qtype == Q.Q6_K:
+        raw[:, 208:210] = np.frombuffer(np.float16(0.01).tobytes(), np.uint8)
+    else:  # Q4_K, Q5_K: d, then dmin
+        raw[:, 0:2] = np.frombuffer(np.float16(0.02).tobytes(), np.uint8)
+        raw[:, 2:4] = np.frombuffer(np.float16(0.005).tobytes(), np.uint8)
+    return raw.reshape(rows, cols // 256 * block)
+
+
+def test_k_quants_dequantize_as_the_gguf_package_bit_for_bit(tmp_path):
+    """Q4_K, Q5_K and Q6_K (what Q4_K_M / Q5_K_M files are made of): each imported tensor equals
+    gguf's own dequantization exactly."""
+    kH, kKV = 256, 128
+    rng = np.random.default_rng(5)
+    writer = gguf.GGUFWriter(str(tmp_path / "k.gguf"), "llama")
+    for key, value in [("add_block_count", 1), ("add_context_length", 64), ("add_embedding_length", kH),
+                       ("add_feed_forward_length", kH), ("add_head_count", 4), ("add_head_count_kv", 2),
+                       ("add_rope_freq_base", 10000.0), ("add_layer_norm_rms_eps", 1e-5)]:
+        getattr(writer, key)(value)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("smollm")
+    writer.add_token_list(["a", "b", "ab", "<|endoftext|>"])
+    writer.add_token_types([1, 1, 1, 3])
+    writer.add_token_merges(["a b"])
+    writer.add_eos_token_id(3)
+    quantized = {"token_embd.weight": (4, kH, Q.Q6_K), "blk.0.attn_v.weight": (kKV, kH, Q.Q4_K),
+                 "blk.0.attn_output.weight": (kH, kH, Q.Q5_K), "blk.0.ffn_gate.weight": (kH, kH, Q.Q4_K),
+                 "blk.0.ffn_up.weight": (kH, kH, Q.Q5_K), "blk.0.ffn_down.weight": (kH, kH, Q.Q6_K)}
+    want = {}
+    for name, (rows, cols, qtype) in quantized.items():
+        raw = k_quant_blocks(rng, rows, cols, qtype)
+        want[name] = gguf.quants.dequantize(raw, qtype)
+        writer.add_tensor(name, raw, raw_dtype=qtype)
+    for name, shape in [("blk.0.attn_q.weight", (kH, kH)), ("blk.0.attn_k.weight", (kKV, kH)),
+                        ("blk.0.attn_norm.weight", (kH,)), ("blk.0.ffn_norm.weight", (kH,)),
+                        ("output_norm.weight", (kH,))]:
+        writer.add_tensor(name, rng.standard_normal(shape).astype(np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    proc = subprocess.run([str(TRAIN), "import-gguf", str(tmp_path / "k.gguf"), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "Q4_K x2" in proc.stdout and "Q5_K x2" in proc.stdout and "Q6_K x2" in proc.stdout, proc.stdout
+    got = safetensors.torch.load_file(tmp_path / "out" / "model.safetensors")
+    hf = {"token_embd.weight": "model.embed_tokens.weight"}
+    for name in quantized:
+        if name.startswith("blk.0."):
+            short = name.split(".")[2]
+            hf[name] = f"model.layers.0.{HF_NAMES[short]}.weight"
+    for name, reference in want.items():
+        assert np.isfinite(reference).all()
+        np.testing.assert_array_equal(got[hf[name]].numpy(), reference, err_msg=name)
+
+
 def test_an_unsupported_tensor_type_is_refused_by_name(tmp_path):
     writer = gguf.GGUFWriter(str(tmp_path / "k.gguf"), "llama")
     for key, value in [("add_block_count", 1), ("add_embedding_length", 256), ("add_feed_forward_length", 256),
                        ("add_head_count", 4), ("add_context_length", 64)]:
         getattr(writer, key)(value)
-    writer.add_tensor("token_embd.weight", np.zeros((8, 210), np.uint8), raw_dtype=Q.Q6_K)  # 8 x 256
+    writer.add_tensor("token_embd.weight", np.zeros((8, 84), np.uint8), raw_dtype=Q.Q2_K)  # 8 x 256
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
     proc = subprocess.run([str(TRAIN), "import-gguf", str(tmp_path / "k.gguf"), "--out", str(tmp_path / "out")],
                           capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2 and "\"token_embd.weight\" is Q6_K, which is not supported" in proc.stderr, proc.stderr
+    assert proc.returncode == 2 and "\"token_embd.weight\" is Q2_K, which is not supported" in proc.stderr, proc.stderr
     assert not (tmp_path / "out").exists()
