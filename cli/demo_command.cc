@@ -55,6 +55,7 @@ void add_demo_command(CLI::App& app) {
     int64_t valid_sample = 200;
     int64_t test_sample = 0;  // 0: every test prompt
     int threads = 1;
+    int workers = 2;
     std::string http = "127.0.0.1:8080";
     bool no_wait = false;
   };
@@ -88,8 +89,12 @@ void add_demo_command(CLI::App& app) {
                    "run); 0: all of them, as TALLRec (a real model on a CPU: try 200)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
-  demo->add_option("--threads", args->threads,
-                   "Threads per worker (two workers share this machine)")
+  demo->add_option("--workers", args->workers,
+                   "Worker processes, each training one run at a time (a real model's trainer "
+                   "takes GBs of memory: one worker may be all a small machine holds)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 16));
+  demo->add_option("--threads", args->threads, "Threads per worker")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   demo->add_option("--http", args->http,
@@ -125,7 +130,7 @@ void add_demo_command(CLI::App& app) {
     const AnswerIds answers = lookup_answer_ids(tokenizer);
 
     std::cout << "[2/3] Sweep: grid -> store (" << (work / "tallrec.db").string()
-              << ") -> coordinator -> 2 workers\n";
+              << ") -> coordinator -> " << args->workers << " worker(s)\n";
     const fs::path model = args->model.empty() ? work / "model-tiny" : fs::path(args->model);
     if (args->model.empty() && !fs::exists(model / "config.json")) {
       const std::string init = shell_quote(trainer_path().string()) +
@@ -168,23 +173,21 @@ void add_demo_command(CLI::App& app) {
     CoordinatorService coordinator(options);
     std::atomic<bool> stop{false};
     std::thread serving([&] { coordinator.serve(stop); });
-    std::printf("  coordinator on %s; 2 workers\n", coordinator.zmq_endpoint().c_str());
+    std::printf("  coordinator on %s; %d worker%s\n", coordinator.zmq_endpoint().c_str(),
+                args->workers, args->workers == 1 ? "" : "s");
     if (!coordinator.http_url().empty())
       std::printf("  dashboard: %s  (API token in %s)\n", coordinator.http_url().c_str(),
                   coordinator.options().token_file.c_str());
     std::fflush(stdout);
     const std::string self = fs::read_symlink("/proc/self/exe").string();
-    std::vector<std::string> worker_status;
-    for (int w = 1; w <= 2; ++w) {
-      worker_status.push_back(shell_quote(self) + " worker --coordinator " +
-                              coordinator.zmq_endpoint() + " --id demo-worker-" +
-                              std::to_string(w) + " --work-dir " +
-                              shell_quote((work / ("worker-" + std::to_string(w))).string()) +
-                              " --exit-when-idle --threads " + std::to_string(args->threads));
-    }
-    // Both workers at once: `a & b & wait` in one shell.
-    const int rc = std::system(
-        (worker_status[0] + " 2>/dev/null & " + worker_status[1] + " 2>/dev/null & wait").c_str());
+    // Every worker at once: `a & b & ... wait` in one shell.
+    std::string workers;
+    for (int w = 1; w <= args->workers; ++w)
+      workers += shell_quote(self) + " worker --coordinator " + coordinator.zmq_endpoint() +
+                 " --id demo-worker-" + std::to_string(w) + " --work-dir " +
+                 shell_quote((work / ("worker-" + std::to_string(w))).string()) +
+                 " --exit-when-idle --threads " + std::to_string(args->threads) + " 2>/dev/null & ";
+    const int rc = std::system((workers + "wait").c_str());
     if (rc != 0) std::printf("  a worker exited with status %d\n", rc);
     for (const auto& [spec, done] : store.views.results(sweep)) {
       char name[64];
