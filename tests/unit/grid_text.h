@@ -8,7 +8,7 @@ namespace tallrec::test {
 
 // A grid over two domains and two seeds; `extra` adds fields (a JSON object's members).
 inline std::string grid_text(const std::string& name, const std::string& samples,
-                      const std::string& extra = "") {
+                             const std::string& extra = "") {
   nlohmann::json g = {{"name", name},
                       {"base_model", "/m"},
                       {"tokenizer", "/t.model"},
