@@ -275,11 +275,9 @@ Grid parse_grid(const std::string& text, const std::string& origin) {
                        {"tests", tests},
                        {"sample", sample},
                        {"seed", seed}};
-          if (doc.contains("init_adapter")) spec["init_adapter"] = doc["init_adapter"];
-          if (doc.contains("valid_sample")) spec["valid_sample"] = doc["valid_sample"];
-          if (doc.contains("test_sample")) spec["test_sample"] = doc["test_sample"];
-          if (doc.contains("special_ids")) spec["special_ids"] = doc["special_ids"];
-          if (doc.contains("memory_limit_gib")) spec["memory_limit_gib"] = doc["memory_limit_gib"];
+          for (const char* key :
+               {"init_adapter", "valid_sample", "test_sample", "special_ids", "memory_limit_gib"})
+            if (doc.contains(key)) spec[key] = doc[key];
           for (size_t a = 0; a < axes.size(); ++a) spec[axes[a].first] = axes[a].second[index[a]];
           // The recipe's micro-batch, unless the grid names one (its other settings reach the
           // trainer through the spec's recipe field; the batch_size check below needs this one).

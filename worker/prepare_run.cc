@@ -18,16 +18,16 @@ std::filesystem::path prepare_run(const nlohmann::json& run, const Tokenizer& to
     auto tokens = [&](const std::string& records, std::optional<FewShotSubset> subset) {
       return cached_tokens(tokenizer, records, options, subset, cache_dir).string();
     };
-    // A grid's test_sample scores a seeded subset of each test set (the same for every run).
-    std::optional<FewShotSubset> test_subset;
-    if (run.contains("test_sample"))
-      test_subset = FewShotSubset{run["test_sample"].get<int64_t>(), 0};
+    // A grid's valid_sample and test_sample: a seeded subset (seed 0, the same for every run).
+    auto seeded_subset = [&](const char* key) -> std::optional<FewShotSubset> {
+      if (!run.contains(key)) return std::nullopt;
+      return FewShotSubset{run[key].get<int64_t>(), 0};
+    };
+    const std::optional<FewShotSubset> test_subset = seeded_subset("test_sample");
     nlohmann::json tests = nlohmann::json::object();
     for (const auto& [domain, path] : run.at("tests").items())
       tests[domain] = tokens(path, test_subset);
-    std::optional<FewShotSubset> valid_subset;
-    if (run.contains("valid_sample"))
-      valid_subset = FewShotSubset{run["valid_sample"].get<int64_t>(), 0};
+    const std::optional<FewShotSubset> valid_subset = seeded_subset("valid_sample");
     // The grid's own fields, then every hyper-parameter axis at its RunSpec field
     // (common/run_spec.h's grid_axes(): the table the grid took its defaults from).
     nlohmann::json spec = {
