@@ -1,5 +1,7 @@
-// `tallrec check GRID`: the pre-flight of cli/preflight.h, as a table; exit 0 when every check
-// passes and every run's memory estimate fits the card, else 2.
+// `tallrec check GRID`: the pre-flight of cli/preflight.h, as a table of every finding (a missing
+// path is one FAIL line among the rest); exit 0 when every check passes and every run's memory
+// estimate fits the card, else 2.
+#include <algorithm>
 #include <iostream>
 #include <memory>
 
@@ -24,7 +26,7 @@ void add_check_command(CLI::App& app) {
       ->capture_default_str();
   check->add_flag("--no-datasets", a->no_datasets, "Skip reading the dataset files (their labels)");
   check->callback([a] {
-    const Grid grid = parse_grid_file(a->grid, /*check_paths=*/true);
+    const Grid grid = parse_grid_file(a->grid);
     PreflightOptions o;
     o.datasets = !a->no_datasets;
     o.gpu_memory_bytes = parse_memory_size(a->gpu_memory);
@@ -33,7 +35,12 @@ void add_check_command(CLI::App& app) {
     const bool ok = preflight_ok(lines);
     std::cout << grid.name << ": " << grid.runs.size() << " runs, "
               << (ok ? "ready to submit" : "not ready") << "\n";
-    if (!ok) throw InputError(a->grid + ": pre-flight found problems (FAIL lines above)");
+    if (!ok) {
+      const auto failed =
+          std::count_if(lines.begin(), lines.end(), [](const PreflightLine& l) { return !l.ok; });
+      throw InputError(a->grid + ": " + std::to_string(failed) +
+                       " problem(s) (the FAIL lines above)");
+    }
   });
 }
 

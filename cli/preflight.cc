@@ -186,14 +186,30 @@ std::vector<PreflightLine> preflight(const Grid& grid, const PreflightOptions& o
       out.push_back({what, subject, false, e.what()});
     }
   };
+  // Paths first: each missing one is a finding of its own, and nothing is checked through it.
+  std::set<std::string> missing;
+  json document = grid.document;
+  for_each_grid_path(document, [&](const std::string& field, json& value) {
+    const std::string path = value.get<std::string>();
+    std::error_code ec;
+    if (path.empty() || fs::exists(path, ec) || !missing.insert(path).second) return;
+    const std::string what = field == "base_model"     ? "model"
+                             : field == "init_adapter" ? "adapter"
+                             : field == "tokenizer"    ? "tokenizer"
+                                                       : "dataset";
+    out.push_back({what, path, false,
+                   field + ": " + path + " does not exist" +
+                       (o.missing_hint.empty() ? "" : " " + o.missing_hint)});
+  });
   std::map<std::string, ModelInfo> models;
   std::set<std::string> seen;
+  auto present = [&](const std::string& path) { return !missing.count(path); };
   for (const auto& run : grid.runs) {
     const json& spec = run.spec;
     // What the trainer will run with: RunSpec's defaults, the recipe, the grid's axes (one place).
     const json trainer = resolved_trainer_settings(spec);
     const std::string base = spec.value("base_model", "");
-    if (seen.insert("model " + base).second)
+    if (present(base) && seen.insert("model " + base).second)
       attempt("model", base, [&] {
         std::string detail;
         models[base] = check_model(base, detail);
@@ -202,7 +218,8 @@ std::vector<PreflightLine> preflight(const Grid& grid, const PreflightOptions& o
     const std::string tok = spec.value("tokenizer", "");
     TokenizeOptions tokenize_options;
     tokenize_options.special_ids = spec.value("special_ids", tokenize_options.special_ids);
-    if (seen.insert("tokenizer " + tok + " " + base + " " + tokenize_options.special_ids).second)
+    if (present(tok) &&
+        seen.insert("tokenizer " + tok + " " + base + " " + tokenize_options.special_ids).second)
       attempt("tokenizer", tok, [&] {
         Tokenizer t(tok);
         const AnswerIds answers = lookup_answer_ids(t);
@@ -223,7 +240,7 @@ std::vector<PreflightLine> preflight(const Grid& grid, const PreflightOptions& o
     if (spec.contains("init_adapter")) {
       const std::string adapter = spec["init_adapter"];
       const std::string key = "adapter " + adapter + " " + base + " " + trainer["lora"].dump();
-      if (seen.insert(key).second && models.count(base))
+      if (present(adapter) && models.count(base) && seen.insert(key).second)
         attempt("adapter", adapter, [&] {
           std::string detail;
           check_adapter(adapter, models[base].config, trainer["lora"], detail);
@@ -235,7 +252,7 @@ std::vector<PreflightLine> preflight(const Grid& grid, const PreflightOptions& o
       const json tests = spec.value("tests", json::object());  // named: items() must not outlive it
       for (auto& [name, path] : tests.items()) files.push_back(path.get<std::string>());
       for (const auto& f : files)
-        if (seen.insert("dataset " + f).second)
+        if (present(f) && seen.insert("dataset " + f).second)
           attempt("dataset", f, [&] {
             const auto records = read_prompt_records(f);
             size_t bad = 0, first_bad = 0;

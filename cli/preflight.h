@@ -23,16 +23,20 @@ struct PreflightLine {
 };
 
 struct PreflightOptions {
-  bool datasets = true;  // parse every dataset file and check its labels (the slow part)
-  bool memory = true;    // estimate GPU memory per distinct setting
+  bool datasets = true;      // parse every dataset file and check its labels (the slow part)
+  std::string missing_hint;  // appended to "does not exist" (submit: its --no-check-paths)
+  bool memory = true;        // estimate GPU memory per distinct setting
   double gpu_memory_bytes = 24.0 * (1ull << 30);
 };
 
+// Every finding in one pass: first each path the grid names that does not exist here (a FAIL
+// line naming its field), then the checks of everything that does exist; a check of something
+// missing is not attempted (its FAIL line says why). Never throws for what it finds.
 std::vector<PreflightLine> preflight(const Grid& grid, const PreflightOptions& options);
 std::string format_preflight(const std::vector<PreflightLine>& lines);
 bool preflight_ok(const std::vector<PreflightLine>& lines);
 
-// The estimate `check` prints, in bytes, for LLaMA sizes from config.json (see docs/training.md,
+// The estimate `check` prints, in bytes, for LLaMA sizes from config.json (docs/dev/training.md,
 // "GPU memory estimate"): frozen weights by dtype, LoRA weights + gradients + AdamW moments in
 // fp32, activations for micro_batch x cutoff tokens (all layers, or with gradient checkpointing
 // the layer inputs plus one layer), the chunked vocabulary loss, and 1 GiB of CUDA context.

@@ -78,17 +78,18 @@ void add_sweep_commands(CLI::App& app) {
                    "Do not require the grid's files to exist here (paths only the workers see); "
                    "relative paths are still resolved against the grid file");
   submit->callback([=] {
-    Grid grid = parse_grid_file(*grid_path, !*no_check_paths);
-    if (!*no_check_paths) {  // the cheap part of `tallrec check`: headers of models, adapters,
-                             // tokenizers
+    Grid grid = parse_grid_file(*grid_path);
+    if (!*no_check_paths) {  // the cheap part of `tallrec check`: every path exists, and the
+                             // headers of models, adapters and tokenizers
       PreflightOptions cheap;
       cheap.datasets = cheap.memory = false;
+      cheap.missing_hint = "(--no-check-paths if only the workers see it)";
       const auto lines = preflight(grid, cheap);
       if (!preflight_ok(lines)) {
-        std::cerr << format_preflight(lines);
-        throw InputError(
-            *grid_path +
-            ": pre-flight found problems (FAIL lines above; `tallrec check` for all of it)");
+        for (const auto& l : lines)
+          if (!l.ok) std::cerr << format_preflight({l});
+        throw InputError(*grid_path + ": nothing submitted: the FAIL lines above (`tallrec check " +
+                         *grid_path + "` also reads the datasets and estimates memory)");
       }
     }
     Store store(*db);

@@ -44,36 +44,38 @@ std::vector<std::string> grid_hyper_axes() {
   return out;
 }
 
-Grid parse_grid_file(const std::filesystem::path& file, bool check_paths) {
+void for_each_grid_path(nlohmann::json& doc,
+                        const std::function<void(const std::string&, nlohmann::json&)>& visit) {
+  if (!doc.is_object()) return;
+  for (const char* key : {"base_model", "tokenizer", "init_adapter"})
+    if (doc.contains(key) && doc[key].is_string()) visit(key, doc[key]);
+  if (doc.contains("datasets") && doc["datasets"].is_object())
+    for (auto& [domain, files] : doc["datasets"].items())
+      if (files.is_object())
+        for (auto& [split, path] : files.items())
+          if (path.is_string()) visit("datasets." + domain + "." + split, path);
+}
+
+Grid parse_grid_file(const std::filesystem::path& file) {
   namespace fs = std::filesystem;
   const std::string origin = file.string();
   if (fs::is_directory(file)) throw InputError(origin + ": is a folder, not a grid file");
   json doc = parse_json_from_outside(read_file(file), origin);
   if (!doc.is_object()) return parse_grid(doc.dump(), origin);  // parse_grid says what is wrong
   const fs::path base = fs::absolute(file).parent_path();
-  auto resolve = [&](json& field, const std::string& name) {
-    if (!field.is_string() || field.get<std::string>().empty())
-      return;  // parse_grid names the type error
+  for_each_grid_path(doc, [&](const std::string& name, json& field) {
+    if (field.get<std::string>().empty()) return;  // parse_grid names the error
     if (field.get<std::string>().size() > kMaxGridPath)
       return;  // parse_grid refuses it by name, before any filesystem call sees it
     fs::path p = field.get<std::string>();
     if (p.is_relative()) p = (base / p).lexically_normal();
     std::error_code ec;
-    const bool exists = fs::exists(p, ec);
-    if (ec)  // a name component too long, a permission: the file system's word, named
+    (void)fs::exists(p, ec);  // a missing path is no error here (the pre-flight lists those)
+    if (ec)                   // a name component too long, a permission: the file system's word
       throw InputError(origin + ": " + name + ": " + printable_utf8(p.string().substr(0, 200)) +
                        ": " + ec.message());
-    if (check_paths && !exists)
-      throw InputError(origin + ": " + name + ": " + p.string() +
-                       " does not exist (--no-check-paths if only the workers see it)");
     field = p.string();
-  };
-  for (const char* key : {"base_model", "tokenizer", "init_adapter"})
-    if (doc.contains(key)) resolve(doc[key], key);
-  if (doc.contains("datasets") && doc["datasets"].is_object())
-    for (auto& [domain, files] : doc["datasets"].items())
-      if (files.is_object())
-        for (auto& [split, path] : files.items()) resolve(path, "datasets." + domain + "." + split);
+  });
   return parse_grid(doc.dump(), origin);
 }
 
@@ -180,7 +182,7 @@ Grid parse_grid(const std::string& text, const std::string& origin) {
         doc["special_ids"].get_ref<const std::string&>().size() > 256)
       fail(
           "field \"special_ids\" must be a string such as \"llama\" or \"llama,pad=2\" "
-          "(docs/data.md)");
+          "(docs/dev/data.md)");
     try {
       parse_special_ids(doc["special_ids"].get<std::string>());
     } catch (const InputError& e) {

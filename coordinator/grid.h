@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -39,10 +40,19 @@ std::vector<std::string> grid_hyper_axes();
 // Paths are taken as written (the HTTP API: they are the workers' paths).
 Grid parse_grid(const std::string& text, const std::string& origin);
 
-// A grid file as `tallrec submit` reads it: relative paths (base_model, tokenizer,
-// init_adapter, every dataset file) are resolved against the grid file's folder, so the store
-// holds absolute paths; with `check_paths`, each must exist here (workers need the same paths:
-// a shared filesystem). InputError names the field and the path.
-Grid parse_grid_file(const std::filesystem::path& file, bool check_paths);
+// A grid file as `tallrec submit` and `tallrec check` read it: relative paths (base_model,
+// tokenizer, init_adapter, every dataset file) are resolved against the grid file's folder, so the
+// store holds absolute paths. Whether they exist here is the pre-flight's question
+// (cli/preflight.h), which lists every missing one; workers need the same paths (a shared
+// filesystem). InputError for a path the file system refuses to look at (too long, no
+// permission), naming the field.
+Grid parse_grid_file(const std::filesystem::path& file);
+
+// Calls `visit` with every path field of a grid document that holds a string: "base_model",
+// "tokenizer", "init_adapter", then "datasets.<domain>.<split>" for each dataset file. The one
+// list of a grid's paths (resolved by parse_grid_file, checked by the pre-flight).
+void for_each_grid_path(
+    nlohmann::json& document,
+    const std::function<void(const std::string& field, nlohmann::json& value)>& visit);
 
 }  // namespace tallrec

@@ -133,3 +133,30 @@ def test_the_grids_memory_limit_is_the_budget_when_it_is_below_the_card(tmp_path
     proc = check(grid, tmp_path, "--no-datasets")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert " fits 24.0 GiB; an estimate" in proc.stdout, proc.stdout
+
+
+def test_every_missing_path_is_a_fail_line_in_one_pass(tmp_path):
+    """A grid with a missing model, tokenizer, adapter and train file: `check` lists all four as
+    FAIL lines (each naming its grid field) and still runs the remaining checks, exit 2; `submit`
+    refuses with the same four lines and stores nothing. Neither names an option it lacks."""
+    grid = json.loads(make_grid(tmp_path, "gaps", [0], 2).read_text())
+    grid["base_model"] = str(tmp_path / "no-model")
+    grid["tokenizer"] = str(tmp_path / "no-tokenizer.model")
+    grid["init_adapter"] = str(tmp_path / "no-adapter")
+    grid["datasets"]["movie"]["train"] = str(tmp_path / "no-train.json")
+    proc = check(grid, tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    fails = [line for line in proc.stdout.splitlines() if line.startswith("FAIL")]
+    assert len(fails) == 4, proc.stdout
+    for field, path in [("base_model", "no-model"), ("tokenizer", "no-tokenizer.model"),
+                        ("init_adapter", "no-adapter"), ("datasets.movie.train", "no-train.json")]:
+        assert f"{field}: {tmp_path / path} does not exist" in proc.stdout, proc.stdout
+    # The checks of what does exist still ran: the validation and test prompts were read.
+    assert proc.stdout.count("ok   dataset") == 2, proc.stdout
+    assert "4 problem(s)" in proc.stderr and "--no-check-paths" not in proc.stdout + proc.stderr
+
+    submitted = run_tallrec("submit", tmp_path / "g.json", "--db", tmp_path / "s.db", check=False)
+    assert submitted.returncode == 2, submitted.stderr
+    assert len([line for line in submitted.stderr.splitlines() if line.startswith("FAIL")]) == 4, submitted.stderr
+    assert "datasets.movie.train" in submitted.stderr and "nothing submitted" in submitted.stderr
+    assert not (tmp_path / "s.db").exists()
