@@ -25,6 +25,11 @@ inline void require_existing_store(const std::string& path) {
                      "--db or $TALLREC_DB name it)");
 }
 
+// Whether only this host can reach a listening address, "tcp://HOST:PORT" (ZeroMQ) or
+// "HOST:PORT" (HTTP): 127.0.0.0/8, ::1, localhost, or no network at all (ipc://, inproc://).
+// 0.0.0.0, *, a host name or an interface can be reached from elsewhere.
+bool only_this_host(const std::string& address);
+
 void add_data_commands(CLI::App& app);        // data prepare | fetch | tokenize | subset
 void add_demo_command(CLI::App& app);         // demo
 void add_sweep_commands(CLI::App& app);       // submit | status | runs | results

@@ -12,24 +12,48 @@
 #include "coordinator/slurm.h"
 #include "worker/agent.h"
 #include "worker/gpus.h"
+#include "worker/trainer_process.h"
 
 #include <unistd.h>
 
 namespace tallrec {
+namespace {
+
+// The host part of "tcp://HOST:PORT" (--listen) or "HOST:PORT" (--http), brackets kept off.
+std::string endpoint_host(std::string endpoint) {
+  if (const size_t scheme = endpoint.find("://"); scheme != std::string::npos)
+    endpoint = endpoint.substr(scheme + 3);
+  if (!endpoint.empty() && endpoint.front() == '[') {
+    const size_t close = endpoint.find(']');
+    return endpoint.substr(1, close == std::string::npos ? std::string::npos : close - 1);
+  }
+  const size_t colon = endpoint.rfind(':');
+  return colon == std::string::npos ? endpoint : endpoint.substr(0, colon);
+}
+
+}  // namespace
+
+bool only_this_host(const std::string& address) {
+  if (address.rfind("ipc://", 0) == 0 || address.rfind("inproc://", 0) == 0) return true;
+  const std::string host = endpoint_host(address);
+  return host.rfind("127.", 0) == 0 || host == "::1" || host == "localhost";
+}
 
 void add_coordinator_command(CLI::App& app) {
   struct Args {
     CoordinatorOptions o;
     std::string curve_key, worker_keys;
     SlurmPoolOptions pool;
+    bool allow_insecure_listen = false;
   };
   auto a = std::make_shared<Args>();
   CoordinatorOptions& o = a->o;
+  o.db = default_store_path();
   auto* c = app.add_subcommand(
       "coordinator",
-      "Serve the store to workers over ZeroMQ (TRP/1, docs/protocol.md) and the HTTP API and "
+      "Serve the store to workers over ZeroMQ (TRP/1, docs/dev/protocol.md) and the HTTP API and "
       "dashboard, until Ctrl-C");
-  c->add_option("--db", o.db, "Store file")->capture_default_str();
+  c->add_option("--db", o.db, "Store file (default $TALLREC_DB or ./tallrec.db)");
   c->add_option("--listen", o.listen, "ZeroMQ endpoint to bind (127.0.0.1 unless told otherwise)")
       ->capture_default_str();
   c->add_option("--artifacts", o.artifacts,
@@ -38,6 +62,9 @@ void add_coordinator_command(CLI::App& app) {
                 "CURVE: the coordinator's key file (tallrec keys coordinator)");
   c->add_option("--worker-keys", a->worker_keys,
                 "CURVE: folder of the .pub keys of the workers let in");
+  c->add_flag("--allow-insecure-listen", a->allow_insecure_listen,
+              "Listen off loopback without CURVE (--listen) or without TLS (--http), on purpose: "
+              "anyone who reaches the port can take runs, or read the token off the wire");
   c->add_option("--trace", o.trace,
                 "Append every TRP/1 message in and out to this file (JSON lines)");
   c->add_option("--lease-seconds", o.policy.lease_seconds,
@@ -90,6 +117,19 @@ void add_coordinator_command(CLI::App& app) {
     }
     if (a->curve_key.empty() != a->worker_keys.empty())
       throw InputError("coordinator: --curve-key and --worker-keys go together");
+    // Safe by default: off loopback, workers must prove who they are (CURVE), and the HTTP API,
+    // which has no TLS of its own, stays behind a proxy or an ssh tunnel on this host.
+    if (!a->allow_insecure_listen) {
+      if (a->curve_key.empty() && !only_this_host(a->o.listen))
+        throw InputError("coordinator: --listen " + a->o.listen +
+                         " is reachable from other hosts and CURVE is off: give --curve-key and "
+                         "--worker-keys (docs/admin.md), or --allow-insecure-listen on purpose");
+      if (a->o.http != "off" && !only_this_host(a->o.http))
+        throw InputError("coordinator: --http " + a->o.http +
+                         " is reachable from other hosts and tallrec's HTTP has no TLS: keep it "
+                         "on 127.0.0.1 behind a TLS proxy or `ssh -L` (docs/admin.md), or "
+                         "--allow-insecure-listen on purpose");
+    }
     if (!a->curve_key.empty()) {
       const CurveKeyPair own = read_curve_key_pair(a->curve_key);
       a->o.curve =
@@ -102,7 +142,7 @@ void add_coordinator_command(CLI::App& app) {
         "coordinator: store %s, artifacts %s, listening on %s (%s)\n", o.db.c_str(),
         o.artifacts.c_str(), service.zmq_endpoint().c_str(),
         o.curve ? ("CURVE, " + std::to_string(o.curve->worker_keys.size()) + " worker keys").c_str()
-                : "no CURVE: keep it on loopback");
+                : "no CURVE");
     if (!service.http_url().empty()) {
       std::printf("coordinator: dashboard and API at %s\n", service.http_url().c_str());
       if (service.api_token_created())
@@ -157,6 +197,7 @@ void add_worker_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   w->callback([o, keys, gpus] {
+    find_trainer();  // fails now, naming where it looked, rather than at the first attempt
     o->gpus = select_gpus(*gpus);
     split_slots(o->gpus, o->slots);  // checks that the slots divide the GPUs
     if (keys->first.empty() != keys->second.empty())

@@ -20,6 +20,7 @@
 #include "coordinator/store.h"
 #include "jobs/data/movielens.h"
 #include "jobs/data/tokenize_records.h"
+#include "worker/trainer_process.h"
 
 namespace tallrec {
 namespace fs = std::filesystem;
@@ -29,11 +30,6 @@ std::string shell_quote(const std::string& s) {
   std::string out = "'";
   for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return out + "'";
-}
-
-// tallrec-train lives next to this binary (both are built into the same folder).
-fs::path trainer_path() {
-  return fs::read_symlink("/proc/self/exe").parent_path() / "tallrec-train";
 }
 
 void wait_for_interrupt() {
@@ -103,6 +99,10 @@ void add_demo_command(CLI::App& app) {
   demo->add_flag("--no-wait", args->no_wait,
                  "Exit after the table instead of serving the dashboard until Ctrl-C");
   demo->callback([args, tokenizer_option] {
+    if (args->http != "off" && !only_this_host(args->http))
+      throw InputError("demo: --http " + args->http +
+                       " is reachable from other hosts: the demo serves only this one (e.g. "
+                       "127.0.0.1:8080; `tallrec coordinator` for more)");
     if (!args->model.empty()) {
       args->model = fs::absolute(args->model).lexically_normal().string();
       if (!fs::exists(fs::path(args->model) / "config.json"))
@@ -133,7 +133,7 @@ void add_demo_command(CLI::App& app) {
               << ") -> coordinator -> " << args->workers << " worker(s)\n";
     const fs::path model = args->model.empty() ? work / "model-tiny" : fs::path(args->model);
     if (args->model.empty() && !fs::exists(model / "config.json")) {
-      const std::string init = shell_quote(trainer_path().string()) +
+      const std::string init = shell_quote(find_trainer().string()) +
                                " init --preset tiny --seed 0 --out " + shell_quote(model.string()) +
                                " > /dev/null";
       if (std::system(init.c_str()) != 0) throw Error("tallrec-train init failed");

@@ -97,3 +97,56 @@ def test_a_worker_id_belongs_to_the_key_it_first_came_with(tmp_path):
         back.close()
     finally:
         coordinator.stop()
+
+
+def test_off_loopback_the_coordinator_needs_curve_or_says_why(tmp_path):
+    """Safe by default: a coordinator whose ZeroMQ port or HTTP API other hosts can reach refuses
+    to start without CURVE (or, for HTTP, at all, since it has no TLS), exit 2, naming the flag that
+    allows it on purpose, and creates no store. With CURVE, or --allow-insecure-listen, it starts."""
+    import subprocess
+
+    from cluster import BUILD_DIR, free_port
+
+    def start(*args):
+        return subprocess.Popen([str(BUILD_DIR / "tallrec"), "coordinator", "--db", str(tmp_path / "s.db"),
+                                 *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def refused(*args):
+        proc = start(*args)
+        try:
+            out, err = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise AssertionError(f"coordinator {' '.join(map(str, args))} kept serving")
+        assert proc.returncode == 2 and "--allow-insecure-listen" in err, err
+        assert not (tmp_path / "s.db").exists()
+        return err
+
+    def serves(*args):
+        proc = start(*args)
+        try:
+            assert "listening on" in proc.stdout.readline()
+        finally:
+            proc.terminate()
+            proc.communicate(timeout=30)
+
+    port = free_port()
+    err = refused("--listen", f"tcp://0.0.0.0:{port}", "--http", "off")
+    assert "CURVE is off" in err and "--curve-key" in err
+    refused("--listen", f"tcp://*:{port}", "--http", "off")
+    err = refused("--listen", f"tcp://127.0.0.1:{port}", "--http", f"0.0.0.0:{free_port()}")
+    assert "no TLS" in err
+    keys = tmp_path / "keys"
+    run_tallrec("keys", "coordinator", "--out", keys)
+    run_tallrec("keys", "worker", "--out", keys)
+    (tmp_path / "allowed").mkdir()
+    (tmp_path / "allowed" / "worker.pub").write_bytes((keys / "worker.pub").read_bytes())
+    serves("--listen", f"tcp://0.0.0.0:{port}", "--http", "off",
+           "--curve-key", keys / "coordinator.key", "--worker-keys", tmp_path / "allowed")
+    serves("--listen", f"tcp://0.0.0.0:{free_port()}", "--http", "off", "--allow-insecure-listen")
+    serves("--listen", f"tcp://127.0.0.1:{free_port()}", "--http", f"127.0.0.1:{free_port()}")
+    demo = run_tallrec("demo", "--http", f"0.0.0.0:{free_port()}", "--no-wait", "--work-dir", tmp_path / "demo",
+                       check=False)
+    assert demo.returncode == 2 and "reachable from other hosts" in demo.stderr, demo.stderr
+    assert not (tmp_path / "demo").exists()

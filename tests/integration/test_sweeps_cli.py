@@ -129,3 +129,22 @@ def test_failed_runs_say_why(tmp_path):
     assert "failed" in failed and "not finite" in failed, failed
     rows = json.loads(run_tallrec("runs", "--sweep", "nan", "--db", db, "--json").stdout)
     assert rows[0]["state"] == "failed" and rows[0]["attempts"] == 1  # not retryable: one attempt
+
+
+def test_the_coordinator_opens_the_store_tallrec_db_names(tmp_path):
+    """$TALLREC_DB is the default store of every command, the coordinator's too."""
+    import os
+    import subprocess
+
+    from cluster import BUILD_DIR, free_port
+    db = tmp_path / "named.db"
+    proc = subprocess.Popen([str(BUILD_DIR / "tallrec"), "coordinator", "--listen", f"tcp://127.0.0.1:{free_port()}",
+                             "--http", "off"], cwd=tmp_path, env={**os.environ, "TALLREC_DB": str(db)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert f"store {db}" in line, line
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+    assert db.exists() and not (tmp_path / "tallrec.db").exists()
