@@ -15,6 +15,18 @@
 #include "coordinator/metrics.h"
 
 namespace tallrec {
+
+std::filesystem::path served_file(const std::filesystem::path& relative,
+                                  const std::filesystem::path& in_source_tree) {
+  std::error_code ec;
+  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    const auto installed = exe.parent_path().parent_path() / "share" / "tallrec" / relative;
+    if (std::filesystem::exists(installed, ec)) return installed;
+  }
+  return in_source_tree;
+}
+
 namespace fs = std::filesystem;
 
 struct CoordinatorService::Impl {

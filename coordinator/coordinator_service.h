@@ -14,6 +14,12 @@
 
 namespace tallrec {
 
+// A file the coordinator serves: under an installed prefix's share/tallrec/ (`cmake --install`;
+// found from this executable, bin/../share/tallrec/RELATIVE) when that exists, else the source
+// tree's copy a build folder uses.
+std::filesystem::path served_file(const std::filesystem::path& relative,
+                                  const std::filesystem::path& in_source_tree);
+
 struct CoordinatorOptions {
   std::filesystem::path db = "tallrec.db";
   std::filesystem::path artifacts;              // default: artifacts/ next to the store
@@ -24,10 +30,10 @@ struct CoordinatorOptions {
   std::string http = "127.0.0.1:8080";  // ADDRESS:PORT of the API and dashboard, or "off"
   std::filesystem::path token_file;     // default: api-token next to the store
   bool reads_need_token = false;
-  std::filesystem::path web_root = TALLREC_WEB_ROOT;
+  std::filesystem::path web_root = served_file("web-ui-static", TALLREC_WEB_ROOT);
   std::filesystem::path chart_js =
       "/usr/share/javascript/chart.js/chart.min.js";  // Debian's libjs-chart.js
-  std::filesystem::path openapi = TALLREC_OPENAPI;
+  std::filesystem::path openapi = served_file("schemas/openapi.json", TALLREC_OPENAPI);
   std::optional<SlurmPoolOptions> slurm_pool;  // the elastic pool of Slurm workers, when asked
 };
 

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -15,10 +16,29 @@
 namespace tallrec {
 namespace fs = std::filesystem;
 
+fs::path find_trainer() {
+  const fs::path beside = fs::read_symlink("/proc/self/exe").parent_path() / "tallrec-train";
+  if (::access(beside.c_str(), X_OK) == 0) return beside;
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "";
+  for (size_t start = 0; start <= dirs.size();) {
+    size_t end = dirs.find(':', start);
+    if (end == std::string::npos) end = dirs.size();
+    const fs::path dir = dirs.substr(start, end - start);
+    const fs::path candidate = (dir.empty() ? fs::path(".") : dir) / "tallrec-train";
+    std::error_code ec;
+    if (fs::is_regular_file(candidate, ec) && ::access(candidate.c_str(), X_OK) == 0)
+      return fs::absolute(candidate);
+    start = end + 1;
+  }
+  throw Error("tallrec-train: not beside " + beside.parent_path().string() +
+              "/tallrec and not on PATH (install both with `cmake --install`, docs/install.md)");
+}
+
 TrainerProcess::TrainerProcess(const fs::path& spec, const fs::path& run_dir,
                                const std::string& visible_devices)
     : stderr_file_(run_dir / "trainer.stderr") {
-  const fs::path trainer = fs::read_symlink("/proc/self/exe").parent_path() / "tallrec-train";
+  const fs::path trainer = find_trainer();
   int pipe_fds[2];
   if (::pipe(pipe_fds) != 0) throw Error("cannot start " + trainer.string() + ": pipe failed");
   // Everything the child needs is built before fork: between fork and exec only

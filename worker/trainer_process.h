@@ -14,10 +14,15 @@
 
 namespace tallrec {
 
+// The `tallrec-train` to run: the one beside this executable (a build folder, or an install
+// prefix's bin/), else the first executable one on PATH. Error naming both places when neither
+// has it.
+std::filesystem::path find_trainer();
+
 class TrainerProcess {
  public:
-  // Starts `tallrec-train train --spec SPEC --out RUN_DIR` from the folder of this executable,
-  // with CUDA_VISIBLE_DEVICES set to `visible_devices` when that is not empty.
+  // Starts `find_trainer() train --spec SPEC --out RUN_DIR`, with CUDA_VISIBLE_DEVICES set to
+  // `visible_devices` when that is not empty.
   TrainerProcess(const std::filesystem::path& spec, const std::filesystem::path& run_dir,
                  const std::string& visible_devices = "");
   ~TrainerProcess();  // kills and reaps a trainer still running
