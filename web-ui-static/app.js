@@ -356,11 +356,138 @@ async function runView(id) {
     el("pre", { id: "run-spec", text: JSON.stringify(run.trainer_settings, null, 2) }),
     el("h2", { text: "Grid run" }), el("pre", { id: "grid-run", text: JSON.stringify(run.spec, null, 2) }),
     el("h2", { text: `Events (${events.complete ? events.events.length : `the first ${events.events.length}`})` }),
-    el("table", { id: "events" },
-      el("tr", {}, ...["attempt", "seq", "type", "event"].map((t) => el("th", { text: t }))),
-      ...events.events.map((e) => el("tr", {}, el("td", { text: String(attemptNumber.get(e.attempt) ?? e.attempt) }),
-        el("td", { text: String(e.seq) }), el("td", { text: e.event.type }),
-        el("td", { class: "muted", text: JSON.stringify(e.event).slice(0, 300) })))));
+    el("p", { class: "muted", text: "The run's log, oldest first, times in this browser's clock; consecutive progress " +
+                                     "events are one line. A click on a line shows what the trainer sent." }),
+    eventLog(id, run, events.events));
+}
+
+// ---- The run's event log: one sentence per event (schemas/train_event.schema.json) ----------
+// Event fields come from the trainer and the worker: they are only ever set as text.
+let openEvents = { run: null, keys: new Set() };  // the lines opened, kept across live refreshes
+// A line's class is "event event-<type>": the trainer's types, and the end of an attempt that sent none.
+const EVENT_TYPES = ["started", "progress", "eval", "checkpoint", "preempted", "failed", "finished", "attempt-ended"];
+
+function clock(t) {
+  if (typeof t !== "number") return "";
+  const d = new Date(t * 1000);
+  return d.toDateString() === new Date().toDateString() ? d.toLocaleTimeString() : d.toLocaleString();
+}
+
+function count(x) { return typeof x === "number" ? x.toLocaleString("en-US") : "?"; }
+
+// The sentence for one event; `attempt` is its attempt in GET /api/runs/{id} (worker, state, the
+// coordinator's reason) and `next` the attempt after it.
+function eventSentence(e, attempt, next) {
+  const v = e.event, n = attemptNumber.get(e.attempt) ?? e.attempt;
+  switch (v.type) {
+    case "started":
+      return `Attempt ${n} started${attempt?.worker ? ` on ${attempt.worker}` : ""}: ${count(v.records)} records, ` +
+        `${count(v.steps)} steps, micro-batch ${v.micro_batch_size} x ${v.accumulation}` +
+        (v.resumed_from_step > 0 ? `, resumed from step ${v.resumed_from_step}` : "") +
+        `, ${count(v.threads)} thread${v.threads === 1 ? "" : "s"}, ${count(v.trainable_parameters)} trainable parameters`;
+    case "eval":
+      return `Step ${v.step}: validation AUC ${fmt(v.val_auc)}` +
+        (v.best_step === v.step ? " (best so far)" : typeof v.best_val_auc === "number" ? ` (best ${fmt(v.best_val_auc)} at step ${v.best_step})` : "");
+    case "checkpoint":
+      return `Step ${v.step}: checkpoint saved`;
+    case "preempted": {
+      const then = attempt?.state === "canceled" ? "the run was canceled"
+        : /max-preemptions/.test(attempt?.reason || "") ? "preempted too often: the run failed" : "the run goes back to the queue";
+      return `Preempted at step ${v.step} (${v.reason}); ` +
+        (v.checkpoint_step >= 0 ? `checkpoint at step ${v.checkpoint_step}` : "no checkpoint yet") + `; ${then}`;
+    }
+    case "failed": {
+      const oom = v.out_of_memory;
+      if (oom && typeof oom === "object") {
+        // What the coordinator made of it: the attempt's reason, or the next attempt's micro-batch.
+        const reason = attempt?.reason || "";
+        const retried = reason.match(/retrying with micro-batch (\d+)/)?.[1] ?? next?.micro_batch_size;
+        const then = retried ? `retried with micro-batch ${retried}`
+          : /does not fit either/.test(reason) ? "micro-batch 1 does not fit either: not retried"
+          : /would not help/.test(reason) ? "a smaller batch would not help: not retried" : "";
+        return `Out of memory in ${oom.phase}` + (oom.phase === "train" || oom.phase === "evaluation" ? ` at step ${oom.step}` : "") +
+          ` with micro-batch ${oom.micro_batch_size}` + (then ? `; ${then}` : "");
+      }
+      const reason = String(v.reason ?? "no reason given");
+      return `Failed: ${reason.length > 300 ? `${reason.slice(0, 300)}…` : reason} (${v.retryable === false ? "not retryable" : "retryable"})`;
+    }
+    case "finished":
+      return `Finished: test AUC ${Object.entries(v.test_auc || {}).map(([d, a]) => `${d} ${fmt(a)}`).join(", ") || "–"}` +
+        `; best validation AUC ${fmt(v.best_val_auc)} at step ${v.best_step}, ${v.steps} steps${v.stopped_early ? " (stopped early)" : ""}`;
+    default:
+      return `Event ${JSON.stringify(String(v.type))}`;
+  }
+}
+
+// One line of consecutive progress events of one attempt.
+function progressSentence(group) {
+  const first = group[0].event, last = group[group.length - 1].event;
+  const steps = first.step === last.step ? `Step ${first.step}` : `Steps ${first.step}–${last.step}`;
+  return `${steps}: loss ${fmt(first.loss, 3)}` + (group.length > 1 ? ` → ${fmt(last.loss, 3)}` : "") +
+    (typeof last.tokens_per_s === "number" ? `, ${Math.round(last.tokens_per_s).toLocaleString("en-US")} tokens/s` : "");
+}
+
+// A line of the log: the time, the attempt, the sentence; the raw event(s) under the sentence,
+// written when first opened (a progress line may stand for thousands).
+function logLine(key, type, attempt, time, timeTitle, sentence, raw) {
+  const body = el("pre", { class: "raw" });
+  const details = el("details", {}, el("summary", { text: sentence }), body);
+  const fill = () => { if (!body.textContent) body.textContent = raw(); };
+  details.addEventListener("toggle", () => {
+    if (details.open) { fill(); openEvents.keys.add(key); } else openEvents.keys.delete(key);
+  });
+  if (openEvents.keys.has(key)) { fill(); details.open = true; }
+  return el("tr", { class: `event event-${EVENT_TYPES.includes(type) ? type : "other"}`, "data-attempt": String(attempt) },
+    el("td", { class: "time", text: time, title: timeTitle }),
+    el("td", { class: "attempt", text: `#${attempt}`, title: `attempt ${attempt}` }),
+    el("td", { class: "what" }, details));
+}
+
+function eventLog(runId, run, events) {
+  if (openEvents.run !== runId) openEvents = { run: runId, keys: new Set() };
+  const attempts = [...run.attempts].sort((a, b) => a.id - b.id);
+  const byId = new Map(attempts.map((a, k) => [a.id, { attempt: a, next: attempts[k + 1] }]));
+  const number = (e) => attemptNumber.get(e.attempt) ?? e.attempt;
+  const pretty = (e) => JSON.stringify(e.event, null, 2);
+  const withOutcome = new Set(events.filter((e) => ["finished", "failed", "preempted"].includes(e.event.type)).map((e) => e.attempt));
+  const lastOf = new Map(events.map((e, k) => [e.attempt, k]));
+  const rows = [];
+  // An attempt that ended without an outcome event of its own, or was canceled, lost or released
+  // whatever its trainer said.
+  const ending = (a) => {
+    if (!a || ["leased", "running"].includes(a.state) ||
+        (withOutcome.has(a.id) && !["canceled", "lost", "released"].includes(a.state))) return;
+    const n = attemptNumber.get(a.id) ?? a.id;
+    rows.push(logLine(`attempt-${a.id}`, "attempt-ended", n, clock(a.ended), a.ended ? new Date(a.ended * 1000).toISOString() : "",
+      `Attempt ${n} ${a.state}${a.reason ? `: ${a.reason}` : ""}`, () => JSON.stringify(a, null, 2)));
+  };
+  // Attempts with no events at all (ended before their trainer started) go before the next attempt's.
+  const seen = new Set(events.map((e) => e.attempt));
+  const silent = attempts.filter((a) => !seen.has(a.id));
+  const silentBefore = (id) => { while (silent.length && silent[0].id < id) ending(silent.shift()); };
+  for (let k = 0; k < events.length;) {
+    const e = events[k];
+    const { attempt, next } = byId.get(e.attempt) || {};
+    silentBefore(e.attempt);
+    let end = k + 1;
+    if (e.event.type === "progress") {
+      while (end < events.length && events[end].event.type === "progress" && events[end].attempt === e.attempt) ++end;
+      const group = events.slice(k, end), t0 = group[0].event.time, t1 = group[group.length - 1].event.time;
+      rows.push(logLine(`event-${e.id}`, "progress", number(e), clock(t0),
+        typeof t0 === "number" && typeof t1 === "number" ? `${new Date(t0 * 1000).toISOString()} – ${new Date(t1 * 1000).toISOString()}` : "",
+        progressSentence(group),
+        () => group.length === 1 ? pretty(e) : `${group.length} progress events, one per line:\n` + group.map((g) => JSON.stringify(g.event)).join("\n")));
+    } else {
+      rows.push(logLine(`event-${e.id}`, e.event.type, number(e), clock(e.event.time),
+        typeof e.event.time === "number" ? new Date(e.event.time * 1000).toISOString() : "",
+        eventSentence(e, attempt, next), () => pretty(e)));
+    }
+    // The attempt's last event: a line for its end if no event said how it ended.
+    for (let j = k; j < end; ++j) if (lastOf.get(events[j].attempt) === j) ending(attempt);
+    k = end;
+  }
+  silentBefore(Infinity);
+  return el("table", { id: "events", class: "timeline" }, ...rows);
 }
 
 // ---- Compare: runs' curves overlaid -------------------------------------------------------

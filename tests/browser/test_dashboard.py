@@ -92,6 +92,7 @@ def test_submit_watch_cancel_retry_in_the_browser(tmp_path, browser):
         expect(page.locator("a.sweep-link")).to_have_attribute("href", "#/sweep/browser")
         expect(page.locator("#checkpoints tr.best")).to_have_count(1)
         expect(page.locator("#events tr").filter(has_text="finished")).to_have_count(1)
+        check_event_log(page)
         shot(page, "4-retried")
 
         page.goto(f"{coordinator.url}#/sweep/browser")
@@ -136,6 +137,35 @@ def test_submit_watch_cancel_retry_in_the_browser(tmp_path, browser):
             worker.terminate()
             worker.wait(timeout=60)
         coordinator.stop()
+
+
+def check_event_log(page):
+    """The run page of run 1 (canceled after its step-10 checkpoint, retried to the end) shows its
+    events as a log: a sentence a line, progress summarised, the raw event a click away."""
+    line = lambda kind: page.locator(f"#events tr.event-{kind} summary")  # noqa: E731
+    started = line("started")
+    expect(started).to_have_count(2)
+    expect(started.first).to_have_text(re.compile(r"^Attempt 1 started on w1: \d+ records, \d+ steps, micro-batch 4 x 1, "
+                                                  r"\d+ threads?, [\d,]+ trainable parameters$"))
+    expect(started.nth(1)).to_have_text(re.compile(r"^Attempt 2 started on w1: .*micro-batch 4 x 1, resumed from step [1-9]\d*, "))
+    expect(line("eval").first).to_have_text(re.compile(r"^Step \d+: validation AUC [01]\.\d{4}"))
+    expect(line("checkpoint").first).to_have_text(re.compile(r"^Step \d+: checkpoint saved$"))
+    expect(line("attempt-ended")).to_have_text(["Attempt 1 canceled"])
+    expect(line("finished")).to_have_text(re.compile(r"^Finished: test AUC movie [01]\.\d{4}; best validation AUC "))
+    # Consecutive progress events are one line each: fewer lines than steps trained.
+    expect(line("progress").first).to_have_text(re.compile(r"^Steps? \d+(–\d+)?: loss \d+\.\d{3}"))
+    assert line("progress").count() < int(page.locator("#loss-chart").get_attribute("data-points"))
+    # No raw JSON on show: every visible cell reads as text.
+    cells = page.locator("#events td").all_inner_texts()
+    assert cells and not any(t.strip().startswith("{") for t in cells), cells
+    # A click on a line shows the event as the trainer sent it.
+    raw = page.locator("#events tr.event-finished pre.raw")
+    expect(raw).to_be_hidden()
+    line("finished").click()
+    expect(raw).to_be_visible()
+    expect(raw).to_contain_text('"type"')
+    event = json.loads(raw.inner_text())
+    assert event["type"] == "finished" and set(event["test_auc"]) == {"movie"}
 
 
 def submit_in_page(browser, coordinator, grid, runs):
