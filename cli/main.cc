@@ -1,4 +1,4 @@
-// `tallrec`: every user-facing subcommand. Never links libtorch (see docs/design.md).
+// `tallrec`: every user-facing subcommand. Never links libtorch (see docs/dev/design.md).
 // Exit codes: 0 success, 1 failure (I/O, network, internal), 2 bad input or usage.
 #include "cli/commands.h"
 #include "common/cli_main.h"

@@ -1,7 +1,7 @@
 // `tallrec cancel | retry | workers`: act on runs and look at workers through the store file.
 // The coordinator needs no message for these: it tells a worker to stop an attempt the store no
-// longer holds live at the worker's next heartbeat (docs/protocol.md §3.7), and a retried run is
-// leased like any queued one, resuming from its newest stored checkpoint.
+// longer holds live at the worker's next heartbeat (docs/dev/protocol.md §3.7), and a retried run
+// is leased like any queued one, resuming from its newest stored checkpoint.
 #include <chrono>
 #include <cstdio>
 #include <iostream>

@@ -1,4 +1,4 @@
-// TRP/1 messages (docs/protocol.md) as frames: ["TRP01", TYPE, JSON body (, data)]. This is
+// TRP/1 messages (docs/dev/protocol.md) as frames: ["TRP01", TYPE, JSON body (, data)]. This is
 // the codec only; the sockets (ZeroMQ ROUTER/DEALER) belong to the broker and the agent.
 #pragma once
 

@@ -42,7 +42,7 @@ struct RunSpec {
   // Named defaults, applied before the spec's own fields (which win): "finetune_rec" (TALLRec's
   // finetune_rec.py defaults: micro-batch 32) or "instruct_7b" (its shell/instruct_7B.sh as the
   // paper ran it: micro-batch 64, --group_by_length, and gradient checkpointing, which PEFT 0.3's
-  // prepare_model_for_int8_training turns on). docs/training.md says which default is from where.
+  // prepare_model_for_int8_training turns on). docs/dev/training.md says where each comes from.
   std::string recipe = "finetune_rec";
   std::string base_model;                  // HF layout folder
   std::string init_adapter;                // optional PEFT adapter to start from (alpaca-lora)

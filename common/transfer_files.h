@@ -1,4 +1,4 @@
-// The files of a checkpoint folder as TRP/1 transfers list and send them (docs/protocol.md
+// The files of a checkpoint folder as TRP/1 transfers list and send them (docs/dev/protocol.md
 // §3.4, §3.5): the ones its manifest.json names, then manifest.json itself. Shared by the
 // coordinator (downloads, LEASE's `resume`) and the worker (OFFER, uploads).
 #pragma once

@@ -1,4 +1,4 @@
-// The coordinator's broker: one ZeroMQ ROUTER socket speaking TRP/1 (docs/protocol.md) on top
+// The coordinator's broker: one ZeroMQ ROUTER socket speaking TRP/1 (docs/dev/protocol.md) on top
 // of the store. Every message is handled in one store transaction; a malformed or stale message
 // is answered with ERROR and the broker keeps serving. Checkpoints are stored under `artifacts`
 // (coordinator/checkpoint_transfers.h).

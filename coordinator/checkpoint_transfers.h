@@ -1,4 +1,4 @@
-// The coordinator's side of checkpoint transfer in TRP/1 (docs/protocol.md §3.4, §3.5).
+// The coordinator's side of checkpoint transfer in TRP/1 (docs/dev/protocol.md §3.4, §3.5).
 // Uploads (OFFER, then CHUNKs under CREDIT) are staged next to their final folder and recorded in
 // the store only when every file's size and SHA-256 match the offer; downloads (FETCH, then
 // CREDIT) stream a stored checkpoint back as CHUNKs, never more than the worker has granted,

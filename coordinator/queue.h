@@ -109,7 +109,7 @@ class Queue {
   bool retry(int64_t run_id, double now);
 
   // The worker id that leased the attempt ("" when there is no such attempt): messages about an
-  // attempt are taken only from its holder (docs/design.md, Coordinator).
+  // attempt are taken only from its holder (docs/dev/design.md, Coordinator).
   std::string attempt_holder(int64_t attempt_id);
   // The run (id, key) of a live attempt, or nullopt when the attempt is stale.
   std::optional<std::pair<int64_t, std::string>> live_attempt(int64_t attempt_id);

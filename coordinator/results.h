@@ -1,4 +1,4 @@
-// TALLRec's Table 1 from a sweep's runs (docs/design.md, "Results"). A cell holds the runs that
+// TALLRec's Table 1 from a sweep's runs (docs/dev/design.md, "Results"). A cell holds the runs that
 // differ only in seed: train domain -> test domain x sample count, within one *setting*, the
 // rest of the run's spec (hyper-parameters, base model, adapter, recipe, ...). Settings are
 // labelled by the fields that differ between the sweep's settings ("lr=0.0003"), "" when there is

@@ -1,4 +1,4 @@
-// The worker agent (`tallrec worker`): speaks TRP/1 (docs/protocol.md) to the coordinator over
+// The worker agent (`tallrec worker`): speaks TRP/1 (docs/dev/protocol.md) to the coordinator over
 // worker/coordinator_link.h. Per lease: prepare the data (worker/prepare_run.h), fetch the run's
 // stored checkpoints when it resumes, start tallrec-train (worker/trainer_process.h), relay each
 // JSON line of its stdout as an EVENT (kept and re-sent until ACKed), upload every checkpoint it

@@ -88,7 +88,7 @@ void Attempt::start(const std::function<void()>& keep_alive) {
       Tokenizer tokenizer(run.at("tokenizer").get<std::string>());
       json overrides = slot_.overrides();
       if (options_.threads > 0) overrides["threads"] = options_.threads;
-      // The batch sizes the queue halved after an out-of-memory (docs/protocol.md, LEASE).
+      // The batch sizes the queue halved after an out-of-memory (docs/dev/protocol.md, LEASE).
       if (lease_.body.contains("batch") && lease_.body["batch"].is_object())
         for (const char* field : {"micro_batch_size", "eval_batch_size"})
           if (lease_.body["batch"].contains(field) &&
@@ -205,7 +205,7 @@ bool Attempt::handle(const Message& m) {
     lost_ = true;
     unacked_.clear();
   } else if (m.type == MessageType::kError) {
-    // Refused as malformed: sent again unchanged it would be refused again (docs/protocol.md
+    // Refused as malformed: sent again unchanged it would be refused again (docs/dev/protocol.md
     // §3.10).
     std::fprintf(stderr, "worker %s: the coordinator refused a message of attempt %lld: %s\n",
                  options_.id.c_str(), static_cast<long long>(id_),

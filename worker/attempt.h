@@ -1,4 +1,4 @@
-// One leased attempt on a worker, from LEASE to acknowledged DONE (docs/protocol.md §3.3-3.7):
+// One leased attempt on a worker, from LEASE to acknowledged DONE (docs/dev/protocol.md §3.3-3.7):
 // prepare the data, fetch the run's stored checkpoints, run tallrec-train, relay its events
 // (numbered, kept until ACKed), upload its checkpoints, and send DONE once they are stored.
 // The agent (worker/agent.cc) drives several of these, one per slot, from one loop.

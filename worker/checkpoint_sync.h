@@ -1,4 +1,4 @@
-// The worker's side of checkpoint transfer in TRP/1 (docs/protocol.md §3.4, §3.5).
+// The worker's side of checkpoint transfer in TRP/1 (docs/dev/protocol.md §3.4, §3.5).
 // Upload: each checkpoint tallrec-train writes is hard-linked into a staging folder at once (the
 // trainer prunes old checkpoints while the upload runs), offered, and sent in 1 MiB CHUNKs, never
 // more than the coordinator's CREDIT allows. It is done when the coordinator says it is stored.

@@ -1,5 +1,5 @@
 // The worker's connection to the coordinator: one ZeroMQ DEALER speaking TRP/1, with the
-// Paranoid Pirate rule of docs/protocol.md §3.2: after 5 s without hearing from the coordinator
+// Paranoid Pirate rule of docs/dev/protocol.md §3.2: after 5 s without hearing from the coordinator
 // the socket is closed (dropping whatever it still queued) and opened again; the interval
 // between reconnects starts at 1 s and doubles up to 32 s. Nothing here blocks for long, so
 // the trainer runs on while the coordinator is away.

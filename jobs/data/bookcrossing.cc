@@ -89,7 +89,7 @@ Splits prepare_bookcrossing(const std::filesystem::path& raw_dir,
       }
       continue;
     }
-    fields.resize(book_columns);  // pandas pads short rows (with NaN; see docs/data.md)
+    fields.resize(book_columns);  // pandas pads short rows (with NaN; see docs/dev/data.md)
     books.push_back({latin1_to_utf8(fields[1]), latin1_to_utf8(fields[2])});
     book_isbns.push_back(fields[0]);
   }

@@ -16,7 +16,7 @@ struct PromptRecord {
 };
 
 // The label TALLRec derives from a record: 1 if output is exactly "Yes.", 0 if "No.",
-// -1 for anything else (TALLRec's evaluate.py counts every non-"Yes." as 0; see docs/data.md).
+// -1 for anything else (TALLRec's evaluate.py counts every non-"Yes." as 0; see docs/dev/data.md).
 int answer_label(const PromptRecord& record);
 
 // Parses a JSON array of records. Throws InputError naming the file and line (malformed JSON,

@@ -1,6 +1,6 @@
 // Python's `random` module (MT19937, seeded through init_by_array) for the two places where
 // TALLRec's Book-Crossing preprocessing draws from it: random.seed(42) + random.shuffle(list)
-// per user, and the user split, which TALLRec leaves unseeded and we seed (docs/data.md).
+// per user, and the user split, which TALLRec leaves unseeded and we seed (docs/dev/data.md).
 #pragma once
 
 #include <cstddef>

@@ -3,7 +3,7 @@
 //   llama     the tokenizer's own BOS and EOS (LLaMA's SentencePiece: 1 and 2; a tokenizer.json:
 //             its post-processor's BOS, if any, and its folder's eos_token); the default
 //   decapoda  BOS = EOS = 0, what TALLRec's pinned transformers 4.28 with decapoda's tokenizer
-//             files put in its sequences (docs/data.md)
+//             files put in its sequences (docs/dev/data.md)
 // or an override of one id: bos=N, bos=none (no BOS), eos=N, pad=N. Pad is 0 unless overridden
 // (TALLRec sets pad_token_id = 0). Examples: "llama", "decapoda", "llama,pad=2", "bos=none,eos=7".
 // Parsing needs no tokenizer (the coordinator checks a grid with it); the ids are checked against

@@ -4,7 +4,7 @@
 //   - an HF tokenizer.json with a BPE model (jobs/data/tokenizer_json.h): Llama-3, Qwen2,
 //     SmolLM2, Mistral, converted Llama-2.
 // SentencePiece stays behind this interface (and out of tallrec-train, whose libtorch clashes with
-// it; see docs/design.md).
+// it; see docs/dev/design.md).
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,4 @@
-// `tallrec-train`: one training attempt per process (docs/design.md, "Training job"), plus the
+// `tallrec-train`: one training attempt per process (docs/dev/design.md, "Training job"), plus the
 // tools around the model (jobs/train/commands/: one file per family). Links libtorch, never
 // SentencePiece or the network.
 // Exit codes: 0 success, 1 failure (retryable), 2 bad input or usage (not retryable).

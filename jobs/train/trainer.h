@@ -1,4 +1,4 @@
-// One training attempt: RunSpec + tokens in, events + files out (docs/design.md, "Training job").
+// One training attempt: RunSpec + tokens in, events + files out (docs/dev/design.md, Training job).
 //   OUT/events.jsonl            every event (also on stdout)
 //   OUT/checkpoints/step-N/     the newest and the best checkpoint (see checkpoint.h)
 //   OUT/adapter/                the result: the best adapter, PEFT layout

@@ -1,6 +1,6 @@
-// The folders are the architecture (docs/design.md, "Parts and who may depend on whom"): common,
-// then jobs, then worker and coordinator (side by side, neither including the other), then cli.
-// No file includes a layer above its own; jobs/ includes no network library; the coordinator,
+// The folders are the architecture (docs/dev/design.md, "Parts and who may depend on whom"):
+// common, then jobs, then worker and coordinator (side by side, neither including the other), then
+// cli. No file includes a layer above its own; jobs/ includes no network library; the coordinator,
 // the worker and cli include no libtorch header. Checked on every source file, so a new include
 // that points up fails here.
 #include <filesystem>

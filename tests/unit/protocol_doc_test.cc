@@ -1,4 +1,4 @@
-// docs/protocol.md's message table against the codec (common/protocol.cc): the same message
+// docs/dev/protocol.md's message table against the codec (common/protocol.cc): the same message
 // types, and every field the decoder requires named in the type's row. A message or a required
 // field added to the code and not to the document (or the other way round) fails here.
 #include <gtest/gtest.h>
@@ -17,7 +17,7 @@ namespace {
 
 // "| NAME | direction | body |" rows whose first cell is one upper-case word: name -> row.
 std::map<std::string, std::string> message_rows() {
-  std::ifstream in(test::source_dir() / "docs" / "protocol.md");
+  std::ifstream in(test::source_dir() / "docs" / "dev" / "protocol.md");
   std::map<std::string, std::string> rows;
   std::string line;
   while (std::getline(in, line)) {
@@ -44,15 +44,16 @@ TEST(ProtocolDoc, EveryRequiredFieldIsInItsRow) {
   const auto rows = message_rows();
   for (const auto& [name, fields] : message_required_fields()) {
     auto it = rows.find(name);
-    ASSERT_NE(it, rows.end()) << name << " has no row in docs/protocol.md";
+    ASSERT_NE(it, rows.end()) << name << " has no row in docs/dev/protocol.md";
     for (const auto& field : fields)
       EXPECT_NE(it->second.find("`" + field + "`"), std::string::npos)
-          << name << "'s required field \"" << field << "\" is not in its row of docs/protocol.md";
+          << name << "'s required field \"" << field
+          << "\" is not in its row of docs/dev/protocol.md";
   }
 }
 
 TEST(ProtocolDoc, TheGrammarListsEveryType) {
-  std::ifstream in(test::source_dir() / "docs" / "protocol.md");
+  std::ifstream in(test::source_dir() / "docs" / "dev" / "protocol.md");
   std::stringstream text;
   text << in.rdbuf();
   const std::string doc = text.str();
