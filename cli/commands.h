@@ -25,6 +25,10 @@ inline void require_existing_store(const std::string& path) {
                      "--db or $TALLREC_DB name it)");
 }
 
+struct Store;
+// An unknown sweep is bad input (exit 2), not an empty answer.
+void require_sweep(Store& store, const std::string& name);
+
 // Whether only this host can reach a listening address, "tcp://HOST:PORT" (ZeroMQ) or
 // "HOST:PORT" (HTTP): 127.0.0.0/8, ::1, localhost, or no network at all (ipc://, inproc://).
 // 0.0.0.0, *, a host name or an interface can be reached from elsewhere.

@@ -58,6 +58,7 @@ void add_run_commands(CLI::App& app) {
     Store store(a->db);
     std::vector<int64_t> ids = a->runs;
     if (!a->sweep.empty()) {
+      require_sweep(store, a->sweep);
       for (RunState state : kAllRunStates)
         if (is_unfinished(state))
           for (const auto& r : store.views.runs(a->sweep, run_state_name(state)))

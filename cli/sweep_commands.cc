@@ -25,12 +25,6 @@ std::string progress_bar(const SweepStatus& s, int width = 30) {
   return "[" + std::string(size_t(filled), '#') + std::string(size_t(width - filled), '.') + "]";
 }
 
-// An unknown sweep is bad input (exit 2), not an empty answer.
-void require_sweep(Store& store, const std::string& name) {
-  if (store.views.sweep_document(name)) return;
-  throw InputError("no sweep named \"" + name + "\" in the store");
-}
-
 // A run's value in a named column: a spec field (an axis), or val_auc, test_auc:NAME, steps,
 // attempts, state, id. Null when the run has none (not finished).
 nlohmann::json run_column(const RunRow& r, const std::string& key) {
@@ -62,6 +56,11 @@ std::string run_column_text(const RunRow& r, const std::string& key) {
 }
 
 }  // namespace
+
+void require_sweep(Store& store, const std::string& name) {
+  if (store.views.sweep_document(name)) return;
+  throw InputError("no sweep named \"" + name + "\" in the store");
+}
 
 void add_sweep_commands(CLI::App& app) {
   auto db = std::make_shared<std::string>(default_store_path());

@@ -81,7 +81,7 @@ def test_read_commands_never_create_a_store_and_unknown_names_are_exit_2(tmp_pat
     (tmp_path / "g.json").write_text(json.dumps(GRID))
     db = tmp_path / "store.db"
     run_tallrec("submit", tmp_path / "g.json", "--db", db, "--no-check-paths")
-    for args in (["results", "nope"], ["status", "nope"], ["runs", "--sweep", "nope"]):
+    for args in (["results", "nope"], ["status", "nope"], ["runs", "--sweep", "nope"], ["cancel", "--sweep", "nope"]):
         proc = run_tallrec(*args, "--db", db, check=False)
         assert proc.returncode == 2 and 'no sweep named "nope"' in proc.stderr, (args, proc.stderr)
     proc = run_tallrec("runs", "--state", "done", "--db", db, check=False)
