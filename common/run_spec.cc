@@ -36,13 +36,11 @@ const std::vector<GridAxis>& grid_axes() {
       return GridAxis{name, field, json(), false, std::move(allowed)};
     };
     return std::vector<GridAxis>{
-        always("lr", "/optim/lr", grid_number(d.optim.lr)),
-        always("lora_r", "/lora/r", d.lora.r),
+        always("lr", "/optim/lr", grid_number(d.optim.lr)), always("lora_r", "/lora/r", d.lora.r),
         always("lora_alpha", "/lora/alpha", grid_number(d.lora.alpha)),
         always("lora_dropout", "/lora/dropout", grid_number(d.lora.dropout)),
         always("target_modules", "/lora/target_modules", d.lora.target_modules),
-        always("epochs", "/epochs", d.epochs),
-        always("cutoff_len", "", kTallrecCutoffLen),
+        always("epochs", "/epochs", d.epochs), always("cutoff_len", "", kTallrecCutoffLen),
         always("batch_size", "/batch_size", d.batch_size),
         always("micro_batch_size", "/micro_batch_size", d.micro_batch_size),
         always("max_steps", "/max_steps", d.max_steps),  // -1: as many as the epochs make
@@ -50,7 +48,13 @@ const std::vector<GridAxis>& grid_axes() {
         optional("gradient_checkpointing", "/gradient_checkpointing", {false, true}),
         optional("group_by_length", "/group_by_length", {false, true}),
         optional("data_order", "/data_order", {"hf", "seeded"}),
-        optional("recipe", "/recipe", {"finetune_rec", "instruct_7b"})};
+        optional("recipe", "/recipe", {"finetune_rec", "instruct_7b"}),
+        // TALLRec's oddities, each with its clean way (docs/dev/data.md, docs/dev/training.md):
+        // the prompt's literal "# noqa: E501" and the loss on the whole prompt are data options
+        // (the worker tokenizes with them); the double softmax is the trainer's scoring.
+        optional("template", "", {"tallrec", "clean"}),
+        optional("train_on_inputs", "", {true, false}),
+        optional("scoring", "/scoring", {"tallrec", "logit_diff"})};
   }();
   return axes;
 }

@@ -126,6 +126,25 @@ TEST(PrepareRun, GridRunBecomesATrainerSpec) {
   }
   g["special_ids"] = nlohmann::json::array({"llama"});
   EXPECT_THROW(parse_grid(g.dump(), "p"), InputError);
+  g.erase("special_ids");
+
+  // TALLRec's oddities are the default; a grid may ask for the clean ways: the prompt without
+  // "# noqa: E501", the loss on the answer only (both tokenized so, in a cache of their own) and
+  // the logit difference as the score.
+  EXPECT_EQ(train.meta().prompt_template, "tallrec");
+  EXPECT_TRUE(train.meta().train_on_inputs);
+  EXPECT_EQ(spec.value("scoring", "tallrec"), "tallrec");
+  g["hyper"] = {{"template", {"clean"}}, {"train_on_inputs", {false}}, {"scoring", {"logit_diff"}}};
+  const auto clean = parse_grid(g.dump(), "p").runs.at(0).spec;
+  auto cspec =
+      nlohmann::json::parse(read_file(prepare_run(clean, tok, dir / "cache", dir / "run")));
+  TokenizedDataset ctrain(cspec["train_tokens"].get<std::string>());
+  EXPECT_EQ(ctrain.meta().prompt_template, "clean");
+  EXPECT_FALSE(ctrain.meta().train_on_inputs);
+  EXPECT_EQ(cspec["scoring"], "logit_diff");
+  EXPECT_NE(cspec["train_tokens"], spec["train_tokens"]);
+  g["hyper"] = {{"template", {"alpaca"}}};
+  EXPECT_THROW(parse_grid(g.dump(), "p"), InputError);
 }
 
 // The pre-flight and the dashboard read a run's settings from resolved_trainer_settings(); the
