@@ -162,13 +162,9 @@ class Agent {
         lease.body["resume"].is_null() ? "" : " (resuming from the coordinator's checkpoint)");
     Attempt& a = attempts_.emplace_back(link_, lease, slots_[size_t(slot - busy_.begin())], o_);
     *slot = &a;
-    // Preparing blocks; the other slots and the heartbeats go on meanwhile. The fetch that
-    // follows is pumped by this loop, as uploads are.
-    a.start([&] {
-      for (auto& other : attempts_)
-        if (&other != &a) other.step(stopping_signal());
-      tick();
-    });
+    // Preparing, fetching, training and uploading are each pumped by this loop, which keeps
+    // receiving throughout.
+    a.start();
   }
 
   const AgentOptions& o_;

@@ -1,11 +1,13 @@
 #include "worker/attempt.h"
 
 #include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <ctime>
 #include <thread>
 
 #include "common/error.h"
+#include "common/exit_codes.h"
 
 #include "jobs/data/tokenizer.h"
 #include "worker/prepare_run.h"
@@ -76,48 +78,78 @@ void Attempt::restart_transfers() {
   if (uploader_) uploader_->restart();
 }
 
-void Attempt::start(const std::function<void()>& keep_alive) {
-  // Tokenizing can take a while on a cold cache: it runs on a thread of its own while
-  // `keep_alive` sends the heartbeats that keep every lease of this worker alive.
-  fs::path spec;
-  std::exception_ptr failure;
-  std::atomic<bool> prepared{false};
-  std::thread preparing([&] {
-    try {
-      const json& run = lease_.body["run"]["spec"];
-      Tokenizer tokenizer(run.at("tokenizer").get<std::string>());
-      json overrides = slot_.overrides();
-      if (options_.threads > 0) overrides["threads"] = options_.threads;
-      // The batch sizes the queue halved after an out-of-memory (docs/dev/protocol.md, LEASE).
-      if (lease_.body.contains("batch") && lease_.body["batch"].is_object())
-        for (const char* field : {"micro_batch_size", "eval_batch_size"})
-          if (lease_.body["batch"].contains(field) &&
-              lease_.body["batch"][field].is_number_integer())
-            overrides[field] = lease_.body["batch"][field];
-      // The tighter of the grid's memory cap and this worker's.
-      const double grid_cap = run.value("memory_limit_gib", 0.0);
-      const double cap = options_.memory_limit_gib <= 0 ? grid_cap
-                         : grid_cap <= 0                ? options_.memory_limit_gib
-                                         : std::min(grid_cap, options_.memory_limit_gib);
-      if (cap > 0) overrides["memory_limit_gib"] = cap;
-      spec = prepare_run(run, tokenizer, options_.work_dir / "token-cache", run_dir_, overrides);
-    } catch (...) {
-      failure = std::current_exception();
-    }
-    prepared = true;
-  });
-  while (!prepared) {
-    keep_alive();
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+Attempt::~Attempt() {
+  if (preparing_.joinable()) {  // the worker is going: stop tokenizing at the next record
+    preparation_->cancel = true;
+    preparing_.join();
   }
-  preparing.join();
+}
+
+void Attempt::start() {
+  // Tokenizing can take minutes on a cold cache: it runs on a thread of its own, and the agent's
+  // loop goes on receiving, heartbeating and pumping the other slots; step() takes the result.
+  const json run = lease_.body["run"]["spec"];
+  json overrides = slot_.overrides();
+  if (options_.threads > 0) overrides["threads"] = options_.threads;
+  // The batch sizes the queue halved after an out-of-memory (docs/dev/protocol.md, LEASE).
+  if (lease_.body.contains("batch") && lease_.body["batch"].is_object())
+    for (const char* field : {"micro_batch_size", "eval_batch_size"})
+      if (lease_.body["batch"].contains(field) && lease_.body["batch"][field].is_number_integer())
+        overrides[field] = lease_.body["batch"][field];
+  // The tighter of the grid's memory cap and this worker's.
+  const double grid_cap = run.value("memory_limit_gib", 0.0);
+  const double cap = options_.memory_limit_gib <= 0 ? grid_cap
+                     : grid_cap <= 0                ? options_.memory_limit_gib
+                                                    : std::min(grid_cap, options_.memory_limit_gib);
+  if (cap > 0) overrides["memory_limit_gib"] = cap;
+  preparation_ = std::make_shared<Preparation>();
+  preparing_ = std::thread([p = preparation_, run, overrides,
+                            cache = options_.work_dir / "token-cache", dir = run_dir_] {
+    try {
+      Tokenizer tokenizer(run.at("tokenizer").get<std::string>());
+      p->spec = prepare_run(run, tokenizer, cache, dir, overrides, &p->cancel);
+    } catch (...) {
+      p->failure = std::current_exception();
+    }
+    p->done = true;
+  });
+}
+
+bool Attempt::step_preparation(int stop_signal) {
+  if (!preparation_) return true;
+  if (stop_signal != 0 || lost_) preparation_->cancel = true;
+  if (!preparation_->done) return false;
+  preparing_.join();
+  const std::shared_ptr<Preparation> p = std::move(preparation_);
+  preparation_.reset();
+  if (lost_) return false;  // cancelled: nothing more to report
+  if (stop_signal != 0) {
+    preempt_before_training(stop_signal);
+    return false;
+  }
   try {
-    if (failure) std::rethrow_exception(failure);
-    spec_ = spec;
+    if (p->failure) std::rethrow_exception(p->failure);
+    spec_ = p->spec;
     fetcher_.emplace(link_, id_, lease_.body["resume"], run_dir_ / "checkpoints");
   } catch (const std::exception& e) {
     fail_before_training(e);
   }
+  return false;
+}
+
+void Attempt::preempt_before_training(int stop_signal) {
+  // Nothing trained, no new checkpoint: the run goes back to the queue at once, without spending
+  // an attempt, and resumes from what the coordinator already stores.
+  emit(MessageType::kEvent, {{"event",
+                              {{"type", "preempted"},
+                               {"time", double(std::time(nullptr))},
+                               {"step", 0},
+                               {"checkpoint_step", -1},
+                               {"reason", stop_signal == SIGUSR1 ? "SIGUSR1" : "SIGTERM"}}}});
+  emit(MessageType::kDone, {{"exit_code", kPreemptedExitCode},
+                            {"signal", nullptr},
+                            {"stderr_tail", "stopped before training"}});
+  done_sent_ = true;
 }
 
 void Attempt::fail_before_training(const std::exception& e) {
@@ -142,9 +174,11 @@ void Attempt::launch(const fs::path& spec) {
 
 void Attempt::step(int stop_signal) {
   const bool stopping = stop_signal != 0;
+  if (!step_preparation(stop_signal)) return;
   if (fetcher_ && !lost_ && !done_sent_) {
-    if (stopping) {  // nothing trained yet: the attempt is given up, its lease runs out
-      lost_ = true;
+    if (stopping) {  // nothing trained yet
+      fetcher_.reset();
+      preempt_before_training(stop_signal);
       return;
     }
     fetcher_->pump();
@@ -216,7 +250,7 @@ bool Attempt::handle(const Message& m) {
 }
 
 bool Attempt::over() {
-  if (lost_) return !trainer_ || trainer_->finished();
+  if (lost_) return !preparation_ && (!trainer_ || trainer_->finished());
   return done_sent_ && unacked_.empty();
 }
 

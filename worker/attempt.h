@@ -4,12 +4,15 @@
 // The agent (worker/agent.cc) drives several of these, one per slot, from one loop.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
+#include <thread>
 
 #include "worker/agent.h"
 #include "worker/checkpoint_sync.h"
@@ -25,14 +28,15 @@ class Attempt {
           const AgentOptions& options);
   int64_t id() const { return id_; }
 
-  // Prepares the data (tokenizing can take a while, so it blocks: `keep_alive` runs about every
-  // 100 ms meanwhile, for the heartbeats and the other slots) and starts fetching the
-  // checkpoints to resume from; step() starts the trainer once they are in place.
-  void start(const std::function<void()>& keep_alive);
-  // Pumps the fetch, then relays the trainer's output, pumps uploads, sends DONE when due, stops
-  // a lost attempt. `stop_signal` is 0, or the signal the worker was stopped by, passed on to the
-  // trainer (a worker stopped while fetching gives the attempt up, as one stopped while
-  // preparing does).
+  ~Attempt();  // stops and joins a preparation still running
+  // Starts preparing the data (tokenizing, on a thread of its own: it can take minutes, and the
+  // agent must keep receiving meanwhile). Then each step() moves the attempt on: preparing,
+  // fetching the checkpoints to resume from, training (relaying events, uploading checkpoints),
+  // DONE.
+  void start();
+  // Pumps whichever of those the attempt is in. `stop_signal` is 0, or the signal the worker was
+  // stopped by: passed on to the trainer; before the trainer runs (preparing, fetching) the
+  // attempt ends preempted at once.
   void step(int stop_signal);
   // Takes a message about this attempt (ACK, CANCEL, ERROR, fetch CHUNK, upload CREDIT); false
   // if not its.
@@ -45,6 +49,16 @@ class Attempt {
   bool over();
 
  private:
+  // What the preparation thread hands over (shared: the thread outlives nothing it touches).
+  struct Preparation {
+    std::atomic<bool> done{false}, cancel{false};
+    std::filesystem::path spec;
+    std::exception_ptr failure;
+  };
+  // True once the data is prepared and the attempt has moved on; a failure or a stop is reported.
+  bool step_preparation(int stop_signal);
+  // A stop before the trainer ran: a preempted event and DONE (the run is queued again at once).
+  void preempt_before_training(int stop_signal);
   void emit(MessageType type, nlohmann::json body);
   // Starts the trainer and the uploader; a spec the trainer cannot take fails the attempt.
   void launch(const std::filesystem::path& spec);
@@ -66,6 +80,8 @@ class Attempt {
   bool done_sent_ = false;
   // Set when the worker is told to stop: the trainer is killed at it, DONE goes 5 s after it.
   std::optional<std::chrono::steady_clock::time_point> stop_deadline_;
+  std::shared_ptr<Preparation> preparation_;  // while preparing
+  std::thread preparing_;
   std::filesystem::path spec_;                // written by prepare_run, once prepared
   std::optional<CheckpointFetcher> fetcher_;  // until the resume checkpoints are in place
   std::optional<TrainerProcess> trainer_;

@@ -3,6 +3,7 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/run_spec.h"
+#include "jobs/data/prompt_template.h"
 #include "jobs/data/token_cache.h"
 
 namespace tallrec {
@@ -10,11 +11,17 @@ namespace tallrec {
 std::filesystem::path prepare_run(const nlohmann::json& run, const Tokenizer& tokenizer,
                                   const std::filesystem::path& cache_dir,
                                   const std::filesystem::path& run_dir,
-                                  const nlohmann::json& overrides) {
+                                  const nlohmann::json& overrides,
+                                  const std::atomic<bool>* cancel) {
   try {
     TokenizeOptions options;
+    options.cancel = cancel;
     options.cutoff_len = run.at("cutoff_len");
     options.special_ids = run.value("special_ids", options.special_ids);
+    // The grid's data axes (common/run_spec.h's grid_axes(); absent: TALLRec's).
+    if (run.contains("template"))
+      options.prompt_template = parse_prompt_template(run["template"].get<std::string>());
+    options.train_on_inputs = run.value("train_on_inputs", options.train_on_inputs);
     auto tokens = [&](const std::string& records, std::optional<FewShotSubset> subset) {
       return cached_tokens(tokenizer, records, options, subset, cache_dir).string();
     };

@@ -60,6 +60,7 @@ void tokenize_records(const Tokenizer& tokenizer, const std::vector<PromptRecord
   const int32_t bos = special.bos, eos = special.eos;
   std::vector<int32_t> ids;
   for (size_t index : indices) {
+    if (options.cancel && options.cancel->load()) throw Error("tokenizing cancelled");
     const PromptRecord& record = records.at(index);
 
     auto eval_pieces = tokenizer.encode(evaluation_prompt(record, options.prompt_template));

@@ -7,6 +7,8 @@
 // [BOS] only when the tokenizer puts one before the text (a tokenizer.json may not, e.g. Qwen2).
 #pragma once
 
+#include <atomic>
+
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -33,6 +35,9 @@ struct TokenizeOptions {
   std::string special_ids = "llama";
   // A cutoff that truncates every prompt before its answer is an error unless this is set.
   bool allow_cut_answers = false;
+  // When set and true, tokenizing stops at the next record with an Error (the worker's attempt
+  // was cancelled or the worker told to stop); nothing is written.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct SpecialIds {

@@ -6,10 +6,9 @@
 // flight when the signal came is computed again on resume.
 #pragma once
 
-namespace tallrec {
+#include "common/exit_codes.h"  // kPreemptedExitCode
 
-// EX_TEMPFAIL (sysexits.h): stopped on request with everything saved; run it again to go on.
-inline constexpr int kPreemptedExitCode = 75;
+namespace tallrec {
 
 // Installs the SIGTERM and SIGUSR1 handlers (idempotent). `interrupt_waits`: system calls are not
 // restarted (the rank launcher's wait() must return to forward the signal); elsewhere they are,

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from cluster import (Coordinator, all_runs_ended, best_adapter, check_trace, loss_steps, query, run_tallrec,
-                     start_worker, submit_sweep, uninterrupted_run, wait_for)
+from cluster import (Coordinator, all_runs_ended, best_adapter, check_trace, loss_steps, make_grid, query,
+                     run_tallrec, start_worker, submit_sweep, uninterrupted_run, wait_for)
 
 STEPS = 20  # checkpoints at steps 10 and 20
 
@@ -178,3 +178,64 @@ def test_cancel_then_retry_resumes_from_the_stored_checkpoint(root, reference):
     assert seen >= {"FETCH", "CHUNK", "CREDIT"} and seen & {"CANCEL", "ERROR"}  # told at a heartbeat, or by a refusal
     unknown = run_tallrec("retry", "99", "--db", db, check=False)
     assert unknown.returncode == 2 and "run 99 is not in the store" in unknown.stderr
+
+
+def submit_big_sweep(root, work, db, priority):
+    """A one-run sweep whose training set is 24,000 records (MovieLens' 8,000 three times, all of
+    them: sample -1): several seconds of tokenizing on a worker before its 2 steps."""
+    grid = json.loads(make_grid(root, "faults", [0], STEPS).read_text())  # also the tiny model and prompts
+    records = json.loads((root / "movie" / "train.json").read_text())
+    (work / "big-train.json").write_text(json.dumps(records * 3))
+    grid.update(name=f"big-{work.name}", priority=priority, samples=[-1], test_sample=32,
+                hyper={"micro_batch_size": [4], "batch_size": [4], "max_steps": [2]})
+    grid["datasets"]["movie"]["train"] = str(work / "big-train.json")
+    (work / "big.json").write_text(json.dumps(grid))
+    run_tallrec("submit", work / "big.json", "--db", db)
+
+
+def test_a_worker_stopped_while_it_tokenizes_reports_the_attempt_preempted(root):
+    """SIGTERM while a slot is still preparing its data (before any trainer): the worker stops
+    tokenizing, reports the attempt preempted (no attempt spent, queued again at once) and exits 0
+    within its grace, instead of leaving the lease to run out."""
+    work = root / "stopped-preparing"
+    work.mkdir()
+    db = work / "store.db"
+    submit_big_sweep(root, work, db, priority=0)
+    coordinator = Coordinator(db, work / "artifacts", backoff_seconds=60)
+    try:
+        w1 = start_worker(coordinator.endpoint, work, "w1")
+        wait_for(lambda: query(db, "SELECT COUNT(*) FROM attempts")[0][0] == 1, 60, "the run leased")
+        time.sleep(1)  # tokenizing: several seconds yet
+        assert query(db, "SELECT COUNT(*) FROM events")[0][0] == 0, "the trainer started already"
+        w1.send_signal(signal.SIGTERM)
+        assert w1.wait(timeout=30) == 0
+    finally:
+        coordinator.stop()
+    assert query(db, "SELECT state FROM attempts") == [("preempted",)]
+    assert query(db, "SELECT state, attempts FROM runs") == [("queued", 0)]
+
+
+def test_a_slot_tokenizing_for_long_leaves_the_worker_listening(root):
+    """A two-slot worker: one slot resumes a run from the coordinator's stored checkpoint while the
+    other tokenizes a training file for longer than the link's silence limit (5 s). The worker keeps
+    receiving throughout (no reconnect while the coordinator answers), the resumed run's checkpoint
+    arrives and it starts at that step, not at step 0; then both runs succeed."""
+    work, db = submit(root, "deaf-resume")
+    coordinator = Coordinator(db, work / "artifacts", lease_seconds=2)
+    try:
+        w1 = start_worker(coordinator.endpoint, work, "w1")
+        wait_for(lambda: first_checkpoint_stored(db), 120, "the first stored checkpoint")
+        w1.send_signal(signal.SIGKILL)
+        w1.wait(timeout=10)
+        wait_for(lambda: query(db, "SELECT state FROM runs") == [("queued",)], 30, "the lost run queued again")
+        submit_big_sweep(root, work, db, priority=-1)  # after the first in priority
+        w2 = start_worker(coordinator.endpoint, work, "w2", "--slots", "2", "--exit-when-idle")
+        assert w2.wait(timeout=300) == 0
+    finally:
+        coordinator.stop()
+    log = (work / "w2.log").read_text()
+    assert "reconnecting" not in log, log
+    assert "could not fetch the resume checkpoint" not in log, log
+    assert query(db, "SELECT state FROM runs ORDER BY id") == [("succeeded",), ("succeeded",)]
+    (resumed,), = query(db, "SELECT id FROM attempts WHERE run_id = 1 AND worker_id = 'w2'")
+    assert resumed_from(db, resumed) >= 10
