@@ -5,8 +5,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstring>
+#include <optional>
+#include <thread>
 
 #include "common/error.h"
 #include "jobs/train/preemption.h"
@@ -39,19 +42,29 @@ int launch_ranks(const std::string& self, const std::string& spec_path, const Ru
   int result = 0;
   int forwarded = 0;
   std::vector<pid_t> running = children;
-  for (size_t left = children.size(); left > 0; --left) {
+  // After a rank failed, the others get a moment to report their own failure (rank 0 writes the
+  // events: killed at once, a run whose every rank fails at setup could end without its `failed`
+  // event), then they are killed: in a collective they would wait for the failed rank forever.
+  using Clock = std::chrono::steady_clock;
+  std::optional<Clock::time_point> kill_at;
+  while (!running.empty()) {
     // A stop signal (preemption.h), also one that came before this wait: every rank checkpoints
     // and stops. The signal interrupts wait() (no SA_RESTART here).
     if (const int sig = preemption_signal(); sig != 0 && sig != forwarded) {
       for (pid_t c : running) ::kill(c, sig);
       forwarded = sig;
     }
+    if (kill_at && Clock::now() >= *kill_at) {
+      for (pid_t c : running) ::kill(c, SIGKILL);
+      kill_at.reset();
+    }
     int status = 0;
-    pid_t pid = ::wait(&status);
-    if (pid < 0 && errno == EINTR) {
-      ++left;
+    const pid_t pid = kill_at ? ::waitpid(-1, &status, WNOHANG) : ::wait(&status);
+    if (pid == 0) {  // the others are still going: look again shortly
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
       continue;
     }
+    if (pid < 0 && errno == EINTR) continue;
     if (pid < 0) break;
     running.erase(std::remove(running.begin(), running.end(), pid), running.end());
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -59,8 +72,7 @@ int launch_ranks(const std::string& self, const std::string& spec_path, const Ru
       result = code;  // the others stop at the same step boundary on their own
     } else if (code != 0 && (result == 0 || result == kPreemptedExitCode)) {
       result = code;
-      // The others would wait for it forever (and SIGTERM now asks them to checkpoint first).
-      for (pid_t c : running) ::kill(c, SIGKILL);
+      kill_at = Clock::now() + std::chrono::seconds(2);
     }
   }
   std::error_code ec;
