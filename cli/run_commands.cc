@@ -17,7 +17,7 @@ namespace {
 
 // Applies `change` to each run; reports each, and fails (exit 1) if any could not change.
 void change_runs(Store& store, const std::vector<int64_t>& ids, const char* verb,
-                 const char* allowed, bool (Queue::*change)(int64_t, double)) {
+                 const std::string& allowed, bool (Queue::*change)(int64_t, double)) {
   int refused = 0;
   for (int64_t id : ids) {
     const std::string state = store.views.run_state(id);
@@ -27,7 +27,7 @@ void change_runs(Store& store, const std::vector<int64_t>& ids, const char* verb
       std::printf("run %lld %s (was %s)\n", static_cast<long long>(id), verb, state.c_str());
     } else {
       std::printf("run %lld is %s: only %s runs can be %s\n", static_cast<long long>(id),
-                  state.c_str(), allowed, verb);
+                  state.c_str(), allowed.c_str(), verb);
       ++refused;
     }
   }
@@ -65,7 +65,7 @@ void add_run_commands(CLI::App& app) {
             ids.push_back(r.id);
       if (ids.empty()) std::printf("sweep %s has no unfinished run\n", a->sweep.c_str());
     }
-    change_runs(store, ids, "canceled", "queued, leased or running", &Queue::cancel);
+    change_runs(store, ids, "canceled", run_state_names(is_unfinished), &Queue::cancel);
   });
 
   auto* retry = app.add_subcommand(
@@ -76,7 +76,7 @@ void add_run_commands(CLI::App& app) {
   retry->callback([a] {
     require_existing_store(a->db);
     Store store(a->db);
-    change_runs(store, a->runs, "queued again", "failed or canceled", &Queue::retry);
+    change_runs(store, a->runs, "queued again", run_state_names(is_retryable), &Queue::retry);
   });
 
   auto* workers = app.add_subcommand(

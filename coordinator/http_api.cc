@@ -95,22 +95,54 @@ json downsample(const std::vector<MetricPoint>& points, size_t max_points) {
 
 }  // namespace
 
+const std::vector<HttpRoute>& http_routes() {
+  // Every API operation, written once (schemas/openapi.json lists the same: a unit test checks).
+  // A GET also answers HEAD. GET /api/events is the stream coordinator/http_server.cc serves.
+  static const std::vector<HttpRoute> routes = {
+      {"GET", "/api/sweeps", &HttpApi::list_sweeps},
+      {"POST", "/api/sweeps", &HttpApi::submit_sweep},
+      {"GET", "/api/sweeps/{name}", &HttpApi::sweep_detail},
+      {"GET", "/api/sweeps/{name}/table", &HttpApi::sweep_table},
+      {"GET", "/api/runs", &HttpApi::list_runs},
+      {"GET", "/api/runs/{id}", &HttpApi::run_detail},
+      {"GET", "/api/runs/{id}/metrics", &HttpApi::run_metrics},
+      {"GET", "/api/runs/{id}/events", &HttpApi::run_events},
+      {"POST", "/api/runs/{id}/cancel", &HttpApi::cancel_run},
+      {"POST", "/api/runs/{id}/retry", &HttpApi::retry_run},
+      {"GET", "/api/runs/{id}/checkpoints/{step}/{file}", &HttpApi::checkpoint_file},
+      {"GET", "/api/workers", &HttpApi::list_workers},
+      {"GET", "/api/events", nullptr},
+      {"GET", "/api/openapi.json", &HttpApi::openapi_document},
+  };
+  return routes;
+}
+
+namespace {
+
+// Whether `path` (split into segments) fits a route's pattern; "{...}" matches one segment.
+bool matches(const std::vector<std::string>& path, const std::string& pattern) {
+  const std::vector<std::string> want = segments(pattern);
+  if (want.size() != path.size()) return false;
+  for (size_t i = 0; i < want.size(); ++i)
+    if (want[i].front() != '{' && want[i] != path[i]) return false;
+  return true;
+}
+
+}  // namespace
+
 std::string allowed_methods(const std::string& path) {
   if (path.rfind("/api/", 0) != 0 && path != "/api") return "GET, HEAD";  // /metrics, static files
-  const auto seg = segments(path);                                        // "api", ...
-  const size_t n = seg.size();
-  const std::string what = n >= 2 ? seg[1] : "";
-  if (n == 2 && what == "sweeps") return "GET, HEAD, POST";
-  if (n == 2 && what == "events") return "GET";  // the stream (coordinator/http_server.cc)
-  if (n == 2 && (what == "runs" || what == "workers" || what == "openapi.json")) return "GET, HEAD";
-  if (what == "sweeps" && (n == 3 || (n == 4 && seg[3] == "table"))) return "GET, HEAD";
-  if (what == "runs") {
-    if (n == 3 || (n == 4 && (seg[3] == "metrics" || seg[3] == "events")) ||
-        (n == 6 && seg[3] == "checkpoints"))
-      return "GET, HEAD";
-    if (n == 4 && (seg[3] == "cancel" || seg[3] == "retry")) return "POST";
-  }
-  return "";
+  const auto seg = segments(path);
+  std::string allow;
+  auto add = [&](const std::string& method) {
+    if (allow.find(method) == std::string::npos) allow += (allow.empty() ? "" : ", ") + method;
+  };
+  for (const HttpRoute& r : http_routes())
+    if (matches(seg, r.pattern)) {
+      add(r.method);
+      if (std::string(r.method) == "GET" && r.handle) add("HEAD");
+    }
+  return allow;
 }
 
 std::pair<std::string, std::map<std::string, std::string>> split_target(const std::string& target) {
@@ -185,128 +217,177 @@ HttpResponse HttpApi::route(const HttpRequest& request) {
   if (path.rfind("/api/", 0) != 0 && path != "/api")
     return static_file(path);  // GET or HEAD: allowed_methods
 
-  const auto seg = segments(path);  // "api", ...
-  if (seg.size() == 2 && seg[1] == "openapi.json" && !mutation)
-    return {200, "application/json", "", options_.openapi};
-  if (seg.size() == 2 && seg[1] == "sweeps") {
-    if (mutation) {
-      Grid grid = parse_grid(request.body, "request body");
-      SubmitResult r = store_.queue.submit(grid);
-      return json_response(r.new_sweep ? 201 : 200, {{"sweep_id", r.sweep_id},
-                                                     {"sweep", grid.name},
-                                                     {"new_sweep", r.new_sweep},
-                                                     {"runs_added", r.added},
-                                                     {"runs_existing", r.existing}});
-    }
-    json out = json::array();
-    for (const auto& s : store_.views.status()) out.push_back(sweep_status_json(s));
-    return json_response(200, {{"sweeps", out}});
-  }
-  if (seg.size() == 3 && seg[1] == "sweeps" && !mutation) {
-    auto doc = store_.views.sweep_document(seg[2]);
-    if (!doc) return error_response(404, "no sweep named \"" + seg[2] + "\"");
-    for (const auto& s : store_.views.status())
-      if (s.name == seg[2]) {
-        (*doc)["by_state"] = s.runs_by_state;
-        (*doc)["eta_seconds"] = s.eta_seconds < 0 ? json() : json(s.eta_seconds);
-      }
-    const ResultsTable table = build_results_table(store_.views.run_outcomes(seg[2]));
-    (*doc)["heatmap"] = results_table_json(table);
-    (*doc)["results_json"] = table.tallrec_json;
-    return json_response(200, *doc);
-  }
-  if (seg.size() == 4 && seg[1] == "sweeps" && seg[3] == "table" &&
-      !mutation) {  // Table 1 export, as `results --format`
-    if (!store_.views.sweep_document(seg[2]))
-      return error_response(404, "no sweep named \"" + seg[2] + "\"");
-    const std::string format = query.count("format") ? query.at("format") : "csv";
-    static const std::map<std::string, std::string> types = {
-        {"csv", "text/csv; charset=utf-8"},
-        {"markdown", "text/markdown; charset=utf-8"},
-        {"latex", "application/x-latex; charset=utf-8"}};
-    if (!types.count(format)) return error_response(400, "format must be csv, markdown or latex");
-    return {200,
-            types.at(format),
-            export_results_table(build_results_table(store_.views.run_outcomes(seg[2])), format),
-            {}};
-  }
-  if (seg.size() == 2 && seg[1] == "runs" && !mutation) {
-    const std::string sweep = query.count("sweep") ? query.at("sweep") : "",
-                      state = query.count("state") ? query.at("state") : "";
-    if (!state.empty() && !parse_run_state(state))
-      return error_response(400, "state must be " + run_state_names());
-    const int64_t limit = int_param(query, "limit", 50, 1, 1000),
-                  offset = int_param(query, "offset", 0, 0, INT64_MAX);
-    json runs = json::array();
-    for (const auto& r : store_.views.runs(sweep, state, limit, offset))
-      runs.push_back(run_row_json(r));
-    return json_response(200, {{"total", store_.views.count_runs(sweep, state)},
-                               {"limit", limit},
-                               {"offset", offset},
-                               {"runs", runs}});
-  }
-  if (seg.size() >= 3 && seg[1] == "runs") {
-    const int64_t id = id_segment(seg[2]);
-    if (id < 0) return error_response(400, "\"" + seg[2] + "\" is not a run id");
-    auto run = store_.views.run_detail(id);
-    if (!run) return error_response(404, "no run " + seg[2]);
-    if (seg.size() == 3 && !mutation) return json_response(200, *run);
-    if (seg.size() == 4 && mutation && (seg[3] == "cancel" || seg[3] == "retry")) {
-      const bool ok = seg[3] == "cancel" ? store_.queue.cancel(id, unix_time())
-                                         : store_.queue.retry(id, unix_time());
-      if (!ok) {
-        return error_response(
-            409, "run " + seg[2] + " is " + (*run)["state"].get<std::string>() + ": only " +
-                     (seg[3] == "cancel" ? "queued, leased or running" : "failed or canceled") +
-                     " runs can be " + (seg[3] == "cancel" ? "canceled" : "retried"));
-      }
-      return json_response(200, {{"run", id}, {"state", store_.views.run_state(id)}});
-    }
-    if (seg.size() == 4 && seg[3] == "metrics" && !mutation) {
-      const std::string name = query.count("name") ? query.at("name") : "loss";
-      const int64_t max_points = int_param(query, "max_points", 500, 2, 100000);
-      return json_response(
-          200, {{"run", id},
-                {"name", name},
-                {"points", downsample(store_.views.metric_series(id, name), size_t(max_points))}});
-    }
-    if (seg.size() == 4 && seg[3] == "events" && !mutation) {
-      const int64_t after = int_param(query, "after", 0, 0, INT64_MAX),
-                    limit = int_param(query, "limit", 200, 1, 1000);
-      return json_response(200,
-                           {{"run", id}, {"events", store_.views.run_events(id, after, limit)}});
-    }
-    if (seg.size() == 6 && seg[3] == "checkpoints" && !mutation) {
-      // "best" is the result's best step (or, unfinished, the newest stored checkpoint).
-      const auto& cps = (*run)["checkpoints"];
-      if (cps.empty()) return error_response(404, "run " + seg[2] + " has no stored checkpoint");
-      int64_t step = seg[4] == "best" ? ((*run)["result"].is_object()
-                                             ? (*run)["result"].value("best_step", int64_t(-1))
-                                             : cps.back()["step"].get<int64_t>())
-                                      : id_segment(seg[4]);
-      for (const auto& c : cps) {
-        if (c["step"].get<int64_t>() != step) continue;
-        if (!is_plain_file_name(seg[5]))
-          return error_response(400, "\"" + seg[5] + "\" is not a file name");
-        const fs::path file = options_.artifacts / c["path"].get<std::string>() / seg[5];
-        if (!fs::is_regular_file(file))
-          return error_response(
-              404, "checkpoint step " + std::to_string(step) + " has no file " + seg[5]);
-        return {200,
-                seg[5].size() > 5 && seg[5].substr(seg[5].size() - 5) == ".json"
-                    ? "application/json"
-                    : "application/octet-stream",
-                "", file};
-      }
-      return error_response(404, "run " + seg[2] + " has no stored checkpoint at step " + seg[4]);
-    }
-  }
-  if (seg.size() == 2 && seg[1] == "workers" && !mutation) {
-    json out = json::array();
-    for (const auto& w : store_.workers.list()) out.push_back(worker_row_json(w));
-    return json_response(200, {{"workers", out}, {"now", unix_time()}});
-  }
+  const ApiCall call{segments(path), query, request};
+  const std::string wanted = method == "HEAD" ? "GET" : method;
+  for (const HttpRoute& r : http_routes())
+    if (r.handle && wanted == r.method && matches(call.seg, r.pattern))
+      return (this->*r.handle)(call);
   return error_response(404, "no such endpoint: " + method + " " + path);
+}
+
+// The handlers of http_routes(): `call.seg` is the path's segments ("api", ...).
+
+HttpResponse HttpApi::openapi_document(const ApiCall&) {
+  return {200, "application/json", "", options_.openapi};
+}
+
+HttpResponse HttpApi::list_sweeps(const ApiCall&) {
+  json out = json::array();
+  for (const auto& s : store_.views.status()) out.push_back(sweep_status_json(s));
+  return json_response(200, {{"sweeps", out}});
+}
+
+HttpResponse HttpApi::submit_sweep(const ApiCall& call) {
+  Grid grid = parse_grid(call.request.body, "request body");
+  SubmitResult r = store_.queue.submit(grid);
+  return json_response(r.new_sweep ? 201 : 200, {{"sweep_id", r.sweep_id},
+                                                 {"sweep", grid.name},
+                                                 {"new_sweep", r.new_sweep},
+                                                 {"runs_added", r.added},
+                                                 {"runs_existing", r.existing}});
+}
+
+HttpResponse HttpApi::sweep_detail(const ApiCall& call) {
+  const std::string& name = call.seg[2];
+  auto doc = store_.views.sweep_document(name);
+  if (!doc) return error_response(404, "no sweep named \"" + name + "\"");
+  for (const auto& s : store_.views.status())
+    if (s.name == name) {
+      (*doc)["by_state"] = s.runs_by_state;
+      (*doc)["eta_seconds"] = s.eta_seconds < 0 ? json() : json(s.eta_seconds);
+    }
+  const ResultsTable table = build_results_table(store_.views.run_outcomes(name));
+  (*doc)["heatmap"] = results_table_json(table);
+  (*doc)["results_json"] = table.tallrec_json;
+  return json_response(200, *doc);
+}
+
+HttpResponse HttpApi::sweep_table(const ApiCall& call) {  // Table 1 export, as `results --format`
+  const std::string& name = call.seg[2];
+  if (!store_.views.sweep_document(name))
+    return error_response(404, "no sweep named \"" + name + "\"");
+  const std::string format = call.query.count("format") ? call.query.at("format") : "csv";
+  static const std::map<std::string, std::string> types = {
+      {"csv", "text/csv; charset=utf-8"},
+      {"markdown", "text/markdown; charset=utf-8"},
+      {"latex", "application/x-latex; charset=utf-8"}};
+  if (!types.count(format)) return error_response(400, "format must be csv, markdown or latex");
+  return {200,
+          types.at(format),
+          export_results_table(build_results_table(store_.views.run_outcomes(name)), format),
+          {}};
+}
+
+HttpResponse HttpApi::list_runs(const ApiCall& call) {
+  const auto& query = call.query;
+  const std::string sweep = query.count("sweep") ? query.at("sweep") : "",
+                    state = query.count("state") ? query.at("state") : "";
+  if (!state.empty() && !parse_run_state(state))
+    return error_response(400, "state must be " + run_state_names());
+  const int64_t limit = int_param(query, "limit", 50, 1, 1000),
+                offset = int_param(query, "offset", 0, 0, INT64_MAX);
+  json runs = json::array();
+  for (const auto& r : store_.views.runs(sweep, state, limit, offset))
+    runs.push_back(run_row_json(r));
+  return json_response(200, {{"total", store_.views.count_runs(sweep, state)},
+                             {"limit", limit},
+                             {"offset", offset},
+                             {"runs", runs}});
+}
+
+std::optional<json> HttpApi::find_run(const ApiCall& call, HttpResponse& refusal) {
+  const int64_t id = id_segment(call.seg[2]);
+  if (id < 0) {
+    refusal = error_response(400, "\"" + call.seg[2] + "\" is not a run id");
+    return std::nullopt;
+  }
+  auto run = store_.views.run_detail(id);
+  if (!run) refusal = error_response(404, "no run " + call.seg[2]);
+  return run;
+}
+
+HttpResponse HttpApi::run_detail(const ApiCall& call) {
+  HttpResponse refusal;
+  const auto run = find_run(call, refusal);
+  return run ? json_response(200, *run) : refusal;
+}
+
+HttpResponse HttpApi::change_run(const ApiCall& call, bool cancel) {
+  HttpResponse refusal;
+  const auto run = find_run(call, refusal);
+  if (!run) return refusal;
+  const int64_t id = id_segment(call.seg[2]);
+  const bool ok =
+      cancel ? store_.queue.cancel(id, unix_time()) : store_.queue.retry(id, unix_time());
+  if (!ok) {
+    // Which states allow it: the predicates the queue uses (coordinator/run_state.h).
+    return error_response(409, "run " + call.seg[2] + " is " + (*run)["state"].get<std::string>() +
+                                   ": only " +
+                                   run_state_names(cancel ? is_unfinished : is_retryable) +
+                                   " runs can be " + (cancel ? "canceled" : "retried"));
+  }
+  return json_response(200, {{"run", id}, {"state", store_.views.run_state(id)}});
+}
+
+HttpResponse HttpApi::cancel_run(const ApiCall& call) { return change_run(call, true); }
+HttpResponse HttpApi::retry_run(const ApiCall& call) { return change_run(call, false); }
+
+HttpResponse HttpApi::run_metrics(const ApiCall& call) {
+  HttpResponse refusal;
+  const auto run = find_run(call, refusal);
+  if (!run) return refusal;
+  const std::string name = call.query.count("name") ? call.query.at("name") : "loss";
+  const int64_t max_points = int_param(call.query, "max_points", 500, 2, 100000);
+  const int64_t id = id_segment(call.seg[2]);
+  return json_response(
+      200, {{"run", id},
+            {"name", name},
+            {"points", downsample(store_.views.metric_series(id, name), size_t(max_points))}});
+}
+
+HttpResponse HttpApi::run_events(const ApiCall& call) {
+  HttpResponse refusal;
+  const auto run = find_run(call, refusal);
+  if (!run) return refusal;
+  const int64_t after = int_param(call.query, "after", 0, 0, INT64_MAX),
+                limit = int_param(call.query, "limit", 200, 1, 1000);
+  const int64_t id = id_segment(call.seg[2]);
+  return json_response(200, {{"run", id}, {"events", store_.views.run_events(id, after, limit)}});
+}
+
+HttpResponse HttpApi::checkpoint_file(const ApiCall& call) {
+  HttpResponse refusal;
+  const auto run = find_run(call, refusal);
+  if (!run) return refusal;
+  const auto& seg = call.seg;
+  // "best" is the result's best step (or, unfinished, the newest stored checkpoint).
+  const auto& cps = (*run)["checkpoints"];
+  if (cps.empty()) return error_response(404, "run " + seg[2] + " has no stored checkpoint");
+  int64_t step = seg[4] == "best" ? ((*run)["result"].is_object()
+                                         ? (*run)["result"].value("best_step", int64_t(-1))
+                                         : cps.back()["step"].get<int64_t>())
+                                  : id_segment(seg[4]);
+  for (const auto& c : cps) {
+    if (c["step"].get<int64_t>() != step) continue;
+    if (!is_plain_file_name(seg[5]))
+      return error_response(400, "\"" + seg[5] + "\" is not a file name");
+    const fs::path file = options_.artifacts / c["path"].get<std::string>() / seg[5];
+    if (!fs::is_regular_file(file))
+      return error_response(404,
+                            "checkpoint step " + std::to_string(step) + " has no file " + seg[5]);
+    return {200,
+            seg[5].size() > 5 && seg[5].substr(seg[5].size() - 5) == ".json"
+                ? "application/json"
+                : "application/octet-stream",
+            "", file};
+  }
+  return error_response(404, "run " + seg[2] + " has no stored checkpoint at step " + seg[4]);
+}
+
+HttpResponse HttpApi::list_workers(const ApiCall&) {
+  json out = json::array();
+  for (const auto& w : store_.workers.list()) out.push_back(worker_row_json(w));
+  return json_response(200, {{"workers", out}, {"now", unix_time()}});
 }
 
 HttpResponse HttpApi::static_file(const std::string& raw_path) {

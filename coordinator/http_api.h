@@ -7,7 +7,10 @@
 
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "coordinator/metrics.h"
 #include "coordinator/store.h"
@@ -35,6 +38,13 @@ struct ApiOptions {
   std::filesystem::path openapi;    // served as /api/openapi.json
 };
 
+// A request as a route's handler sees it.
+struct ApiCall {
+  std::vector<std::string> seg;  // the path's decoded segments: "api", "runs", "7", ...
+  const std::map<std::string, std::string>& query;
+  const HttpRequest& request;
+};
+
 class HttpApi {
  public:
   HttpApi(Store& store, ApiOptions options, CoordinatorMetrics* metrics);
@@ -43,13 +53,41 @@ class HttpApi {
   bool read_allowed(const std::string& authorization) const;
   Store& store() { return store_; }
 
+  // The handlers of http_routes() (below), one per operation of schemas/openapi.json.
+  HttpResponse list_sweeps(const ApiCall& call);
+  HttpResponse submit_sweep(const ApiCall& call);
+  HttpResponse sweep_detail(const ApiCall& call);
+  HttpResponse sweep_table(const ApiCall& call);
+  HttpResponse list_runs(const ApiCall& call);
+  HttpResponse run_detail(const ApiCall& call);
+  HttpResponse run_metrics(const ApiCall& call);
+  HttpResponse run_events(const ApiCall& call);
+  HttpResponse cancel_run(const ApiCall& call);
+  HttpResponse retry_run(const ApiCall& call);
+  HttpResponse checkpoint_file(const ApiCall& call);
+  HttpResponse list_workers(const ApiCall& call);
+  HttpResponse openapi_document(const ApiCall& call);
+
  private:
   HttpResponse route(const HttpRequest& request);
   HttpResponse static_file(const std::string& path);
+  // The run a /api/runs/{id}/... path names, or nullopt with the 400 or 404 in `refusal`.
+  std::optional<nlohmann::json> find_run(const ApiCall& call, HttpResponse& refusal);
+  HttpResponse change_run(const ApiCall& call, bool cancel);
   Store& store_;
   ApiOptions options_;
   CoordinatorMetrics* metrics_;
 };
+
+// The API's operations, written once: method, path as schemas/openapi.json writes it ("{name}"
+// matches one segment), and the handler (null: served by coordinator/http_server.cc). Dispatch,
+// 404, 405 and Allow follow from it.
+struct HttpRoute {
+  const char* method;
+  const char* pattern;
+  HttpResponse (HttpApi::*handle)(const ApiCall&);
+};
+const std::vector<HttpRoute>& http_routes();
 
 // The methods served at a path, as an `Allow` header ("GET, HEAD", "POST", ...), or "" where
 // nothing is served (a 404 for every method). A 405 is sent with it (RFC 9110).

@@ -1,5 +1,7 @@
 #include "coordinator/run_state.h"
 
+#include <vector>
+
 namespace tallrec {
 
 const char* run_state_name(RunState s) {
@@ -26,11 +28,14 @@ std::optional<RunState> parse_run_state(std::string_view name) {
   return std::nullopt;
 }
 
-std::string run_state_names() {
+std::string run_state_names(bool (*which)(RunState)) {
+  std::vector<const char*> names;
+  for (RunState state : kAllRunStates)
+    if (!which || which(state)) names.push_back(run_state_name(state));
   std::string out;
-  for (size_t i = 0; i < kAllRunStates.size(); ++i) {
-    if (i) out += i + 1 == kAllRunStates.size() ? " or " : ", ";
-    out += run_state_name(kAllRunStates[i]);
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (i) out += i + 1 == names.size() ? " or " : ", ";
+    out += names[i];
   }
   return out;
 }

@@ -22,8 +22,9 @@ inline constexpr std::array<RunState, 6> kAllRunStates = {RunState::kQueued,  Ru
 const char* run_state_name(RunState s);
 // The state of a name; nullopt for anything else.
 std::optional<RunState> parse_run_state(std::string_view name);
-// "queued, leased, running, succeeded, failed or canceled": for error messages.
-std::string run_state_names();
+// "queued, leased, running, succeeded, failed or canceled", for error messages; only the states
+// `which` holds for when given (run_state_names(is_retryable): "failed or canceled").
+std::string run_state_names(bool (*which)(RunState) = nullptr);
 
 // Not finished yet: a cancel applies, progress counts it as open.
 inline bool is_unfinished(RunState s) {
