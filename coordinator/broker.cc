@@ -260,6 +260,11 @@ void Broker::serve(const std::atomic<bool>& stop) {
       for (size_t i = 1; i < parts.size(); ++i) frames.push_back(parts[i].to_string());
       // Each message is all or nothing: its changes a savepoint, its replies dropped if it fails.
       const size_t held_before = impl_->held.size();
+      const size_t removals_before = impl_->transfers.removals_mark();
+      auto undo = [&] {  // the savepoint rolls back the store; these, what else it would leave
+        impl_->held.erase(impl_->held.begin() + std::ptrdiff_t(held_before), impl_->held.end());
+        impl_->transfers.rollback_removals(removals_before);
+      };
       Database::Savepoint savepoint(impl_->store.database);
       nlohmann::json attempt;  // named in the ERROR, so that the worker knows what was refused
       try {
@@ -271,15 +276,15 @@ void Broker::serve(const std::atomic<bool>& stop) {
         savepoint.release();
         continue;
       } catch (const ProtocolError& e) {
-        impl_->held.erase(impl_->held.begin() + std::ptrdiff_t(held_before), impl_->held.end());
+        undo();
         impl_->error(worker, e.code(), e.what(), attempt);
       } catch (const nlohmann::json::exception& e) {
-        impl_->held.erase(impl_->held.begin() + std::ptrdiff_t(held_before), impl_->held.end());
+        undo();
         impl_->error(worker, "bad-message", e.what(), attempt);
       } catch (const std::exception& e) {  // the store, the file system: refuse this one, serve on
         std::fprintf(stderr, "coordinator: a message from %s failed: %s\n", worker.c_str(),
                      e.what());
-        impl_->held.erase(impl_->held.begin() + std::ptrdiff_t(held_before), impl_->held.end());
+        undo();
         impl_->error(worker, "bad-message",
                      std::string("the coordinator could not handle it: ") + e.what(), attempt);
       }

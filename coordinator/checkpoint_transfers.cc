@@ -278,8 +278,6 @@ void CheckpointTransfers::after_commit() {
   to_delete_.clear();
 }
 
-void CheckpointTransfers::after_rollback() { to_delete_.clear(); }
-
 json CheckpointTransfers::resume_point(int64_t run_id) {
   json out = json::array();
   for (const auto& s : store_.checkpoints.of_run(run_id)) {

@@ -6,6 +6,8 @@
 //   ARTIFACTS/runs/<run key>/step-NNNNNNNN/{adapter_model.safetensors, ..., manifest.json}
 #pragma once
 
+#include <algorithm>
+
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -32,9 +34,12 @@ class CheckpointTransfers {
   void credit(const std::string& worker, const nlohmann::json& body, double now);
   // Sends what granted credit allows and drops transfers idle for `idle_seconds`.
   void pump(double now, double idle_seconds = 60);
-  // Folders of checkpoints the store forgot are removed only once that is committed.
+  // Folders of checkpoints the store forgot are removed only once that is committed. A message
+  // whose savepoint is rolled back takes its removals back: rollback_removals(the mark taken
+  // before it), so a folder the store still records is never deleted.
   void after_commit();
-  void after_rollback();
+  size_t removals_mark() const { return to_delete_.size(); }
+  void rollback_removals(size_t mark) { to_delete_.resize(std::min(mark, to_delete_.size())); }
   // LEASE's `resume` for a run: its stored checkpoints with their files, or null when none.
   nlohmann::json resume_point(int64_t run_id);
   const std::filesystem::path& artifacts() const { return artifacts_; }
