@@ -244,16 +244,7 @@ GgufImportSummary import_gguf(const fs::path& file, const fs::path& out, const s
     std::vector<float> values = g.dequantize(*t);
     return at::from_blob(values.data(), shape, at::kFloat).clone();
   };
-  // GGUF stores q and k with each head's rotary pairs interleaved (llama.cpp's convert permutes
-  // HF's halves); this puts them back, as transformers' GGUF loader does.
-  auto unpermute = [](const at::Tensor& w, int64_t heads) {
-    const int64_t rows = w.size(0), cols = w.size(1);
-    return w.view({heads, rows / heads / 2, 2, cols})
-        .transpose(1, 2)
-        .reshape({rows, cols})
-        .contiguous();
-  };
-  const int64_t H = c.hidden_size, I = c.intermediate_size;
+  const int64_t H = c.hidden_size;
   LlamaModel model;
   model.config = c;
   model.embed_tokens = load("token_embd.weight", {c.vocab_size, H}).to(type);
@@ -263,17 +254,10 @@ GgufImportSummary import_gguf(const fs::path& file, const fs::path& out, const s
   model.layers.resize(size_t(c.num_hidden_layers));
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const std::string p = "blk." + std::to_string(l) + ".";
-    LlamaLayer& L = model.layers[size_t(l)];
-    L.input_norm = load(p + "attn_norm.weight", {H}).to(type);
-    L.q_proj = unpermute(load(p + "attn_q.weight", {c.q_dim(), H}), c.num_attention_heads).to(type);
-    L.k_proj =
-        unpermute(load(p + "attn_k.weight", {c.kv_dim(), H}), c.num_key_value_heads).to(type);
-    L.v_proj = load(p + "attn_v.weight", {c.kv_dim(), H}).to(type);
-    L.o_proj = load(p + "attn_output.weight", {H, c.q_dim()}).to(type);
-    L.post_norm = load(p + "ffn_norm.weight", {H}).to(type);
-    L.gate_proj = load(p + "ffn_gate.weight", {I, H}).to(type);
-    L.up_proj = load(p + "ffn_up.weight", {I, H}).to(type);
-    L.down_proj = load(p + "ffn_down.weight", {H, I}).to(type);
+    read_gguf_layer(c, model.layers[size_t(l)],
+                    [&](const std::string& name, const std::vector<int64_t>& shape) {
+                      return load(p + name, shape).to(type);
+                    });
   }
   summary.pre_tokenizer = g.metadata().value("tokenizer.ggml.pre", std::string("gpt-2"));
 

@@ -18,6 +18,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -66,6 +67,15 @@ LlamaModel load_hf_model(const std::filesystem::path& dir, at::ScalarType dtype,
 // A llama2.c checkpoint (legacy version-0 .bin). q/k rows are permuted from Meta's interleaved
 // rotary layout to HF's rotate-half layout, as HF's convert_llama_weights_to_hf does.
 LlamaModel load_llama2c_model(const std::filesystem::path& path);
+// Meta's and llama.cpp's rotary layout (each head's pairs (x0,x1),(x2,x3).. interleaved) ->
+// HF's rotate-half layout, for a [heads * D, cols] weight, as HF's convert_llama_weights_to_hf.
+at::Tensor rotary_pairs_to_halves(const at::Tensor& w, int64_t heads);
+// Fills a decoder layer from a source that names its tensors as llama.cpp does ("attn_q.weight",
+// "ffn_down.weight", ...; the layer table of llama_weights.cc): `read(name, shape)` returns the
+// tensor [out, in] (or [n]) in the layer's dtype. q and k come back to HF's rotary layout.
+using GgufTensorReader =
+    std::function<at::Tensor(const std::string& name, const std::vector<int64_t>& shape)>;
+void read_gguf_layer(const LlamaConfig& config, LlamaLayer& layer, const GgufTensorReader& read);
 // Random weights as HF initialises them (normal(0, 0.02), norms 1), seeded.
 LlamaModel random_llama_model(const LlamaConfig& config, uint64_t seed, at::ScalarType dtype);
 // Writes config.json + model.safetensors (in config.torch_dtype), atomically per file.

@@ -31,7 +31,8 @@ enum class Part { kNorm, kWeight, kBias };
 // A decoder layer's tensors, written once: HF's name after "model.layers.N.", the member, and
 // for a projection its name (shapes from projection_shape).
 struct LayerTensor {
-  const char* suffix;
+  const char* suffix;       // HF's
+  const char* gguf_suffix;  // llama.cpp's, after "blk.N."
   at::Tensor LlamaLayer::*member;
   Part part;
   const char* projection;  // nullptr for the norms
@@ -50,22 +51,23 @@ struct LayerTensor {
 };
 
 const LayerTensor kLayerTensors[] = {
-    {"input_layernorm.weight", &LlamaLayer::input_norm, Part::kNorm, nullptr},
-    {"self_attn.q_proj.weight", &LlamaLayer::q_proj, Part::kWeight, "q_proj"},
-    {"self_attn.q_proj.bias", &LlamaLayer::q_bias, Part::kBias, "q_proj"},
-    {"self_attn.k_proj.weight", &LlamaLayer::k_proj, Part::kWeight, "k_proj"},
-    {"self_attn.k_proj.bias", &LlamaLayer::k_bias, Part::kBias, "k_proj"},
-    {"self_attn.v_proj.weight", &LlamaLayer::v_proj, Part::kWeight, "v_proj"},
-    {"self_attn.v_proj.bias", &LlamaLayer::v_bias, Part::kBias, "v_proj"},
-    {"self_attn.o_proj.weight", &LlamaLayer::o_proj, Part::kWeight, "o_proj"},
-    {"self_attn.o_proj.bias", &LlamaLayer::o_bias, Part::kBias, "o_proj"},
-    {"post_attention_layernorm.weight", &LlamaLayer::post_norm, Part::kNorm, nullptr},
-    {"mlp.gate_proj.weight", &LlamaLayer::gate_proj, Part::kWeight, "gate_proj"},
-    {"mlp.gate_proj.bias", &LlamaLayer::gate_bias, Part::kBias, "gate_proj"},
-    {"mlp.up_proj.weight", &LlamaLayer::up_proj, Part::kWeight, "up_proj"},
-    {"mlp.up_proj.bias", &LlamaLayer::up_bias, Part::kBias, "up_proj"},
-    {"mlp.down_proj.weight", &LlamaLayer::down_proj, Part::kWeight, "down_proj"},
-    {"mlp.down_proj.bias", &LlamaLayer::down_bias, Part::kBias, "down_proj"},
+    {"input_layernorm.weight", "attn_norm.weight", &LlamaLayer::input_norm, Part::kNorm, nullptr},
+    {"self_attn.q_proj.weight", "attn_q.weight", &LlamaLayer::q_proj, Part::kWeight, "q_proj"},
+    {"self_attn.q_proj.bias", "attn_q.bias", &LlamaLayer::q_bias, Part::kBias, "q_proj"},
+    {"self_attn.k_proj.weight", "attn_k.weight", &LlamaLayer::k_proj, Part::kWeight, "k_proj"},
+    {"self_attn.k_proj.bias", "attn_k.bias", &LlamaLayer::k_bias, Part::kBias, "k_proj"},
+    {"self_attn.v_proj.weight", "attn_v.weight", &LlamaLayer::v_proj, Part::kWeight, "v_proj"},
+    {"self_attn.v_proj.bias", "attn_v.bias", &LlamaLayer::v_bias, Part::kBias, "v_proj"},
+    {"self_attn.o_proj.weight", "attn_output.weight", &LlamaLayer::o_proj, Part::kWeight, "o_proj"},
+    {"self_attn.o_proj.bias", "attn_output.bias", &LlamaLayer::o_bias, Part::kBias, "o_proj"},
+    {"post_attention_layernorm.weight", "ffn_norm.weight", &LlamaLayer::post_norm, Part::kNorm,
+     nullptr},
+    {"mlp.gate_proj.weight", "ffn_gate.weight", &LlamaLayer::gate_proj, Part::kWeight, "gate_proj"},
+    {"mlp.gate_proj.bias", "ffn_gate.bias", &LlamaLayer::gate_bias, Part::kBias, "gate_proj"},
+    {"mlp.up_proj.weight", "ffn_up.weight", &LlamaLayer::up_proj, Part::kWeight, "up_proj"},
+    {"mlp.up_proj.bias", "ffn_up.bias", &LlamaLayer::up_bias, Part::kBias, "up_proj"},
+    {"mlp.down_proj.weight", "ffn_down.weight", &LlamaLayer::down_proj, Part::kWeight, "down_proj"},
+    {"mlp.down_proj.bias", "ffn_down.bias", &LlamaLayer::down_bias, Part::kBias, "down_proj"},
 };
 
 // Every tensor of an HF checkpoint of the config, in a fixed order, with its shape.
@@ -103,6 +105,29 @@ void assign(LlamaModel& m, const std::string& name, at::Tensor t) {
 }
 
 }  // namespace
+
+at::Tensor rotary_pairs_to_halves(const at::Tensor& w, int64_t heads) {
+  const int64_t rows = w.size(0), cols = w.size(1);
+  return w.view({heads, rows / heads / 2, 2, cols})
+      .transpose(1, 2)
+      .reshape({rows, cols})
+      .contiguous();
+}
+
+void read_gguf_layer(const LlamaConfig& c, LlamaLayer& layer, const GgufTensorReader& read) {
+  for (const auto& lt : kLayerTensors) {
+    if (!lt.present(c)) continue;
+    at::Tensor t = read(lt.gguf_suffix, lt.shape(c));
+    // llama.cpp's convert interleaves each head's rotary pairs of q and k (weights and biases).
+    const std::string projection = lt.projection ? lt.projection : "";
+    if (projection == "q_proj" || projection == "k_proj") {
+      const int64_t heads = projection == "q_proj" ? c.num_attention_heads : c.num_key_value_heads;
+      t = lt.part == Part::kWeight ? rotary_pairs_to_halves(t, heads)
+                                   : rotary_pairs_to_halves(t.unsqueeze(1), heads).squeeze(1);
+    }
+    layer.*lt.member = t;
+  }
+}
 
 const at::Tensor& LlamaModel::weight(int64_t layer, const std::string& module) const {
   for (const auto& lt : kLayerTensors)
@@ -191,14 +216,6 @@ LlamaModel load_llama2c_model(const fs::path& path) {
     at_float += size_t(n);
     return t;
   };
-  // Meta's interleaved rotary pairs (x0,x1),(x2,x3).. -> HF's halves, per head.
-  auto permute = [&](at::Tensor w, int64_t heads) {
-    const int64_t rows = w.size(0), cols = w.size(1);
-    return w.view({heads, rows / heads / 2, 2, cols})
-        .transpose(1, 2)
-        .reshape({rows, cols})
-        .contiguous();
-  };
   LlamaModel m;
   m.config = c;
   m.layers.resize(size_t(L));
@@ -218,8 +235,8 @@ LlamaModel load_llama2c_model(const fs::path& path) {
   for (int64_t l = 0; l < L; ++l) {
     auto& layer = m.layers[size_t(l)];
     layer.input_norm = att_norm[l].clone();
-    layer.q_proj = permute(wq[l], c.num_attention_heads);
-    layer.k_proj = permute(wk[l], c.num_key_value_heads);
+    layer.q_proj = rotary_pairs_to_halves(wq[l], c.num_attention_heads);  // Meta's pairs
+    layer.k_proj = rotary_pairs_to_halves(wk[l], c.num_key_value_heads);
     layer.v_proj = wv[l].clone();
     layer.o_proj = wo[l].clone();
     layer.post_norm = ffn_norm[l].clone();
