@@ -37,7 +37,6 @@ std::string gib(double bytes) {
 
 struct ModelInfo {
   LlamaConfig config;
-  std::string dtype;
 };
 
 // config.json and the weight files' formats (headers only). Throws InputError.
@@ -49,7 +48,6 @@ ModelInfo check_model(const fs::path& dir, std::string& detail) {
   const LlamaConfig c = read_llama_config(dir / "config.json");
   ModelInfo m;
   m.config = c;
-  m.dtype = c.torch_dtype;
   const std::vector<fs::path> files = find_model_weight_files(dir).files;
   WeightFormat first = WeightFormat::kUnknown;
   for (const auto& f : files) {

@@ -6,6 +6,7 @@
 
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/exit_codes.h"
 #include "common/run_spec.h"
 #include "coordinator/database.h"
 #include "coordinator/run_state.h"
@@ -372,7 +373,8 @@ bool Queue::end_reported(int64_t attempt_id, int exit_code, const std::string& s
                        outcome.value("reason", std::string("signal")) + ")",
                    t, policy);
   // No outcome event at all (the trainer died before its first line): retryable.
-  const bool retryable = exit_code != 2 && (outcome.is_null() || outcome.value("retryable", true));
+  const bool retryable =
+      exit_code != kBadInputExitCode && (outcome.is_null() || outcome.value("retryable", true));
   const std::string reason = outcome.is_null()
                                  ? "exit " + std::to_string(exit_code) + ": " + stderr_tail
                                  : outcome.value("reason", std::string("failed"));

@@ -158,8 +158,9 @@ void Attempt::fail_before_training(const std::exception& e) {
   const bool retryable = dynamic_cast<const InputError*>(&e) == nullptr;
   emit(MessageType::kEvent,
        {{"event", {{"type", "failed"}, {"reason", e.what()}, {"retryable", retryable}}}});
-  emit(MessageType::kDone,
-       {{"exit_code", retryable ? 1 : 2}, {"signal", nullptr}, {"stderr_tail", e.what()}});
+  emit(MessageType::kDone, {{"exit_code", retryable ? 1 : kBadInputExitCode},
+                            {"signal", nullptr},
+                            {"stderr_tail", e.what()}});
   done_sent_ = true;
 }
 

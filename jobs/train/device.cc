@@ -1,14 +1,17 @@
 #include "jobs/train/device.h"
 
 #include <ATen/Context.h>
+#include <ATen/Parallel.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 
 #include <torch/version.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <thread>
 
 #include "common/error.h"
 
@@ -20,6 +23,11 @@
 #endif
 
 namespace tallrec {
+
+void set_cpu_threads(int64_t requested) {
+  at::set_num_threads(requested > 0 ? int(requested)
+                                    : int(std::max(1u, std::thread::hardware_concurrency())));
+}
 namespace {
 
 int64_t resident_bytes() {

@@ -15,6 +15,10 @@ namespace tallrec {
 // with a driver message); another worker may have the GPU, hence retryable.
 void select_device(const at::Device& device);
 
+// libtorch's intra-op threads: `requested`, or every core of the machine when it is 0 (libtorch's
+// own default was 1 on some machines: docs/dev/design.md).
+void set_cpu_threads(int64_t requested);
+
 // Parses "cpu" or "cuda[:N]"; an InputError names `what` otherwise.
 at::Device parse_device(const std::string& name, const std::string& what);
 

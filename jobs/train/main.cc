@@ -18,10 +18,7 @@
 
 namespace tallrec {
 
-void TrainerCli::apply_threads() const {
-  at::set_num_threads(threads > 0 ? threads
-                                  : int(std::max(1u, std::thread::hardware_concurrency())));
-}
+void TrainerCli::apply_threads() const { set_cpu_threads(threads); }
 
 at::Device TrainerCli::tool_device() const {
   const at::Device parsed = parse_device(device, "--device");

@@ -92,8 +92,7 @@ struct Trainer {
   // Device, process group, data, model, adapters, optimizer and the step plan.
   void setup() {
     dtype = parse_torch_dtype(spec.dtype);
-    at::set_num_threads(spec.threads > 0 ? spec.threads
-                                         : int(std::max(1u, std::thread::hardware_concurrency())));
+    set_cpu_threads(spec.threads);
     // "cuda" with several ranks: rank r takes the r-th visible GPU.
     device =
         at::Device(spec.device == "cuda" && spec.world_size > 1 ? "cuda:" + std::to_string(rank)
@@ -514,7 +513,7 @@ int run_training(const RunSpec& spec, const fs::path& out_dir, int rank,
     }
   } catch (const InputError& e) {
     trainer.events.emit("failed", {{"reason", e.what()}, {"retryable", false}});
-    return 2;
+    return kBadInputExitCode;
   } catch (const c10::Error& e) {  // from libtorch: the message without its C++ stack trace
     trainer.events.emit("failed", {{"reason", e.what_without_backtrace()}, {"retryable", true}});
     return 1;
