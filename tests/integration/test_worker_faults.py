@@ -33,6 +33,14 @@ def first_checkpoint_stored(db):
     return query(db, "SELECT COUNT(*) FROM checkpoints")[0][0] > 0
 
 
+def kill_a_worker_after_its_first_checkpoint(coordinator, work, db):
+    """Worker w1 trains until the coordinator stores a checkpoint, then dies by SIGKILL."""
+    w1 = start_worker(coordinator.endpoint, work, "w1")
+    wait_for(lambda: first_checkpoint_stored(db), 120, "the first stored checkpoint")
+    w1.send_signal(signal.SIGKILL)
+    w1.wait(timeout=10)
+
+
 def resumed_from(db, attempt):
     (body,), = query(db, "SELECT body FROM events WHERE attempt_id = ? AND type = 'started'", attempt)
     return json.loads(body)["resumed_from_step"]
@@ -42,10 +50,7 @@ def test_killed_worker_resumes_elsewhere_bit_identical(root, reference):
     work, db = submit(root, "killed-worker")
     coordinator = Coordinator(db, work / "artifacts", lease_seconds=2)
     try:
-        w1 = start_worker(coordinator.endpoint, work, "w1")
-        wait_for(lambda: first_checkpoint_stored(db), 120, "the first stored checkpoint")
-        w1.send_signal(signal.SIGKILL)
-        w1.wait(timeout=10)
+        kill_a_worker_after_its_first_checkpoint(coordinator, work, db)
         w2 = start_worker(coordinator.endpoint, work, "w2")
         wait_for(lambda: all_runs_ended(db), 180, "the run to end")
         w2.terminate()
@@ -223,10 +228,7 @@ def test_a_slot_tokenizing_for_long_leaves_the_worker_listening(root):
     work, db = submit(root, "deaf-resume")
     coordinator = Coordinator(db, work / "artifacts", lease_seconds=2)
     try:
-        w1 = start_worker(coordinator.endpoint, work, "w1")
-        wait_for(lambda: first_checkpoint_stored(db), 120, "the first stored checkpoint")
-        w1.send_signal(signal.SIGKILL)
-        w1.wait(timeout=10)
+        kill_a_worker_after_its_first_checkpoint(coordinator, work, db)
         wait_for(lambda: query(db, "SELECT state FROM runs") == [("queued",)], 30, "the lost run queued again")
         submit_big_sweep(root, work, db, priority=-1)  # after the first in priority
         w2 = start_worker(coordinator.endpoint, work, "w2", "--slots", "2", "--exit-when-idle")
