@@ -37,8 +37,10 @@ TEST(HttpRoutes, AreTheOperationsOfTheOpenApiDocument) {
 TEST(HttpRoutes, DispatchNotFoundAndWrongMethodFollowFromTheTable) {
   test::ScratchDir dir;
   Store store((dir / "s.db").string());
-  HttpApi api(store, ApiOptions{"token", false, dir / "artifacts", dir.path(), dir.path(), dir / "openapi.json"},
-              nullptr);
+  HttpApi api(
+      store,
+      ApiOptions{"token", false, dir / "artifacts", dir.path(), dir.path(), dir / "openapi.json"},
+      nullptr);
   auto call = [&](const std::string& method, const std::string& target) {
     return api.handle({method, target, "", "Bearer token"});
   };
