@@ -119,9 +119,19 @@ const std::vector<HttpRoute>& http_routes() {
 
 namespace {
 
-// Whether `path` (split into segments) fits a route's pattern; "{...}" matches one segment.
-bool matches(const std::vector<std::string>& path, const std::string& pattern) {
-  const std::vector<std::string> want = segments(pattern);
+// The routes' patterns split into segments, once (index i is http_routes()[i]).
+const std::vector<std::vector<std::string>>& route_segments() {
+  static const std::vector<std::vector<std::string>> split = [] {
+    std::vector<std::vector<std::string>> out;
+    for (const HttpRoute& r : http_routes()) out.push_back(segments(r.pattern));
+    return out;
+  }();
+  return split;
+}
+
+// Whether route i's pattern fits `path` (split into segments); "{...}" matches one segment.
+bool matches(const std::vector<std::string>& path, size_t route) {
+  const std::vector<std::string>& want = route_segments()[route];
   if (want.size() != path.size()) return false;
   for (size_t i = 0; i < want.size(); ++i)
     if (want[i].front() != '{' && want[i] != path[i]) return false;
@@ -137,8 +147,8 @@ std::string allowed_methods(const std::string& path) {
   auto add = [&](const std::string& method) {
     if (allow.find(method) == std::string::npos) allow += (allow.empty() ? "" : ", ") + method;
   };
-  for (const HttpRoute& r : http_routes())
-    if (matches(seg, r.pattern)) {
+  for (size_t i = 0; i < http_routes().size(); ++i)
+    if (const HttpRoute& r = http_routes()[i]; matches(seg, i)) {
       add(r.method);
       if (std::string(r.method) == "GET" && r.handle) add("HEAD");
     }
@@ -219,8 +229,9 @@ HttpResponse HttpApi::route(const HttpRequest& request) {
 
   const ApiCall call{segments(path), query, request};
   const std::string wanted = method == "HEAD" ? "GET" : method;
-  for (const HttpRoute& r : http_routes())
-    if (r.handle && wanted == r.method && matches(call.seg, r.pattern))
+  for (size_t i = 0; i < http_routes().size(); ++i)
+    if (const HttpRoute& r = http_routes()[i];
+        r.handle && wanted == r.method && matches(call.seg, i))
       return (this->*r.handle)(call);
   return error_response(404, "no such endpoint: " + method + " " + path);
 }
@@ -295,34 +306,37 @@ HttpResponse HttpApi::list_runs(const ApiCall& call) {
                              {"runs", runs}});
 }
 
-std::optional<json> HttpApi::find_run(const ApiCall& call, HttpResponse& refusal) {
+std::optional<HttpApi::FoundRun> HttpApi::find_run(const ApiCall& call, HttpResponse& refusal) {
   const int64_t id = id_segment(call.seg[2]);
   if (id < 0) {
     refusal = error_response(400, "\"" + call.seg[2] + "\" is not a run id");
     return std::nullopt;
   }
-  auto run = store_.views.run_detail(id);
-  if (!run) refusal = error_response(404, "no run " + call.seg[2]);
-  return run;
+  auto detail = store_.views.run_detail(id);
+  if (!detail) {
+    refusal = error_response(404, "no run " + call.seg[2]);
+    return std::nullopt;
+  }
+  return FoundRun{id, std::move(*detail)};
 }
 
 HttpResponse HttpApi::run_detail(const ApiCall& call) {
   HttpResponse refusal;
   const auto run = find_run(call, refusal);
-  return run ? json_response(200, *run) : refusal;
+  return run ? json_response(200, run->detail) : refusal;
 }
 
 HttpResponse HttpApi::change_run(const ApiCall& call, bool cancel) {
   HttpResponse refusal;
   const auto run = find_run(call, refusal);
   if (!run) return refusal;
-  const int64_t id = id_segment(call.seg[2]);
+  const int64_t id = run->id;
   const bool ok =
       cancel ? store_.queue.cancel(id, unix_time()) : store_.queue.retry(id, unix_time());
   if (!ok) {
     // Which states allow it: the predicates the queue uses (coordinator/run_state.h).
-    return error_response(409, "run " + call.seg[2] + " is " + (*run)["state"].get<std::string>() +
-                                   ": only " +
+    return error_response(409, "run " + call.seg[2] + " is " +
+                                   run->detail["state"].get<std::string>() + ": only " +
                                    run_state_names(cancel ? is_unfinished : is_retryable) +
                                    " runs can be " + (cancel ? "canceled" : "retried"));
   }
@@ -338,7 +352,7 @@ HttpResponse HttpApi::run_metrics(const ApiCall& call) {
   if (!run) return refusal;
   const std::string name = call.query.count("name") ? call.query.at("name") : "loss";
   const int64_t max_points = int_param(call.query, "max_points", 500, 2, 100000);
-  const int64_t id = id_segment(call.seg[2]);
+  const int64_t id = run->id;
   return json_response(
       200, {{"run", id},
             {"name", name},
@@ -351,7 +365,7 @@ HttpResponse HttpApi::run_events(const ApiCall& call) {
   if (!run) return refusal;
   const int64_t after = int_param(call.query, "after", 0, 0, INT64_MAX),
                 limit = int_param(call.query, "limit", 200, 1, 1000);
-  const int64_t id = id_segment(call.seg[2]);
+  const int64_t id = run->id;
   return json_response(200, {{"run", id}, {"events", store_.views.run_events(id, after, limit)}});
 }
 
@@ -361,10 +375,10 @@ HttpResponse HttpApi::checkpoint_file(const ApiCall& call) {
   if (!run) return refusal;
   const auto& seg = call.seg;
   // "best" is the result's best step (or, unfinished, the newest stored checkpoint).
-  const auto& cps = (*run)["checkpoints"];
+  const auto& cps = run->detail["checkpoints"];
   if (cps.empty()) return error_response(404, "run " + seg[2] + " has no stored checkpoint");
-  int64_t step = seg[4] == "best" ? ((*run)["result"].is_object()
-                                         ? (*run)["result"].value("best_step", int64_t(-1))
+  int64_t step = seg[4] == "best" ? (run->detail["result"].is_object()
+                                         ? run->detail["result"].value("best_step", int64_t(-1))
                                          : cps.back()["step"].get<int64_t>())
                                   : id_segment(seg[4]);
   for (const auto& c : cps) {

@@ -71,8 +71,13 @@ class HttpApi {
  private:
   HttpResponse route(const HttpRequest& request);
   HttpResponse static_file(const std::string& path);
-  // The run a /api/runs/{id}/... path names, or nullopt with the 400 or 404 in `refusal`.
-  std::optional<nlohmann::json> find_run(const ApiCall& call, HttpResponse& refusal);
+  // The run a /api/runs/{id}/... path names (its id and detail), or nullopt with the 400 or 404
+  // in `refusal`.
+  struct FoundRun {
+    int64_t id;
+    nlohmann::json detail;
+  };
+  std::optional<FoundRun> find_run(const ApiCall& call, HttpResponse& refusal);
   HttpResponse change_run(const ApiCall& call, bool cancel);
   Store& store_;
   ApiOptions options_;
