@@ -14,7 +14,7 @@ debian_packages=(
   build-essential cmake ninja-build pkg-config git
   libzmq3-dev cppzmq-dev libsqlite3-dev sqlite3 nlohmann-json3-dev libcli11-dev libboost-dev
   libsentencepiece-dev libpcre2-dev libutf8proc-dev libgtest-dev libgmock-dev libbenchmark-dev libcurl4-openssl-dev
-  libarchive-dev libgloo-dev python3-venv chromium fonts-liberation libjs-chart.js
+  libarchive-dev libgloo-dev libjemalloc-dev python3-venv chromium fonts-liberation libjs-chart.js
   clang-14 libclang-rt-14-dev clang-format-14
   slurmctld slurmd slurm-client munge
 )

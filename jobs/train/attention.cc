@@ -33,29 +33,34 @@ at::Tensor uniform_attention(const at::Tensor& q, const at::Tensor& k, const at:
 
 }  // namespace
 
-AttentionMask make_attention_mask(const at::Tensor& attention_mask, int64_t B, int64_t T,
+AttentionMask make_attention_mask(const at::Tensor& attention_mask, int64_t B, int64_t T, int64_t G,
                                   at::ScalarType dtype, const at::Device& device) {
   const auto on = at::TensorOptions().device(device);
   at::Tensor allowed =
       at::ones({T, T}, on.dtype(at::kBool)).tril().unsqueeze(0).unsqueeze(0);  // [1, 1, T, T]
   if (attention_mask.defined()) allowed = allowed & attention_mask.to(at::kBool).view({B, 1, 1, T});
-  allowed = allowed.expand({B, 1, T, T});
+  allowed = allowed.expand({B, 1, T, T}).repeat({1, 1, G, 1});  // [B, 1, G*T, T]
   AttentionMask m;
-  at::Tensor unattended = allowed.any(-1, /*keepdim=*/true).logical_not();  // [B, 1, T, 1]
+  at::Tensor unattended = allowed.any(-1, /*keepdim=*/true).logical_not();  // [B, 1, G*T, 1]
   if (unattended.any().item<bool>()) {
     m.unattended = unattended;
     allowed = allowed | unattended;
   }
-  m.additive = at::zeros({B, 1, T, T}, on.dtype(dtype))
+  m.additive = at::zeros({B, 1, G * T, T}, on.dtype(dtype))
                    .masked_fill(allowed.logical_not(), lowest_value(dtype));
   return m;
 }
 
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                      const AttentionMask& mask) {
-  at::Tensor out = at::scaled_dot_product_attention(q, k, v, mask.additive);  // [B, Nh, T, D]
-  if (!mask.unattended.defined()) return out;
-  return at::where(mask.unattended, uniform_attention(q, k, v), out);
+  const int64_t B = q.size(0), Nh = q.size(1), T = q.size(2), D = q.size(3), Nkv = k.size(1);
+  // Contiguous once: what SDPA saves is then what the closed form's products save, not a copy.
+  at::Tensor rows = q.reshape({B, Nkv, Nh / Nkv * T, D});  // a key/value head's G*T query rows
+  at::Tensor keys = k.contiguous(), values = v.contiguous();
+  at::Tensor out = at::scaled_dot_product_attention(rows, keys, values, mask.additive);
+  if (mask.unattended.defined())
+    out = at::where(mask.unattended, uniform_attention(rows, keys, values), out);
+  return out.view({B, Nh, T, D});
 }
 
 }  // namespace tallrec

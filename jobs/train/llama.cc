@@ -8,17 +8,11 @@
 
 #include "common/error.h"
 #include "jobs/train/attention.h"
+#include "jobs/train/lean_ops.h"
 #include "jobs/train/lora.h"
 
 namespace tallrec {
 namespace {
-
-at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
-  // HF LlamaRMSNorm: variance in fp32, normalised value cast back before the weight.
-  at::Tensor xf = x.scalar_type() == at::kDouble ? x : x.to(at::kFloat);  // at least fp32
-  at::Tensor normed = xf * at::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
-  return weight * normed.to(x.scalar_type());
-}
 
 at::Tensor rotate_half(const at::Tensor& x) {
   const int64_t half = x.size(-1) / 2;
@@ -31,11 +25,8 @@ at::Tensor project(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b
   at::Tensor y = at::linear(x, w, b);
   if (o.lora) {
     if (const LoraPair* p = o.lora->find(layer, module)) {
-      at::Tensor dropped = at::dropout(x, o.lora->config().dropout, o.training);
-      // Adapters are fp32 master weights; they compute in the activations' dtype (bf16/fp16 runs).
-      const auto dt = x.scalar_type();
-      y = y +
-          at::linear(at::linear(dropped, p->a.to(dt)), p->b.to(dt)) * o.lora->config().scaling();
+      const LoraConfig& c = o.lora->config();
+      y = y + lora_update(x, p->a, p->b, c.dropout, o.training, c.scaling());
     }
   }
   return y;
@@ -104,7 +95,9 @@ at::Tensor llama_hidden(const LlamaModel& model, const at::Tensor& input_ids,
              sin = emb.sin().to(dtype).unsqueeze(1);  // [B, 1, T, D]
 
   // Causal + padding mask; rows that see no key get HF eager's uniform attention (attention.h).
-  const AttentionMask mask = make_attention_mask(attention_mask, B, T, dtype, input_ids.device());
+  const AttentionMask mask =
+      make_attention_mask(attention_mask, B, T, c.num_attention_heads / c.num_key_value_heads,
+                          dtype, input_ids.device());
 
   const LayerContext ctx{cos, sin, mask};
   if (o.gradient_checkpointing && at::GradMode::is_enabled()) {
@@ -138,17 +131,13 @@ at::Tensor llama_layer(const LlamaModel& model, int64_t l, at::Tensor h, const L
         project(a, L.v_proj, L.v_bias, l, "v_proj", o).view({B, T, Nkv, D}).transpose(1, 2);
     q = q * cos + rotate_half(q) * sin;
     k = k * cos + rotate_half(k) * sin;
-    if (Nkv != Nh) {
-      k = k.repeat_interleave(Nh / Nkv, 1);
-      v = v.repeat_interleave(Nh / Nkv, 1);
-    }
     at::Tensor attn = attention(q, k, v, mask);  // [B, Nh, T, D]
     attn = attn.transpose(1, 2).reshape({B, T, Nh * D});
     h = h + project(attn, L.o_proj, L.o_bias, l, "o_proj", o);
     at::Tensor m = rms_norm(h, L.post_norm, c.rms_norm_eps);
     at::Tensor gate = project(m, L.gate_proj, L.gate_bias, l, "gate_proj", o);
     at::Tensor up = project(m, L.up_proj, L.up_bias, l, "up_proj", o);
-    h = h + project(at::silu(gate) * up, L.down_proj, L.down_bias, l, "down_proj", o);
+    h = h + project(swiglu(gate, up), L.down_proj, L.down_bias, l, "down_proj", o);
   }
   return h;
 }

@@ -7,12 +7,13 @@
 //                   (+ biases where the config has them)
 //               q, k = rope(q, k, positions)                      (rotate-half convention;
 //                   rope_scaling linear or llama3 changes the frequencies)
-//               k, v repeated to Nh heads (grouped-query attention)
 //               h = h + softmax(q k^T / sqrt(D) + mask) v  Wo^T   (causal + padding mask;
+//                   each k/v head serves Nh/Nkv query heads, never repeated: attention.h;
 //                   rows that see no key attend uniformly, as HF eager: attention.h)
 //               h = h + down(silu(gate(m)) * up(m)),  m = rmsnorm(h)
 //   logits = rmsnorm(h) lm_head^T                                 [B, T, V]
-// LoRA adapters, when given, add their term to the targeted projections.
+// LoRA adapters, when given, add their term to the targeted projections. RMSNorm, SwiGLU and the
+// LoRA term save only what their backward needs (lean_ops.h).
 #pragma once
 
 #include <ATen/core/Tensor.h>
