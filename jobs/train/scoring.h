@@ -30,16 +30,23 @@ struct EvalResult {
   std::vector<double> scores;
   double loss = 0;     // mean cross-entropy (validation only)
   size_t skipped = 0;  // records without a usable answer (truncated away, or output not Yes./No.)
+  int64_t real_tokens = 0, padded_tokens = 0;  // tokens of the records, and of the batches run
+  double padding_fraction() const {
+    return padded_tokens ? 1.0 - double(real_tokens) / double(padded_tokens) : 0.0;
+  }
 };
 
 // Validation as TALLRec's Trainer does it: the training sequences (answer included), batched
 // with left padding and positions 0..T-1; the score is read at the token before the answer.
+// Batches are formed longest first, not in record order (less padding; the scores change by
+// float rounding only), and the loss is HF's mean of per-batch means over record-order batches.
+// Both evaluations return scores and labels in record order.
 EvalResult evaluate_validation(const LlamaModel& model, const LoraAdapters* lora,
                                const TokenizedDataset& data, int64_t batch_size, Scoring scoring);
 
 // Test scoring as TALLRec's evaluate.py: one forward pass over the prompt ending after
-// "### Response:\n", the score read at its last token; batched with left padding and positions
-// from the mask, which gives the unbatched result.
+// "### Response:\n", the score read at its last token; batched longest first with left padding
+// and positions from the mask, which gives the unbatched result.
 EvalResult evaluate_test(const LlamaModel& model, const LoraAdapters* lora,
                          const TokenizedDataset& data, int64_t batch_size, Scoring scoring);
 

@@ -334,7 +334,10 @@ struct Trainer {
     const std::vector<RngState> rng = gather_rng_states(group.get(), device);
     bool stop = false;
     if (rank == 0) {
+      const auto began = std::chrono::steady_clock::now();
       EvalResult r = evaluate_validation(model, &lora, *valid, spec.eval_batch_size, scoring);
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
       const double auc = roc_auc(r.labels, r.scores);
       state.history.push_back(
           {{"step", state.global_step}, {"val_auc", auc}, {"val_loss", r.loss}});
@@ -352,7 +355,9 @@ struct Trainer {
                            {"best_val_auc", state.best_auc},
                            {"best_step", state.best_step},
                            {"scored", r.scores.size()},
-                           {"skipped", r.skipped}});
+                           {"skipped", r.skipped},
+                           {"prompts_per_s", double(valid->size()) / std::max(seconds, 1e-9)},
+                           {"padding_fraction", r.padding_fraction()}});
       auto [path, manifest_sha] = write_checkpoint(
           checkpoints, lora, spec.base_model,
           {state, optimizer->exp_avg(), optimizer->exp_avg_sq(), rng, spec.data_order, order_seed});

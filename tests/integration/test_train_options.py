@@ -12,7 +12,7 @@ import pytest
 import safetensors
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "oracle"))
-from conftest import BUILD_DIR, SHARED_DIR, TOKENIZER, movie_workspace, run_tallrec  # noqa: E402
+from conftest import BUILD_DIR, SHARED_DIR, TOKENIZER, movie_workspace, read_tokens, run_tallrec  # noqa: E402
 
 TRAIN = BUILD_DIR / "tallrec-train"
 
@@ -69,6 +69,21 @@ def test_group_by_length_reduces_padding(data):
                        batch_size=8, max_steps=8, eval_every=8, group_by_length=grouped)
         padding[grouped] = sum(e["padding_fraction"] for e in events if e["type"] == "progress") / 8
     assert padding[True] < padding[False] * 0.75, padding
+
+
+def test_evaluation_batches_longest_first_waste_little_padding(data):
+    """Validation (and test) scoring forms its batches longest first: the 64 records of train64,
+    scored in batches of 8, pad far less than in record order (the AUC against HF's record-order
+    batches is checked in tests/oracle/test_training_vs_hf.py), and the event says how fast."""
+    _, tokens = read_tokens(data / "train64")
+    lengths = [-(-len(ids) // 8) * 8 for ids in tokens["train_ids"]]  # padded to a multiple of 8
+    real = sum(len(ids) for ids in tokens["train_ids"])
+    in_order = 1 - real / sum(8 * max(lengths[i:i + 8]) for i in range(0, 64, 8))
+    events = train(data, "eval-padding", valid_tokens=str(data / "train64"), eval_batch_size=8, max_steps=1,
+                   eval_every=1)
+    evaluation = next(e for e in events if e["type"] == "eval")
+    assert evaluation["padding_fraction"] < in_order / 2, (evaluation["padding_fraction"], in_order)
+    assert evaluation["prompts_per_s"] > 0
 
 
 def test_gradient_checkpointing_gives_the_same_adapter(data):

@@ -148,11 +148,13 @@ void add_score(TrainerCli& cli) {
     const double auc = roc_auc(r.labels, r.scores);
     if (!args->out.empty()) {
       nlohmann::ordered_json j = {
-          {"labels", r.labels}, {"scores", r.scores}, {"auc", auc}, {"skipped", r.skipped}};
+          {"labels", r.labels},   {"scores", r.scores},
+          {"auc", auc},           {"skipped", r.skipped},
+          {"padding_fraction", r.padding_fraction()}};
       write_file_atomically(args->out, j.dump() + "\n");
     }
-    std::printf("%zu prompts scored (%zu skipped), ROC AUC %.6f\n", r.scores.size(), r.skipped,
-                auc);
+    std::printf("%zu prompts scored (%zu skipped, %.1f%% padding), ROC AUC %.6f\n", r.scores.size(),
+                r.skipped, 100 * r.padding_fraction(), auc);
   });
 }
 
