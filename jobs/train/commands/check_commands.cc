@@ -147,10 +147,11 @@ void add_score(TrainerCli& cli) {
                                  args->batch, parse_scoring(args->scoring));
     const double auc = roc_auc(r.labels, r.scores);
     if (!args->out.empty()) {
-      nlohmann::ordered_json j = {
-          {"labels", r.labels},   {"scores", r.scores},
-          {"auc", auc},           {"skipped", r.skipped},
-          {"padding_fraction", r.padding_fraction()}};
+      nlohmann::ordered_json j = {{"labels", r.labels},
+                                  {"scores", r.scores},
+                                  {"auc", auc},
+                                  {"skipped", r.skipped},
+                                  {"padding_fraction", r.padding_fraction()}};
       write_file_atomically(args->out, j.dump() + "\n");
     }
     std::printf("%zu prompts scored (%zu skipped, %.1f%% padding), ROC AUC %.6f\n", r.scores.size(),
