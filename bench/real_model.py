@@ -56,7 +56,7 @@ def fetch_gguf(cache):
 
 
 def hf_run(model, train_tokens, valid_tokens, result_path, steps, epochs, start_adapter=None, short=False,
-           checkpointing=False):
+           checkpointing=False, every=EVERY):
     """HF Trainer + PEFT as finetune_rec.py sets them up, in a process of its own. With
     `start_adapter` (the trajectory check): LoRA starts from it with dropout 0, every step's loss
     and gradient norm is logged, nothing is evaluated, and the final adapter is saved. `epochs`:
@@ -113,7 +113,7 @@ def hf_run(model, train_tokens, valid_tokens, result_path, steps, epochs, start_
 
     class EveryEight(transformers.TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step % EVERY == 0 and not start_adapter:
+            if state.global_step % every == 0 and not start_adapter:
                 curve[state.global_step] = auc()
 
     class EpochOrder(torch.utils.data.Sampler):
@@ -148,7 +148,7 @@ def hf_run(model, train_tokens, valid_tokens, result_path, steps, epochs, start_
     args = transformers.TrainingArguments(
         output_dir=str(pathlib.Path(result_path).parent / "hf-out"), per_device_train_batch_size=MICRO,
         gradient_accumulation_steps=1, warmup_steps=20, max_steps=steps, learning_rate=LR, optim="adamw_torch",
-        logging_steps=1 if start_adapter else EVERY, save_strategy="no", eval_strategy="no", report_to=[], seed=42, use_cpu=True,
+        logging_steps=1 if start_adapter else every, save_strategy="no", eval_strategy="no", report_to=[], seed=42, use_cpu=True,
         remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=True,
         gradient_checkpointing=checkpointing)
     trainer = SameOrderTrainer(model=net, args=args, train_dataset=RowIndices(), data_collator=collate,
@@ -265,7 +265,8 @@ def paired_short_runs(w, a, ctx):
     alternates, as this VM's speed drifts."""
     def hf_side():
         p = ctx.Process(target=hf_run, args=(str(w / "model"), w / "train", w / "valid", str(w / "hf.json"), STEPS,
-                                             json.loads((w / "order.json").read_text()), None, True, a.checkpointing))
+                                             json.loads((w / "order.json").read_text()), None, True, a.checkpointing,
+                                             EVERY))
         p.start()
         p.join()
         return json.loads((w / "hf.json").read_text())
