@@ -13,6 +13,7 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/json_text.h"
+#include "common/memory_estimate.h"
 #include "common/model_config.h"
 #include "common/model_folder.h"
 #include "common/run_spec.h"
@@ -26,8 +27,6 @@ namespace tallrec {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 namespace {
-
-constexpr double kGiB = double(1ull << 30);
 
 std::string gib(double bytes) {
   char buf[32];
@@ -123,37 +122,6 @@ void check_adapter(const fs::path& dir, const LlamaConfig& model, const json& lo
 }
 
 }  // namespace
-
-MemoryEstimate estimate_gpu_memory(const LlamaConfig& m, int s, int64_t lora_r,
-                                   const std::vector<std::string>& targets, int64_t micro,
-                                   int64_t cutoff, bool checkpointing) {
-  const double H = double(m.hidden_size), I = double(m.intermediate_size), V = double(m.vocab_size),
-               L = double(m.num_hidden_layers), q = double(m.q_dim());
-  MemoryEstimate e;
-  // Norms and the seven projections (biases, at most a few vectors a layer, are left out).
-  double per_layer = 2 * H;
-  for (const char* p : kProjections) {
-    const auto [out, in] = projection_shape(m, p);
-    per_layer += double(out) * double(in);
-  }
-  e.weights = double(s) * (V * H * (m.tie_word_embeddings ? 1 : 2) + L * per_layer + H);
-  double lora_params = 0;
-  for (const auto& t : targets) {
-    const auto [out, in] = projection_shape(m, t);
-    lora_params += L * double(lora_r) * double(out + in);
-  }
-  e.lora = 16 * lora_params;  // fp32 weight, gradient, two AdamW moments
-  const double tokens = double(micro) * double(cutoff);
-  // Saved per token and layer: norm outputs, q and k/v repeated to all heads, attention output,
-  // residuals (about 4H + 4q), and the MLP's gate, up, silu(gate) and product (4I).
-  const double layer_activations = double(s) * (4 * H + 4 * q + 4 * I) * tokens;
-  e.activations =
-      checkpointing ? double(s) * H * tokens * L + layer_activations : layer_activations * L;
-  e.loss = 256.0 * (1 << 20) +
-           4 * H * tokens;  // one fp32 logits chunk, the fp32 gradient of the hidden rows
-  e.overhead = kGiB;
-  return e;
-}
 
 double parse_memory_size(const std::string& text) {
   size_t used = 0;

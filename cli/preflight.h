@@ -36,18 +36,6 @@ std::vector<PreflightLine> preflight(const Grid& grid, const PreflightOptions& o
 std::string format_preflight(const std::vector<PreflightLine>& lines);
 bool preflight_ok(const std::vector<PreflightLine>& lines);
 
-// The estimate `check` prints, in bytes, for LLaMA sizes from config.json (docs/dev/training.md,
-// "GPU memory estimate"): frozen weights by dtype, LoRA weights + gradients + AdamW moments in
-// fp32, activations for micro_batch x cutoff tokens (all layers, or with gradient checkpointing
-// the layer inputs plus one layer), the chunked vocabulary loss, and 1 GiB of CUDA context.
-struct MemoryEstimate {
-  double weights = 0, lora = 0, activations = 0, loss = 0, overhead = 0;
-  double total() const { return weights + lora + activations + loss + overhead; }
-};
-MemoryEstimate estimate_gpu_memory(const LlamaConfig& model, int bytes_per_weight, int64_t lora_r,
-                                   const std::vector<std::string>& targets, int64_t micro_batch,
-                                   int64_t cutoff, bool gradient_checkpointing);
-
 // "--gpu-memory 24GiB": a byte count with an optional KiB/MiB/GiB/GB suffix; InputError otherwise.
 double parse_memory_size(const std::string& text);
 

@@ -4,7 +4,8 @@
 # correctness checks (bench/gpu/checks.sh, tiny model), then the benchmark: LLaMA-7B shapes
 # (random weights, bf16), TALLRec's micro-batch (32) of real MovieLens prompts, LoRA q/v,
 # gradient checkpointing, in tallrec-train and in transformers + PEFT, side by side. Prints
-# tokens/s and peak GPU memory of both and the ratio. Goals: >= 1.5x the Python tokens/s; peak
+# tokens/s and peak GPU memory of both and the ratio, and `tallrec check`'s memory estimate for
+# the run (the trainer's started event) against its measured peak. Goals: >= 1.5x the Python tokens/s; peak
 # <= 22 GiB. Needs out/gpu-bench and .headers from bench/gpu/prepare.sh. With the device tool,
 # $OUT/gpu-run.log brings the whole output back.
 set -euo pipefail
@@ -59,6 +60,7 @@ ours_tps = float(np.mean([e["tokens_per_s"] for e in prog[2:]]))
 peaks = [int(l.split(",")[1]) for l in (work / "smi.log").read_text().splitlines() if l.strip()]
 ours_peak = max(peaks) / 1024 if peaks else float("nan")
 ours_allocated = max(e["memory_bytes"] for e in prog) / 2**30  # the caching allocator's peak
+estimate = next(e for e in ev if e["type"] == "started")["memory_estimate_bytes"] / 2**30  # tallrec check's
 
 raw = (root / "out/gpu-bench/train/tokens.bin").read_bytes()
 n, nt = np.frombuffer(raw, np.uint64, 2, 8)
@@ -88,5 +90,7 @@ hf_tps = float(np.mean(rates[2:]))
 hf_peak = torch.cuda.max_memory_allocated() / 2**30
 print(f"tallrec-train: {ours_tps:.0f} tokens/s, peak {ours_peak:.1f} GiB (nvidia-smi), {ours_allocated:.1f} GiB allocated (max_memory_allocated)")
 print(f"HF + PEFT:     {hf_tps:.0f} tokens/s, peak {hf_peak:.1f} GiB (max_memory_allocated)")
+print(f"tallrec check's estimate for this run: {estimate:.1f} GiB, against {ours_peak:.1f} GiB measured "
+      f"({estimate / ours_peak:.2f}x)")
 print(f"ratio tokens/s tallrec / HF: {ours_tps / hf_tps:.2f}x (goal >= 1.5x); our peak <= 22 GiB: {ours_peak <= 22}")
 PY

@@ -17,6 +17,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/memory_estimate.h"
 #include "jobs/data/token_file.h"
 #include "jobs/train/checkpoint.h"
 #include "jobs/train/collate.h"
@@ -176,6 +177,18 @@ struct Trainer {
     checkpointed_step = state.global_step;
   }
 
+  // `tallrec check`'s estimate for this run, with its longest training sequence as the width.
+  double memory_estimate() const {
+    size_t longest = 0;
+    for (size_t i = 0; i < train->size(); ++i)
+      longest = std::max(longest, train->train_ids(i).size());
+    const LoraConfig& l = lora.config();
+    const int bytes = spec.dtype == "float32" ? 4 : 2;
+    return estimate_gpu_memory(model.config, bytes, l.r, l.target_modules, plan.micro_batch,
+                               int64_t(longest), spec.gradient_checkpointing)
+        .total();
+  }
+
   void emit_started() {
     int64_t trainable = 0;
     for (auto& p : params) trainable += p.numel();
@@ -193,6 +206,7 @@ struct Trainer {
                             {"resumed_from_step", state.global_step},
                             {"threads", at::get_num_threads()},
                             {"trainable_parameters", trainable},
+                            {"memory_estimate_bytes", memory_estimate()},
                             {"lora",
                              {{"r", l.r},
                               {"alpha", l.alpha},

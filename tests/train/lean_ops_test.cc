@@ -8,6 +8,7 @@
 #include <malloc.h>
 #include <torch/csrc/autograd/autograd.h>
 
+#include "common/memory_estimate.h"
 #include "jobs/train/llama.h"
 #include "jobs/train/lora.h"
 
@@ -93,8 +94,7 @@ size_t live_bytes() {
   return m.uordblks + m.hblkhd;
 }
 
-// What the forward of a model with `layers` layers keeps alive until backward, beyond its output.
-double kept_bytes(int64_t layers, int64_t batch, int64_t tokens) {
+LlamaConfig smollm2_layers(int64_t layers) {
   LlamaConfig c;  // SmolLM2-135M's layer
   c.vocab_size = 64;
   c.hidden_size = 576;
@@ -102,6 +102,12 @@ double kept_bytes(int64_t layers, int64_t batch, int64_t tokens) {
   c.num_hidden_layers = layers;
   c.num_attention_heads = 9;
   c.num_key_value_heads = 3;
+  return c;
+}
+
+// What the forward of a model with `layers` layers keeps alive until backward, beyond its output.
+double kept_bytes(int64_t layers, int64_t batch, int64_t tokens) {
+  const LlamaConfig c = smollm2_layers(layers);
   LlamaModel model = random_llama_model(c, 1, at::kFloat);
   LoraConfig lc;  // TALLRec's: r 8 on q and v, dropout 0.05
   LoraAdapters lora(c, lc, 2, at::kFloat);
@@ -127,6 +133,9 @@ TEST(LeanOps, ADecoderLayerKeepsAtMost27AndAHalfKBATokenForBackward) {
   RecordProperty("bytes_per_token", std::to_string(per_token));
   EXPECT_LE(per_token, 27.5 * 1000) << "a layer keeps " << per_token << " bytes a token";
   EXPECT_GE(per_token, 20.0 * 1000) << "less than the layer's inputs: measuring something else?";
+  // The pre-flight's estimate (common/memory_estimate.h) counts the same tensors.
+  const double estimate = layer_bytes_per_token(smollm2_layers(1), 4, 8, {"q_proj", "v_proj"});
+  EXPECT_NEAR(per_token, estimate, 0.03 * estimate);
 }
 
 }  // namespace
