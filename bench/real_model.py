@@ -22,6 +22,7 @@ import os
 import pathlib
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -175,6 +176,7 @@ def ours(w, model, start_adapter=None, short=False, checkpointing=False):
         spec.update(init_adapter=str(start_adapter), eval_every=10 * STEPS, eval_at_end=False)
         spec["lora"]["dropout"] = 0.0
     (w / "spec.json").write_text(json.dumps(spec))
+    shutil.rmtree(w / "run", ignore_errors=True)  # a run folder left by an earlier pair would resume
     epochs = -(-STEPS * MICRO // RECORDS)
     batches = sh(TRAIN, "batches", "--spec", w / "spec.json", "--epochs", epochs)
     (w / "order.json").write_text(json.dumps([[r for mb in json.loads(l)["micro_batches"] for r in mb]
