@@ -51,9 +51,15 @@ struct SwiGlu : public torch::autograd::Function<SwiGlu> {
   }
 };
 
-// at::dropout's scale for kept elements, in x's dtype: keep / (1 - p), as its noise.div_(1 - p).
-at::Tensor keep_scale(const at::Tensor& keep, double dropout, at::ScalarType dtype) {
-  return keep.to(dtype).div_(1 - dropout);
+// t * keep / (1 - p) as at::dropout computes it on t's device: the CPU multiplies by a noise
+// tensor in t's dtype (keep / (1 - p) rounded to it); CUDA's native_dropout (and its backward)
+// scales in fp32 or wider and rounds once.
+at::Tensor apply_keep(const at::Tensor& t, const at::Tensor& keep, double dropout) {
+  if (t.is_cuda()) {
+    const auto acc = at_least_fp32(t.scalar_type());
+    return (t.to(acc) * keep * (1.0 / (1.0 - dropout))).to(t.scalar_type());
+  }
+  return t * keep.to(t.scalar_type()).div_(1 - dropout);
 }
 
 // The keep mask as at::dropout draws it: CPU fills a tensor like x with bernoulli(1 - p); CUDA
@@ -68,7 +74,7 @@ struct LoraUpdate : public torch::autograd::Function<LoraUpdate> {
   static at::Tensor forward(AutogradContext* ctx, at::Tensor x, at::Tensor a, at::Tensor b,
                             const std::optional<at::Tensor>& keep, double dropout, double scaling) {
     const auto dt = x.scalar_type();
-    at::Tensor dropped = keep ? x * keep_scale(*keep, dropout, dt) : x;
+    at::Tensor dropped = keep ? apply_keep(x, *keep, dropout) : x;
     at::Tensor xa = at::linear(dropped, a.to(dt));  // [.., r]
     ctx->save_for_backward({x, a, b, keep.value_or(at::Tensor()), xa});
     ctx->saved_data["dropout"] = dropout;
@@ -87,14 +93,13 @@ struct LoraUpdate : public torch::autograd::Function<LoraUpdate> {
     at::Tensor da, db, dx;
     if (ctx->needs_input_grad(2)) db = g.t().mm(xa.reshape({-1, r})).to(b.scalar_type());
     at::Tensor d_xa = g.mm(b.to(dt));  // [N, r]
-    at::Tensor scale = keep.defined() ? keep_scale(keep, dropout, dt) : at::Tensor();
     if (ctx->needs_input_grad(1)) {
-      at::Tensor dropped = scale.defined() ? x * scale : x;
+      at::Tensor dropped = keep.defined() ? apply_keep(x, keep, dropout) : x;
       da = d_xa.t().mm(dropped.reshape({-1, in})).to(a.scalar_type());
     }
     if (ctx->needs_input_grad(0)) {
       dx = d_xa.mm(a.to(dt)).view(x.sizes());
-      if (scale.defined()) dx = dx * scale;
+      if (keep.defined()) dx = apply_keep(dx, keep, dropout);
     }
     return {dx, da, db, at::Tensor(), at::Tensor(), at::Tensor()};
   }
