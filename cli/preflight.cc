@@ -257,8 +257,8 @@ std::vector<PreflightLine> preflight(const Grid& grid, const PreflightOptions& o
       if (seen.insert(std::string("memory ") + subject + std::to_string(r) + json(targets).dump() +
                       budget_name)
               .second) {
-        const MemoryEstimate e = estimate_gpu_memory(
-            models[base].config, dtype == "float32" ? 4 : 2, r, targets, micro, cutoff, ckpt);
+        const MemoryEstimate e = estimate_gpu_memory(models[base].config, bytes_per_value(dtype), r,
+                                                     targets, micro, cutoff, ckpt);
         const bool fits = e.total() <= budget;
         out.push_back({"memory", subject, fits,
                        "about " + gib(e.total()) + " (weights " + gib(e.weights) +

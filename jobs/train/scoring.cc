@@ -3,9 +3,9 @@
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
-#include <cmath>
 #include <functional>
 #include <numeric>
+#include <optional>
 
 #include "common/error.h"
 #include "jobs/train/collate.h"
@@ -60,16 +60,17 @@ std::vector<std::vector<size_t>> batches_by_length(size_t n, int64_t batch_size,
   return batches;
 }
 
-// Each record's score at its index (NaN: none) -> the result's lists, in record order.
-void collect_scores(EvalResult& r, const std::vector<double>& score, const TokenizedDataset& data) {
+// Each record's score at its index (none: skipped) -> the result's lists, in record order.
+using RecordScores = std::vector<std::optional<double>>;
+void collect_scores(EvalResult& r, const RecordScores& score, const TokenizedDataset& data) {
   for (size_t i = 0; i < score.size(); ++i) {
-    if (std::isnan(score[i])) continue;
-    r.scores.push_back(score[i]);
+    if (!score[i]) continue;
+    r.scores.push_back(*score[i]);
     r.labels.push_back(data.label(i));
   }
 }
 
-void store_scores(std::vector<double>& score, const at::Tensor& scores,
+void store_scores(RecordScores& score, const at::Tensor& scores,
                   const std::vector<size_t>& records) {
   auto s = scores.to(at::kCPU).to(at::kDouble).contiguous();
   for (size_t k = 0; k < records.size(); ++k) score[records[k]] = s.data_ptr<double>()[k];
@@ -83,7 +84,8 @@ EvalResult evaluate_validation(const LlamaModel& model, const LoraAdapters* lora
   const auto& meta = data.meta();
   const size_t n = data.size();
   EvalResult r;
-  std::vector<double> score(n, std::nan("")), loss_sum(n, 0.0);
+  RecordScores score(n);
+  std::vector<double> loss_sum(n, 0.0);
   std::vector<int64_t> loss_count(n, 0);
   const auto train_length = [&](size_t i) { return data.train_ids(i).size(); };
   for (const auto& rows : batches_by_length(n, batch_size, train_length)) {
@@ -142,7 +144,7 @@ EvalResult evaluate_test(const LlamaModel& model, const LoraAdapters* lora,
   at::NoGradGuard no_grad;
   const auto& meta = data.meta();
   EvalResult r;
-  std::vector<double> score(data.size(), std::nan(""));
+  RecordScores score(data.size());
   const auto eval_length = [&](size_t i) { return data.eval_ids(i).size(); };
   for (const auto& batch : batches_by_length(data.size(), batch_size, eval_length)) {
     std::vector<size_t> rows;

@@ -183,9 +183,8 @@ struct Trainer {
     for (size_t i = 0; i < train->size(); ++i)
       longest = std::max(longest, train->train_ids(i).size());
     const LoraConfig& l = lora.config();
-    const int bytes = spec.dtype == "float32" ? 4 : 2;
-    return estimate_gpu_memory(model.config, bytes, l.r, l.target_modules, plan.micro_batch,
-                               int64_t(longest), spec.gradient_checkpointing)
+    return estimate_gpu_memory(model.config, bytes_per_value(spec.dtype), l.r, l.target_modules,
+                               plan.micro_batch, int64_t(longest), spec.gradient_checkpointing)
         .total();
   }
 
