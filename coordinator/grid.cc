@@ -285,8 +285,8 @@ Grid parse_grid(const std::string& text, const std::string& origin) {
           // trainer through the spec's recipe field; the batch_size check below needs this one).
           if (spec.contains("recipe") && !hyper.contains("micro_batch_size")) {
             RunSpec recipe;
-            recipe.recipe = spec["recipe"].get<std::string>();
-            apply_recipe(recipe, origin);
+            recipe.recipe = parse_enum<Recipe>(spec["recipe"].get<std::string>(), origin);
+            apply_recipe(recipe);
             spec["micro_batch_size"] = recipe.micro_batch_size;
           }
           // nlohmann::json keeps keys sorted, so dump() is canonical.
