@@ -31,17 +31,17 @@ TEST(Queue, LeaseRunFinish) {
   ASSERT_TRUE(a);
   EXPECT_EQ(a->attempt_number, 1);
   EXPECT_EQ(a->lease_until, 130);
-  EXPECT_EQ(s.views.run_state(a->run_id), "leased");
+  EXPECT_EQ(s.views.run_state(a->run_id), RunState::kLeased);
   auto b = s.queue.lease_next("w2", 100, kPolicy);
   ASSERT_TRUE(b);
   EXPECT_NE(a->run_id, b->run_id);
   EXPECT_FALSE(s.queue.lease_next("w3", 100, kPolicy)) << "both runs are taken";
   EXPECT_TRUE(s.queue.mark_running(a->attempt_id, 101));
-  EXPECT_EQ(s.views.run_state(a->run_id), "running");
+  EXPECT_EQ(s.views.run_state(a->run_id), RunState::kRunning);
   EXPECT_TRUE(s.queue.heartbeat(a->attempt_id, 125, kPolicy));
   EXPECT_EQ(s.queue.expire_leases(140, kPolicy), 1) << "b was not renewed; a was (to 155)";
   EXPECT_TRUE(s.queue.finish(a->attempt_id, {{"test_auc", {{"movie", 0.7}}}}, 150));
-  EXPECT_EQ(s.views.run_state(a->run_id), "succeeded");
+  EXPECT_EQ(s.views.run_state(a->run_id), RunState::kSucceeded);
   EXPECT_FALSE(s.queue.finish(a->attempt_id, {{"test_auc", {{"movie", 0.1}}}}, 151))
       << "finished once";
 }
@@ -53,7 +53,7 @@ TEST(Queue, AZombieAttemptChangesNothing) {
   auto first = s.queue.lease_next("w1", 100, kPolicy);
   s.queue.lease_next("other", 100, kPolicy);
   EXPECT_EQ(s.queue.expire_leases(200, kPolicy), 2);  // w1 went silent (SIGSTOP, a partition...)
-  EXPECT_EQ(s.views.run_state(first->run_id), "queued");
+  EXPECT_EQ(s.views.run_state(first->run_id), RunState::kQueued);
   auto second = s.queue.lease_next("w2", 400, kPolicy);  // after the backoff
   ASSERT_TRUE(second);
   EXPECT_EQ(second->attempt_number, 2);
@@ -62,7 +62,7 @@ TEST(Queue, AZombieAttemptChangesNothing) {
   EXPECT_FALSE(s.queue.mark_running(first->attempt_id, 401));
   EXPECT_FALSE(s.queue.finish(first->attempt_id, {{"test_auc", {{"movie", 0.9}}}}, 401));
   EXPECT_FALSE(s.queue.fail(first->attempt_id, "late", false, 401, kPolicy));
-  EXPECT_EQ(s.views.run_state(second->run_id), "leased");
+  EXPECT_EQ(s.views.run_state(second->run_id), RunState::kLeased);
   EXPECT_TRUE(s.queue.finish(second->attempt_id, {{"test_auc", {{"movie", 0.6}}}}, 402));
 }
 
@@ -73,20 +73,20 @@ TEST(Queue, RetriesBackOffThenFail) {
   auto a = s.queue.lease_next("w", 100, kPolicy);
   s.queue.lease_next("w", 100, kPolicy);
   EXPECT_TRUE(s.queue.fail(a->attempt_id, "CUDA OOM", /*retryable=*/true, 110, kPolicy));
-  EXPECT_EQ(s.views.run_state(a->run_id), "queued");
+  EXPECT_EQ(s.views.run_state(a->run_id), RunState::kQueued);
   EXPECT_FALSE(s.queue.lease_next("w", 114, kPolicy)) << "backoff: 5 s after the first failure";
   auto again = s.queue.lease_next("w", 115, kPolicy);
   ASSERT_TRUE(again);
   EXPECT_EQ(again->run_id, a->run_id);
   EXPECT_TRUE(s.queue.fail(again->attempt_id, "CUDA OOM", true, 120, kPolicy));
-  EXPECT_EQ(s.views.run_state(a->run_id), "failed") << "max_attempts = 2 used";
+  EXPECT_EQ(s.views.run_state(a->run_id), RunState::kFailed) << "max_attempts = 2 used";
   EXPECT_TRUE(s.queue.retry(a->run_id, 130));
-  EXPECT_EQ(s.views.run_state(a->run_id), "queued");
+  EXPECT_EQ(s.views.run_state(a->run_id), RunState::kQueued);
   auto third = s.queue.lease_next("w", 130, kPolicy);
   ASSERT_TRUE(third);
   EXPECT_EQ(third->attempt_number, 3);
   EXPECT_TRUE(s.queue.fail(third->attempt_id, "bad spec", /*retryable=*/false, 131, kPolicy));
-  EXPECT_EQ(s.views.run_state(a->run_id), "failed") << "not retryable: fails at once";
+  EXPECT_EQ(s.views.run_state(a->run_id), RunState::kFailed) << "not retryable: fails at once";
 }
 
 TEST(Queue, APreemptionRequeuesAtOnceAndSpendsNoAttempt) {
@@ -102,7 +102,7 @@ TEST(Queue, APreemptionRequeuesAtOnceAndSpendsNoAttempt) {
     ASSERT_TRUE(s.queue.record_event(
         a->attempt_id, 1, {{"type", "preempted"}, {"step", 10 * k}, {"reason", "SIGTERM"}}));
     EXPECT_TRUE(s.queue.end_reported(a->attempt_id, 75, "", 100 + k, policy));
-    EXPECT_EQ(s.views.run_state(a->run_id), "queued") << "preemption " << k;
+    EXPECT_EQ(s.views.run_state(a->run_id), RunState::kQueued) << "preemption " << k;
     auto next = s.queue.lease_next("w1", 100 + k, policy);  // at once: no backoff
     ASSERT_TRUE(next) << "preemption " << k << " made the run wait";
     EXPECT_EQ(next->attempt_number, 1) << "max_attempts is 1: a preemption spent no attempt";
@@ -112,8 +112,8 @@ TEST(Queue, APreemptionRequeuesAtOnceAndSpendsNoAttempt) {
   ASSERT_TRUE(s.queue.record_event(a->attempt_id, 1,
                                    {{"type", "preempted"}, {"step", 40}, {"reason", "SIGUSR1"}}));
   EXPECT_TRUE(s.queue.end_reported(a->attempt_id, 75, "", 110, policy));
-  EXPECT_EQ(s.views.run_state(a->run_id), "failed");
-  const auto rows = s.views.runs("", "failed");
+  EXPECT_EQ(s.views.run_state(a->run_id), RunState::kFailed);
+  const auto rows = s.views.runs("", RunState::kFailed);
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_NE(rows[0].reason.find("preempted at step 40 (SIGUSR1)"), std::string::npos)
       << rows[0].reason;
@@ -129,13 +129,13 @@ TEST(Queue, TheQueueDecidesHowAReportedAttemptEnded) {
   auto b = s.queue.lease_next("w2", 100, kPolicy);
   // Exit 0 without a `finished` event is not a success; a killed trainer is retried after backoff.
   EXPECT_TRUE(s.queue.end_reported(a->attempt_id, 0, "", 101, kPolicy));
-  EXPECT_EQ(s.views.run_state(a->run_id), "queued");
+  EXPECT_EQ(s.views.run_state(a->run_id), RunState::kQueued);
   EXPECT_FALSE(s.queue.lease_next("w1", 102, kPolicy)) << "a failure backs off";
   // A failed event that says not retryable fails the run at once.
   ASSERT_TRUE(s.queue.record_event(
       b->attempt_id, 1, {{"type", "failed"}, {"reason", "bad data"}, {"retryable", false}}));
   EXPECT_TRUE(s.queue.end_reported(b->attempt_id, 2, "", 101, kPolicy));
-  EXPECT_EQ(s.views.run_state(b->run_id), "failed");
+  EXPECT_EQ(s.views.run_state(b->run_id), RunState::kFailed);
   EXPECT_FALSE(s.queue.end_reported(b->attempt_id, 0, "", 102, kPolicy)) << "stale";
 }
 
@@ -174,8 +174,8 @@ TEST(Queue, AnOutOfMemoryHalvesTheMicroBatchKeepingTheGlobalBatch) {
   EXPECT_EQ((*detail)["attempts"].back()["micro_batch_size"], 1);
   ASSERT_TRUE(s.queue.record_event(a->attempt_id, 1, out_of_memory("train", 1)));
   EXPECT_TRUE(s.queue.end_reported(a->attempt_id, 1, "", 102, kPolicy));
-  EXPECT_EQ(s.views.run_state(a->run_id), "failed");
-  EXPECT_NE(s.views.runs("", "failed")[0].reason.find("micro-batch 1 does not fit either"),
+  EXPECT_EQ(s.views.run_state(a->run_id), RunState::kFailed);
+  EXPECT_NE(s.views.runs("", RunState::kFailed)[0].reason.find("micro-batch 1 does not fit either"),
             std::string::npos);
 }
 
@@ -186,7 +186,7 @@ TEST(Queue, AnOutOfMemoryWhileLoadingIsNotHalved) {
   auto a = s.queue.lease_next("w1", 100, kPolicy);
   ASSERT_TRUE(s.queue.record_event(a->attempt_id, 1, out_of_memory("load", 32)));
   EXPECT_TRUE(s.queue.end_reported(a->attempt_id, 1, "", 101, kPolicy));
-  EXPECT_EQ(s.views.run_state(a->run_id), "failed");
+  EXPECT_EQ(s.views.run_state(a->run_id), RunState::kFailed);
 }
 
 TEST(Queue, SweepEtaFromFinishedAttempts) {
@@ -207,11 +207,11 @@ TEST(Queue, CancelFencesTheAttempt) {
   s.queue.submit(two_runs());
   auto a = s.queue.lease_next("w", 100, kPolicy);
   EXPECT_TRUE(s.queue.cancel(a->run_id, 101));
-  EXPECT_EQ(s.views.run_state(a->run_id), "canceled");
+  EXPECT_EQ(s.views.run_state(a->run_id), RunState::kCanceled);
   EXPECT_FALSE(s.queue.finish(a->attempt_id, {{"test_auc", {{"movie", 0.5}}}}, 102));
   EXPECT_FALSE(s.queue.cancel(a->run_id, 103)) << "already canceled";
   EXPECT_TRUE(s.queue.retry(a->run_id, 104));
-  EXPECT_EQ(s.views.run_state(a->run_id), "queued");
+  EXPECT_EQ(s.views.run_state(a->run_id), RunState::kQueued);
   EXPECT_EQ(s.database.integrity_check(), "ok");
 }
 
