@@ -136,6 +136,7 @@ struct Broker::Impl {
         cancel_unless_live(worker, b["attempts"]);
         return;
       case MessageType::kRequest: {
+        store.workers.ensure_known(worker, unix_time());
         if (auto lease = store.queue.lease_next(worker, unix_time(), policy)) {
           nlohmann::json lease_body = {
               {"attempt", lease->attempt_id},

@@ -104,10 +104,6 @@ std::optional<Lease> Queue::lease_next(const std::string& worker, double t,
             t + policy.lease_seconds,
             pick.is_null(4) ? std::nullopt : std::optional<int64_t>(pick.integer(4)),
             pick.is_null(5) ? std::nullopt : std::optional<int64_t>(pick.integer(5))};
-    Statement(db_, "INSERT OR IGNORE INTO workers (id, last_seen) VALUES (?, ?)", path_)
-        .bind(1, worker)
-        .bind(2, t)
-        .step();
     Statement add(db_,
                   "INSERT INTO attempts (run_id, worker_id, state, lease_until, started, "
                   "micro_batch_size, eval_batch_size) VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -57,7 +57,8 @@ class Queue {
   // (same key, from this or another sweep) are linked, not duplicated.
   SubmitResult submit(const Grid& grid);
 
-  // The highest-priority queued run whose backoff has passed becomes leased to `worker`.
+  // The highest-priority queued run whose backoff has passed becomes leased to `worker`, which
+  // must be in the worker registry already (coordinator/worker_registry.h: ensure_known).
   std::optional<Lease> lease_next(const std::string& worker, double now,
                                   const RetryPolicy& policy = {});
   // Queued runs whose backoff has passed at `now`: what a free worker would be leased.
