@@ -228,6 +228,11 @@ TEST(Queue, CancelFencesTheAttempt) {
   auto a = lease(s, "w", 100, kPolicy);
   EXPECT_TRUE(s.queue.cancel(a->run_id, 101));
   EXPECT_EQ(s.views.run_state(a->run_id), RunState::kCanceled);
+  EXPECT_EQ(s.changes.since(0).back().body, (nlohmann::json{{"run", a->run_id},
+                                                            {"state", "canceled"},
+                                                            {"attempt", a->attempt_id},
+                                                            {"attempt_state", "canceled"}}))
+      << "the change feed names the attempt that ended with the run";
   EXPECT_FALSE(s.queue.finish(a->attempt_id, {{"test_auc", {{"movie", 0.5}}}}, 102));
   EXPECT_FALSE(s.queue.cancel(a->run_id, 103)) << "already canceled";
   EXPECT_TRUE(s.queue.retry(a->run_id, 104));
