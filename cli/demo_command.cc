@@ -15,6 +15,7 @@
 #include "cli/commands.h"
 #include "cli/stop_signals.h"
 #include "common/error.h"
+#include "common/subprocess.h"
 #include "coordinator/coordinator_service.h"
 #include "coordinator/results.h"
 #include "coordinator/store.h"
@@ -25,12 +26,6 @@
 namespace tallrec {
 namespace fs = std::filesystem;
 namespace {
-
-std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
 
 void wait_for_interrupt() {
   const std::atomic<bool>& interrupted = stop_on_signals();
@@ -133,10 +128,10 @@ void add_demo_command(CLI::App& app) {
               << ") -> coordinator -> " << args->workers << " worker(s)\n";
     const fs::path model = args->model.empty() ? work / "model-tiny" : fs::path(args->model);
     if (args->model.empty() && !fs::exists(model / "config.json")) {
-      const std::string init = shell_quote(find_trainer().string()) +
-                               " init --preset tiny --seed 0 --out " + shell_quote(model.string()) +
-                               " > /dev/null";
-      if (std::system(init.c_str()) != 0) throw Error("tallrec-train init failed");
+      const ProcessResult init = run_process({find_trainer().string(), "init", "--preset", "tiny",
+                                              "--seed", "0", "--out", model.string()},
+                                             "", 600);
+      if (init.exit_code != 0) throw Error("tallrec-train init failed: " + init.err);
     }
     nlohmann::json grid = {
         {"name", sweep},
@@ -180,15 +175,21 @@ void add_demo_command(CLI::App& app) {
                   coordinator.options().token_file.c_str());
     std::fflush(stdout);
     const std::string self = fs::read_symlink("/proc/self/exe").string();
-    // Every worker at once: `a & b & ... wait` in one shell.
-    std::string workers;
-    for (int w = 1; w <= args->workers; ++w)
-      workers += shell_quote(self) + " worker --coordinator " + coordinator.zmq_endpoint() +
-                 " --id demo-worker-" + std::to_string(w) + " --work-dir " +
-                 shell_quote((work / ("worker-" + std::to_string(w))).string()) +
-                 " --exit-when-idle --threads " + std::to_string(args->threads) + " 2>/dev/null & ";
-    const int rc = std::system((workers + "wait").c_str());
-    if (rc != 0) std::printf("  a worker exited with status %d\n", rc);
+    // Every worker at once, each its own process; what they print goes to worker-N.log.
+    std::vector<std::pair<pid_t, fs::path>> workers;
+    for (int w = 1; w <= args->workers; ++w) {
+      const fs::path dir = work / ("worker-" + std::to_string(w));
+      fs::create_directories(dir);
+      workers.emplace_back(
+          start_process({self, "worker", "--coordinator", coordinator.zmq_endpoint(), "--id",
+                         "demo-worker-" + std::to_string(w), "--work-dir", dir.string(),
+                         "--exit-when-idle", "--threads", std::to_string(args->threads)},
+                        work / ("worker-" + std::to_string(w) + ".log")),
+          work / ("worker-" + std::to_string(w) + ".log"));
+    }
+    for (const auto& [pid, log] : workers)
+      if (const int rc = wait_process(pid); rc != 0)
+        std::printf("  a worker exited with status %d (its log: %s)\n", rc, log.c_str());
     for (const auto& [spec, done] : store.views.results(sweep)) {
       char name[64];
       std::snprintf(name, sizeof name, "%s-s%lld-seed%llu",

@@ -234,7 +234,8 @@ std::vector<PreflightLine> preflight(const Grid& grid, const PreflightOptions& o
     }
     if (o.memory && models.count(base)) {
       const bool ckpt = trainer["gradient_checkpointing"];
-      const std::string dtype = spec.contains("dtype") ? trainer["dtype"] : kGpuDefaultDtype;
+      const std::string dtype =
+          spec.contains("dtype") ? trainer["dtype"].get<std::string>() : name_of(kGpuDefaultDtype);
       const int64_t micro = trainer["micro_batch_size"],
                     cutoff = spec.value("cutoff_len", kTallrecCutoffLen);  // a data option
       const int64_t r = trainer["lora"]["r"];
@@ -257,8 +258,9 @@ std::vector<PreflightLine> preflight(const Grid& grid, const PreflightOptions& o
       if (seen.insert(std::string("memory ") + subject + std::to_string(r) + json(targets).dump() +
                       budget_name)
               .second) {
-        const MemoryEstimate e = estimate_gpu_memory(models[base].config, bytes_per_value(dtype), r,
-                                                     targets, micro, cutoff, ckpt);
+        const MemoryEstimate e = estimate_gpu_memory(
+            models[base].config, bytes_per_value(parse_enum<Dtype>(dtype, "dtype")), r, targets,
+            micro, cutoff, ckpt);
         const bool fits = e.total() <= budget;
         out.push_back({"memory", subject, fits,
                        "about " + gib(e.total()) + " (weights " + gib(e.weights) +

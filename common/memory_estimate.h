@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/model_config.h"
+#include "common/spec_enums.h"
 
 namespace tallrec {
 
@@ -21,8 +22,8 @@ struct MemoryEstimate {
   double total() const { return weights + lora + activations + loss + overhead; }
 };
 
-// Bytes per weight and activation of a run's dtype ("float32": 4; "bfloat16", "float16": 2).
-inline int bytes_per_value(const std::string& dtype) { return dtype == "float32" ? 4 : 2; }
+// Bytes per weight and activation of a run's dtype.
+inline int bytes_per_value(Dtype dtype) { return dtype == Dtype::kFloat32 ? 4 : 2; }
 
 // Bytes one decoder layer keeps for backward per token, activations of `bytes_per_value` bytes.
 double layer_bytes_per_token(const LlamaConfig& model, int bytes_per_value, int64_t lora_r,

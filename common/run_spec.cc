@@ -1,5 +1,9 @@
 #include "common/run_spec.h"
 
+#include <algorithm>
+#include <functional>
+#include <type_traits>
+
 #include <nlohmann/json.hpp>
 
 #include "common/atomic_file.h"
@@ -44,17 +48,17 @@ const std::vector<GridAxis>& grid_axes() {
         always("batch_size", "/batch_size", d.batch_size),
         always("micro_batch_size", "/micro_batch_size", d.micro_batch_size),
         always("max_steps", "/max_steps", d.max_steps),  // -1: as many as the epochs make
-        optional("dtype", "/dtype", {"float32", "bfloat16", "float16"}),
+        optional("dtype", "/dtype", enum_names<Dtype>()),
         optional("gradient_checkpointing", "/gradient_checkpointing", {false, true}),
         optional("group_by_length", "/group_by_length", {false, true}),
-        optional("data_order", "/data_order", {"hf", "seeded"}),
-        optional("recipe", "/recipe", {"finetune_rec", "instruct_7b"}),
+        optional("data_order", "/data_order", enum_names<DataOrder>()),
+        optional("recipe", "/recipe", enum_names<Recipe>()),
         // TALLRec's oddities, each with its clean way (docs/dev/data.md, docs/dev/training.md):
         // the prompt's literal "# noqa: E501" and the loss on the whole prompt are data options
         // (the worker tokenizes with them); the double softmax is the trainer's scoring.
         optional("template", "", {"tallrec", "clean"}),
         optional("train_on_inputs", "", {true, false}),
-        optional("scoring", "/scoring", {"tallrec", "logit_diff"})};
+        optional("scoring", "/scoring", enum_names<Scoring>())};
   }();
   return axes;
 }
@@ -71,101 +75,157 @@ int64_t tallrec_eval_every(int64_t sample) {
   return std::max<int64_t>(1, int64_t(double(sample) / 128.0 * 5.0));
 }
 
-void apply_recipe(RunSpec& s, const std::string& origin) {
-  if (s.recipe == "finetune_rec") return;  // the struct's defaults are finetune_rec.py's
-  if (s.recipe == "instruct_7b") {
-    s.micro_batch_size = 64;
-    s.group_by_length = true;
-    s.gradient_checkpointing = true;
-    return;
+void apply_recipe(RunSpec& s) {
+  switch (s.recipe) {
+    case Recipe::kFinetuneRec:  // the struct's defaults are finetune_rec.py's
+      return;
+    case Recipe::kInstruct7b:
+      s.micro_batch_size = 64;
+      s.group_by_length = true;
+      s.gradient_checkpointing = true;
+      return;
   }
-  throw InputError(origin + ": unknown recipe \"" + s.recipe +
-                   "\" (expected finetune_rec or instruct_7b)");
 }
 
-const std::vector<std::string>& run_spec_fields() {
-  static const std::vector<std::string> fields = {"recipe",
-                                                  "eval_at_end",
-                                                  "base_model",
-                                                  "init_adapter",
-                                                  "train_tokens",
-                                                  "valid_tokens",
-                                                  "test_tokens",
-                                                  "seed",
-                                                  "data_order",
-                                                  "data_seed",
-                                                  "lora",
-                                                  "optim",
-                                                  "warmup_steps",
-                                                  "max_grad_norm",
-                                                  "batch_size",
-                                                  "micro_batch_size",
-                                                  "epochs",
-                                                  "max_steps",
-                                                  "eval_every",
-                                                  "early_stopping_patience",
-                                                  "eval_batch_size",
-                                                  "group_by_length",
-                                                  "gradient_checkpointing",
-                                                  "dtype",
-                                                  "loss_scale_init",
-                                                  "scoring",
-                                                  "loss_normalization",
-                                                  "threads",
-                                                  "device",
-                                                  "world_size",
-                                                  "memory_limit_gib"};
+namespace {
+
+// One row per field of a spec: where it sits in the JSON ("lora" group, "r" key), how to write
+// it and how to read it. The field list, the JSON and the parser all follow this table.
+struct SpecField {
+  std::string group;  // "" at the top level, else the object the key sits in
+  std::string key;
+  bool required = false;
+  std::function<nlohmann::json(const RunSpec&)> dump;
+  // Sets the field from `value`; InputError (naming origin and the field) when it does not fit.
+  std::function<void(const nlohmann::json& value, RunSpec&, const std::string& origin)> load;
+
+  std::string path() const { return group.empty() ? key : group + "." + key; }
+};
+
+template <class T>
+nlohmann::json dump_value(const T& value) {
+  if constexpr (std::is_enum_v<T>)
+    return name_of(value);
+  else
+    return value;
+}
+
+template <class T>
+void load_value(const nlohmann::json& value, T& out, const std::string& origin,
+                const std::string& path) {
+  if constexpr (std::is_enum_v<T>) {
+    if (value.is_string()) {
+      out = parse_enum<T>(value.get<std::string>(), origin);
+      return;
+    }
+  } else if (get_exact(value, out)) {
+    return;
+  }
+  throw InputError(origin + ": field \"" + path + "\" has the wrong type or range");
+}
+
+template <class T>
+SpecField field(const char* key, T RunSpec::*member, bool required = false) {
+  return {"", key, required, [member](const RunSpec& s) { return dump_value(s.*member); },
+          [member, key](const nlohmann::json& v, RunSpec& s, const std::string& origin) {
+            load_value(v, s.*member, origin, key);
+          }};
+}
+
+template <class G, class T>
+SpecField field(const char* group, const char* key, G RunSpec::*in, T G::*member) {
+  const std::string path = std::string(group) + "." + key;
+  return {group, key, false, [in, member](const RunSpec& s) { return dump_value(s.*in.*member); },
+          [in, member, path](const nlohmann::json& v, RunSpec& s, const std::string& origin) {
+            load_value(v, s.*in.*member, origin, path);
+          }};
+}
+
+const std::vector<SpecField>& spec_fields() {
+  static const std::vector<SpecField> fields = {
+      field("recipe", &RunSpec::recipe),  // first: the others override its defaults
+      field("eval_at_end", &RunSpec::eval_at_end),
+      field("base_model", &RunSpec::base_model, /*required=*/true),
+      field("init_adapter", &RunSpec::init_adapter),
+      field("train_tokens", &RunSpec::train_tokens, /*required=*/true),
+      field("valid_tokens", &RunSpec::valid_tokens, /*required=*/true),
+      field("test_tokens", &RunSpec::test_tokens),
+      field("seed", &RunSpec::seed),
+      field("data_order", &RunSpec::data_order),
+      field("data_seed", &RunSpec::data_seed),
+      field("lora", "r", &RunSpec::lora, &LoraConfig::r),
+      field("lora", "alpha", &RunSpec::lora, &LoraConfig::alpha),
+      field("lora", "dropout", &RunSpec::lora, &LoraConfig::dropout),
+      field("lora", "target_modules", &RunSpec::lora, &LoraConfig::target_modules),
+      field("optim", "lr", &RunSpec::optim, &AdamWConfig::lr),
+      field("optim", "weight_decay", &RunSpec::optim, &AdamWConfig::weight_decay),
+      field("optim", "beta1", &RunSpec::optim, &AdamWConfig::beta1),
+      field("optim", "beta2", &RunSpec::optim, &AdamWConfig::beta2),
+      field("optim", "eps", &RunSpec::optim, &AdamWConfig::eps),
+      field("warmup_steps", &RunSpec::warmup_steps),
+      field("max_grad_norm", &RunSpec::max_grad_norm),
+      field("batch_size", &RunSpec::batch_size),
+      field("micro_batch_size", &RunSpec::micro_batch_size),
+      field("epochs", &RunSpec::epochs),
+      field("max_steps", &RunSpec::max_steps),
+      field("eval_every", &RunSpec::eval_every),
+      field("early_stopping_patience", &RunSpec::early_stopping_patience),
+      field("eval_batch_size", &RunSpec::eval_batch_size),
+      field("group_by_length", &RunSpec::group_by_length),
+      field("gradient_checkpointing", &RunSpec::gradient_checkpointing),
+      field("dtype", &RunSpec::dtype),
+      field("loss_scale_init", &RunSpec::loss_scale_init),
+      field("scoring", &RunSpec::scoring),
+      field("loss_normalization", &RunSpec::loss_normalization),
+      field("threads", &RunSpec::threads),
+      field("device", &RunSpec::device),
+      field("world_size", &RunSpec::world_size),
+      field("memory_limit_gib", &RunSpec::memory_limit_gib)};
   return fields;
 }
 
+// The value of `f` in `spec`, or nullptr when it is absent or null.
+const nlohmann::json* find_value(const nlohmann::json& spec, const SpecField& f) {
+  const nlohmann::json* scope = &spec;
+  if (!f.group.empty()) {
+    auto group = spec.find(f.group);
+    if (group == spec.end()) return nullptr;
+    scope = &*group;
+  }
+  auto it = scope->find(f.key);
+  return it == scope->end() || it->is_null() ? nullptr : &*it;
+}
+
+}  // namespace
+
+const std::vector<std::string>& run_spec_fields() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> out;
+    for (const SpecField& f : spec_fields()) {
+      const std::string& top = f.group.empty() ? f.key : f.group;
+      if (std::find(out.begin(), out.end(), top) == out.end()) out.push_back(top);
+    }
+    return out;
+  }();
+  return names;
+}
+
 nlohmann::json run_spec_json(const RunSpec& s) {
-  return {{"recipe", s.recipe},
-          {"eval_at_end", s.eval_at_end},
-          {"base_model", s.base_model},
-          {"init_adapter", s.init_adapter},
-          {"train_tokens", s.train_tokens},
-          {"valid_tokens", s.valid_tokens},
-          {"test_tokens", s.test_tokens},
-          {"seed", s.seed},
-          {"data_order", s.data_order},
-          {"data_seed", s.data_seed},
-          {"lora",
-           {{"r", s.lora.r},
-            {"alpha", s.lora.alpha},
-            {"dropout", s.lora.dropout},
-            {"target_modules", s.lora.target_modules}}},
-          {"optim",
-           {{"lr", s.optim.lr},
-            {"weight_decay", s.optim.weight_decay},
-            {"beta1", s.optim.beta1},
-            {"beta2", s.optim.beta2},
-            {"eps", s.optim.eps}}},
-          {"warmup_steps", s.warmup_steps},
-          {"max_grad_norm", s.max_grad_norm},
-          {"batch_size", s.batch_size},
-          {"micro_batch_size", s.micro_batch_size},
-          {"epochs", s.epochs},
-          {"max_steps", s.max_steps},
-          {"eval_every", s.eval_every},
-          {"early_stopping_patience", s.early_stopping_patience},
-          {"eval_batch_size", s.eval_batch_size},
-          {"group_by_length", s.group_by_length},
-          {"gradient_checkpointing", s.gradient_checkpointing},
-          {"dtype", s.dtype},
-          {"loss_scale_init", s.loss_scale_init},
-          {"scoring", s.scoring},
-          {"loss_normalization", s.loss_normalization},
-          {"threads", s.threads},
-          {"device", s.device},
-          {"world_size", s.world_size},
-          {"memory_limit_gib", s.memory_limit_gib}};
+  nlohmann::json j = nlohmann::json::object();
+  for (const SpecField& f : spec_fields()) {
+    if (f.group.empty())
+      j[f.key] = f.dump(s);
+    else
+      j[f.group][f.key] = f.dump(s);
+  }
+  return j;
 }
 
 nlohmann::json resolved_trainer_settings(const nlohmann::json& grid_run) {
   RunSpec s;
   if (grid_run.contains("recipe") && grid_run["recipe"].is_string()) {
-    s.recipe = grid_run["recipe"].get<std::string>();
-    apply_recipe(s, "run spec");
+    s.recipe = parse_enum<Recipe>(grid_run["recipe"].get<std::string>(), "grid run");
+    apply_recipe(s);
   }
   nlohmann::json out = run_spec_json(s);
   apply_grid_axes(grid_run, out);
@@ -182,68 +242,33 @@ RunSpec read_run_spec(const std::filesystem::path& path) {
 RunSpec parse_run_spec(const std::string& text, const std::string& origin) {
   const nlohmann::json j = parse_json_from_outside(text, origin);
   if (!j.is_object()) throw InputError(origin + ": a run spec is a JSON object");
-  RunSpec s;
-  auto get = [&](const nlohmann::json& obj, const char* key, auto& field, const std::string& path) {
-    auto it = obj.find(key);
-    if (it == obj.end() || it->is_null()) return false;
-    if (!get_exact(*it, field))
-      throw InputError(origin + ": field \"" + path + key + "\" has the wrong type or range");
-    return true;
+  // Every key the table knows, at the top level and in each group (which must be an object).
+  std::map<std::string, std::vector<std::string>> known;
+  for (const SpecField& f : spec_fields()) known[f.group].push_back(f.key);
+  auto is_known = [&](const std::string& group, const std::string& key) {
+    const auto& keys = known[group];
+    return std::find(keys.begin(), keys.end(), key) != keys.end();
   };
-  const std::vector<std::string>& known = run_spec_fields();
   for (auto& [key, value] : j.items()) {
-    if (std::find(known.begin(), known.end(), key) == known.end()) {
-      throw InputError(origin + ": unknown field \"" + key + "\"");
+    if (key.empty() || !known.count(key)) {
+      if (!is_known("", key)) throw InputError(origin + ": unknown field \"" + key + "\"");
+      continue;
     }
+    if (!value.is_object()) throw InputError(origin + ": field \"" + key + "\" must be an object");
+    for (auto& [inner, ignored] : value.items())
+      if (!is_known(key, inner))
+        throw InputError(origin + ": unknown field \"" + key + "." + inner + "\"");
   }
-  get(j, "recipe", s.recipe, "");
-  apply_recipe(s, origin);
-  if (!get(j, "base_model", s.base_model, ""))
-    throw InputError(origin + ": missing field \"base_model\"");
-  if (!get(j, "train_tokens", s.train_tokens, ""))
-    throw InputError(origin + ": missing field \"train_tokens\"");
-  if (!get(j, "valid_tokens", s.valid_tokens, ""))
-    throw InputError(origin + ": missing field \"valid_tokens\"");
-  get(j, "init_adapter", s.init_adapter, "");
-  get(j, "test_tokens", s.test_tokens, "");
-  get(j, "seed", s.seed, "");
-  get(j, "data_order", s.data_order, "");
-  get(j, "data_seed", s.data_seed, "");
-  if (j.contains("lora")) {
-    const auto& l = j["lora"];
-    get(l, "r", s.lora.r, "lora.");
-    get(l, "alpha", s.lora.alpha, "lora.");
-    get(l, "dropout", s.lora.dropout, "lora.");
-    get(l, "target_modules", s.lora.target_modules, "lora.");
+  RunSpec s;
+  const auto& fields = spec_fields();  // fields[0] is the recipe, whose defaults come first
+  if (const nlohmann::json* v = find_value(j, fields[0])) fields[0].load(*v, s, origin);
+  apply_recipe(s);
+  for (size_t i = 1; i < fields.size(); ++i) {
+    if (const nlohmann::json* v = find_value(j, fields[i]))
+      fields[i].load(*v, s, origin);
+    else if (fields[i].required)
+      throw InputError(origin + ": missing field \"" + fields[i].path() + "\"");
   }
-  if (j.contains("optim")) {
-    const auto& o = j["optim"];
-    get(o, "lr", s.optim.lr, "optim.");
-    get(o, "weight_decay", s.optim.weight_decay, "optim.");
-    get(o, "beta1", s.optim.beta1, "optim.");
-    get(o, "beta2", s.optim.beta2, "optim.");
-    get(o, "eps", s.optim.eps, "optim.");
-  }
-  get(j, "warmup_steps", s.warmup_steps, "");
-  get(j, "max_grad_norm", s.max_grad_norm, "");
-  get(j, "batch_size", s.batch_size, "");
-  get(j, "micro_batch_size", s.micro_batch_size, "");
-  get(j, "epochs", s.epochs, "");
-  get(j, "max_steps", s.max_steps, "");
-  get(j, "eval_every", s.eval_every, "");
-  get(j, "early_stopping_patience", s.early_stopping_patience, "");
-  get(j, "eval_at_end", s.eval_at_end, "");
-  get(j, "eval_batch_size", s.eval_batch_size, "");
-  get(j, "group_by_length", s.group_by_length, "");
-  get(j, "gradient_checkpointing", s.gradient_checkpointing, "");
-  get(j, "dtype", s.dtype, "");
-  get(j, "loss_scale_init", s.loss_scale_init, "");
-  get(j, "scoring", s.scoring, "");
-  get(j, "loss_normalization", s.loss_normalization, "");
-  get(j, "threads", s.threads, "");
-  get(j, "device", s.device, "");
-  get(j, "world_size", s.world_size, "");
-  get(j, "memory_limit_gib", s.memory_limit_gib, "");
 
   auto need = [&](bool ok, const std::string& what) {
     if (!ok) throw InputError(origin + ": " + what);
@@ -259,13 +284,6 @@ RunSpec parse_run_spec(const std::string& text, const std::string& origin) {
   need(!s.lora.target_modules.empty(), "lora.target_modules must name at least one module");
   need(s.eval_every >= 0 && s.early_stopping_patience > 0 && s.eval_batch_size > 0,
        "eval_every, early_stopping_patience and eval_batch_size must be positive");
-  need(s.dtype == "float32" || s.dtype == "bfloat16" || s.dtype == "float16",
-       "dtype must be float32, bfloat16 or float16");
-  need(s.data_order == "hf" || s.data_order == "seeded", "data_order must be hf or seeded");
-  need(s.scoring == "tallrec" || s.scoring == "logit_diff",
-       "scoring must be tallrec or logit_diff");
-  need(s.loss_normalization == "micro_batch_mean" || s.loss_normalization == "token_mean",
-       "loss_normalization must be micro_batch_mean or token_mean");
   need(s.world_size >= 1 && (s.batch_size / s.micro_batch_size) % s.world_size == 0,
        "world_size must divide batch_size / micro_batch_size (each rank takes an equal share of "
        "every update)");

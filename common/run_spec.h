@@ -13,6 +13,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/spec_enums.h"
+
 namespace tallrec {
 
 // LoRA as PEFT configures it (jobs/train/lora.h applies it).
@@ -32,7 +34,7 @@ struct AdamWConfig {
 // What a GPU slot trains in unless the grid names a dtype: LLaMA-7B's weights alone take 27 GB in
 // float32, more than the 24 GB card it targets (TALLRec itself trained in float16). The worker
 // applies it (worker/prepare_run.cc); the pre-flight's memory estimate assumes it.
-inline constexpr const char* kGpuDefaultDtype = "bfloat16";
+inline constexpr Dtype kGpuDefaultDtype = Dtype::kBFloat16;
 
 // TALLRec's cutoff_len: training sequences are cut at this many tokens (a data option, applied
 // by `tallrec data tokenize`, not a trainer field).
@@ -43,15 +45,14 @@ struct RunSpec {
   // finetune_rec.py defaults: micro-batch 32) or "instruct_7b" (its shell/instruct_7B.sh as the
   // paper ran it: micro-batch 64, --group_by_length, and gradient checkpointing, which PEFT 0.3's
   // prepare_model_for_int8_training turns on). docs/dev/training.md says where each comes from.
-  std::string recipe = "finetune_rec";
+  Recipe recipe = Recipe::kFinetuneRec;
   std::string base_model;                  // HF layout folder
   std::string init_adapter;                // optional PEFT adapter to start from (alpaca-lora)
   std::string train_tokens, valid_tokens;  // `tallrec data tokenize` folders
   std::map<std::string, std::string> test_tokens;  // test-set name -> folder (own and cross domain)
-  uint64_t seed = 0;  // LoRA init, dropout ("seeded" data order: the order too)
-  std::string data_order =
-      "hf";                 // hf: TALLRec's HF Trainer sampler | seeded (jobs/train/data_order.h)
-  uint64_t data_seed = 42;  // hf: TrainingArguments.seed, which TALLRec leaves at 42
+  uint64_t seed = 0;                      // LoRA init, dropout ("seeded" data order: the order too)
+  DataOrder data_order = DataOrder::kHf;  // TALLRec's HF Trainer sampler (jobs/train/data_order.h)
+  uint64_t data_seed = 42;                // hf: TrainingArguments.seed, which TALLRec leaves at 42
   LoraConfig lora;
   AdamWConfig optim;
   int64_t warmup_steps = 20;
@@ -66,11 +67,11 @@ struct RunSpec {
   bool group_by_length = false;  // TALLRec's flag: HF's length-grouped micro-batches
   bool gradient_checkpointing =
       false;                         // recompute layers in backward: less memory, ~1/3 more compute
-  std::string dtype = "float32";     // base weights and activations: float32 | bfloat16 | float16
+  Dtype dtype = Dtype::kFloat32;     // base weights and activations
   double loss_scale_init = 65536.0;  // float16 only: dynamic loss scaling, as torch's GradScaler
-  std::string scoring = "tallrec";   // tallrec (softmax, then softmax over [No, Yes]) | logit_diff
-  std::string loss_normalization =
-      "micro_batch_mean";  // TALLRec-era HF | "token_mean" over the whole batch
+  Scoring scoring = Scoring::kTallrec;  // TALLRec's double softmax
+  LossNormalization loss_normalization =
+      LossNormalization::kMicroBatchMean;  // TALLRec-era HF; token_mean: over the whole batch
   int threads = 0;
   int world_size = 1;          // data-parallel ranks (c10d Gloo / NCCL), one process each
   std::string device = "cpu";  // "cpu" or "cuda[:N]" (the CUDA path is not tested yet)
@@ -84,11 +85,11 @@ struct RunSpec {
 // The seed of the epoch order (jobs/train/data_order.h): HF's data_seed for "hf", the run's
 // seed for "seeded".
 inline uint64_t data_order_seed(const RunSpec& s) {
-  return s.data_order == "hf" ? s.data_seed : s.seed;
+  return s.data_order == DataOrder::kHf ? s.data_seed : s.seed;
 }
 
-// Sets the defaults of s.recipe (see RunSpec::recipe); InputError for an unknown name.
-void apply_recipe(RunSpec& s, const std::string& origin);
+// Sets the defaults of s.recipe (see RunSpec::recipe).
+void apply_recipe(RunSpec& s);
 
 // Every field a spec may have (schemas/run_spec.schema.json must list the same; checked by
 // tests/unit/schema_test.cc).

@@ -100,4 +100,42 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::strin
   return r;
 }
 
+pid_t start_process(const std::vector<std::string>& argv, const std::filesystem::path& log) {
+  const std::string out = log.empty() ? "/dev/null" : log.string();
+  const int in_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  const int out_fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (in_fd < 0 || out_fd < 0) {
+    const std::string why = std::strerror(errno);
+    if (in_fd >= 0) ::close(in_fd);
+    if (out_fd >= 0) ::close(out_fd);
+    throw Error("cannot open " + out + ": " + why);
+  }
+  std::vector<char*> args;  // built before fork: the child only dup2s and execs
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(in_fd, 0);
+    ::dup2(out_fd, 1);
+    ::dup2(out_fd, 2);
+    ::execvp(args[0], args.data());
+    const std::string why = std::string("cannot run ") + args[0] + ": " + std::strerror(errno);
+    (void)!::write(2, why.data(), why.size());
+    ::_exit(127);
+  }
+  const std::string why = std::strerror(errno);
+  ::close(in_fd);
+  ::close(out_fd);
+  if (pid < 0) throw Error("fork: " + why);
+  return pid;
+}
+
+int wait_process(pid_t pid) {
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return -1;
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 }  // namespace tallrec

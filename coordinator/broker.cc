@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <optional>
 #include <zmq.hpp>
@@ -21,6 +22,7 @@ namespace tallrec {
 struct Broker::Impl {
   Store& store;
   RetryPolicy policy;
+  std::function<double()> now = unix_time;  // seconds since the epoch; Broker::set_clock
   zmq::context_t context{1};
   std::unique_ptr<ZapHandler> zap;  // bound before the socket, when CURVE is on
   zmq::socket_t socket{context, zmq::socket_type::router};
@@ -45,10 +47,10 @@ struct Broker::Impl {
         continue;
       }
       listed.push_back(a.get<int64_t>());
-      if (!store.queue.heartbeat(a.get<int64_t>(), unix_time(), policy))
+      if (!store.queue.heartbeat(a.get<int64_t>(), now(), policy))
         send(worker, {MessageType::kCancel, {{"attempt", a}}, ""});
     }
-    store.queue.release_unlisted(worker, listed, unix_time() - policy.lease_arrival, unix_time());
+    store.queue.release_unlisted(worker, listed, now() - policy.lease_arrival, now());
   }
 
   // Replies wait here while a batch is open and go out once it is committed.
@@ -131,13 +133,13 @@ struct Broker::Impl {
       require_holder(worker, b["attempt"]);
     switch (m.type) {
       case MessageType::kReady:
-        store.workers.announce(worker, b["host"], b["gpus"], b["slots"], b["version"], unix_time(),
+        store.workers.announce(worker, b["host"], b["gpus"], b["slots"], b["version"], now(),
                                slurm_task(b));
         cancel_unless_live(worker, b["attempts"]);
         return;
       case MessageType::kRequest: {
-        store.workers.ensure_known(worker, unix_time());
-        if (auto lease = store.queue.lease_next(worker, unix_time(), policy)) {
+        store.workers.ensure_known(worker, now());
+        if (auto lease = store.queue.lease_next(worker, now(), policy)) {
           nlohmann::json lease_body = {
               {"attempt", lease->attempt_id},
               {"number", lease->attempt_number},
@@ -155,7 +157,7 @@ struct Broker::Impl {
         return;
       }
       case MessageType::kHeartbeat:
-        store.workers.seen(worker, unix_time());
+        store.workers.seen(worker, now());
         if (b.contains("attempts") && b["attempts"].is_array())
           cancel_unless_live(worker, b["attempts"]);
         send(worker, {MessageType::kHeartbeat, nlohmann::json::object(), ""});
@@ -171,21 +173,20 @@ struct Broker::Impl {
       }
       case MessageType::kDone: {
         const int64_t attempt = b["attempt"];
-        if (!store.queue.end_reported(attempt, b["exit_code"], b["stderr_tail"], unix_time(),
-                                      policy))
+        if (!store.queue.end_reported(attempt, b["exit_code"], b["stderr_tail"], now(), policy))
           return error(worker, "stale-attempt",
                        "attempt " + std::to_string(attempt) + " is not live", attempt);
         send(worker, {MessageType::kAck, {{"attempt", attempt}, {"seq", b["seq"]}}, ""});
         return;
       }
       case MessageType::kOffer:
-        return transfers.offer(worker, b, unix_time());
+        return transfers.offer(worker, b, now());
       case MessageType::kChunk:
-        return transfers.chunk(worker, m, unix_time());
+        return transfers.chunk(worker, m, now());
       case MessageType::kFetch:
-        return transfers.fetch(worker, b, unix_time());
+        return transfers.fetch(worker, b, now());
       case MessageType::kCredit:
-        return transfers.credit(worker, b, unix_time());
+        return transfers.credit(worker, b, now());
       default:
         return error(worker, "bad-message",
                      std::string(message_type_name(m.type)) + " is not sent to a coordinator",
@@ -220,6 +221,8 @@ void Broker::trace_to(const std::filesystem::path& file) {
   impl_->trace = std::make_unique<std::ofstream>(file, std::ios::app);
   if (!*impl_->trace) throw Error("cannot write the protocol trace " + file.string());
 }
+
+void Broker::set_clock(std::function<double()> now) { impl_->now = std::move(now); }
 
 std::string Broker::endpoint() const { return impl_->socket.get(zmq::sockopt::last_endpoint); }
 
@@ -304,12 +307,12 @@ void Broker::serve(const std::atomic<bool>& stop) {
       impl_->transfers.after_commit();
     }
     // Expiry after the burst: heartbeats that were waiting in the socket count first.
-    if (unix_time() >= next_expiry) {
-      impl_->store.queue.expire_leases(unix_time(), impl_->policy);
-      impl_->store.workers.mark_silent(unix_time() - impl_->policy.lease_seconds, unix_time());
-      next_expiry = unix_time() + 1.0;
+    if (impl_->now() >= next_expiry) {
+      impl_->store.queue.expire_leases(impl_->now(), impl_->policy);
+      impl_->store.workers.mark_silent(impl_->now() - impl_->policy.lease_seconds, impl_->now());
+      next_expiry = impl_->now() + 1.0;
     }
-    impl_->transfers.pump(unix_time());
+    impl_->transfers.pump(impl_->now());
   }
 }
 

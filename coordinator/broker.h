@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <set>
@@ -32,6 +33,10 @@ class Broker {
   // (CHUNK data as its size): a protocol trace for debugging, and what tests check against
   // schemas/trp1.schema.json.
   void trace_to(const std::filesystem::path& file);
+  // The clock leases, heartbeats and transfers are timed by (seconds since the epoch;
+  // common/clock.h's unix_time unless set). Set before serve(): tests move time on without
+  // sleeping.
+  void set_clock(std::function<double()> now);
   // Dispatch latency and checkpoint bytes go to `metrics` (owned by the caller; may be null).
   void set_metrics(CoordinatorMetrics* metrics);
   ~Broker();

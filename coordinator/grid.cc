@@ -338,8 +338,8 @@ std::vector<GridRun> expand(const GridPlan& p, const std::string& origin) {
     // trainer through the spec's recipe field; the batch_size check below needs this one).
     if (spec.contains("recipe") && !p.micro_batch_named) {
       RunSpec recipe;
-      recipe.recipe = spec["recipe"].get<std::string>();
-      apply_recipe(recipe, origin);
+      recipe.recipe = parse_enum<Recipe>(spec["recipe"].get<std::string>(), origin);
+      apply_recipe(recipe);
       spec["micro_batch_size"] = recipe.micro_batch_size;
     }
     if (spec["batch_size"].get<int64_t>() % spec["micro_batch_size"].get<int64_t>() != 0)

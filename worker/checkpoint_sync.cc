@@ -182,7 +182,10 @@ void CheckpointFetcher::restart() {
 
 void CheckpointFetcher::retry() {
   transfer_.clear();
-  if (++tries_ >= kMaxTries) result_ = FetchResult::kFailed;
+  if (++tries_ < kMaxTries) return;
+  result_ = FetchResult::kFailed;
+  std::error_code ec;  // what the last try wrote is no checkpoint: leave nothing of it
+  fs::remove_all(checkpoints_dir_ / (".fetch-" + wanted_[index_].name), ec);
 }
 
 bool CheckpointFetcher::handle(const Message& m) {

@@ -70,7 +70,8 @@ class CheckpointFetcher {
   void pump();
   // After a reconnect: the coordinator forgot the transfer; ask again (not counted as a failure).
   void restart();
-  // Set once every checkpoint is in place (kFetched) or one failed three times (kFailed).
+  // Set once every checkpoint is in place (kFetched) or one failed three times (kFailed; its
+  // staging folder is removed, nothing half-fetched is left).
   std::optional<FetchResult> result() const { return result_; }
 
  private:

@@ -48,7 +48,7 @@ std::filesystem::path prepare_run(const nlohmann::json& run, const Tokenizer& to
     apply_grid_axes(run, spec);
     // A GPU slot trains in kGpuDefaultDtype unless the grid chose (common/run_spec.h says why).
     if (!run.contains("dtype") && overrides.value("device", "cpu") != "cpu")
-      spec["dtype"] = kGpuDefaultDtype;
+      spec["dtype"] = name_of(kGpuDefaultDtype);
     spec.update(overrides);
     std::filesystem::create_directories(run_dir);
     write_file_atomically(run_dir / "spec.json", spec.dump(2) + "\n");

@@ -35,26 +35,24 @@ std::vector<size_t> group_by_length(std::vector<size_t> order, const TokenizedDa
 
 }  // namespace
 
-EpochOrders::EpochOrders(const TokenizedDataset& data, const std::string& kind, uint64_t seed,
+EpochOrders::EpochOrders(const TokenizedDataset& data, DataOrder kind, uint64_t seed,
                          bool group_by_length, int64_t batch_size)
     : data_(data),
       kind_(kind),
       seed_(seed),
       group_by_length_(group_by_length),
       batch_size_(batch_size) {
-  if (kind_ == "hf") {
+  if (kind_ == DataOrder::kHf) {
     // torch.manual_seed(seed); s = int(torch.empty((), dtype=torch.int64).random_().item())
     at::Generator global = at::detail::createCPUGenerator(seed);
     const int64_t s = at::empty({}, at::kLong).random_(global).item<int64_t>();
     sampler_ = at::detail::createCPUGenerator(uint64_t(s));
-  } else if (kind_ != "seeded") {
-    throw InputError("data_order must be hf or seeded, not \"" + kind_ + "\"");
   }
 }
 
 std::vector<size_t> EpochOrders::permutation(int64_t epoch) {
   const int64_t n = int64_t(data_.size());
-  if (kind_ == "seeded") {
+  if (kind_ == DataOrder::kSeeded) {
     auto p = numpy_permutation(size_t(n), seed_ * 1000003ULL + uint64_t(epoch));
     return {p.begin(), p.end()};
   }

@@ -19,17 +19,18 @@
 #include <string>
 #include <vector>
 
+#include "common/spec_enums.h"
 #include "jobs/data/token_file.h"
 
 namespace tallrec {
 
 class EpochOrders {
  public:
-  // kind "hf": `seed` is HF's TrainingArguments.seed (TALLRec: 42); "seeded": the run's seed.
+  // kHf: `seed` is HF's TrainingArguments.seed (TALLRec: 42); kSeeded: the run's seed.
   // With `group_by_length`, each epoch's order is grouped as HF's LengthGroupedSampler does for
   // update batches of `batch_size` records.
-  EpochOrders(const TokenizedDataset& data, const std::string& kind, uint64_t seed,
-              bool group_by_length, int64_t batch_size);
+  EpochOrders(const TokenizedDataset& data, DataOrder kind, uint64_t seed, bool group_by_length,
+              int64_t batch_size);
 
   // The record order of `epoch`. Epochs are asked for in increasing order (a resumed run starts
   // at a later one; the ones before it are drawn and dropped, as HF's resume does).
@@ -39,7 +40,7 @@ class EpochOrders {
   std::vector<size_t> permutation(int64_t epoch);
 
   const TokenizedDataset& data_;
-  std::string kind_;
+  DataOrder kind_;
   uint64_t seed_;
   bool group_by_length_;
   int64_t batch_size_;

@@ -114,18 +114,30 @@ at::Tensor rotary_pairs_to_halves(const at::Tensor& w, int64_t heads) {
       .contiguous();
 }
 
+namespace {
+
+// Meta's checkpoints (llama.cpp's GGUF, llama2.c) interleave each head's rotary pairs of q and k
+// (weights and biases); HF's layout, ours, has the halves. Other tensors pass unchanged.
+at::Tensor rotary_halves(const LayerTensor& lt, const LlamaConfig& c, const at::Tensor& t) {
+  const std::string projection = lt.projection ? lt.projection : "";
+  if (projection != "q_proj" && projection != "k_proj") return t;
+  const int64_t heads = projection == "q_proj" ? c.num_attention_heads : c.num_key_value_heads;
+  return lt.part == Part::kWeight ? rotary_pairs_to_halves(t, heads)
+                                  : rotary_pairs_to_halves(t.unsqueeze(1), heads).squeeze(1);
+}
+
+const LayerTensor& layer_tensor(const char* suffix) {
+  for (const auto& lt : kLayerTensors)
+    if (std::string(lt.suffix) == suffix) return lt;
+  throw Error(std::string("internal: no layer tensor \"") + suffix + "\"");
+}
+
+}  // namespace
+
 void read_gguf_layer(const LlamaConfig& c, LlamaLayer& layer, const GgufTensorReader& read) {
   for (const auto& lt : kLayerTensors) {
     if (!lt.present(c)) continue;
-    at::Tensor t = read(lt.gguf_suffix, lt.shape(c));
-    // llama.cpp's convert interleaves each head's rotary pairs of q and k (weights and biases).
-    const std::string projection = lt.projection ? lt.projection : "";
-    if (projection == "q_proj" || projection == "k_proj") {
-      const int64_t heads = projection == "q_proj" ? c.num_attention_heads : c.num_key_value_heads;
-      t = lt.part == Part::kWeight ? rotary_pairs_to_halves(t, heads)
-                                   : rotary_pairs_to_halves(t.unsqueeze(1), heads).squeeze(1);
-    }
-    layer.*lt.member = t;
+    layer.*lt.member = rotary_halves(lt, c, read(lt.gguf_suffix, lt.shape(c)));
   }
 }
 
@@ -201,9 +213,7 @@ LlamaModel load_llama2c_model(const fs::path& path) {
   c.tie_word_embeddings = shared;
   validate_llama_config(c, origin);
 
-  const int64_t H = c.hidden_size, I = c.intermediate_size, L = c.num_hidden_layers,
-                D = c.head_dim();
-  const int64_t q = c.num_attention_heads * D, kv = c.kv_dim();
+  const int64_t H = c.hidden_size, L = c.num_hidden_layers, D = c.head_dim();
   size_t at_float = 7;
   const size_t total_floats = (bytes.size()) / 4;
   auto take = [&](std::vector<int64_t> shape) {
@@ -220,11 +230,19 @@ LlamaModel load_llama2c_model(const fs::path& path) {
   m.config = c;
   m.layers.resize(size_t(L));
   m.embed_tokens = take({c.vocab_size, H});
-  at::Tensor att_norm = take({L, H}), wq = take({L, q, H}), wk = take({L, kv, H}),
-             wv = take({L, kv, H});
-  at::Tensor wo = take({L, H, q}), ffn_norm = take({L, H}), w1 = take({L, I, H}),
-             w2 = take({L, H, I});
-  at::Tensor w3 = take({L, I, H});
+  // llama2.c's export order: each layer tensor for all layers at once, [L, shape...] (w1, w2,
+  // w3 are gate, down, up); shapes and members from the one table.
+  for (const char* suffix :
+       {"input_layernorm.weight", "self_attn.q_proj.weight", "self_attn.k_proj.weight",
+        "self_attn.v_proj.weight", "self_attn.o_proj.weight", "post_attention_layernorm.weight",
+        "mlp.gate_proj.weight", "mlp.down_proj.weight", "mlp.up_proj.weight"}) {
+    const LayerTensor& lt = layer_tensor(suffix);
+    std::vector<int64_t> shape = lt.shape(c);
+    shape.insert(shape.begin(), L);
+    const at::Tensor all = take(shape);
+    for (int64_t l = 0; l < L; ++l)
+      m.layers[size_t(l)].*lt.member = rotary_halves(lt, c, all[l].clone());
+  }
   m.final_norm = take({H});
   take({c.max_position_embeddings, D / 2});  // freq_cis_real: recomputed from rope_theta
   take({c.max_position_embeddings, D / 2});  // freq_cis_imag
@@ -232,18 +250,6 @@ LlamaModel load_llama2c_model(const fs::path& path) {
   if (at_float != total_floats)
     throw InputError(origin + ": " + std::to_string(total_floats - at_float) +
                      " unexpected trailing floats");
-  for (int64_t l = 0; l < L; ++l) {
-    auto& layer = m.layers[size_t(l)];
-    layer.input_norm = att_norm[l].clone();
-    layer.q_proj = rotary_pairs_to_halves(wq[l], c.num_attention_heads);  // Meta's pairs
-    layer.k_proj = rotary_pairs_to_halves(wk[l], c.num_key_value_heads);
-    layer.v_proj = wv[l].clone();
-    layer.o_proj = wo[l].clone();
-    layer.post_norm = ffn_norm[l].clone();
-    layer.gate_proj = w1[l].clone();
-    layer.down_proj = w2[l].clone();
-    layer.up_proj = w3[l].clone();
-  }
   return m;
 }
 

@@ -25,12 +25,6 @@ std::pair<at::Tensor, int64_t> causal_lm_loss_sum(const LlamaModel& model, const
   return {sum, rows.size(0)};
 }
 
-Scoring parse_scoring(const std::string& name) {
-  if (name == "tallrec") return Scoring::kTallrec;
-  if (name == "logit_diff") return Scoring::kLogitDiff;
-  throw InputError("unknown scoring \"" + name + "\" (expected tallrec or logit_diff)");
-}
-
 at::Tensor yes_scores(const at::Tensor& answer_logits, int64_t yes_id, int64_t no_id,
                       Scoring scoring) {
   at::Tensor l = answer_logits.to(at::kFloat);  // [N, V]

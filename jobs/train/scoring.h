@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "common/spec_enums.h"
 #include "jobs/data/token_file.h"
 #include "jobs/train/llama.h"
 
@@ -16,9 +17,6 @@ namespace tallrec {
 // Returns {sum over label tokens, number of label tokens}.
 std::pair<at::Tensor, int64_t> causal_lm_loss_sum(const LlamaModel& model, const at::Tensor& hidden,
                                                   const at::Tensor& labels);
-
-enum class Scoring { kTallrec, kLogitDiff };
-Scoring parse_scoring(const std::string& name);
 
 // P(Yes) from one row of logits [V]: TALLRec's softmax over the vocabulary, then softmax over
 // [No, Yes] (kTallrec), or logit(Yes) - logit(No) (kLogitDiff; same ranking, no double softmax).

@@ -57,7 +57,6 @@ struct Trainer {
   const RunSpec& spec;
   fs::path out, checkpoints;
   EventLog events;
-  Scoring scoring;
   int rank;
   std::string rendezvous_file;
 
@@ -85,14 +84,13 @@ struct Trainer {
         checkpoints(o / "checkpoints"),
         events(r == 0 ? o / "events.jsonl" : o / ("rank-" + std::to_string(r) + ".events.jsonl"),
                r == 0),
-        scoring(parse_scoring(s.scoring)),
         rank(r) {}
 
   bool fp16() const { return dtype == at::kHalf; }
 
   // Device, process group, data, model, adapters, optimizer and the step plan.
   void setup() {
-    dtype = parse_torch_dtype(spec.dtype);
+    dtype = parse_torch_dtype(name_of(spec.dtype));
     set_cpu_threads(spec.threads);
     // "cuda" with several ranks: rank r takes the r-th visible GPU.
     device =
@@ -125,7 +123,8 @@ struct Trainer {
     optimizer = std::make_unique<AdamW>(params, spec.optim);
 
     plan = plan_steps(int64_t(train->size()), spec.micro_batch_size, spec.batch_size,
-                      spec.loss_normalization == "micro_batch_mean", spec.epochs, spec.max_steps);
+                      spec.loss_normalization == LossNormalization::kMicroBatchMean, spec.epochs,
+                      spec.max_steps);
     const int64_t sample = train->meta().few_shot ? train->meta().sample : plan.records;
     eval_every = spec.eval_every > 0 ? spec.eval_every : tallrec_eval_every(sample);
     order_seed = data_order_seed(spec);
@@ -151,11 +150,11 @@ struct Trainer {
       throw InputError(dir.string() + ": holds the RNG states of " + std::to_string(d.rng.size()) +
                        " rank(s), and this run has " + std::to_string(spec.world_size) +
                        ": it cannot be resumed exactly (start it in a new --out)");
-    if (d.data_order != spec.data_order || (d.data_seed && *d.data_seed != order_seed))
+    if (d.data_order != name_of(spec.data_order) || (d.data_seed && *d.data_seed != order_seed))
       throw InputError(dir.string() + ": was written with data_order \"" + d.data_order +
                        "\" (seed " +
                        (d.data_seed ? std::to_string(*d.data_seed) : std::string("unknown")) +
-                       "); the spec asks for \"" + spec.data_order +
+                       "); the spec asks for \"" + name_of(spec.data_order) +
                        "\": set it back to resume, or start in a new --out");
     LoraAdapters restored = LoraAdapters::load_peft(dir, model.config, at::kFloat);
     at::NoGradGuard no_grad;
@@ -193,8 +192,8 @@ struct Trainer {
     for (auto& p : params) trainable += p.numel();
     const LoraConfig& l = lora.config();
     events.emit("started", {{"records", plan.records},
-                            {"recipe", spec.recipe},
-                            {"dtype", spec.dtype},
+                            {"recipe", name_of(spec.recipe)},
+                            {"dtype", name_of(spec.dtype)},
                             {"steps", plan.total_steps},
                             {"steps_per_epoch", plan.steps_per_epoch},
                             {"eval_every", eval_every},
@@ -348,7 +347,7 @@ struct Trainer {
     bool stop = false;
     if (rank == 0) {
       const auto began = std::chrono::steady_clock::now();
-      EvalResult r = evaluate_validation(model, &lora, *valid, spec.eval_batch_size, scoring);
+      EvalResult r = evaluate_validation(model, &lora, *valid, spec.eval_batch_size, spec.scoring);
       const double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
       const double auc = roc_auc(r.labels, r.scores);
@@ -371,9 +370,10 @@ struct Trainer {
                            {"skipped", r.skipped},
                            {"prompts_per_s", double(valid->size()) / std::max(seconds, 1e-9)},
                            {"padding_fraction", r.padding_fraction()}});
-      auto [path, manifest_sha] = write_checkpoint(
-          checkpoints, lora, spec.base_model,
-          {state, optimizer->exp_avg(), optimizer->exp_avg_sq(), rng, spec.data_order, order_seed});
+      auto [path, manifest_sha] =
+          write_checkpoint(checkpoints, lora, spec.base_model,
+                           {state, optimizer->exp_avg(), optimizer->exp_avg_sq(), rng,
+                            name_of(spec.data_order), order_seed});
       if (improved) best_checkpoint = path;
       prune_checkpoints(checkpoints, {path, best_checkpoint});
       checkpointed_step = state.global_step;
@@ -406,9 +406,10 @@ struct Trainer {
   void checkpoint_for_preemption() {
     const std::vector<RngState> rng = gather_rng_states(group.get(), device);
     if (rank != 0 || checkpointed_step == state.global_step) return;
-    auto [path, manifest_sha] = write_checkpoint(
-        checkpoints, lora, spec.base_model,
-        {state, optimizer->exp_avg(), optimizer->exp_avg_sq(), rng, spec.data_order, order_seed});
+    auto [path, manifest_sha] =
+        write_checkpoint(checkpoints, lora, spec.base_model,
+                         {state, optimizer->exp_avg(), optimizer->exp_avg_sq(), rng,
+                          name_of(spec.data_order), order_seed});
     prune_checkpoints(checkpoints, {path, best_checkpoint});
     checkpointed_step = state.global_step;
     events.emit("checkpoint",
@@ -461,7 +462,7 @@ struct Trainer {
     for (const auto& [name, dir] : spec.test_tokens) {
       TokenizedDataset test(dir);
       test.verify_checksum();
-      EvalResult r = evaluate_test(model, &best, test, spec.eval_batch_size, scoring);
+      EvalResult r = evaluate_test(model, &best, test, spec.eval_batch_size, spec.scoring);
       test_aucs[name] = roc_auc(r.labels, r.scores);
     }
     events.emit("finished",

@@ -9,52 +9,14 @@
 #include <zmq_addon.hpp>
 
 #include "common/atomic_file.h"
+#include "common/clock.h"
 #include "common/protocol.h"
 #include "common/sha256.h"
 #include "test_paths.h"
+#include "trp_peer.h"
 
 namespace tallrec {
 namespace {
-
-class FakeWorker {
- public:
-  FakeWorker(zmq::context_t& ctx, const std::string& endpoint, const std::string& id)
-      : socket_(ctx, zmq::socket_type::dealer) {
-    socket_.set(zmq::sockopt::routing_id, id);
-    socket_.set(zmq::sockopt::rcvtimeo, 5000);
-    socket_.connect(endpoint);
-  }
-  void send_frames(const std::vector<std::string>& frames) {
-    std::vector<zmq::const_buffer> b;
-    for (const auto& f : frames) b.push_back(zmq::buffer(f));
-    zmq::send_multipart(socket_, b);
-  }
-  void send(MessageType t, const nlohmann::json& body, const std::string& data = "") {
-    send_frames(encode_message({t, body, data}));
-  }
-  // A message within `ms`, or nullopt.
-  std::optional<Message> poll(int ms) {
-    zmq::pollitem_t items[] = {{socket_.handle(), 0, ZMQ_POLLIN, 0}};
-    zmq::poll(items, 1, std::chrono::milliseconds(ms));
-    if (!(items[0].revents & ZMQ_POLLIN)) return std::nullopt;
-    return receive();
-  }
-  Message receive() {
-    std::vector<zmq::message_t> parts;
-    if (!zmq::recv_multipart(socket_, std::back_inserter(parts)))
-      throw std::runtime_error("no reply within 5 s");
-    std::vector<std::string> frames;
-    for (auto& p : parts) frames.push_back(p.to_string());
-    return decode_message(frames);
-  }
-  Message ask(MessageType t, const nlohmann::json& body) {
-    send(t, body);
-    return receive();
-  }
-
- private:
-  zmq::socket_t socket_;
-};
 
 nlohmann::json two_run_grid() {
   return {{"name", "b"},
@@ -89,11 +51,12 @@ TEST(Broker, LeasesRelaysEventsAndFencesStaleAttempts) {
   store.queue.submit(parse_grid(two_run_grid().dump(), "b"));
   Store broker_store(dir / "b.db");  // the broker's own connection, as in the coordinator
   Broker broker(broker_store, "tcp://127.0.0.1:*", dir / "artifacts", RetryPolicy{1.0, 0.1, 1.0});
+  std::atomic<double> skipped{0};  // seconds the test moved the broker's clock on
+  broker.set_clock([&] { return unix_time() + skipped.load(); });
   std::atomic<bool> stop{false};
   std::thread serving([&] { broker.serve(stop); });
 
-  zmq::context_t ctx;
-  FakeWorker w(ctx, broker.endpoint(), "w1");
+  test::TrpPeer w = test::TrpPeer::worker(broker.endpoint(), "w1");
   w.send(MessageType::kReady, {{"worker", "w1"},
                                {"host", "h"},
                                {"version", "0.1.0"},
@@ -134,7 +97,10 @@ TEST(Broker, LeasesRelaysEventsAndFencesStaleAttempts) {
   // The second run: the worker goes silent past its 1 s lease, then comes back.
   Message second = w.ask(MessageType::kRequest, {{"slots_free", 1}});
   ASSERT_EQ(second.type, MessageType::kLease);
-  std::this_thread::sleep_for(std::chrono::milliseconds(2300));
+  skipped = 2.3;
+  for (int i = 0; i < 200 && store.views.run_state(second.body["run"]["id"]) != RunState::kQueued;
+       ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // the broker's next expiry pass
   Message refused = w.ask(MessageType::kEvent,
                           {{"attempt", second.body["attempt"]},
                            {"seq", 1},
@@ -143,6 +109,8 @@ TEST(Broker, LeasesRelaysEventsAndFencesStaleAttempts) {
   EXPECT_EQ(refused.body["code"], "stale-attempt");
   EXPECT_EQ(store.views.run_state(second.body["run"]["id"]), RunState::kQueued)
       << "the lost lease sent the run back to the queue";
+
+  skipped = 4.3;  // past the requeued run's backoff (backoff_max 1 s)
 
   // Malformed input gets a clear refusal; the broker keeps serving.
   w.send_frames({"TRP01", "REQUEST", "{not json"});
@@ -157,8 +125,8 @@ TEST(Broker, LeasesRelaysEventsAndFencesStaleAttempts) {
 }
 
 // Uploads `files` (name -> bytes) as checkpoint `name` under CREDIT; returns the final answer.
-Message upload(FakeWorker& w, int64_t attempt, const std::string& transfer, const std::string& name,
-               const std::map<std::string, std::string>& files,
+Message upload(test::TrpPeer& w, int64_t attempt, const std::string& transfer,
+               const std::string& name, const std::map<std::string, std::string>& files,
                const std::map<std::string, std::string>& offered_sha) {
   nlohmann::json list = nlohmann::json::array();
   for (const auto& [f, bytes] : files)
@@ -204,8 +172,7 @@ TEST(Broker, StoresACheckpointOnlyWhenEveryHashChecksAndStreamsItBackUnderCredit
   test::ScratchDir dir;
   ServingBroker serving(dir.path(), RetryPolicy{30.0, 0.1, 0.1});
   Store& store = serving.store;
-  zmq::context_t ctx;
-  FakeWorker w(ctx, serving.broker->endpoint(), "w1");
+  test::TrpPeer w = test::TrpPeer::worker(serving.broker->endpoint(), "w1");
   Message lease = w.ask(MessageType::kRequest, {{"slots_free", 1}});
   ASSERT_EQ(lease.type, MessageType::kLease);
   EXPECT_TRUE(lease.body["resume"].is_null());
@@ -308,8 +275,7 @@ TEST(Broker, ExitZeroWithoutAnOutcomeIsRetriedAndUnlistedLeasesAreReleased) {
   policy.lease_arrival = 0.3;
   ServingBroker serving(dir.path(), policy);
   Store& store = serving.store;
-  zmq::context_t ctx;
-  FakeWorker w(ctx, serving.broker->endpoint(), "w1");
+  test::TrpPeer w = test::TrpPeer::worker(serving.broker->endpoint(), "w1");
   Message first = w.ask(MessageType::kRequest, {{"slots_free", 1}});
   ASSERT_EQ(first.type, MessageType::kLease);
   // The trainer exited 0 but its `finished` line never came: not a success, and no crash either.
@@ -338,8 +304,7 @@ TEST(Broker, RefusesOversizedMessagesAndKeepsServingOthers) {
   test::ScratchDir dir;
   ServingBroker serving(dir.path(), RetryPolicy{});
   Store& store = serving.store;
-  zmq::context_t ctx;
-  FakeWorker big(ctx, serving.broker->endpoint(), "big");
+  test::TrpPeer big = test::TrpPeer::worker(serving.broker->endpoint(), "big");
   // Over the 1 MiB message limit but under the socket's: an ERROR names the limit.
   big.send_frames({"TRP01", "REQUEST",
                    nlohmann::json{{"slots_free", 1}, {"pad", std::string(2u << 20, 'x')}}.dump()});
@@ -347,7 +312,7 @@ TEST(Broker, RefusesOversizedMessagesAndKeepsServingOthers) {
   EXPECT_EQ(refused.body["code"], "too-large");
   // Over the socket's limit (CHUNK data + body): ZeroMQ drops it, and the connection with it.
   big.send_frames({"TRP01", "CHUNK", "{}", std::string(6u << 20, 'x')});
-  FakeWorker other(ctx, serving.broker->endpoint(), "other");
+  test::TrpPeer other = test::TrpPeer::worker(serving.broker->endpoint(), "other");
   EXPECT_EQ(other.ask(MessageType::kRequest, {{"slots_free", 1}}).type, MessageType::kLease);
   EXPECT_EQ(store.views.runs("b", RunState::kLeased).size(), 1u)
       << "only the well-formed request leased a run";

@@ -1,6 +1,8 @@
-// The worker's checkpoint transfers (worker/checkpoint_sync.h) against a coordinator played by
-// the test on a real ROUTER socket on 127.0.0.1: the fetch and the upload are pumped objects,
-// so the test drives them as the agent's loop does (pump, receive, handle).
+// The worker's checkpoint transfers (worker/checkpoint_sync.h) against a coordinator on a real
+// ROUTER socket on 127.0.0.1: the fetch and the upload are pumped objects, so the test drives
+// them as the agent's loop does (pump, receive, handle). Fetches are answered by the
+// coordinator's own CheckpointTransfers over a real store, from a checkpoint the worker's
+// uploader stored.
 #include "worker/checkpoint_sync.h"
 
 #include <chrono>
@@ -11,48 +13,21 @@
 #include <zmq_addon.hpp>
 
 #include "common/atomic_file.h"
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/protocol.h"
 #include "common/sha256.h"
+#include "coordinator/checkpoint_transfers.h"
+#include "coordinator/grid.h"
+#include "coordinator/store.h"
+#include "grid_text.h"
 #include "test_paths.h"
+#include "trp_peer.h"
 
 namespace tallrec {
 namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
-
-// The coordinator's end: a ROUTER that hands each message to the test and sends its answers
-// to the one worker that spoke.
-class FakeCoordinator {
- public:
-  FakeCoordinator() : socket_(context_, zmq::socket_type::router) {
-    socket_.bind("tcp://127.0.0.1:*");
-  }
-  std::string endpoint() const { return socket_.get(zmq::sockopt::last_endpoint); }
-  std::optional<Message> poll(int ms) {
-    zmq::pollitem_t items[] = {{socket_.handle(), 0, ZMQ_POLLIN, 0}};
-    zmq::poll(items, 1, std::chrono::milliseconds(ms));
-    if (!(items[0].revents & ZMQ_POLLIN)) return std::nullopt;
-    std::vector<zmq::message_t> parts;
-    (void)zmq::recv_multipart(socket_, std::back_inserter(parts));
-    peer_ = parts.at(0).to_string();
-    std::vector<std::string> frames;
-    for (size_t i = 1; i < parts.size(); ++i) frames.push_back(parts[i].to_string());
-    return decode_message(frames);
-  }
-  void send(MessageType t, const json& body, const std::string& data = "") {
-    std::vector<std::string> frames = encode_message({t, body, data});
-    frames.insert(frames.begin(), peer_);
-    std::vector<zmq::const_buffer> b;
-    for (const auto& f : frames) b.push_back(zmq::buffer(f));
-    zmq::send_multipart(socket_, b);
-  }
-
- private:
-  zmq::context_t context_;
-  zmq::socket_t socket_;
-  std::string peer_;
-};
 
 std::string random_bytes(size_t n, uint32_t seed) {
   std::mt19937 g(seed);
@@ -61,128 +36,151 @@ std::string random_bytes(size_t n, uint32_t seed) {
   return s;
 }
 
-// A stored checkpoint as the coordinator keeps it: its files, and LEASE's `resume` naming them.
-struct Stored {
-  std::map<std::string, std::string> files;
-  json resume() const {
-    json list = json::array();
-    for (const auto& [name, bytes] : files)
-      list.push_back({{"name", name}, {"bytes", bytes.size()}, {"sha256", sha256_hex(bytes)}});
-    return {{"checkpoints", {{{"checkpoint", "step-00000004"}, {"files", list}}}}};
+// A checkpoint folder as tallrec-train writes it: its files and a manifest of their SHA-256s.
+std::map<std::string, std::string> write_checkpoint(const fs::path& dir,
+                                                    std::map<std::string, std::string> files) {
+  fs::create_directories(dir);
+  json manifest = json::object();
+  for (const auto& [name, bytes] : files) {
+    write_file_atomically(dir / name, bytes);
+    manifest[name] = sha256_hex(bytes);
   }
-};
+  write_file_atomically(dir / "manifest.json", manifest.dump());
+  files["manifest.json"] = manifest.dump();
+  return files;
+}
 
-// Serves FETCHes of `stored` as checkpoint_transfers.cc does: file after file, in chunks of
-// kChunkDataBytes, never more than the credit. `damage` changes what is sent of try k.
-struct FetchServer {
-  FetchServer(FakeCoordinator& coordinator, const Stored& files) : c(coordinator), stored(files) {}
-  FakeCoordinator& c;
-  const Stored& stored;
-  std::function<std::string(int, const std::string&)> damage = [](int, const std::string& s) {
-    return s;
-  };
-  int fetches = 0;
-  std::vector<std::string> transfers;
-  std::string transfer;
-  int64_t credit = 0;
-  std::map<std::string, std::string>::const_iterator file;
-  size_t offset = 0;
-
+// The coordinator's end for real: a store with a run leased to worker "w1" and the run's
+// checkpoint transfers (coordinator/checkpoint_transfers.h), answering what reaches the test's
+// ROUTER as the broker would. `damage` may change the data of a CHUNK it sends (k: which FETCH).
+struct Coordinator {
+  explicit Coordinator(const fs::path& dir)
+      : store(dir / "c.db"),
+        transfers(store, dir / "artifacts", [this](const std::string&, const Message& m) {
+          std::string data = m.data;
+          if (m.type == MessageType::kChunk) data = damage(fetches, m.body, data);
+          peer.send(m.type, m.body, data);
+        }) {
+    store.queue.submit(parse_grid(test::grid_text("g", "[16]"), "g"));
+    store.workers.announce("w1", "h", json::array(), 1, "test", unix_time());
+    lease = *store.queue.lease_next("w1", unix_time());
+  }
+  // Hands one message from the worker to the transfers, then lets them send.
   void take(const Message& m) {
+    const double now = unix_time();
+    if (m.type == MessageType::kOffer) transfers.offer(peer.peer(), m.body, now);
+    if (m.type == MessageType::kChunk) transfers.chunk(peer.peer(), m, now);
+    if (m.type == MessageType::kCredit) transfers.credit(peer.peer(), m.body, now);
     if (m.type == MessageType::kFetch) {
       ++fetches;
-      transfer = m.body["transfer"];
-      transfers.push_back(transfer);
-      credit = m.body["chunks"];
-      file = stored.files.begin();
-      offset = 0;
-    } else if (m.type == MessageType::kCredit && m.body["transfer"] == transfer) {
-      credit += m.body["chunks"].get<int64_t>();
+      transfer_ids.push_back(m.body["transfer"]);
+      transfers.fetch(peer.peer(), m.body, now);
     }
-    while (credit > 0 && file != stored.files.end()) {
-      const std::string bytes = damage(fetches, file->second);
-      const size_t n = std::min(kChunkDataBytes, bytes.size() - offset);
-      const bool last = offset + n >= bytes.size();
-      c.send(MessageType::kChunk,
-             {{"transfer", transfer}, {"file", file->first}, {"offset", offset}, {"last", last}},
-             bytes.substr(offset, n));
-      --credit;
-      offset += n;
-      if (last) {
-        ++file;
-        offset = 0;
-      }
-    }
+    transfers.after_commit();
+    transfers.pump(now);
   }
+  // LEASE's `resume` for the leased run.
+  json resume() { return transfers.resume_point(lease.run_id); }
+
+  test::TrpPeer peer = test::TrpPeer::coordinator();
+  Store store;
+  CheckpointTransfers transfers;
+  Lease lease;
+  std::function<std::string(int, const json&, const std::string&)> damage =
+      [](int, const json&, const std::string& data) { return data; };
+  int fetches = 0;
+  std::vector<std::string> transfer_ids;
 };
 
-// Pumps the fetcher and serves it until it has a result (10 s at most).
+// Stores `files` as the leased run's checkpoint step-00000004, uploaded by the worker's own
+// CheckpointUploader; returns them with their manifest.
+std::map<std::string, std::string> store_checkpoint(Coordinator& c, CoordinatorLink& link,
+                                                    const fs::path& dir) {
+  const auto files =
+      write_checkpoint(dir / "trainer" / "step-00000004",
+                       {{"adapter_model.safetensors", random_bytes(2 * kChunkDataBytes + 1234, 1)},
+                        {"state.json", "{\"step\": 4}"}});
+  CheckpointUploader up(link, c.lease.attempt_id, dir / "upload");
+  EXPECT_TRUE(up.add(dir / "trainer" / "step-00000004"));
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!up.idle() && std::chrono::steady_clock::now() < end) {
+    up.pump();
+    while (auto m = c.peer.poll(5)) c.take(*m);
+    while (auto m = link.receive(5)) up.handle(*m);
+  }
+  EXPECT_EQ(up.stored(), 1);
+  return files;
+}
+
+// Pumps the fetcher and the coordinator until the fetch has a result (10 s at most).
 std::optional<FetchResult> run_fetch(CheckpointFetcher& fetcher, CoordinatorLink& link,
-                                     FakeCoordinator& c, FetchServer& server) {
+                                     Coordinator& c) {
   const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (!fetcher.result() && std::chrono::steady_clock::now() < end) {
     fetcher.pump();
-    while (auto m = c.poll(5)) server.take(*m);
+    while (auto m = c.peer.poll(5)) c.take(*m);
     while (auto m = link.receive(5)) EXPECT_TRUE(fetcher.handle(*m)) << message_type_name(m->type);
   }
   return fetcher.result();
 }
 
-Stored two_files() {
-  return {{{"adapter_model.safetensors", random_bytes(2 * kChunkDataBytes + 1234, 1)},
-           {"state.json", "{\"step\": 4}"}}};
-}
-
-// One coordinator, one worker link, a stored checkpoint of two files, and the fetch of it.
+// A run with a checkpoint stored by the coordinator, and a worker fetching it to resume.
 class CheckpointFetch : public ::testing::Test {
  protected:
-  std::optional<FetchResult> run() { return run_fetch(fetcher, link, c, server); }
+  std::optional<FetchResult> run() {
+    CheckpointFetcher fetcher(link, c.lease.attempt_id, c.resume(), dir / "checkpoints");
+    return run_fetch(fetcher, link, c);
+  }
   test::ScratchDir dir;
-  FakeCoordinator c;
-  CoordinatorLink link{c.endpoint(), "w1"};
-  const Stored stored = two_files();
-  FetchServer server{c, stored};
-  CheckpointFetcher fetcher{link, 7, stored.resume(), dir / "checkpoints"};
+  Coordinator c{dir.path()};
+  CoordinatorLink link{c.peer.endpoint(), "w1"};
+  const std::map<std::string, std::string> stored = store_checkpoint(c, link, dir.path());
 };
 
 TEST_F(CheckpointFetch, FetchesInChunksWithinTheCreditAndChecksEveryFile) {
   ASSERT_EQ(run(), FetchResult::kFetched);
-  EXPECT_EQ(server.fetches, 1);
-  for (const auto& [name, bytes] : stored.files)
+  EXPECT_EQ(c.fetches, 1);
+  for (const auto& [name, bytes] : stored)
     EXPECT_EQ(read_file(dir / "checkpoints" / "step-00000004" / name), bytes) << name;
   EXPECT_FALSE(fs::exists(dir / "checkpoints" / ".fetch-step-00000004"));
 }
 
 TEST_F(CheckpointFetch, ADamagedCopyIsFetchedAgainUnderANewTransfer) {
-  server.damage = [](int fetch, const std::string& s) {
-    return fetch == 1 && s.size() > 100 ? s.substr(0, 100) + "X" + s.substr(101) : s;
+  c.damage = [](int fetch, const json& chunk, const std::string& s) {
+    const bool first = fetch == 1 && chunk["offset"] == 0 && s.size() > 100;
+    return first ? s.substr(0, 100) + char(s[100] ^ 1) + s.substr(101) : s;  // one bit flipped
   };
   ASSERT_EQ(run(), FetchResult::kFetched);
-  EXPECT_EQ(server.fetches, 2);
-  EXPECT_NE(server.transfers[0], server.transfers[1]);
+  EXPECT_EQ(c.fetches, 2);
+  EXPECT_NE(c.transfer_ids[0], c.transfer_ids[1]);
   EXPECT_EQ(read_file(dir / "checkpoints" / "step-00000004" / "adapter_model.safetensors"),
-            stored.files.at("adapter_model.safetensors"));
+            stored.at("adapter_model.safetensors"));
 }
 
 TEST_F(CheckpointFetch, GivesUpAfterThreeFailedTriesAndLeavesNoHalfCheckpoint) {
-  server.damage = [](int, const std::string& s) { return s + "!"; };  // sizes never match
+  c.damage = [](int, const json& chunk, const std::string& s) {
+    return chunk["last"] == true ? s + "!" : s;  // sizes never match
+  };
   ASSERT_EQ(run(), FetchResult::kFailed);
-  EXPECT_EQ(server.fetches, 3);
+  EXPECT_EQ(c.fetches, 3);
   EXPECT_FALSE(fs::exists(dir / "checkpoints" / "step-00000004"));
+  EXPECT_FALSE(fs::exists(dir / "checkpoints" / ".fetch-step-00000004"))
+      << "the last try's damaged files were left behind";
 }
 
 TEST_F(CheckpointFetch, AnErrorAnswerIsRetriedAndNothingToResumeIsDoneAtOnce) {
+  CheckpointFetcher fetcher(link, c.lease.attempt_id, c.resume(), dir / "checkpoints");
   fetcher.pump();  // FETCH #1, answered with an ERROR instead of chunks
-  auto m = c.poll(2000);
+  auto m = c.peer.poll(2000);
   ASSERT_TRUE(m && m->type == MessageType::kFetch);
-  c.send(MessageType::kError,
-         {{"transfer", m->body["transfer"]}, {"code", "not-found"}, {"message", "gone"}});
+  c.peer.send(MessageType::kError,
+              {{"transfer", m->body["transfer"]}, {"code", "not-found"}, {"message", "gone"}});
   auto error = link.receive(2000);
   ASSERT_TRUE(error);
   EXPECT_TRUE(fetcher.handle(*error));
   EXPECT_FALSE(fetcher.result());
-  ASSERT_EQ(run(), FetchResult::kFetched);
-  EXPECT_EQ(server.fetches, 1);  // the server saw only the second FETCH
+  ASSERT_EQ(run_fetch(fetcher, link, c), FetchResult::kFetched);
+  EXPECT_EQ(c.fetches, 1);  // the transfers saw only the second FETCH
 
   CheckpointFetcher nothing(link, 8, json(), dir / "other");
   EXPECT_EQ(nothing.result(), FetchResult::kFetched);
@@ -196,7 +194,7 @@ TEST_F(CheckpointFetch, AnErrorAnswerIsRetriedAndNothingToResumeIsDoneAtOnce) {
 
 TEST(CheckpointUploader, OffersSendsWithinCreditAndForgetsOnceStored) {
   test::ScratchDir dir;
-  FakeCoordinator c;
+  test::TrpPeer c = test::TrpPeer::coordinator();
   CoordinatorLink link(c.endpoint(), "w1");
   const fs::path ckpt = dir / "checkpoints" / "step-00000006";
   fs::create_directories(ckpt);

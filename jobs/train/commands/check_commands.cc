@@ -144,7 +144,7 @@ void add_score(TrainerCli& cli) {
       adapter.to(model.embed_tokens.device());
     }
     const auto r = evaluate_test(model, args->adapter.empty() ? nullptr : &adapter, data,
-                                 args->batch, parse_scoring(args->scoring));
+                                 args->batch, parse_enum<Scoring>(args->scoring, "--scoring"));
     const double auc = roc_auc(r.labels, r.scores);
     if (!args->out.empty()) {
       nlohmann::ordered_json j = {{"labels", r.labels},
