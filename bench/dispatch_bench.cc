@@ -173,7 +173,7 @@ int main(int argc, char** argv) {
   std::printf("machine: %u hardware threads; %d simulated workers on %d client threads; store %s\n",
               std::thread::hardware_concurrency(), workers, threads, (dir / "bench.db").c_str());
   std::printf("runs: %d, assignments: %zu, succeeded: %lld, integrity: %s\n", runs, all.size(),
-              static_cast<long long>(by_state.at("succeeded")),
+              static_cast<long long>(by_state.at(tallrec::RunState::kSucceeded)),
               submit_store.database.integrity_check().c_str());
   std::printf(
       "throughput: %.0f assignments/s (each: lease, 2 events, done = 4 transactions) in %.2f s\n",
@@ -185,5 +185,5 @@ int main(int argc, char** argv) {
       "simulated workers\n",
       broker_cpu, seconds, 100 * broker_cpu / seconds);
   std::filesystem::remove_all(dir);
-  return by_state.at("succeeded") == runs ? 0 : 1;
+  return by_state.at(tallrec::RunState::kSucceeded) == runs ? 0 : 1;
 }

@@ -203,7 +203,7 @@ void add_demo_command(CLI::App& app) {
         std::printf(" test %s %.4f", test.c_str(), auc.get<double>());
       std::printf("\n");
     }
-    for (const auto& row : store.views.runs(sweep, "failed"))
+    for (const auto& row : store.views.runs(sweep, RunState::kFailed))
       std::printf("  run %lld failed\n", static_cast<long long>(row.id));
 
     std::cout << "[3/3] TALLRec Table 1 layout (AUC mean +- std over seeds; also `tallrec results "

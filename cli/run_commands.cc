@@ -20,14 +20,14 @@ void change_runs(Store& store, const std::vector<int64_t>& ids, const char* verb
                  const std::string& allowed, bool (Queue::*change)(int64_t, double)) {
   int refused = 0;
   for (int64_t id : ids) {
-    const std::string state = store.views.run_state(id);
-    if (state.empty())
+    const std::optional<RunState> was = store.views.run_state(id);
+    if (!was)
       throw InputError("run " + std::to_string(id) + " is not in the store (see `tallrec runs`)");
     if ((store.queue.*change)(id, unix_time())) {
-      std::printf("run %lld %s (was %s)\n", static_cast<long long>(id), verb, state.c_str());
+      std::printf("run %lld %s (was %s)\n", static_cast<long long>(id), verb, run_state_name(*was));
     } else {
       std::printf("run %lld is %s: only %s runs can be %s\n", static_cast<long long>(id),
-                  state.c_str(), allowed.c_str(), verb);
+                  run_state_name(*was), allowed.c_str(), verb);
       ++refused;
     }
   }
@@ -61,8 +61,7 @@ void add_run_commands(CLI::App& app) {
       require_sweep(store, a->sweep);
       for (RunState state : kAllRunStates)
         if (is_unfinished(state))
-          for (const auto& r : store.views.runs(a->sweep, run_state_name(state)))
-            ids.push_back(r.id);
+          for (const auto& r : store.views.runs(a->sweep, state)) ids.push_back(r.id);
       if (ids.empty()) std::printf("sweep %s has no unfinished run\n", a->sweep.c_str());
     }
     change_runs(store, ids, "canceled", run_state_names(is_unfinished), &Queue::cancel);

@@ -19,7 +19,7 @@ namespace {
 std::string progress_bar(const SweepStatus& s, int width = 30) {
   int64_t done = 0;
   for (RunState state : kAllRunStates)
-    if (!is_unfinished(state)) done += s.runs_by_state.at(run_state_name(state));
+    if (!is_unfinished(state)) done += s.runs_by_state.at(state);
   const int64_t total = s.total();
   const int filled = total ? int(width * done / total) : 0;
   return "[" + std::string(size_t(filled), '#') + std::string(size_t(width - filled), '.') + "]";
@@ -29,7 +29,7 @@ std::string progress_bar(const SweepStatus& s, int width = 30) {
 // attempts, state, id. Null when the run has none (not finished).
 nlohmann::json run_column(const RunRow& r, const std::string& key) {
   if (key == "id") return r.id;
-  if (key == "state") return r.state;
+  if (key == "state") return run_state_name(r.state);
   if (key == "attempts") return r.attempts;
   if (key == "val_auc")
     return r.result.is_object() ? r.result.value("best_val_auc", nlohmann::json())
@@ -127,10 +127,10 @@ void add_sweep_commands(CLI::App& app) {
       std::printf("%-24s %s %lld runs:", s.name.c_str(), progress_bar(s).c_str(),
                   static_cast<long long>(s.total()));
       for (const auto& [state, n] : s.runs_by_state)
-        if (n) std::printf(" %s %lld", state.c_str(), static_cast<long long>(n));
+        if (n) std::printf(" %s %lld", run_state_name(state), static_cast<long long>(n));
       int64_t open = 0;
       for (RunState state : kAllRunStates)
-        if (is_unfinished(state)) open += s.runs_by_state.at(run_state_name(state));
+        if (is_unfinished(state)) open += s.runs_by_state.at(state);
       if (open && s.eta_seconds >= 0) std::printf("; ETA about %.0f min", s.eta_seconds / 60);
       std::printf("\n");
     }
@@ -191,17 +191,18 @@ void add_sweep_commands(CLI::App& app) {
     require_existing_store(*db);
     Store store(*db);
     if (!args->sweep.empty()) require_sweep(store, args->sweep);
-    if (!args->state.empty() && !parse_run_state(args->state))
+    const std::optional<RunState> state = parse_run_state(args->state);
+    if (!args->state.empty() && !state)
       throw InputError("--state \"" + args->state + "\": expected " + run_state_names());
     if (args->sweep.empty() && (!args->where.empty() || !args->sort.empty()))
       throw InputError("--where and --sort need --sweep");
     std::vector<RunRow> rows;
     std::vector<std::string> axes, tests;
     if (args->sweep.empty()) {
-      rows = store.views.runs("", args->state, args->limit, args->offset);
+      rows = store.views.runs("", state, args->limit, args->offset);
     } else {
       // The whole sweep: its differing axes, then filter, sort and page here (10,000 runs is fine).
-      std::vector<RunRow> all = store.views.runs(args->sweep, "");
+      std::vector<RunRow> all = store.views.runs(args->sweep);
       std::vector<nlohmann::json> specs;
       for (const auto& r : all) specs.push_back(r.spec);
       if (!specs.empty()) axes = differing_setting_fields(specs);
@@ -219,7 +220,7 @@ void add_sweep_commands(CLI::App& app) {
         conditions.push_back({w.substr(0, eq), w.substr(eq + 1)});
       }
       for (auto& r : all) {
-        if (!args->state.empty() && r.state != args->state) continue;
+        if (state && r.state != *state) continue;
         bool keep = true;
         for (const auto& [axis, value] : conditions)
           keep = keep && run_column_text(r, axis) == value;
@@ -252,16 +253,15 @@ void add_sweep_commands(CLI::App& app) {
     for (const auto& t : tests) std::printf("  %-10s", ("test " + t).c_str());
     std::printf("  %5s  %8s  %s\n", "steps", "attempts", "notes");
     for (const auto& r : rows) {
-      std::printf("%6lld  %-9s %-6s %6lld %6llu", static_cast<long long>(r.id), r.state.c_str(),
-                  r.domain.c_str(), static_cast<long long>(r.sample),
+      std::printf("%6lld  %-9s %-6s %6lld %6llu", static_cast<long long>(r.id),
+                  run_state_name(r.state), r.domain.c_str(), static_cast<long long>(r.sample),
                   static_cast<unsigned long long>(r.seed));
       for (const auto& a : axes) std::printf("  %-12s", run_column_text(r, a).c_str());
       std::printf("  %-8s", run_column_text(r, "val_auc").c_str());
       for (const auto& t : tests)
         std::printf("  %-10s", run_column_text(r, "test_auc:" + t).c_str());
       // Why it failed, and what the queue changed on the way (tallrec runs --json has them too).
-      std::string notes =
-          is_retryable(*parse_run_state(r.state)) ? printable_utf8(r.reason) : std::string();
+      std::string notes = is_retryable(r.state) ? printable_utf8(r.reason) : std::string();
       if (r.micro_batch_size > 0)
         notes += (notes.empty() ? "" : "; ") + std::string("micro-batch ") +
                  std::to_string(r.micro_batch_size) + " after out-of-memory";

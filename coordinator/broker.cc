@@ -138,6 +138,7 @@ struct Broker::Impl {
         cancel_unless_live(worker, b["attempts"]);
         return;
       case MessageType::kRequest: {
+        store.workers.ensure_known(worker, now());
         if (auto lease = store.queue.lease_next(worker, now(), policy)) {
           nlohmann::json lease_body = {
               {"attempt", lease->attempt_id},

@@ -264,7 +264,7 @@ HttpResponse HttpApi::sweep_detail(const ApiCall& call) {
   if (!doc) return error_response(404, "no sweep named \"" + name + "\"");
   for (const auto& s : store_.views.status())
     if (s.name == name) {
-      (*doc)["by_state"] = s.runs_by_state;
+      (*doc)["by_state"] = runs_by_state_json(s.runs_by_state);
       (*doc)["eta_seconds"] = s.eta_seconds < 0 ? json() : json(s.eta_seconds);
     }
   const ResultsTable table = build_results_table(store_.views.run_outcomes(name));
@@ -291,10 +291,13 @@ HttpResponse HttpApi::sweep_table(const ApiCall& call) {  // Table 1 export, as 
 
 HttpResponse HttpApi::list_runs(const ApiCall& call) {
   const auto& query = call.query;
-  const std::string sweep = query.count("sweep") ? query.at("sweep") : "",
-                    state = query.count("state") ? query.at("state") : "";
-  if (!state.empty() && !parse_run_state(state))
-    return error_response(400, "state must be " + run_state_names());
+  const std::string sweep = query.count("sweep") ? query.at("sweep") : "";
+  std::optional<RunState> state;
+  if (query.count("state")) {
+    state = parse_run_state(query.at("state"));
+    if (!state && !query.at("state").empty())
+      return error_response(400, "state must be " + run_state_names());
+  }
   const int64_t limit = int_param(query, "limit", 50, 1, 1000),
                 offset = int_param(query, "offset", 0, 0, INT64_MAX);
   json runs = json::array();
@@ -340,7 +343,7 @@ HttpResponse HttpApi::change_run(const ApiCall& call, bool cancel) {
                                    run_state_names(cancel ? is_unfinished : is_retryable) +
                                    " runs can be " + (cancel ? "canceled" : "retried"));
   }
-  return json_response(200, {{"run", id}, {"state", store_.views.run_state(id)}});
+  return json_response(200, {{"run", id}, {"state", run_state_name(*store_.views.run_state(id))}});
 }
 
 HttpResponse HttpApi::cancel_run(const ApiCall& call) { return change_run(call, true); }

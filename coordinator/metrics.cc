@@ -24,7 +24,7 @@ std::string CoordinatorMetrics::prometheus_text(Store& store) {
   char line[256];
   out += "# HELP tallrec_runs Runs in the store by state.\n# TYPE tallrec_runs gauge\n";
   for (const auto& [state, n] : store.views.runs_by_state()) {
-    std::snprintf(line, sizeof line, "tallrec_runs{state=\"%s\"} %lld\n", state.c_str(),
+    std::snprintf(line, sizeof line, "tallrec_runs{state=\"%s\"} %lld\n", run_state_name(state),
                   static_cast<long long>(n));
     out += line;
   }

@@ -6,11 +6,11 @@
 
 #include "common/clock.h"
 #include "common/error.h"
-#include "common/exit_codes.h"
-#include "common/run_spec.h"
+#include "coordinator/attempt_end.h"
 #include "coordinator/database.h"
 #include "coordinator/run_state.h"
 #include "coordinator/store_sql.h"
+#include "coordinator/train_events.h"
 
 namespace tallrec {
 
@@ -78,10 +78,107 @@ SubmitResult Queue::submit(const Grid& grid) {
 
 namespace {
 
-double backoff(int64_t attempts, const RetryPolicy& p) {
-  double b = p.backoff_base;
-  for (int64_t k = 1; k < attempts && b < p.backoff_max; ++k) b *= 2;
-  return std::min(b, p.backoff_max);
+// One transition: a run's new state and, with it, its attempt's, both rows and the change feed's
+// entry, inside the caller's transaction. Every change of state in the queue is one of these.
+struct Transition {
+  int64_t run = 0;
+  RunState run_state = RunState::kQueued;
+  int64_t attempt = 0;  // the attempt that moves with the run; 0: none does
+  AttemptState attempt_state = AttemptState::kLeased;
+  std::optional<std::string> reason;  // why the attempt ended
+  std::optional<int64_t> exit_code;
+  std::string worker;  // a lease: its holder, for the feed
+  // The run's columns that move with its state: attempts spent (+1 a lease, -1 an attempt given
+  // back), when a queued run may be leased again, a success's `finished` event, preemptions
+  // added, and the batch sizes an out-of-memory halved.
+  int64_t attempts_spent = 0;
+  std::optional<double> not_before;
+  std::optional<std::string> result;
+  int64_t preemptions = 0;
+  std::optional<int64_t> micro_batch_size, eval_batch_size;
+};
+
+bool has_ended(AttemptState s) { return s != AttemptState::kLeased && s != AttemptState::kRunning; }
+
+void apply(sqlite3* db, const std::string& path, const Transition& x, double t) {
+  const bool ended = x.attempt && has_ended(x.attempt_state);
+  if (x.attempt) {
+    Statement a(db,
+                "UPDATE attempts SET state = ?, ended = COALESCE(?, ended), reason = COALESCE(?, "
+                "reason), exit_code = COALESCE(?, exit_code) WHERE id = ?",
+                path);
+    a.bind(1, x.attempt_state).bind(5, x.attempt);
+    if (ended) a.bind(2, t);
+    if (x.reason) a.bind(3, *x.reason);
+    if (x.exit_code) a.bind(4, *x.exit_code);
+    a.step();
+  }
+  Statement r(db,
+              "UPDATE runs SET state = ?, updated = ?, attempts = attempts + ?, not_before = "
+              "COALESCE(?, not_before), result = COALESCE(?, result), preemptions = preemptions + "
+              "?, micro_batch_size = COALESCE(?, micro_batch_size), eval_batch_size = COALESCE(?, "
+              "eval_batch_size) WHERE id = ?",
+              path);
+  r.bind(1, x.run_state).bind(2, t).bind(3, x.attempts_spent).bind(6, x.preemptions).bind(9, x.run);
+  if (x.not_before) r.bind(4, *x.not_before);
+  if (x.result) r.bind(5, *x.result);
+  if (x.micro_batch_size) r.bind(7, *x.micro_batch_size);
+  if (x.eval_batch_size) r.bind(8, *x.eval_batch_size);
+  r.step();
+  nlohmann::json change = {{"run", x.run}, {"state", run_state_name(x.run_state)}};
+  if (x.attempt) change["attempt"] = x.attempt;
+  if (!x.worker.empty()) change["worker"] = x.worker;
+  if (ended && x.attempt_state != AttemptState::kSucceeded)
+    change["attempt_state"] = attempt_state_name(x.attempt_state);
+  if (x.reason) change["reason"] = *x.reason;
+  add_change(db, path, "run", change, t);
+}
+
+// Attempt `attempt` of run `run` ended as `end` decided.
+void apply_end(sqlite3* db, const std::string& path, int64_t attempt, int64_t run,
+               const AttemptEnd& end, double t) {
+  Transition x;
+  x.run = run;
+  x.run_state = end.run;
+  x.attempt = attempt;
+  x.attempt_state = end.attempt;
+  if (end.attempt == AttemptState::kSucceeded) {
+    x.exit_code = 0;
+    x.result = end.result.dump();
+  } else {
+    x.reason = end.reason;
+  }
+  if (end.attempt_given_back) {
+    x.attempts_spent = -1;
+    x.not_before = 0.0;
+  } else if (end.run == RunState::kQueued) {
+    x.not_before = t + end.backoff_seconds;
+  }
+  x.preemptions = end.preempted ? 1 : 0;
+  x.micro_batch_size = end.micro_batch_size;
+  x.eval_batch_size = end.eval_batch_size;
+  apply(db, path, x, t);
+}
+
+// Where run `run` stands, for attempt_end.h's rules.
+RunSoFar run_so_far(sqlite3* db, const std::string& path, int64_t run) {
+  Statement q(db,
+              "SELECT attempts, max_attempts, preemptions, json_extract(spec, '$.batch_size'), "
+              "json_extract(spec, '$.micro_batch_size'), json_extract(spec, '$.eval_batch_size'), "
+              "micro_batch_size, eval_batch_size FROM runs WHERE id = ?",
+              path);
+  q.bind(1, run).step();
+  auto column = [&](int c) { return q.is_null(c) ? std::nullopt : std::optional(q.integer(c)); };
+  RunSoFar r;
+  r.attempts = q.integer(0);
+  r.max_attempts = q.integer(1);
+  r.preemptions = q.integer(2);
+  r.batch_size = column(3);
+  r.micro_batch_size = column(4);
+  r.eval_batch_size = column(5);
+  r.halved_micro_batch_size = column(6);
+  r.halved_eval_batch_size = column(7);
+  return r;
 }
 
 }  // namespace
@@ -104,10 +201,6 @@ std::optional<Lease> Queue::lease_next(const std::string& worker, double t,
             t + policy.lease_seconds,
             pick.is_null(4) ? std::nullopt : std::optional<int64_t>(pick.integer(4)),
             pick.is_null(5) ? std::nullopt : std::optional<int64_t>(pick.integer(5))};
-    Statement(db_, "INSERT OR IGNORE INTO workers (id, last_seen) VALUES (?, ?)", path_)
-        .bind(1, worker)
-        .bind(2, t)
-        .step();
     Statement add(db_,
                   "INSERT INTO attempts (run_id, worker_id, state, lease_until, started, "
                   "micro_batch_size, eval_batch_size) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -121,25 +214,21 @@ std::optional<Lease> Queue::lease_next(const std::string& worker, double t,
     if (l.eval_batch_size) add.bind(7, *l.eval_batch_size);
     add.step();
     l.attempt_id = sqlite3_last_insert_rowid(db_);
-    Statement(db_, "UPDATE runs SET state = ?, attempts = attempts + 1, updated = ? WHERE id = ?",
-              path_)
-        .bind(1, RunState::kLeased)
-        .bind(2, t)
-        .bind(3, l.run_id)
-        .step();
-    add_change(db_, path_, "run",
-               {{"run", l.run_id},
-                {"state", run_state_name(RunState::kLeased)},
-                {"attempt", l.attempt_id},
-                {"worker", worker}},
-               t);
+    Transition x;
+    x.run = l.run_id;
+    x.run_state = RunState::kLeased;
+    x.attempt = l.attempt_id;
+    x.attempt_state = AttemptState::kLeased;
+    x.worker = worker;
+    x.attempts_spent = 1;
+    apply(db_, path_, x, t);
     return l;
   });
 }
 
 int64_t Queue::count_ready_runs(double t) {
   Statement s(db_, "SELECT COUNT(*) FROM runs WHERE state = ? AND not_before <= ?", path_);
-  s.bind(1, std::string(run_state_name(RunState::kQueued))).bind(2, t);
+  s.bind(1, RunState::kQueued).bind(2, t);
   return s.step() ? s.integer(0) : 0;
 }
 
@@ -157,18 +246,12 @@ bool Queue::heartbeat(int64_t attempt_id, double t, const RetryPolicy& policy) {
 namespace {
 // Attempt `attempt_id` of run `run` has started training.
 void set_running(sqlite3* db, const std::string& path, int64_t attempt_id, int64_t run, double t) {
-  Statement(db, "UPDATE attempts SET state = ? WHERE id = ?", path)
-      .bind(1, AttemptState::kRunning)
-      .bind(2, attempt_id)
-      .step();
-  Statement(db, "UPDATE runs SET state = ?, updated = ? WHERE id = ?", path)
-      .bind(1, RunState::kRunning)
-      .bind(2, t)
-      .bind(3, run)
-      .step();
-  add_change(db, path, "run",
-             {{"run", run}, {"state", run_state_name(RunState::kRunning)}, {"attempt", attempt_id}},
-             t);
+  Transition x;
+  x.run = run;
+  x.run_state = RunState::kRunning;
+  x.attempt = attempt_id;
+  x.attempt_state = AttemptState::kRunning;
+  apply(db, path, x, t);
 }
 }  // namespace
 
@@ -185,200 +268,35 @@ bool Queue::finish(int64_t attempt_id, const nlohmann::json& result, double t) {
   return in_transaction(db_, path_, [&] {
     const int64_t run = live_run(db_, path_, attempt_id);
     if (run < 0) return false;
-    Statement(db_, "UPDATE attempts SET state = ?, ended = ?, exit_code = 0 WHERE id = ?", path_)
-        .bind(1, AttemptState::kSucceeded)
-        .bind(2, t)
-        .bind(3, attempt_id)
-        .step();
-    Statement(db_, "UPDATE runs SET state = ?, result = ?, updated = ? WHERE id = ?", path_)
-        .bind(1, RunState::kSucceeded)
-        .bind(2, result.dump())
-        .bind(3, t)
-        .bind(4, run)
-        .step();
-    add_change(
-        db_, path_, "run",
-        {{"run", run}, {"state", run_state_name(RunState::kSucceeded)}, {"attempt", attempt_id}},
-        t);
+    apply_end(db_, path_, attempt_id, run, attempt_succeeded(result), t);
     return true;
   });
 }
-
-namespace {
-// Ends attempt `attempt_id` of run `run` as `attempt_state` and re-queues or fails the run.
-void end_attempt(sqlite3* db, const std::string& path, int64_t attempt_id, int64_t run,
-                 AttemptState attempt_state, const std::string& reason, bool retryable, double t,
-                 const RetryPolicy& policy) {
-  Statement(db, "UPDATE attempts SET state = ?, ended = ?, reason = ? WHERE id = ?", path)
-      .bind(1, attempt_state)
-      .bind(2, t)
-      .bind(3, reason)
-      .bind(4, attempt_id)
-      .step();
-  Statement q(db, "SELECT attempts, max_attempts FROM runs WHERE id = ?", path);
-  q.bind(1, run).step();
-  const int64_t attempts = q.integer(0), max_attempts = q.integer(1);
-  const bool again = retryable && attempts < max_attempts;
-  if (again) {
-    Statement(db, "UPDATE runs SET state = ?, not_before = ?, updated = ? WHERE id = ?", path)
-        .bind(1, RunState::kQueued)
-        .bind(2, t + backoff(attempts, policy))
-        .bind(3, t)
-        .bind(4, run)
-        .step();
-  } else {
-    Statement(db, "UPDATE runs SET state = ?, updated = ? WHERE id = ?", path)
-        .bind(1, RunState::kFailed)
-        .bind(2, t)
-        .bind(3, run)
-        .step();
-  }
-  add_change(db, path, "run",
-             {{"run", run},
-              {"state", run_state_name(again ? RunState::kQueued : RunState::kFailed)},
-              {"attempt", attempt_id},
-              {"attempt_state", attempt_state_name(attempt_state)},
-              {"reason", reason}},
-             t);
-}
-}  // namespace
 
 bool Queue::fail(int64_t attempt_id, const std::string& reason, bool retryable, double t,
                  const RetryPolicy& policy) {
   return in_transaction(db_, path_, [&] {
     const int64_t run = live_run(db_, path_, attempt_id);
     if (run < 0) return false;
-    end_attempt(db_, path_, attempt_id, run, AttemptState::kFailed, reason, retryable, t, policy);
-    return true;
-  });
-}
-
-namespace {
-// Ends attempt `attempt_id` of run `run` as `state` and queues the run again at once: no backoff,
-// and the attempt is given back (preemption, an out-of-memory retried smaller: not failures of
-// the run).
-void requeue_at_once(sqlite3* db, const std::string& path, int64_t attempt_id, int64_t run,
-                     AttemptState state, const std::string& reason, double t) {
-  Statement(db, "UPDATE attempts SET state = ?, ended = ?, reason = ? WHERE id = ?", path)
-      .bind(1, state)
-      .bind(2, t)
-      .bind(3, reason)
-      .bind(4, attempt_id)
-      .step();
-  Statement(db,
-            "UPDATE runs SET state = ?, not_before = 0, attempts = attempts - 1, updated = ? "
-            "WHERE id = ?",
-            path)
-      .bind(1, RunState::kQueued)
-      .bind(2, t)
-      .bind(3, run)
-      .step();
-  add_change(db, path, "run",
-             {{"run", run},
-              {"state", run_state_name(RunState::kQueued)},
-              {"attempt", attempt_id},
-              {"attempt_state", attempt_state_name(state)},
-              {"reason", reason}},
-             t);
-}
-}  // namespace
-
-bool Queue::preempt(int64_t attempt_id, const std::string& reason, double t,
-                    const RetryPolicy& policy) {
-  return in_transaction(db_, path_, [&] {
-    const int64_t run = live_run(db_, path_, attempt_id);
-    if (run < 0) return false;
-    Statement q(db_, "SELECT preemptions FROM runs WHERE id = ?", path_);
-    q.bind(1, run).step();
-    const int64_t preemptions = q.integer(0) + 1;
-    Statement(db_, "UPDATE runs SET preemptions = ? WHERE id = ?", path_)
-        .bind(1, preemptions)
-        .bind(2, run)
-        .step();
-    if (preemptions > policy.max_preemptions) {
-      // A run that is stopped every time it runs would cycle forever: it fails, saying why.
-      end_attempt(db_, path_, attempt_id, run, AttemptState::kPreempted,
-                  reason + "; preempted " + std::to_string(preemptions) +
-                      " times, more than --max-preemptions " +
-                      std::to_string(policy.max_preemptions) + ": the run never got to finish",
-                  /*retryable=*/false, t, policy);
-      return true;
-    }
-    requeue_at_once(db_, path_, attempt_id, run, AttemptState::kPreempted, reason, t);
-    return true;
-  });
-}
-
-namespace {
-// The micro-batch after an out-of-memory at `micro`: the largest that divides `batch` and is at
-// most half of it (so the global batch stays `batch`), 0 when `micro` is 1 already.
-int64_t halved_micro_batch(int64_t micro, int64_t batch) {
-  for (int64_t m = micro / 2; m >= 1; --m)
-    if (batch % m == 0) return m;
-  return 0;
-}
-}  // namespace
-
-bool Queue::out_of_memory(int64_t attempt_id, const nlohmann::json& outcome, double t) {
-  return in_transaction(db_, path_, [&] {
-    const int64_t run = live_run(db_, path_, attempt_id);
-    if (run < 0) return false;
-    Statement q(db_, "SELECT spec, micro_batch_size, eval_batch_size FROM runs WHERE id = ?",
-                path_);
-    q.bind(1, run).step();
-    const nlohmann::json spec = nlohmann::json::parse(q.text(0));
-    const RunSpec defaults;
-    const int64_t batch = spec.value("batch_size", defaults.batch_size);
-    const int64_t micro =
-        q.is_null(1) ? spec.value("micro_batch_size", defaults.micro_batch_size) : q.integer(1);
-    const int64_t eval =
-        q.is_null(2) ? spec.value("eval_batch_size", defaults.eval_batch_size) : q.integer(2);
-    const std::string phase = outcome["out_of_memory"].value("phase", std::string("train"));
-    const int64_t next_micro = halved_micro_batch(micro, batch);
-    const std::string reason = outcome.value("reason", std::string("out of memory"));
-    // Loading does not depend on the batch; at micro-batch 1 nothing is left to halve.
-    if (phase == "load" || next_micro == 0) {
-      end_attempt(db_, path_, attempt_id, run, AttemptState::kFailed,
-                  reason + (next_micro == 0 ? "; micro-batch 1 does not fit either"
-                                            : "; a smaller batch would not help"),
-                  /*retryable=*/false, t, RetryPolicy{});
-      return true;
-    }
-    const int64_t next_eval = std::max<int64_t>(1, eval / 2);
-    const std::string retry = reason + "; retrying with micro-batch " + std::to_string(next_micro) +
-                              " x " + std::to_string(batch / next_micro) +
-                              " accumulation (global batch " + std::to_string(batch) +
-                              "), evaluation batch " + std::to_string(next_eval);
-    // The halvings are bounded by log2(micro-batch): no attempt is spent on them.
-    requeue_at_once(db_, path_, attempt_id, run, AttemptState::kFailed, retry, t);
-    Statement(db_, "UPDATE runs SET micro_batch_size = ?, eval_batch_size = ? WHERE id = ?", path_)
-        .bind(1, next_micro)
-        .bind(2, next_eval)
-        .bind(3, run)
-        .step();
+    apply_end(db_, path_, attempt_id, run,
+              attempt_failed(AttemptState::kFailed, reason, retryable, run_so_far(db_, path_, run),
+                             policy),
+              t);
     return true;
   });
 }
 
 bool Queue::end_reported(int64_t attempt_id, int exit_code, const std::string& stderr_tail,
                          double t, const RetryPolicy& policy) {
-  const nlohmann::json outcome = last_outcome(attempt_id);
-  const std::string type = outcome.is_object() ? outcome.value("type", "") : "";
-  if (exit_code == 0 && type == "finished") return finish(attempt_id, outcome, t);
-  if (type == "failed" && outcome.contains("out_of_memory") && outcome["out_of_memory"].is_object())
-    return out_of_memory(attempt_id, outcome, t);
-  if (type == "preempted")
-    return preempt(attempt_id,
-                   "preempted at step " + std::to_string(outcome.value("step", int64_t(0))) + " (" +
-                       outcome.value("reason", std::string("signal")) + ")",
-                   t, policy);
-  // No outcome event at all (the trainer died before its first line): retryable.
-  const bool retryable =
-      exit_code != kBadInputExitCode && (outcome.is_null() || outcome.value("retryable", true));
-  const std::string reason = outcome.is_null()
-                                 ? "exit " + std::to_string(exit_code) + ": " + stderr_tail
-                                 : outcome.value("reason", std::string("failed"));
-  return fail(attempt_id, reason, retryable, t, policy);
+  return in_transaction(db_, path_, [&] {
+    const int64_t run = live_run(db_, path_, attempt_id);
+    if (run < 0) return false;
+    apply_end(db_, path_, attempt_id, run,
+              decide_attempt_end(last_outcome(attempt_id), exit_code, stderr_tail,
+                                 run_so_far(db_, path_, run), policy),
+              t);
+    return true;
+  });
 }
 
 int Queue::expire_leases(double t, const RetryPolicy& policy) {
@@ -391,54 +309,61 @@ int Queue::expire_leases(double t, const RetryPolicy& policy) {
       while (s.step()) lost.push_back({s.integer(0), s.integer(1)});
     }
     for (const auto& [attempt, run] : lost)
-      end_attempt(db_, path_, attempt, run, AttemptState::kLost, "lease expired", true, t, policy);
+      apply_end(db_, path_, attempt, run,
+                attempt_failed(AttemptState::kLost, "lease expired", /*retryable=*/true,
+                               run_so_far(db_, path_, run), policy),
+                t);
     return int(lost.size());
   });
 }
 
+namespace {
+// The state of run `run`, or nullopt when there is no such run.
+std::optional<RunState> state_of(sqlite3* db, const std::string& path, int64_t run) {
+  Statement s(db, "SELECT state FROM runs WHERE id = ?", path);
+  s.bind(1, run);
+  return s.step() ? parse_run_state(s.text(0)) : std::nullopt;
+}
+}  // namespace
+
 bool Queue::cancel(int64_t run_id, double t) {
   return in_transaction(db_, path_, [&] {
-    Statement(db_, "UPDATE attempts SET state = ?, ended = ? WHERE run_id = ? AND state IN (?, ?)",
-              path_)
-        .bind(1, AttemptState::kCanceled)
-        .bind(2, t)
-        .bind(3, run_id)
-        .bind(4, AttemptState::kLeased)
-        .bind(5, AttemptState::kRunning)
-        .step();
-    Statement u(db_, "UPDATE runs SET state = ?, updated = ? WHERE id = ? AND state IN (?, ?, ?)",
-                path_);
-    u.bind(1, RunState::kCanceled)
-        .bind(2, t)
-        .bind(3, run_id)
-        .bind(4, RunState::kQueued)
-        .bind(5, RunState::kLeased)
-        .bind(6, RunState::kRunning)
-        .step();
-    if (sqlite3_changes(db_) == 0) return false;
-    add_change(db_, path_, "run", {{"run", run_id}, {"state", run_state_name(RunState::kCanceled)}},
-               t);
+    const std::optional<RunState> state = state_of(db_, path_, run_id);
+    if (!state || !is_unfinished(*state)) return false;
+    Transition x;
+    x.run = run_id;
+    x.run_state = RunState::kCanceled;
+    {  // its live attempt, if it has one, ends with it
+      Statement live(db_, "SELECT MAX(id) FROM attempts WHERE run_id = ? AND state IN (?, ?)",
+                     path_);
+      live.bind(1, run_id).bind(2, AttemptState::kLeased).bind(3, AttemptState::kRunning).step();
+      if (!live.is_null(0)) {
+        x.attempt = live.integer(0);
+        x.attempt_state = AttemptState::kCanceled;
+      }
+    }
+    apply(db_, path_, x, t);
     return true;
   });
 }
 
 bool Queue::retry(int64_t run_id, double t) {
   return in_transaction(db_, path_, [&] {
-    Statement u(db_,
-                "UPDATE runs SET state = ?, max_attempts = attempts + (SELECT max_attempts "
-                "FROM sweeps s JOIN sweep_runs sr ON sr.sweep_id = s.id WHERE sr.run_id = runs.id "
-                "ORDER BY s.id LIMIT 1), not_before = 0, preemptions = 0, updated = ? WHERE id = ? "
-                "AND state IN (?, ?)",
-                path_);
-    u.bind(1, RunState::kQueued)
-        .bind(2, t)
-        .bind(3, run_id)
-        .bind(4, RunState::kFailed)
-        .bind(5, RunState::kCanceled)
+    const std::optional<RunState> state = state_of(db_, path_, run_id);
+    if (!state || !is_retryable(*state)) return false;
+    Transition x;
+    x.run = run_id;
+    x.run_state = RunState::kQueued;
+    x.not_before = 0.0;
+    apply(db_, path_, x, t);
+    // A fresh attempt budget and preemption count.
+    Statement(db_,
+              "UPDATE runs SET max_attempts = attempts + (SELECT max_attempts FROM sweeps s JOIN "
+              "sweep_runs sr ON sr.sweep_id = s.id WHERE sr.run_id = runs.id ORDER BY s.id LIMIT "
+              "1), preemptions = 0 WHERE id = ?",
+              path_)
+        .bind(1, run_id)
         .step();
-    if (sqlite3_changes(db_) == 0) return false;
-    add_change(db_, path_, "run", {{"run", run_id}, {"state", run_state_name(RunState::kQueued)}},
-               t);
     return true;
   });
 }
@@ -457,15 +382,14 @@ bool Queue::record_event(int64_t attempt_id, int64_t seq, const nlohmann::json& 
         .step();
     if (sqlite3_changes(db_) == 0) return true;  // a duplicate: stored before
     const std::string type = event.value("type", "");
-    if (type == "started")
+    if (type == kStartedEvent)
       set_running(db_, path_, attempt_id, run, event.value("time", unix_time()));
-    if ((type == "progress" || type == "eval") && event.contains("step")) {
+    if ((type == kProgressEvent || type == kEvalEvent) && event.contains("step")) {
       Statement m(
           db_, "INSERT OR REPLACE INTO metrics (attempt_id, step, name, value) VALUES (?, ?, ?, ?)",
           path_);
       nlohmann::json values = nlohmann::json::object();
-      for (const char* name :
-           {"loss", "lr", "grad_norm", "tokens_per_s", "memory_bytes", "val_auc", "val_loss"}) {
+      for (const char* name : kEventMetrics) {
         if (!event.contains(name) || !event[name].is_number()) continue;
         m.bind(1, attempt_id)
             .bind(2, event["step"].get<int64_t>())
@@ -489,11 +413,11 @@ nlohmann::json Queue::last_outcome(int64_t attempt_id) {
               "SELECT body FROM events WHERE attempt_id = ? AND type IN (?, ?, ?) ORDER BY seq "
               "DESC LIMIT 1",
               path_);
-  // The trainer's outcome events (schemas/train_event.schema.json), bound as the states are.
+  // The trainer's outcome events, bound as the states are.
   s.bind(1, attempt_id)
-      .bind(2, std::string("finished"))
-      .bind(3, std::string("failed"))
-      .bind(4, std::string("preempted"));
+      .bind(2, std::string(kFinishedEvent))
+      .bind(3, std::string(kFailedEvent))
+      .bind(4, std::string(kPreemptedEvent));
   return s.step() ? nlohmann::json::parse(s.text(0)) : nlohmann::json();
 }
 
@@ -515,8 +439,8 @@ int Queue::release_unlisted(const std::string& worker, const std::vector<int64_t
           unlisted.push_back({s.integer(0), s.integer(1)});
     }
     for (const auto& [attempt, run] : unlisted)
-      requeue_at_once(db_, path_, attempt, run, AttemptState::kReleased, "not held by its worker",
-                      t);
+      apply_end(db_, path_, attempt, run,
+                attempt_given_back(AttemptState::kReleased, "not held by its worker"), t);
     return int(unlisted.size());
   });
 }

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "coordinator/grid.h"
+#include "coordinator/retry_policy.h"
 
 struct sqlite3;
 
@@ -40,15 +41,6 @@ struct Lease {
   std::optional<int64_t> micro_batch_size, eval_batch_size;
 };
 
-struct RetryPolicy {
-  double lease_seconds = 30;
-  double backoff_base = 5;  // seconds before attempt k+1: base * 2^(k-1), capped
-  double backoff_max = 300;
-  double lease_arrival =
-      10;  // seconds a LEASE may take to show in its worker's heartbeats before it is released
-  int64_t max_preemptions = 20;  // a run preempted more often than this fails, saying so
-};
-
 class Queue {
  public:
   explicit Queue(Database& database);
@@ -57,7 +49,8 @@ class Queue {
   // (same key, from this or another sweep) are linked, not duplicated.
   SubmitResult submit(const Grid& grid);
 
-  // The highest-priority queued run whose backoff has passed becomes leased to `worker`.
+  // The highest-priority queued run whose backoff has passed becomes leased to `worker`, which
+  // must be in the worker registry already (coordinator/worker_registry.h: ensure_known).
   std::optional<Lease> lease_next(const std::string& worker, double now,
                                   const RetryPolicy& policy = {});
   // Queued runs whose backoff has passed at `now`: what a free worker would be leased.
@@ -70,30 +63,17 @@ class Queue {
   // False if the attempt is stale.
   bool record_event(int64_t attempt_id, int64_t seq, const nlohmann::json& event);
 
-  // How attempts end. Each is false (and changes nothing) when the attempt is stale.
+  // How attempts end (the rules: coordinator/attempt_end.h). Each is false (and changes nothing)
+  // when the attempt is stale.
   bool finish(int64_t attempt_id, const nlohmann::json& result, double now);
-  // A failed attempt: the run is queued again after a backoff, unless `retryable` is false or
-  // the run has used max_attempts, in which case it fails.
+  // A failed attempt, as attempt_failed(): queued again after a backoff, or failed.
   bool fail(int64_t attempt_id, const std::string& reason, bool retryable, double now,
             const RetryPolicy& policy = {});
-  // A preempted attempt (its trainer checkpointed and stopped on a signal): the run is queued
-  // again at once, with no backoff, and the attempt is not counted against max_attempts; past
-  // policy.max_preemptions the run fails with a reason that says so.
-  bool preempt(int64_t attempt_id, const std::string& reason, double now,
-               const RetryPolicy& policy = {});
-  // An attempt that ran out of memory (its `failed` event's out_of_memory says where): in a train
-  // step or an evaluation (validation or test), the run is queued again at once, without spending
-  // an attempt, with half the micro-batch (the largest divisor of batch_size at most half of it, so
-  // the global batch and the optimizer steps stay the same: twice the accumulation) and half the
-  // evaluation batch; at micro-batch 1, or out of memory while loading, the run fails.
-  bool out_of_memory(int64_t attempt_id, const nlohmann::json& failed_event, double now);
-  // The worker's DONE for an attempt: the queue's rule for how it ended. Succeeded when the
-  // trainer exited 0 after its `finished` event; preempted after a `preempted` event; otherwise
-  // out_of_memory() after a `failed` event that says so; otherwise failed (retryable unless the
-  // trainer said not, or exited 2 for bad input).
+  // The worker's DONE for an attempt: how it ended is decide_attempt_end() of its last outcome
+  // event and the trainer's exit code.
   bool end_reported(int64_t attempt_id, int exit_code, const std::string& stderr_tail, double now,
                     const RetryPolicy& policy = {});
-  // Leases past their time are lost: each such run is failed or re-queued as by fail(..., true).
+  // Leases past their time are lost: each such run is failed or queued again as by attempt_failed.
   // Returns the number of attempts expired.
   int expire_leases(double now, const RetryPolicy& policy = {});
   // Leases of `worker` older than `leased_before` that it does not list as running (a LEASE lost

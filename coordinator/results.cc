@@ -88,8 +88,7 @@ ResultsTable build_results_table(const std::vector<RunOutcome>& runs) {
     if (tests.empty()) tests.push_back(r.domain);
     const size_t column =
         size_t(std::find(t.samples.begin(), t.samples.end(), r.sample) - t.samples.begin());
-    const auto state = parse_run_state(r.state);
-    const bool ended = state && !is_unfinished(*state);
+    const bool ended = !is_unfinished(r.state);
     const std::string base = r.spec.value("base_model", std::string());
     std::string model = base.substr(base.find_last_of('/') + 1);
     if (!label.empty()) model += " (" + label + ")";
@@ -104,7 +103,7 @@ ResultsTable build_results_table(const std::vector<RunOutcome>& runs) {
       TableCell& c = t.rows[it->second].cells[column];
       ++c.runs;
       c.finished += ended;
-      if (r.state != run_state_name(RunState::kSucceeded) || !r.result.contains("test_auc") ||
+      if (r.state != RunState::kSucceeded || !r.result.contains("test_auc") ||
           !r.result["test_auc"].contains(test))
         continue;
       const double auc = r.result["test_auc"][test].get<double>();

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "common/error.h"
 #include "common/run_spec.h"
 #include "coordinator/database.h"
 #include "coordinator/run_state.h"
@@ -18,6 +19,32 @@ json worker_row_json(const WorkerRow& w) {
           {"alive", w.alive}, {"attempts", w.attempts}, {"slurm", w.slurm}};
 }
 
+namespace {
+// A state as the store holds it (the schema's CHECK allows no other).
+RunState stored_state(const std::string& name, const std::string& path) {
+  if (auto state = parse_run_state(name)) return *state;
+  throw Error(path + ": a run in the unknown state \"" + name + "\"");
+}
+
+// A state filter as the queries take it: "" for any.
+std::string state_filter(std::optional<RunState> state) {
+  return state ? run_state_name(*state) : "";
+}
+
+// Every state, with 0 runs.
+std::map<RunState, int64_t> no_runs() {
+  std::map<RunState, int64_t> out;
+  for (RunState st : kAllRunStates) out[st] = 0;
+  return out;
+}
+}  // namespace
+
+json runs_by_state_json(const std::map<RunState, int64_t>& counts) {
+  json out = json::object();
+  for (const auto& [state, n] : counts) out[run_state_name(state)] = n;
+  return out;
+}
+
 json run_row_json(const RunRow& r) {
   json result = nullptr;
   if (r.result.is_object())
@@ -27,7 +54,7 @@ json run_row_json(const RunRow& r) {
               {"test_auc", r.result.value("test_auc", json::object())}};
   return {{"id", r.id},
           {"key", r.key},
-          {"state", r.state},
+          {"state", run_state_name(r.state)},
           {"domain", r.domain},
           {"sample", r.sample},
           {"seed", r.seed},
@@ -43,7 +70,7 @@ json sweep_status_json(const SweepStatus& s) {
   return {{"id", s.id},
           {"name", s.name},
           {"runs", s.total()},
-          {"by_state", s.runs_by_state},
+          {"by_state", runs_by_state_json(s.runs_by_state)},
           {"eta_seconds", s.eta_seconds < 0 ? json() : json(s.eta_seconds)}};
 }
 
@@ -65,10 +92,9 @@ std::vector<SweepStatus> StoreViews::status() {
               path_);
   while (s.step()) {
     if (out.empty() || out.back().id != s.integer(0)) {
-      out.push_back({s.integer(0), s.text(1), {}});
-      for (RunState st : kAllRunStates) out.back().runs_by_state[run_state_name(st)] = 0;
+      out.push_back({s.integer(0), s.text(1), no_runs()});
     }
-    if (!s.text(2).empty()) out.back().runs_by_state[s.text(2)] = s.integer(3);
+    if (!s.is_null(2)) out.back().runs_by_state[stored_state(s.text(2), path_)] = s.integer(3);
   }
   Statement mean(
       db_,
@@ -81,7 +107,7 @@ std::vector<SweepStatus> StoreViews::status() {
     if (mean.step() && !mean.text(0).empty()) {
       const double each = mean.real(0);
       auto& n = sweep.runs_by_state;
-      auto count = [&](RunState s) { return double(n[run_state_name(s)]); };
+      auto count = [&](RunState s) { return double(n[s]); };
       const double remaining =
           count(RunState::kQueued) + count(RunState::kLeased) + 0.5 * count(RunState::kRunning);
       sweep.eta_seconds =
@@ -92,7 +118,7 @@ std::vector<SweepStatus> StoreViews::status() {
   return out;
 }
 
-std::vector<RunRow> StoreViews::runs(const std::string& sweep_name, const std::string& state,
+std::vector<RunRow> StoreViews::runs(const std::string& sweep_name, std::optional<RunState> state,
                                      int64_t limit, int64_t offset) {
   Statement s(db_,
               "SELECT DISTINCT r.id, r.key, r.state, r.domain, r.sample, r.seed, r.attempts, "
@@ -103,10 +129,10 @@ std::vector<RunRow> StoreViews::runs(const std::string& sweep_name, const std::s
               "WHERE (?1 = '' OR s.name = ?1) AND (?2 = '' OR r.state = ?2) ORDER BY r.id LIMIT ?3 "
               "OFFSET ?4",
               path_);
-  s.bind(1, sweep_name).bind(2, state).bind(3, limit).bind(4, offset);
+  s.bind(1, sweep_name).bind(2, state_filter(state)).bind(3, limit).bind(4, offset);
   std::vector<RunRow> out;
   while (s.step())
-    out.push_back({s.integer(0), s.text(1), s.text(2), s.text(3), s.integer(4),
+    out.push_back({s.integer(0), s.text(1), stored_state(s.text(2), path_), s.text(3), s.integer(4),
                    uint64_t(s.integer(5)), s.integer(6), nlohmann::json::parse(s.text(7)),
                    s.text(8).empty() ? nlohmann::json() : nlohmann::json::parse(s.text(8)),
                    s.text(9), s.is_null(10) ? 0 : s.integer(10), s.integer(11)});
@@ -119,10 +145,11 @@ int64_t StoreViews::event_count(int64_t attempt_id) {
   return s.integer(0);
 }
 
-std::string StoreViews::run_state(int64_t run_id) {
+std::optional<RunState> StoreViews::run_state(int64_t run_id) {
   Statement s(db_, "SELECT state FROM runs WHERE id = ?", path_);
   s.bind(1, run_id);
-  return s.step() ? s.text(0) : "";
+  if (!s.step()) return std::nullopt;
+  return stored_state(s.text(0), path_);
 }
 
 std::vector<std::pair<nlohmann::json, nlohmann::json>> StoreViews::results(
@@ -162,27 +189,26 @@ std::vector<RunOutcome> StoreViews::run_outcomes(const std::string& sweep_name) 
   s.bind(1, sweep_name);
   std::vector<RunOutcome> out;
   while (s.step()) {
-    out.push_back({s.text(0), s.integer(1), uint64_t(s.integer(2)), s.text(3),
+    out.push_back({s.text(0), s.integer(1), uint64_t(s.integer(2)), stored_state(s.text(3), path_),
                    s.text(4).empty() ? json() : json::parse(s.text(4)), json::parse(s.text(5))});
   }
   return out;
 }
 
-int64_t StoreViews::count_runs(const std::string& sweep_name, const std::string& state) {
+int64_t StoreViews::count_runs(const std::string& sweep_name, std::optional<RunState> state) {
   Statement s(db_,
               "SELECT COUNT(DISTINCT r.id) FROM runs r JOIN sweep_runs sr ON sr.run_id = r.id JOIN "
               "sweeps s ON s.id = sr.sweep_id "
               "WHERE (?1 = '' OR s.name = ?1) AND (?2 = '' OR r.state = ?2)",
               path_);
-  s.bind(1, sweep_name).bind(2, state).step();
+  s.bind(1, sweep_name).bind(2, state_filter(state)).step();
   return s.integer(0);
 }
 
-std::map<std::string, int64_t> StoreViews::runs_by_state() {
-  std::map<std::string, int64_t> out;
-  for (RunState st : kAllRunStates) out[run_state_name(st)] = 0;
+std::map<RunState, int64_t> StoreViews::runs_by_state() {
+  std::map<RunState, int64_t> out = no_runs();
   Statement s(db_, "SELECT state, COUNT(*) FROM runs GROUP BY state", path_);
-  while (s.step()) out[s.text(0)] = s.integer(1);
+  while (s.step()) out[stored_state(s.text(0), path_)] = s.integer(1);
   return out;
 }
 

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "coordinator/checkpoint_records.h"
+#include "coordinator/run_state.h"
 #include "coordinator/worker_registry.h"
 
 struct sqlite3;
@@ -24,7 +25,7 @@ class Database;
 struct SweepStatus {
   int64_t id;
   std::string name;
-  std::map<std::string, int64_t> runs_by_state;  // every state present, 0 when none
+  std::map<RunState, int64_t> runs_by_state;  // every state, 0 when none
   // Seconds until the sweep's unfinished runs are done, from the measured wall time of its
   // succeeded attempts (lease to finish) and how many run at once now: mean duration x (queued +
   // leased + half the running) / max(1, leased + running). Negative when nothing has finished yet.
@@ -34,7 +35,9 @@ struct SweepStatus {
 
 struct RunRow {
   int64_t id;
-  std::string key, state, domain;
+  std::string key;
+  RunState state;
+  std::string domain;
   int64_t sample;
   uint64_t seed;
   int64_t attempts;
@@ -50,7 +53,7 @@ struct RunOutcome {
   std::string domain;
   int64_t sample;
   uint64_t seed;
-  std::string state;
+  RunState state;
   nlohmann::json result;  // the finished event, or null
   nlohmann::json spec;    // as the grid expanded it
 };
@@ -60,9 +63,11 @@ struct MetricPoint {
   double value;
 };
 
-// How the CLI's --json and the HTTP API show a run row, a worker and a sweep's counts.
+// How the CLI's --json and the HTTP API show a run row, a worker, runs counted by state (by
+// state name) and a sweep's counts.
 nlohmann::json run_row_json(const RunRow& r);
 nlohmann::json worker_row_json(const WorkerRow& w);
+nlohmann::json runs_by_state_json(const std::map<RunState, int64_t>& counts);
 nlohmann::json sweep_status_json(const SweepStatus& s);
 
 class StoreViews {
@@ -71,12 +76,14 @@ class StoreViews {
 
   // Every sweep with its runs counted by state.
   std::vector<SweepStatus> status();
-  // Runs, optionally of one sweep (by name) and in one state ("" for any), by id.
-  std::vector<RunRow> runs(const std::string& sweep_name = "", const std::string& state = "",
-                           int64_t limit = -1, int64_t offset = 0);
-  int64_t count_runs(const std::string& sweep_name = "", const std::string& state = "");
-  std::map<std::string, int64_t> runs_by_state();  // every run in the store
-  std::string run_state(int64_t run_id);           // "" when there is no such run
+  // Runs, optionally of one sweep (by name, "" for any) and in one state, by id.
+  std::vector<RunRow> runs(const std::string& sweep_name = "",
+                           std::optional<RunState> state = std::nullopt, int64_t limit = -1,
+                           int64_t offset = 0);
+  int64_t count_runs(const std::string& sweep_name = "",
+                     std::optional<RunState> state = std::nullopt);
+  std::map<RunState, int64_t> runs_by_state();        // every run in the store
+  std::optional<RunState> run_state(int64_t run_id);  // nullopt when there is no such run
   int64_t event_count(int64_t attempt_id);
   std::optional<nlohmann::json> sweep_document(const std::string& name);  // id, name, grid, ...
   std::vector<RunOutcome> run_outcomes(const std::string& sweep_name);

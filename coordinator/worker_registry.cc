@@ -35,6 +35,13 @@ void WorkerRegistry::announce(const std::string& id, const std::string& host,
   });
 }
 
+void WorkerRegistry::ensure_known(const std::string& id, double t) {
+  Statement(db_, "INSERT OR IGNORE INTO workers (id, last_seen) VALUES (?, ?)", path_)
+      .bind(1, id)
+      .bind(2, t)
+      .step();
+}
+
 std::string WorkerRegistry::curve_key(const std::string& id) {
   Statement s(db_, "SELECT curve_key FROM workers WHERE id = ?", path_);
   s.bind(1, id);

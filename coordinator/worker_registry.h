@@ -44,6 +44,9 @@ class WorkerRegistry {
   void announce(const std::string& id, const std::string& host, const nlohmann::json& gpus,
                 int64_t slots, const std::string& version, double now,
                 const nlohmann::json& slurm = nullptr);
+  // A worker about to lease without having announced itself (a REQUEST before READY) gets a bare
+  // row, so that its attempts can name it (Queue::lease_next); a known worker's row is untouched.
+  void ensure_known(const std::string& id, double now);
   // A sign of life from a worker (its HEARTBEAT): refreshes last_seen (a lost worker is back).
   void seen(const std::string& id, double now);
   // Workers not heard from since `silent_since` are lost; returns how many were marked.

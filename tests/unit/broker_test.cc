@@ -91,14 +91,15 @@ TEST(Broker, LeasesRelaysEventsAndFencesStaleAttempts) {
                                             {"signal", nullptr},
                                             {"stderr_tail", ""}});
   EXPECT_EQ(done.type, MessageType::kAck);
-  EXPECT_EQ(store.views.run_state(lease.body["run"]["id"]), "succeeded");
+  EXPECT_EQ(store.views.run_state(lease.body["run"]["id"]), RunState::kSucceeded);
   EXPECT_EQ(store.views.results("b").size(), 1u);
 
   // The second run: the worker goes silent past its 1 s lease, then comes back.
   Message second = w.ask(MessageType::kRequest, {{"slots_free", 1}});
   ASSERT_EQ(second.type, MessageType::kLease);
   skipped = 2.3;
-  for (int i = 0; i < 200 && store.views.run_state(second.body["run"]["id"]) != "queued"; ++i)
+  for (int i = 0; i < 200 && store.views.run_state(second.body["run"]["id"]) != RunState::kQueued;
+       ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));  // the broker's next expiry pass
   Message refused = w.ask(MessageType::kEvent,
                           {{"attempt", second.body["attempt"]},
@@ -106,7 +107,7 @@ TEST(Broker, LeasesRelaysEventsAndFencesStaleAttempts) {
                            {"event", {{"type", "finished"}, {"test_auc", {{"movie", 0.9}}}}}});
   EXPECT_EQ(refused.type, MessageType::kError);
   EXPECT_EQ(refused.body["code"], "stale-attempt");
-  EXPECT_EQ(store.views.run_state(second.body["run"]["id"]), "queued")
+  EXPECT_EQ(store.views.run_state(second.body["run"]["id"]), RunState::kQueued)
       << "the lost lease sent the run back to the queue";
 
   skipped = 4.3;  // past the requeued run's backoff (backoff_max 1 s)
@@ -284,7 +285,7 @@ TEST(Broker, ExitZeroWithoutAnOutcomeIsRetriedAndUnlistedLeasesAreReleased) {
                                             {"signal", nullptr},
                                             {"stderr_tail", ""}});
   EXPECT_EQ(done.type, MessageType::kAck) << done.body.dump();
-  EXPECT_EQ(store.views.run_state(first.body["run"]["id"]), "queued");
+  EXPECT_EQ(store.views.run_state(first.body["run"]["id"]), RunState::kQueued);
   // A lease the worker never lists in its heartbeats (its LEASE got lost) goes back, free of
   // charge.
   Message second = w.ask(MessageType::kRequest, {{"slots_free", 1}});
@@ -313,7 +314,7 @@ TEST(Broker, RefusesOversizedMessagesAndKeepsServingOthers) {
   big.send_frames({"TRP01", "CHUNK", "{}", std::string(6u << 20, 'x')});
   test::TrpPeer other = test::TrpPeer::worker(serving.broker->endpoint(), "other");
   EXPECT_EQ(other.ask(MessageType::kRequest, {{"slots_free", 1}}).type, MessageType::kLease);
-  EXPECT_EQ(store.views.runs("b", "leased").size(), 1u)
+  EXPECT_EQ(store.views.runs("b", RunState::kLeased).size(), 1u)
       << "only the well-formed request leased a run";
 }
 

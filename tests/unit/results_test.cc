@@ -12,13 +12,13 @@ namespace {
 
 RunOutcome outcome(const char* domain, int64_t sample, uint64_t seed, double movie, double book,
                    nlohmann::json hyper = nlohmann::json::object(),
-                   const char* state = "succeeded") {
+                   RunState state = RunState::kSucceeded) {
   nlohmann::json spec = {
       {"domain", domain}, {"sample", sample},
       {"seed", seed},     {"base_model", "/m/llama-7b"},
       {"lr", 1e-4},       {"tests", {{"movie", "/d/movie"}, {"book", "/d/book"}}}};
   if (hyper.is_object()) spec.update(hyper);
-  nlohmann::json result = std::string(state) == "succeeded"
+  nlohmann::json result = state == RunState::kSucceeded
                               ? nlohmann::json{{"test_auc", {{"movie", movie}, {"book", book}}}}
                               : nlohmann::json();
   return {domain, sample, seed, state, result, spec};
@@ -27,7 +27,7 @@ RunOutcome outcome(const char* domain, int64_t sample, uint64_t seed, double mov
 TEST(Results, TableOneMeanAndSampleStdOverSeeds) {
   ResultsTable t = build_results_table(
       {outcome("movie", 16, 0, 0.6, 0.5), outcome("movie", 16, 1, 0.8, 0.7),
-       outcome("movie", 64, 0, 0.7, 0.6), outcome("movie", 64, 1, 0, 0, {}, "running")});
+       outcome("movie", 64, 0, 0.7, 0.6), outcome("movie", 64, 1, 0, 0, {}, RunState::kRunning)});
   ASSERT_EQ(t.rows.size(), 2u);
   EXPECT_EQ(t.rows[0].test, "book");
   EXPECT_EQ(t.rows[1].test, "movie");

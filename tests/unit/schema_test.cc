@@ -15,6 +15,7 @@
 #include "common/run_spec.h"
 #include "coordinator/grid.h"
 #include "coordinator/store.h"
+#include "coordinator/train_events.h"
 #include "jobs/data/tokenize_records.h"
 #include "test_paths.h"
 
@@ -154,6 +155,23 @@ TEST(Schemas, RunStatesAreTheSameEverywhere) {
   };
   walk(schema("openapi.json"));
   EXPECT_GE(enums, 1);
+}
+
+// What the queue reads of the trainer's events (coordinator/train_events.h) is in the schema: the
+// event types, and each metric a required field of the progress or the eval event.
+TEST(Schemas, TrainEventNamesTheQueueReadsAreTheSchemas) {
+  const nlohmann::json s = schema("train_event.schema.json");
+  const nlohmann::json& types = s.at("properties").at("type").at("enum");
+  for (const char* type :
+       {kStartedEvent, kProgressEvent, kEvalEvent, kFinishedEvent, kFailedEvent, kPreemptedEvent})
+    EXPECT_NE(std::find(types.begin(), types.end(), type), types.end()) << type;
+  std::set<std::string> measured;
+  for (const auto& event : s.at("oneOf")) {
+    const std::string type = event.at("properties").at("type").at("const");
+    if (type == kProgressEvent || type == kEvalEvent)
+      for (const auto& field : event.at("required")) measured.insert(field.get<std::string>());
+  }
+  for (const char* metric : kEventMetrics) EXPECT_TRUE(measured.count(metric)) << metric;
 }
 
 TEST(Schemas, MessageRequiredFieldsEqualTrp1Schema) {

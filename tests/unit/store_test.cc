@@ -36,9 +36,9 @@ TEST(Store, SubmittingTwiceOrOverlappingAddsOnlyWhatIsNew) {
   ASSERT_EQ(status.size(), 2u);
   EXPECT_EQ(status[0].total(), 8);
   EXPECT_EQ(status[1].total(), 8);
-  EXPECT_EQ(status[1].runs_by_state.at("queued"), 8);
+  EXPECT_EQ(status[1].runs_by_state.at(RunState::kQueued), 8);
   EXPECT_EQ(store.views.runs().size(), 12u);
-  EXPECT_EQ(store.views.runs("b", "queued", 3, 0).size(), 3u);
+  EXPECT_EQ(store.views.runs("b", RunState::kQueued, 3, 0).size(), 3u);
   EXPECT_EQ(store.database.integrity_check(), "ok");
 }
 
@@ -91,7 +91,7 @@ TEST(Store, ReadersNeverBreakAWriter) {
       while (!done) {
         try {
           reader.views.status();
-          reader.views.runs("", "", 100, 0);
+          reader.views.runs("", std::nullopt, 100, 0);
           ++reads;
         } catch (const std::exception&) {
           ++failures;
