@@ -12,21 +12,14 @@
 #include "common/clock.h"
 #include "common/protocol.h"
 #include "common/sha256.h"
+#include "grid_text.h"
 #include "test_paths.h"
 #include "trp_peer.h"
 
 namespace tallrec {
 namespace {
 
-nlohmann::json two_run_grid() {
-  return {{"name", "b"},
-          {"base_model", "/m"},
-          {"tokenizer", "/t"},
-          {"datasets", {{"movie", {{"train", "a"}, {"valid", "b"}, {"test", "c"}}}}},
-          {"domains", {"movie"}},
-          {"samples", {16}},
-          {"seeds", {0, 1}}};
-}
+nlohmann::json two_run_grid() { return test::movie_grid({{"name", "b"}}); }
 
 // A broker serving a two-run grid's store on a thread of its own, as `tallrec coordinator` does.
 struct ServingBroker {

@@ -3,6 +3,7 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "coordinator/grid.h"
+#include "grid_text.h"
 #include "jobs/data/token_cache.h"
 #include "jobs/data/token_file.h"
 #include "test_paths.h"
@@ -16,18 +17,15 @@ const PromptRecord kNo{"Say it.", "User Preference: \"B\"", "No."};
 // A one-domain grid over the four records of train.json (valid.json validates and tests), sample
 // 2, seed 5, with these hyper axes.
 nlohmann::json movie_grid(const test::ScratchDir& dir, const nlohmann::json& hyper) {
-  return {{"name", "p"},
-          {"base_model", "/m"},
-          {"tokenizer", "/t"},
-          {"datasets",
-           {{"movie",
-             {{"train", (dir / "train.json").string()},
-              {"valid", (dir / "valid.json").string()},
-              {"test", (dir / "valid.json").string()}}}}},
-          {"domains", {"movie"}},
-          {"samples", {2}},
-          {"seeds", {5}},
-          {"hyper", hyper}};
+  return test::movie_grid({{"name", "p"},
+                           {"datasets",
+                            {{"movie",
+                              {{"train", (dir / "train.json").string()},
+                               {"valid", (dir / "valid.json").string()},
+                               {"test", (dir / "valid.json").string()}}}}},
+                           {"samples", {2}},
+                           {"seeds", {5}},
+                           {"hyper", hyper}});
 }
 
 TEST(TokenCache, SameDataSameFolderChangedDataNewFolder) {

@@ -5,21 +5,15 @@
 #include "common/error.h"
 #include "coordinator/grid.h"
 #include "coordinator/store.h"
+#include "grid_text.h"
 #include "test_paths.h"
 
 namespace tallrec {
 namespace {
 
 Grid two_runs(int64_t max_attempts = 3) {
-  nlohmann::json g = {{"name", "q"},
-                      {"base_model", "/models/llama-7b"},
-                      {"tokenizer", "/t"},
-                      {"datasets", {{"movie", {{"train", "a"}, {"valid", "b"}, {"test", "c"}}}}},
-                      {"domains", {"movie"}},
-                      {"samples", {16}},
-                      {"seeds", {0, 1}},
-                      {"max_attempts", max_attempts}};
-  return parse_grid(g.dump(), "q.json");
+  return parse_grid(test::movie_grid({{"name", "q"}, {"max_attempts", max_attempts}}).dump(),
+                    "q.json");
 }
 
 const RetryPolicy kPolicy{30, 5, 300};
@@ -170,10 +164,11 @@ nlohmann::json out_of_memory(const std::string& phase, int64_t micro) {
 TEST(Queue, AnOutOfMemoryHalvesTheMicroBatchKeepingTheGlobalBatch) {
   test::ScratchDir dir;
   Store s(dir / "q.db");
-  nlohmann::json g = nlohmann::json::parse(R"({"name": "m", "base_model": "/m", "tokenizer": "/t",
-      "datasets": {"movie": {"train": "a", "valid": "b", "test": "c"}}, "domains": ["movie"],
-      "samples": [16], "seeds": [0], "max_attempts": 1,
-      "hyper": {"batch_size": [24], "micro_batch_size": [12]}})");
+  const nlohmann::json g =
+      test::movie_grid({{"name", "m"},
+                        {"seeds", {0}},
+                        {"max_attempts", 1},
+                        {"hyper", {{"batch_size", {24}}, {"micro_batch_size", {12}}}}});
   s.queue.submit(parse_grid(g.dump(), "m.json"));
   auto a = lease(s, "w1", 100, kPolicy);
   ASSERT_TRUE(a);
