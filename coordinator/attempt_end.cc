@@ -4,7 +4,7 @@
 
 #include "common/exit_codes.h"
 #include "common/run_spec.h"
-#include "coordinator/train_events.h"
+#include "common/train_events.h"
 
 namespace tallrec {
 namespace {

@@ -6,11 +6,11 @@
 
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/train_events.h"
 #include "coordinator/attempt_end.h"
 #include "coordinator/database.h"
 #include "coordinator/run_state.h"
 #include "coordinator/store_sql.h"
-#include "coordinator/train_events.h"
 
 namespace tallrec {
 

@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "common/exit_codes.h"
+#include "common/train_events.h"
 
 #include "jobs/data/tokenizer.h"
 #include "worker/prepare_run.h"
@@ -27,26 +28,26 @@ Attempt::Attempt(CoordinatorLink& link, const Message& lease, const SlotResource
 void Attempt::log_event(const json& event) const {
   const std::string type = event.value("type", "");
   char what[512];
-  if (type == "progress" && event.contains("loss") && event["loss"].is_number())
+  if (type == kProgressEvent && event.contains("loss") && event["loss"].is_number())
     std::snprintf(what, sizeof what, "step %lld loss %.4f lr %.3g",
                   static_cast<long long>(event.value("step", int64_t(0))),
                   event["loss"].get<double>(), event.value("lr", 0.0));
-  else if (type == "eval" && event.contains("val_auc") && event["val_auc"].is_number())
+  else if (type == kEvalEvent && event.contains("val_auc") && event["val_auc"].is_number())
     std::snprintf(what, sizeof what, "step %lld val AUC %.4f (best %.4f at step %lld)",
                   static_cast<long long>(event.value("step", int64_t(0))),
                   event["val_auc"].get<double>(), event.value("best_val_auc", 0.0),
                   static_cast<long long>(event.value("best_step", int64_t(0))));
-  else if (type == "finished")
+  else if (type == kFinishedEvent)
     std::snprintf(what, sizeof what, "finished: best val AUC %.4f at step %lld, test AUC %s",
                   event.value("best_val_auc", 0.0),
                   static_cast<long long>(event.value("best_step", int64_t(0))),
                   event.value("test_auc", json::object()).dump().c_str());
-  else if (type == "preempted")
+  else if (type == kPreemptedEvent)
     std::snprintf(what, sizeof what, "preempted (%s) at step %lld; checkpoint of step %lld",
                   event.value("reason", std::string("?")).c_str(),
                   static_cast<long long>(event.value("step", int64_t(0))),
                   static_cast<long long>(event.value("checkpoint_step", int64_t(0))));
-  else if (type == "failed")
+  else if (type == kFailedEvent)
     std::snprintf(what, sizeof what, "failed (%s): %.400s",
                   event.value("retryable", true) ? "retryable" : "not retryable",
                   event.value("reason", std::string("?")).c_str());
@@ -141,7 +142,7 @@ void Attempt::preempt_before_training(int stop_signal) {
   // Nothing trained, no new checkpoint: the run goes back to the queue at once, without spending
   // an attempt, and resumes from what the coordinator already stores.
   emit(MessageType::kEvent, {{"event",
-                              {{"type", "preempted"},
+                              {{"type", kPreemptedEvent},
                                {"time", double(std::time(nullptr))},
                                {"step", 0},
                                {"checkpoint_step", -1},
@@ -157,7 +158,7 @@ void Attempt::fail_before_training(const std::exception& e) {
   // worker's trouble, and another attempt may well succeed.
   const bool retryable = dynamic_cast<const InputError*>(&e) == nullptr;
   emit(MessageType::kEvent,
-       {{"event", {{"type", "failed"}, {"reason", e.what()}, {"retryable", retryable}}}});
+       {{"event", {{"type", kFailedEvent}, {"reason", e.what()}, {"retryable", retryable}}}});
   emit(MessageType::kDone, {{"exit_code", retryable ? 1 : kBadInputExitCode},
                             {"signal", nullptr},
                             {"stderr_tail", e.what()}});
@@ -200,7 +201,7 @@ void Attempt::step(int stop_signal) {
     if (event.is_discarded() || !event.is_object() || lost_) continue;
     log_event(event);
     emit(MessageType::kEvent, {{"event", event}});
-    if (event.value("type", "") == "checkpoint" && event.contains("path"))
+    if (event.value("type", "") == kCheckpointEvent && event.contains("path"))
       uploader_->add(event["path"].get<std::string>());
   }
   const auto now = std::chrono::steady_clock::now();

@@ -18,6 +18,7 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/memory_estimate.h"
+#include "common/train_events.h"
 #include "jobs/data/token_file.h"
 #include "jobs/train/checkpoint.h"
 #include "jobs/train/collate.h"
@@ -191,26 +192,26 @@ struct Trainer {
     int64_t trainable = 0;
     for (auto& p : params) trainable += p.numel();
     const LoraConfig& l = lora.config();
-    events.emit("started", {{"records", plan.records},
-                            {"recipe", name_of(spec.recipe)},
-                            {"dtype", name_of(spec.dtype)},
-                            {"steps", plan.total_steps},
-                            {"steps_per_epoch", plan.steps_per_epoch},
-                            {"eval_every", eval_every},
-                            {"micro_batch_size", plan.micro_batch},
-                            {"accumulation", plan.accumulation},
-                            {"group_by_length", spec.group_by_length},
-                            {"gradient_checkpointing", spec.gradient_checkpointing},
-                            {"resumed_from_step", state.global_step},
-                            {"threads", at::get_num_threads()},
-                            {"trainable_parameters", trainable},
-                            {"memory_estimate_bytes", memory_estimate()},
-                            {"lora",
-                             {{"r", l.r},
-                              {"alpha", l.alpha},
-                              {"dropout", l.dropout},
-                              {"target_modules", l.target_modules},
-                              {"init_adapter", spec.init_adapter}}}});
+    events.emit(kStartedEvent, {{"records", plan.records},
+                                {"recipe", name_of(spec.recipe)},
+                                {"dtype", name_of(spec.dtype)},
+                                {"steps", plan.total_steps},
+                                {"steps_per_epoch", plan.steps_per_epoch},
+                                {"eval_every", eval_every},
+                                {"micro_batch_size", plan.micro_batch},
+                                {"accumulation", plan.accumulation},
+                                {"group_by_length", spec.group_by_length},
+                                {"gradient_checkpointing", spec.gradient_checkpointing},
+                                {"resumed_from_step", state.global_step},
+                                {"threads", at::get_num_threads()},
+                                {"trainable_parameters", trainable},
+                                {"memory_estimate_bytes", memory_estimate()},
+                                {"lora",
+                                 {{"r", l.r},
+                                  {"alpha", l.alpha},
+                                  {"dropout", l.dropout},
+                                  {"target_modules", l.target_modules},
+                                  {"init_adapter", spec.init_adapter}}}});
   }
 
   // token_mean's divisor, as today's HF Trainer counts it (num_items_in_batch): the labels that
@@ -313,7 +314,7 @@ struct Trainer {
     state.micro_batch = last ? 0 : i + 1;
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - tally.since).count();
-    events.emit("progress",
+    events.emit(kProgressEvent,
                 {{"step", state.global_step},
                  {"epoch", double(epoch) + double(i + 1) / double(plan.micro_per_epoch)},
                  {"loss", tally.loss / double(tally.micro_batches)},
@@ -361,15 +362,15 @@ struct Trainer {
       } else {
         ++state.evals_without_improvement;
       }
-      events.emit("eval", {{"step", state.global_step},
-                           {"val_auc", auc},
-                           {"val_loss", r.loss},
-                           {"best_val_auc", state.best_auc},
-                           {"best_step", state.best_step},
-                           {"scored", r.scores.size()},
-                           {"skipped", r.skipped},
-                           {"prompts_per_s", double(valid->size()) / std::max(seconds, 1e-9)},
-                           {"padding_fraction", r.padding_fraction()}});
+      events.emit(kEvalEvent, {{"step", state.global_step},
+                               {"val_auc", auc},
+                               {"val_loss", r.loss},
+                               {"best_val_auc", state.best_auc},
+                               {"best_step", state.best_step},
+                               {"scored", r.scores.size()},
+                               {"skipped", r.skipped},
+                               {"prompts_per_s", double(valid->size()) / std::max(seconds, 1e-9)},
+                               {"padding_fraction", r.padding_fraction()}});
       auto [path, manifest_sha] =
           write_checkpoint(checkpoints, lora, spec.base_model,
                            {state, optimizer->exp_avg(), optimizer->exp_avg_sq(), rng,
@@ -377,7 +378,7 @@ struct Trainer {
       if (improved) best_checkpoint = path;
       prune_checkpoints(checkpoints, {path, best_checkpoint});
       checkpointed_step = state.global_step;
-      events.emit("checkpoint",
+      events.emit(kCheckpointEvent,
                   {{"step", state.global_step}, {"path", path.string()}, {"sha256", manifest_sha}});
       stop = state.evals_without_improvement >= spec.early_stopping_patience;
     }
@@ -412,7 +413,7 @@ struct Trainer {
                           name_of(spec.data_order), order_seed});
     prune_checkpoints(checkpoints, {path, best_checkpoint});
     checkpointed_step = state.global_step;
-    events.emit("checkpoint",
+    events.emit(kCheckpointEvent,
                 {{"step", state.global_step}, {"path", path.string()}, {"sha256", manifest_sha}});
   }
 
@@ -465,7 +466,7 @@ struct Trainer {
       EvalResult r = evaluate_test(model, &best, test, spec.eval_batch_size, spec.scoring);
       test_aucs[name] = roc_auc(r.labels, r.scores);
     }
-    events.emit("finished",
+    events.emit(kFinishedEvent,
                 {{"best_step", state.best_step},
                  {"best_val_auc", state.best_auc},
                  {"steps", state.global_step},
@@ -481,7 +482,7 @@ struct Trainer {
     train_loop();
     if (preempted) {
       if (rank == 0)
-        events.emit("preempted",
+        events.emit(kPreemptedEvent,
                     {{"step", state.global_step},
                      {"checkpoint_step", checkpointed_step},
                      {"reason", preemption_signal() == SIGUSR1 ? "SIGUSR1" : "SIGTERM"}});
@@ -527,17 +528,18 @@ int run_training(const RunSpec& spec, const fs::path& out_dir, int rank,
       return trainer.run();
     } catch (const std::exception& e) {
       if (!is_out_of_memory(e)) throw;
-      trainer.events.emit("failed", out_of_memory_event(trainer, spec, e));
+      trainer.events.emit(kFailedEvent, out_of_memory_event(trainer, spec, e));
       return 1;
     }
   } catch (const InputError& e) {
-    trainer.events.emit("failed", {{"reason", e.what()}, {"retryable", false}});
+    trainer.events.emit(kFailedEvent, {{"reason", e.what()}, {"retryable", false}});
     return kBadInputExitCode;
   } catch (const c10::Error& e) {  // from libtorch: the message without its C++ stack trace
-    trainer.events.emit("failed", {{"reason", e.what_without_backtrace()}, {"retryable", true}});
+    trainer.events.emit(kFailedEvent,
+                        {{"reason", e.what_without_backtrace()}, {"retryable", true}});
     return 1;
   } catch (const std::exception& e) {
-    trainer.events.emit("failed", {{"reason", e.what()}, {"retryable", true}});
+    trainer.events.emit(kFailedEvent, {{"reason", e.what()}, {"retryable", true}});
     return 1;
   }
 }

@@ -13,9 +13,9 @@
 
 #include "common/protocol.h"
 #include "common/run_spec.h"
+#include "common/train_events.h"
 #include "coordinator/grid.h"
 #include "coordinator/store.h"
-#include "coordinator/train_events.h"
 #include "jobs/data/tokenize_records.h"
 #include "test_paths.h"
 
@@ -162,8 +162,8 @@ TEST(Schemas, RunStatesAreTheSameEverywhere) {
 TEST(Schemas, TrainEventNamesTheQueueReadsAreTheSchemas) {
   const nlohmann::json s = schema("train_event.schema.json");
   const nlohmann::json& types = s.at("properties").at("type").at("enum");
-  for (const char* type :
-       {kStartedEvent, kProgressEvent, kEvalEvent, kFinishedEvent, kFailedEvent, kPreemptedEvent})
+  for (const char* type : {kStartedEvent, kProgressEvent, kEvalEvent, kCheckpointEvent,
+                           kFinishedEvent, kFailedEvent, kPreemptedEvent})
     EXPECT_NE(std::find(types.begin(), types.end(), type), types.end()) << type;
   std::set<std::string> measured;
   for (const auto& event : s.at("oneOf")) {

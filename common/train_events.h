@@ -1,5 +1,6 @@
-// What the coordinator reads of the trainer's events (schemas/train_event.schema.json), named
-// once; tests/unit/schema_test.cc checks every name here against the schema.
+// The trainer's event types (schemas/train_event.schema.json) and what the coordinator reads of
+// them, named once: the trainer writes them, the worker relays and logs them, the queue reads
+// them. tests/unit/schema_test.cc checks every name here against the schema.
 #pragma once
 
 #include <array>
@@ -10,6 +11,7 @@ namespace tallrec {
 inline constexpr const char* kStartedEvent = "started";  // the attempt is training: running
 inline constexpr const char* kProgressEvent = "progress";
 inline constexpr const char* kEvalEvent = "eval";
+inline constexpr const char* kCheckpointEvent = "checkpoint";  // the worker uploads its folder
 // How the trainer says an attempt ended; the last of these decides (coordinator/attempt_end.h).
 inline constexpr const char* kFinishedEvent = "finished";
 inline constexpr const char* kFailedEvent = "failed";
