@@ -33,7 +33,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 TALLREC, TRAIN = ROOT / "build" / "tallrec", ROOT / "build" / "tallrec-train"
 STEPS, EVERY, MICRO, LR, VALID, RECORDS = 24, 8, 16, 1e-3, 300, 64
-sys.path.insert(0, str(ROOT / "tests" / "oracle"))
+sys.path[:0] = [str(ROOT / "tests" / "oracle"), str(ROOT / "bench")]
 
 
 def sh(*args):
@@ -70,6 +70,7 @@ def hf_run(model, train_tokens, valid_tokens, result_path, steps, epochs, start_
     from sklearn.metrics import roc_auc_score
 
     import hf_reference as ref
+    import hf_side
     from conftest import read_tokens
 
     transformers.logging.set_verbosity_error()
@@ -91,23 +92,9 @@ def hf_run(model, train_tokens, valid_tokens, result_path, steps, epochs, start_
                                                         task_type="CAUSAL_LM"))
 
     def auc():
-        """TALLRec's evaluate: softmax over the vocabulary at the last prompt position, then a
-        softmax over [No, Yes]; prompts left-padded in batches of 32."""
-        net.eval()
         began = time.perf_counter()
-        scores = []
-        with torch.no_grad():
-            for at in range(0, len(valid["eval_ids"]), 32):
-                seqs = valid["eval_ids"][at:at + 32]
-                width = max(map(len, seqs))
-                ids = torch.tensor([[0] * (width - len(s)) + list(s) for s in seqs])
-                mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs])
-                pos = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
-                logits = net(input_ids=ids, attention_mask=mask, position_ids=pos).logits[:, -1, :]
-                p = torch.softmax(logits, -1)[:, [no, yes]]
-                scores += torch.softmax(p, -1)[:, 1].tolist()
+        scores = hf_side.tallrec_scores(net, valid["eval_ids"], yes, no)
         eval_seconds.append(time.perf_counter() - began)
-        net.train()
         return float(roc_auc_score(labels, scores))
 
     curve, eval_seconds = {}, []
@@ -117,33 +104,6 @@ def hf_run(model, train_tokens, valid_tokens, result_path, steps, epochs, start_
             if state.global_step % every == 0 and not start_adapter:
                 curve[state.global_step] = auc()
 
-    class EpochOrder(torch.utils.data.Sampler):
-        def __init__(self):
-            self.epoch = 0
-
-        def __len__(self):
-            return len(epochs[0])
-
-        def __iter__(self):
-            order = epochs[self.epoch % len(epochs)]
-            self.epoch += 1
-            return iter(order)
-
-    class SameOrderTrainer(transformers.Trainer):
-        def _get_train_sampler(self, *args, **kwargs):
-            return EpochOrder()
-
-    class RowIndices(torch.utils.data.Dataset):
-        def __len__(self):
-            return len(records.ids)
-
-        def __getitem__(self, i):
-            return i
-
-    def collate(rows):  # DataCollatorForSeq2Seq(padding_side="left", pad_to_multiple_of=8)
-        ids, mask, lab = records.batch(rows)
-        return {"input_ids": ids, "attention_mask": mask, "labels": lab}
-
     if not start_adapter and not short:
         curve[0] = auc()
     args = transformers.TrainingArguments(
@@ -152,8 +112,7 @@ def hf_run(model, train_tokens, valid_tokens, result_path, steps, epochs, start_
         logging_steps=1 if start_adapter else every, save_strategy="no", eval_strategy="no", report_to=[], seed=42, use_cpu=True,
         remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=True,
         gradient_checkpointing=checkpointing)
-    trainer = SameOrderTrainer(model=net, args=args, train_dataset=RowIndices(), data_collator=collate,
-                                   callbacks=[EveryEight()])
+    trainer = hf_side.same_order_trainer(records, epochs, args, net, [EveryEight()])
     trainer.train()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     norms = [h["grad_norm"] for h in trainer.state.log_history if "grad_norm" in h]

@@ -21,7 +21,7 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TRAIN = ROOT / "build" / "tallrec-train"
-sys.path.insert(0, str(ROOT / "tests" / "oracle"))
+sys.path[:0] = [str(ROOT / "tests" / "oracle"), str(ROOT / "bench")]
 
 
 def tallrec_eval_every(sample):
@@ -42,6 +42,7 @@ def main():
     from sklearn.metrics import roc_auc_score
 
     import hf_reference as ref
+    import hf_side
     from conftest import read_tokens
 
     spec = json.loads((a.run / "spec.json").read_text())
@@ -64,28 +65,11 @@ def main():
                              check=True, capture_output=True, text=True).stdout
     order = [[r for mb in json.loads(l)["micro_batches"] for r in mb] for l in batches.splitlines()]
 
-    def scorer(folder):
-        m, t = read_tokens(pathlib.Path(folder))
-        return m["answer_ids"]["yes"], m["answer_ids"]["no"], t["eval_ids"], t["label"].tolist()
-
-    def auc(net, folder, batch=spec.get("eval_batch_size", 32)):
-        """TALLRec's evaluate: softmax over the vocabulary at the last prompt position, then a
-        softmax over [No, Yes]; prompts left-padded."""
-        yes, no, prompts, labels = scorer(folder)
-        net.eval()
-        scores = []
-        with torch.no_grad():
-            for at in range(0, len(prompts), batch):
-                seqs = prompts[at:at + batch]
-                width = max(map(len, seqs))
-                ids = torch.tensor([[0] * (width - len(s)) + list(s) for s in seqs])
-                mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs])
-                pos = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
-                logits = net(input_ids=ids, attention_mask=mask, position_ids=pos).logits[:, -1, :]
-                p = torch.softmax(logits, -1)[:, [no, yes]]
-                scores += torch.softmax(p, -1)[:, 1].tolist()
-        net.train()
-        return float(roc_auc_score(labels, scores))
+    def auc(net, folder):
+        m, tokens = read_tokens(pathlib.Path(folder))
+        scores = hf_side.tallrec_scores(net, tokens["eval_ids"], m["answer_ids"]["yes"], m["answer_ids"]["no"],
+                                        spec.get("eval_batch_size", 32))
+        return float(roc_auc_score(tokens["label"].tolist(), scores))
 
     started = time.perf_counter()
     base = transformers.AutoModelForCausalLM.from_pretrained(spec["base_model"], torch_dtype=torch.float32,
@@ -105,33 +89,6 @@ def main():
                     best.update(auc=value, step=state.global_step,
                                 state={k: v.detach().clone() for k, v in net.state_dict().items() if "lora_" in k})
 
-    class EpochOrder(torch.utils.data.Sampler):
-        def __init__(self):
-            self.epoch = 0
-
-        def __len__(self):
-            return len(order[0])
-
-        def __iter__(self):
-            rows = order[self.epoch % len(order)]
-            self.epoch += 1
-            return iter(rows)
-
-    class SameOrderTrainer(transformers.Trainer):
-        def _get_train_sampler(self, *args, **kwargs):
-            return EpochOrder()
-
-    class RowIndices(torch.utils.data.Dataset):
-        def __len__(self):
-            return len(records.ids)
-
-        def __getitem__(self, i):
-            return i
-
-    def collate(rows):
-        ids, mask, lab = records.batch(rows)
-        return {"input_ids": ids, "attention_mask": mask, "labels": lab}
-
     optim = spec.get("optim", {})
     args = transformers.TrainingArguments(
         output_dir=str(a.run.parent / "hf-cell-out"), per_device_train_batch_size=micro,
@@ -140,8 +97,7 @@ def main():
         max_grad_norm=spec.get("max_grad_norm", 1.0), logging_steps=1, save_strategy="no", eval_strategy="no",
         report_to=[], seed=42, use_cpu=True, remove_unused_columns=False, dataloader_num_workers=0,
         disable_tqdm=True)
-    SameOrderTrainer(model=net, args=args, train_dataset=RowIndices(), data_collator=collate,
-                     callbacks=[Evaluate()]).train()
+    hf_side.same_order_trainer(records, order, args, net, [Evaluate()]).train()
     net.load_state_dict(best["state"], strict=False)
     test = {name: auc(net, folder) for name, folder in sorted(spec.get("test_tokens", {}).items())}
     hf = {"curve": curve, "best_step": best["step"], "best_val_auc": best["auc"], "test_auc": test,
@@ -152,15 +108,18 @@ def main():
     ours = {"curve": {e["step"]: e["val_auc"] for e in events if e.get("type") == "eval"},
             "best_step": finished.get("best_step"), "best_val_auc": finished.get("best_val_auc"),
             "test_auc": finished.get("test_auc", {})}
+    def fmt(v):
+        return "-" if v is None else f"{v:.4f}"
+
     print(f"\ncell: {a.run.name}, {len(records.ids)} records, seed {spec.get('seed', 0)}, {steps} steps")
     print(f"{'':>22} {'tallrec (sweep)':>16} {'HF Trainer + PEFT':>18}")
     for s in sorted(set(ours["curve"]) | set(curve)):
         o, h = ours["curve"].get(s), curve.get(s)
-        print(f"{'val AUC, step ' + str(s):>22} {o if o is None else f'{o:.4f}':>16} {h if h is None else f'{h:.4f}':>18}")
+        print(f"{'val AUC, step ' + str(s):>22} {fmt(o):>16} {fmt(h):>18}")
     print(f"{'best step':>22} {ours['best_step']!s:>16} {hf['best_step']!s:>18}")
     for name in sorted(set(ours["test_auc"]) | set(test)):
         o, h = ours["test_auc"].get(name), test.get(name)
-        print(f"{'test AUC, ' + name:>22} {o if o is None else f'{o:.4f}':>16} {h if h is None else f'{h:.4f}':>18}")
+        print(f"{'test AUC, ' + name:>22} {fmt(o):>16} {fmt(h):>18}")
     if a.out:
         a.out.write_text(json.dumps({"run": str(a.run), "tallrec": ours, "hf": hf}, indent=1))
 
