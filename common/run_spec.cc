@@ -33,21 +33,38 @@ const std::vector<GridAxis>& grid_axes() {
   static const std::vector<GridAxis> axes = [] {
     const RunSpec d;
     using json = nlohmann::json;
-    auto always = [](const char* name, const char* field, json value) {
-      return GridAxis{name, field, std::move(value), true, json()};
+    auto always = [](const char* name, const char* field, json value, AxisValues values) {
+      return GridAxis{name, field, std::move(value), true, json(), std::move(values)};
     };
     auto optional = [](const char* name, const char* field, json allowed) {
-      return GridAxis{name, field, json(), false, std::move(allowed)};
+      return GridAxis{name, field, json(), false, std::move(allowed), {}};
     };
+    auto numbers = [](double least, bool least_excluded, double below, const char* must_be) {
+      return AxisValues{AxisType::kNumber, must_be, least, least_excluded, below, std::nullopt};
+    };
+    auto integers = [](int64_t least, const char* must_be,
+                       std::optional<int64_t> also = std::nullopt) {
+      return AxisValues{AxisType::kInteger, must_be, double(least), false, HUGE_VAL, also};
+    };
+    const AxisValues positive_integer = integers(1, "a positive integer");
+    const AxisValues positive_number =
+        numbers(0, /*least_excluded=*/true, HUGE_VAL, "a positive number");
     return std::vector<GridAxis>{
-        always("lr", "/optim/lr", grid_number(d.optim.lr)), always("lora_r", "/lora/r", d.lora.r),
-        always("lora_alpha", "/lora/alpha", grid_number(d.lora.alpha)),
-        always("lora_dropout", "/lora/dropout", grid_number(d.lora.dropout)),
-        always("target_modules", "/lora/target_modules", d.lora.target_modules),
-        always("epochs", "/epochs", d.epochs), always("cutoff_len", "", kTallrecCutoffLen),
-        always("batch_size", "/batch_size", d.batch_size),
-        always("micro_batch_size", "/micro_batch_size", d.micro_batch_size),
-        always("max_steps", "/max_steps", d.max_steps),  // -1: as many as the epochs make
+        always("lr", "/optim/lr", grid_number(d.optim.lr), positive_number),
+        always("lora_r", "/lora/r", d.lora.r, positive_integer),
+        always("lora_alpha", "/lora/alpha", grid_number(d.lora.alpha), positive_number),
+        always("lora_dropout", "/lora/dropout", grid_number(d.lora.dropout),
+               numbers(0, /*least_excluded=*/false, 1, "a number in [0, 1)")),
+        always("target_modules", "/lora/target_modules", d.lora.target_modules,
+               {AxisType::kModules, "a non-empty list of module names", 0, false, HUGE_VAL,
+                std::nullopt}),
+        always("epochs", "/epochs", d.epochs, positive_integer),
+        always("cutoff_len", "", kTallrecCutoffLen, integers(16, "an integer of at least 16")),
+        always("batch_size", "/batch_size", d.batch_size, positive_integer),
+        always("micro_batch_size", "/micro_batch_size", d.micro_batch_size, positive_integer),
+        // -1: as many as the epochs make
+        always("max_steps", "/max_steps", d.max_steps,
+               integers(1, "-1 (from the epochs) or a positive integer", /*also=*/-1)),
         optional("dtype", "/dtype", enum_names<Dtype>()),
         optional("gradient_checkpointing", "/gradient_checkpointing", {false, true}),
         optional("group_by_length", "/group_by_length", {false, true}),

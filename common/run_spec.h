@@ -4,6 +4,7 @@
 // (grid_axes() below), so the three speak one vocabulary.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -107,12 +108,25 @@ RunSpec parse_run_spec(const std::string& text, const std::string& origin);
 // cutoff_len, a data option), and its default, taken from RunSpec. `always` axes are in every
 // grid run's spec (and so in its key) with their default when the grid leaves them out; the
 // others only when the grid names them, each with the values it allows.
+// What each value of an `always` axis must be: the type and range the trainer accepts, so that
+// the coordinator refuses a bad one, naming it (coordinator/grid.cc), and not every worker that
+// leases the run.
+enum class AxisType { kInteger, kNumber, kModules };
+struct AxisValues {
+  AxisType type = AxisType::kInteger;
+  std::string must_be;          // the refusal's words: "hyper.AXIS: VALUE must be ..."
+  double least = 0;             // kInteger, kNumber: the smallest value allowed ...
+  bool least_excluded = false;  // ... or, for kNumber, the bound the values lie above
+  double below = HUGE_VAL;      // kNumber: the bound the values lie below
+  std::optional<int64_t> also;  // kInteger: one more value, with a meaning of its own
+};
 struct GridAxis {
   std::string name;
   std::string spec_field;
   nlohmann::json default_value;  // `always` axes
   bool always = true;
   nlohmann::json allowed;  // the other axes: the values a grid may give
+  AxisValues values;       // `always` axes: what each value must be
 };
 const std::vector<GridAxis>& grid_axes();
 

@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <iterator>
-#include <optional>
-#include <stdexcept>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
@@ -29,52 +27,6 @@ const GridAxis* find_axis(const std::string& name) {
   for (const GridAxis& axis : grid_axes())
     if (axis.name == name) return &axis;
   return nullptr;
-}
-
-// What each value of an always-present axis must be: the type and range the trainer accepts, so
-// that a bad one is refused here, naming it, and not on every worker that leases the run. (The
-// other axes list their values in grid_axes().)
-enum class AxisType { kInteger, kNumber, kModules };
-struct AxisValues {
-  const char* axis;
-  AxisType type;
-  const char* must_be;          // the refusal's words: "hyper.AXIS: VALUE must be ..."
-  double least;                 // kInteger, kNumber: the smallest value allowed ...
-  bool least_excluded;          // ... or, for kNumber, the bound the values lie above
-  double below;                 // kNumber: the bound the values lie below
-  std::optional<int64_t> also;  // kInteger: one more value, with a meaning of its own
-};
-
-AxisValues numbers(const char* axis, double least, bool least_excluded, double below,
-                   const char* must_be) {
-  return {axis, AxisType::kNumber, must_be, least, least_excluded, below, std::nullopt};
-}
-AxisValues integers(const char* axis, int64_t least, const char* must_be,
-                    std::optional<int64_t> also = std::nullopt) {
-  return {axis, AxisType::kInteger, must_be, double(least), false, HUGE_VAL, also};
-}
-AxisValues module_names(const char* axis, const char* must_be) {
-  return {axis, AxisType::kModules, must_be, 0, false, HUGE_VAL, std::nullopt};
-}
-
-const AxisValues kAxisValues[] = {
-    numbers("lr", 0, /*least_excluded=*/true, HUGE_VAL, "a positive number"),
-    integers("lora_r", 1, "a positive integer"),
-    numbers("lora_alpha", 0, /*least_excluded=*/true, HUGE_VAL, "a positive number"),
-    numbers("lora_dropout", 0, /*least_excluded=*/false, 1, "a number in [0, 1)"),
-    module_names("target_modules", "a non-empty list of module names"),
-    integers("epochs", 1, "a positive integer"),
-    integers("cutoff_len", 16, "an integer of at least 16"),
-    integers("batch_size", 1, "a positive integer"),
-    integers("micro_batch_size", 1, "a positive integer"),
-    integers("max_steps", 1, "-1 (from the epochs) or a positive integer", /*also=*/-1),
-};
-
-// The value rules of an always-present axis; every one has some.
-const AxisValues& axis_values(const std::string& axis) {
-  for (const AxisValues& v : kAxisValues)
-    if (axis == v.axis) return v;
-  throw std::logic_error("coordinator/grid.cc: no value rules for the axis \"" + axis + "\"");
 }
 
 // The grid's integer fields, outside `hyper`: one each, or a list of them.
@@ -109,9 +61,9 @@ void normalise(json& doc) {
   for (const char* key : kIntegerLists)
     if (doc.contains(key)) list_as_integers(doc[key]);
   if (doc.contains("hyper") && doc["hyper"].is_object())
-    for (const AxisValues& values : kAxisValues)
-      if (values.type == AxisType::kInteger && doc["hyper"].contains(values.axis))
-        list_as_integers(doc["hyper"][values.axis]);
+    for (const GridAxis& axis : grid_axes())
+      if (axis.always && axis.values.type == AxisType::kInteger && doc["hyper"].contains(axis.name))
+        list_as_integers(doc["hyper"][axis.name]);
 }
 
 // A spec field a grid run varies over, with its values in the order runs are expanded.
@@ -132,10 +84,10 @@ struct GridPlan {
 };
 
 // Refuses a value of an always-present axis that its rules do not allow, naming both.
-void check_axis_value(const std::string& origin, const std::string& axis, const json& v) {
-  const AxisValues& rule = axis_values(axis);
+void check_axis_value(const std::string& origin, const GridAxis& axis, const json& v) {
+  const AxisValues& rule = axis.values;
   auto bad = [&](const std::string& want) {
-    refuse(origin, "hyper." + axis + ": " + v.dump() + " must be " + want);
+    refuse(origin, "hyper." + axis.name + ": " + v.dump() + " must be " + want);
   };
   switch (rule.type) {
     case AxisType::kNumber:
@@ -178,11 +130,10 @@ std::vector<Axis> hyper_axes(const json& hyper, const std::string& origin) {
   }
   for (const GridAxis& axis : grid_axes())
     if (axis.always && hyper.contains(axis.name))
-      for (const auto& v : hyper[axis.name]) check_axis_value(origin, axis.name, v);
+      for (const auto& v : hyper[axis.name]) check_axis_value(origin, axis, v);
   std::vector<Axis> axes;
   for (const GridAxis& axis : grid_axes())  // the always-present axes first, as keys have them
     if (axis.always) {
-      (void)axis_values(axis.name);  // each has its rules, named or not
       axes.push_back({axis.name, hyper.contains(axis.name) ? hyper[axis.name]
                                                            : json::array({axis.default_value})});
     }
