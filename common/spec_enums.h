@@ -27,6 +27,9 @@ enum class Dtype { kFloat32, kBFloat16, kFloat16 };
 enum class Scoring { kTallrec, kLogitDiff };
 // What a micro-batch's loss is divided by (jobs/train/step_plan.h).
 enum class LossNormalization { kMicroBatchMean, kTokenMean };
+// What a run trains: the LLM (LoRA on prompts, TALLRec) or one of Table 1's sequential
+// recommenders on the same records' interactions (jobs/train/baselines/, docs/baselines.md).
+enum class Method { kLlm, kGru4Rec, kCaser, kSasRec };
 
 template <class E>
 struct EnumNames;
@@ -54,6 +57,12 @@ template <>
 struct EnumNames<LossNormalization> {
   static constexpr const char* field = "loss_normalization";
   static constexpr std::array<const char*, 2> names{"micro_batch_mean", "token_mean"};
+};
+
+template <>
+struct EnumNames<Method> {
+  static constexpr const char* field = "method";
+  static constexpr std::array<const char*, 4> names{"llm", "gru4rec", "caser", "sasrec"};
 };
 
 template <class E>
