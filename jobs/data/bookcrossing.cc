@@ -27,6 +27,8 @@ struct Rating {
 struct UserHistory {
   std::vector<bool> liked;
   std::vector<const Book*> books;
+  std::vector<std::string> isbns;  // each book's, for the interaction records
+  std::vector<double> ratings;
 };
 
 void expect_header(const std::vector<CsvRow>& rows, const std::string& path,
@@ -132,6 +134,8 @@ Splits prepare_bookcrossing(const std::filesystem::path& raw_dir,
         if (inserted) user_order.push_back(rating.user);
         it->second.liked.push_back(rating.value > 5);
         it->second.books.push_back(book);
+        it->second.isbns.push_back(isbn);
+        it->second.ratings.push_back(rating.value);
       }
     }
   }
@@ -143,11 +147,16 @@ Splits prepare_bookcrossing(const std::filesystem::path& raw_dir,
   PythonRandom split_rng(options.split_seed);
   split_rng.shuffle(users);
 
-  auto make_record = [&](const UserHistory& h) {
+  // The prompt record and the interactions behind it, from the same draw.
+  auto make_record = [&](const std::string& user, const UserHistory& h,
+                         InteractionRecord& interactions) {
     const size_t n = h.books.size();
     const auto order = python_shuffled_indices(n, 42);  // random.seed(42); random.shuffle(...)
     std::string preference, unpreference;
+    interactions.user = user;
     for (size_t k = 0; k < std::min(n - 1, options.max_history); ++k) {
+      interactions.history.push_back(h.isbns[order[k]]);
+      interactions.history_ratings.push_back(h.ratings[order[k]]);
       const Book& book = *h.books[order[k]];
       std::string& list = h.liked[order[k]] ? preference : unpreference;
       if (!list.empty()) list += ", ";
@@ -162,6 +171,9 @@ Splits prepare_bookcrossing(const std::filesystem::path& raw_dir,
               "\nWhether the user will like the target book \"\"" + target.title +
               "\" written by " + target.author + "\"?";
     r.output = h.liked[order[n - 1]] ? "Yes." : "No.";
+    interactions.target = h.isbns[order[n - 1]];
+    interactions.target_rating = h.ratings[order[n - 1]];
+    interactions.label = h.liked[order[n - 1]] ? 1 : 0;
     return r;
   };
 
@@ -170,7 +182,10 @@ Splits prepare_bookcrossing(const std::filesystem::path& raw_dir,
   Splits splits;
   for (size_t i = 0; i < n; ++i) {
     auto& part = i < train_end ? splits.train : i < valid_end ? splits.valid : splits.test;
-    part.push_back(make_record(histories[users[i]]));
+    auto& part_interactions = i < train_end   ? splits.interactions.train
+                              : i < valid_end ? splits.interactions.valid
+                                              : splits.interactions.test;
+    part.push_back(make_record(users[i], histories[users[i]], part_interactions.emplace_back()));
   }
   return splits;
 }

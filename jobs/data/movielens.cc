@@ -14,14 +14,18 @@ namespace {
 
 struct Rating {
   std::string_view movie_id;
+  double rating;
   bool liked;
   std::string_view timestamp;  // raw text, compared as a string like TALLRec does
 };
 
 struct Window {
+  std::string_view user;
   std::vector<std::string_view> history_movies;
   std::vector<bool> history_liked;
+  std::vector<double> history_ratings;
   std::string_view target_movie;
+  double target_rating;
   bool target_liked;
 };
 
@@ -131,7 +135,7 @@ Splits prepare_movielens(const std::filesystem::path& raw_dir, const MovieLensOp
     }
     auto [it, inserted] = by_user.try_emplace(fields[0]);
     if (inserted) user_order.push_back(fields[0]);
-    it->second.push_back({fields[1], rating > 3, fields[3]});
+    it->second.push_back({fields[1], double(rating), rating > 3, fields[3]});
   }
 
   std::vector<Window> windows;
@@ -142,11 +146,14 @@ Splits prepare_movielens(const std::filesystem::path& raw_dir, const MovieLensOp
                      [](const Rating& a, const Rating& b) { return a.timestamp < b.timestamp; });
     for (size_t i = h; i < ratings.size(); ++i) {
       Window w;
+      w.user = user;
       for (size_t k = i - h; k < i; ++k) {
         w.history_movies.push_back(ratings[k].movie_id);
         w.history_liked.push_back(ratings[k].liked);
+        w.history_ratings.push_back(ratings[k].rating);
       }
       w.target_movie = ratings[i].movie_id;
+      w.target_rating = ratings[i].rating;
       w.target_liked = ratings[i].liked;
       windows.push_back(std::move(w));
     }
@@ -172,8 +179,16 @@ Splits prepare_movielens(const std::filesystem::path& raw_dir, const MovieLensOp
   };
 
   std::vector<PromptRecord> records;
+  std::vector<InteractionRecord> interactions;
   records.reserve(windows.size());
+  interactions.reserve(windows.size());
   for (const auto& w : windows) {
+    interactions.push_back({std::string(w.user),
+                            {w.history_movies.begin(), w.history_movies.end()},
+                            w.history_ratings,
+                            std::string(w.target_movie),
+                            w.target_rating,
+                            w.target_liked ? 1 : 0});
     PromptRecord r;
     r.instruction =
         "Given the user's preference and unpreference, identify whether the user will like the "
@@ -190,10 +205,14 @@ Splits prepare_movielens(const std::filesystem::path& raw_dir, const MovieLensOp
   const size_t train_end = size_t(double(n) * 0.8);
   const size_t valid_end = size_t(double(n) * 0.9);
   Splits splits;
-  splits.train.assign(records.begin(), records.begin() + std::ptrdiff_t(train_end));
-  splits.valid.assign(records.begin() + std::ptrdiff_t(train_end),
-                      records.begin() + std::ptrdiff_t(valid_end));
-  splits.test.assign(records.begin() + std::ptrdiff_t(valid_end), records.end());
+  auto split = [&](const auto& all, auto& train, auto& valid, auto& test) {
+    train.assign(all.begin(), all.begin() + std::ptrdiff_t(train_end));
+    valid.assign(all.begin() + std::ptrdiff_t(train_end), all.begin() + std::ptrdiff_t(valid_end));
+    test.assign(all.begin() + std::ptrdiff_t(valid_end), all.end());
+  };
+  split(records, splits.train, splits.valid, splits.test);
+  split(interactions, splits.interactions.train, splits.interactions.valid,
+        splits.interactions.test);
   return splits;
 }
 

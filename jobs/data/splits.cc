@@ -18,10 +18,24 @@ void write_splits(const fs::path& out_dir, const Splits& splits) {
   StagedDirectory staged(out_dir / ".prepare");
   const std::pair<const char*, const std::vector<PromptRecord>*> files[] = {
       {"train.json", &splits.train}, {"valid.json", &splits.valid}, {"test.json", &splits.test}};
-  for (const auto& [name, records] : files) {
+  const std::vector<InteractionRecord>* interactions[] = {
+      &splits.interactions.train, &splits.interactions.valid, &splits.interactions.test};
+  const bool with_interactions = !splits.interactions.train.empty() ||
+                                 !splits.interactions.valid.empty() ||
+                                 !splits.interactions.test.empty();
+  std::vector<fs::path> names;
+  for (size_t i = 0; i < 3; ++i) {
+    const auto& [name, records] = files[i];
     write_prompt_records(staged.path() / name, *records);
+    names.push_back(name);
+    if (!with_interactions) continue;
+    if (interactions[i]->size() != records->size())
+      throw Error(std::string(name) + ": " + std::to_string(records->size()) + " records but " +
+                  std::to_string(interactions[i]->size()) + " interaction records");
+    names.push_back(interactions_path_for(name));
+    write_interaction_records(staged.path() / names.back(), *interactions[i]);
   }
-  for (const auto& [name, records] : files) {
+  for (const auto& name : names) {
     fs::rename(staged.path() / name, out_dir / name, ec);
     if (ec) throw Error((out_dir / name).string() + ": cannot move into place: " + ec.message());
   }

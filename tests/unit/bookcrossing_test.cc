@@ -2,7 +2,11 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/text_encoding.h"
+#include "jobs/data/semicolon_csv.h"
 #include "test_paths.h"
+
+#include <map>
 
 namespace tallrec {
 namespace {
@@ -29,6 +33,38 @@ TEST(BookCrossing, FixtureProducesSplitsAndWarnsAboutTheBrokenRow) {
                 std::string::npos);
     }
   }
+}
+
+// The interactions behind each prompt: the target's title ends the prompt, every history book's
+// title is in it, the labels agree.
+TEST(BookCrossing, InteractionsAreThePromptsRecordForRecord) {
+  Splits s = prepare_bookcrossing(kFixture, {});
+  std::map<std::string, std::string> title_of;  // ISBN -> title (UTF-8)
+  const auto books = parse_semicolon_csv(read_file(kFixture / "BX-Books.csv"), "BX-Books.csv");
+  for (const auto& row : books)
+    if (row.fields.size() >= 2) title_of.emplace(row.fields[0], latin1_to_utf8(row.fields[1]));
+  const std::pair<const std::vector<PromptRecord>*, const std::vector<InteractionRecord>*> parts[] =
+      {{&s.train, &s.interactions.train},
+       {&s.valid, &s.interactions.valid},
+       {&s.test, &s.interactions.test}};
+  size_t checked = 0;
+  for (const auto& [prompts, interactions] : parts) {
+    ASSERT_EQ(prompts->size(), interactions->size());
+    for (size_t i = 0; i < prompts->size(); ++i) {
+      const auto& p = (*prompts)[i];
+      const auto& r = (*interactions)[i];
+      EXPECT_EQ(r.label, answer_label(p));
+      EXPECT_EQ(r.label, r.target_rating > 5 ? 1 : 0);
+      EXPECT_NE(p.input.find("the target book \"\"" + title_of.at(r.target) + "\" written by"),
+                std::string::npos)
+          << p.input;
+      EXPECT_LE(r.history.size(), 10u);
+      for (const auto& item : r.history)
+        EXPECT_NE(p.input.find("\"" + title_of.at(item) + "\" written by"), std::string::npos);
+      ++checked;
+    }
+  }
+  EXPECT_GE(checked, 10u);
 }
 
 class BrokenBookCrossing : public ::testing::Test {

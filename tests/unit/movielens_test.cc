@@ -1,8 +1,12 @@
 #include "jobs/data/movielens.h"
 
+#include <map>
+#include <sstream>
+
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/sha256.h"
+#include "common/text_encoding.h"
 #include "test_paths.h"
 
 namespace tallrec {
@@ -42,6 +46,59 @@ TEST(MovieLens, FilesAreByteIdenticalToTallrecsReleasedOnes) {
       "\"User Preference: \\\"Paris, Texas (1984)\\\", \\\"Rebel Without a Cause (1955)\\\", "
       "\\\"Return of the Pi";
   EXPECT_EQ(read_file(out / "test.json").substr(0, expected_head.size()), expected_head);
+}
+
+// Record i of X.interactions.jsonl is the window behind prompt i of X.json: the same user's
+// ratings in u.data, the target's title ends the prompt, the history's titles sit in the
+// preference or unpreference list by their rating, and the labels agree.
+TEST(MovieLens, InteractionsAreThePromptsRecordForRecord) {
+  test::ScratchDir out;
+  write_splits(out.path(), prepare_movielens(kRaw));
+  std::vector<std::string> titles;
+  const std::string items = read_file(kRaw / "u.item");
+  for (size_t start = 0; start < items.size();) {
+    size_t end = items.find('\n', start);
+    const std::string line = items.substr(start, end - start);
+    const size_t bar = line.find('|');
+    titles.push_back(latin1_to_utf8(line.substr(bar + 1, line.find('|', bar + 1) - bar - 1)));
+    start = end + 1;
+  }
+  std::map<std::pair<std::string, std::string>, double> rating_of;  // (user, movie) -> rating
+  const std::string data = read_file(kRaw / "u.data");
+  for (size_t start = 0; start < data.size();) {
+    size_t end = data.find('\n', start);
+    std::istringstream fields(data.substr(start, end - start));
+    std::string user, movie;
+    double rating = 0;
+    fields >> user >> movie >> rating;
+    rating_of[{user, movie}] = rating;
+    start = end + 1;
+  }
+  for (const char* split : {"train", "valid", "test"}) {
+    const auto prompts = read_prompt_records(out / (std::string(split) + ".json"));
+    const auto interactions =
+        read_interaction_records(out / (std::string(split) + ".interactions.jsonl"));
+    ASSERT_EQ(prompts.size(), interactions.size()) << split;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      const auto& p = prompts[i];
+      const auto& r = interactions[i];
+      SCOPED_TRACE(std::string(split) + " record " + std::to_string(i));
+      ASSERT_EQ(r.history.size(), 10u);
+      EXPECT_EQ(r.label, answer_label(p));
+      EXPECT_EQ(r.label, r.target_rating > 3 ? 1 : 0);
+      EXPECT_EQ(rating_of.at({r.user, r.target}), r.target_rating);
+      const std::string ending =
+          "the target movie \"" + titles.at(std::stoul(r.target) - 1) + "\"?";
+      EXPECT_EQ(p.input.substr(p.input.size() - ending.size()), ending);
+      const size_t unpreference = p.input.find("\nUser Unpreference: ");
+      for (size_t k = 0; k < r.history.size(); ++k) {
+        EXPECT_EQ(rating_of.at({r.user, r.history[k]}), r.history_ratings[k]);
+        const size_t at = p.input.find("\"" + titles.at(std::stoul(r.history[k]) - 1) + "\"");
+        ASSERT_NE(at, std::string::npos) << r.history[k];
+        EXPECT_EQ(at<unpreference, r.history_ratings[k]> 3) << r.history[k];
+      }
+    }
+  }
 }
 
 TEST(MovieLens, NonAsciiTitlesAreEscapedAsPythonDoes) {
