@@ -40,6 +40,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
   "$venv/bin/pip" install -q --upgrade pip
   "$venv/bin/pip" install -q -r "$req"
+  "$venv/bin/pip" install -q --no-deps recbole==1.2.1  # why --no-deps: requirements-test.txt
   echo "$want" > "$stamp"
 fi
 

@@ -11,6 +11,7 @@
 #include "common/train_events.h"
 
 #include "jobs/data/tokenizer.h"
+#include "worker/prepare_baseline_run.h"
 #include "worker/prepare_run.h"
 
 namespace tallrec {
@@ -107,8 +108,12 @@ void Attempt::start() {
   preparing_ = std::thread([p = preparation_, run, overrides,
                             cache = options_.work_dir / "token-cache", dir = run_dir_] {
     try {
-      Tokenizer tokenizer(run.at("tokenizer").get<std::string>());
-      p->spec = prepare_run(run, tokenizer, cache, dir, overrides, &p->cancel);
+      if (is_baseline_run(run)) {
+        p->spec = prepare_baseline_run(run, dir, overrides);
+      } else {
+        Tokenizer tokenizer(run.at("tokenizer").get<std::string>());
+        p->spec = prepare_run(run, tokenizer, cache, dir, overrides, &p->cancel);
+      }
     } catch (...) {
       p->failure = std::current_exception();
     }

@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
   tallrec::add_train_commands(cli);
   tallrec::add_model_commands(cli);
   tallrec::add_check_commands(cli);
+  tallrec::add_baseline_commands(cli);
   const int code = tallrec::run_cli(app, argc, argv);
   return code != 0 ? code : cli.exit_code;
 }

@@ -24,6 +24,7 @@ struct TrainerCli {
 
 void add_train_commands(TrainerCli& cli);  // train | batches
 void add_model_commands(TrainerCli& cli);  // init | import-gguf | merge
-void add_check_commands(TrainerCli& cli);  // generate | logits | score | gradients | roc-auc |
-                                           // inspect-tokens
+void add_check_commands(TrainerCli& cli);
+void add_baseline_commands(TrainerCli& cli);  // baseline-gradients  // generate | logits | score |
+                                              // gradients | roc-auc | inspect-tokens
 }  // namespace tallrec

@@ -5,9 +5,13 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "common/atomic_file.h"
+#include "common/baseline_spec.h"
 #include "common/error.h"
+#include "common/json_text.h"
 #include "common/run_spec.h"
 #include "jobs/data/token_file.h"
+#include "jobs/train/baselines/baseline_trainer.h"
 #include "jobs/train/commands/commands.h"
 #include "jobs/train/data_order.h"
 #include "jobs/train/preemption.h"
@@ -23,7 +27,9 @@ void add_train(TrainerCli& cli) {
   };
   auto args = std::make_shared<Args>();
   auto* train = cli.app.add_subcommand(
-      "train", "Run one TALLRec LoRA rec-tuning attempt (resumes from OUT's newest checkpoint)");
+      "train",
+      "Run one attempt: TALLRec LoRA rec-tuning (resumes from OUT's newest checkpoint), or a "
+      "Table 1 baseline when the spec names a method (schemas/baseline_spec.schema.json)");
   train->add_option("--spec", args->spec, "Run spec JSON (schemas/run_spec.schema.json)")
       ->required();
   train->add_option("--out", args->out, "Output folder: events.jsonl, checkpoints/, adapter/")
@@ -36,6 +42,15 @@ void add_train(TrainerCli& cli) {
   train->callback([args, &cli] {
     if (cli.app.get_option("--device")->count() > 0)
       throw InputError("train takes its device from the spec (\"device\"), not from --device");
+    // A spec that names a method other than the LLM is a Table 1 baseline's.
+    const nlohmann::json raw = parse_json_from_outside(read_file(args->spec), args->spec);
+    if (spec_method(raw, args->spec) != Method::kLlm) {
+      BaselineSpec baseline = parse_baseline_spec(raw, args->spec);
+      if (cli.threads > 0) baseline.threads = cli.threads;
+      install_preemption_handlers();
+      cli.exit_code = run_baseline(baseline, args->out);
+      return;
+    }
     RunSpec spec = read_run_spec(args->spec);
     if (cli.threads > 0) spec.threads = cli.threads;
     const bool launcher = spec.world_size > 1 && args->rank < 0;

@@ -1,0 +1,123 @@
+#include "common/baseline_spec.h"
+
+#include <cmath>
+#include <functional>
+
+#include "common/error.h"
+#include "common/json_text.h"
+
+namespace tallrec {
+namespace {
+
+// One row per field: its name, how to write it and how to read it (as common/run_spec.cc does
+// for RunSpec), so that the field list, the JSON and the parser cannot disagree.
+struct Field {
+  const char* name;
+  std::function<nlohmann::json(const BaselineSpec&)> write;
+  std::function<bool(const nlohmann::json&, BaselineSpec&)> read;  // false: wrong type or range
+  const char* must_be;
+};
+
+template <class T>
+Field number(const char* name, T BaselineSpec::*member, double least, const char* must_be) {
+  return {name, [member](const BaselineSpec& s) { return nlohmann::json(s.*member); },
+          [member, least](const nlohmann::json& j, BaselineSpec& s) {
+            T value{};
+            if (!get_exact(j, value) || !(double(value) >= least)) return false;
+            s.*member = value;
+            return true;
+          },
+          must_be};
+}
+
+const std::vector<Field>& fields() {
+  static const std::vector<Field> table = {
+      {"method", [](const BaselineSpec& s) { return nlohmann::json(name_of(s.method)); },
+       [](const nlohmann::json& j, BaselineSpec& s) {
+         if (!j.is_string()) return false;
+         auto m = enum_from_name<Method>(j.get<std::string>());
+         if (!m || *m == Method::kLlm) return false;
+         s.method = *m;
+         return true;
+       },
+       "gru4rec, caser or sasrec"},
+      {"inputs", [](const BaselineSpec& s) { return nlohmann::json(s.inputs); },
+       [](const nlohmann::json& j, BaselineSpec& s) { return get_exact(j, s.inputs); }, "a path"},
+      number("seed", &BaselineSpec::seed, 0, "a non-negative integer"),
+      number("hidden_size", &BaselineSpec::hidden_size, 1, "a positive integer"),
+      {"lr", [](const BaselineSpec& s) { return nlohmann::json(s.lr); },
+       [](const nlohmann::json& j, BaselineSpec& s) {
+         return get_exact(j, s.lr) && s.lr > 0 && std::isfinite(s.lr);
+       },
+       "a positive number"},
+      number("weight_decay", &BaselineSpec::weight_decay, 0, "a number >= 0"),
+      {"dropout", [](const BaselineSpec& s) { return nlohmann::json(s.dropout); },
+       [](const nlohmann::json& j, BaselineSpec& s) {
+         return get_exact(j, s.dropout) && s.dropout >= 0 && s.dropout < 1;
+       },
+       "a number in [0, 1)"},
+      number("batch_size", &BaselineSpec::batch_size, 1, "a positive integer"),
+      number("epochs", &BaselineSpec::epochs, 1, "a positive integer"),
+      number("early_stopping_patience", &BaselineSpec::early_stopping_patience, 1,
+             "a positive integer"),
+      number("eval_batch_size", &BaselineSpec::eval_batch_size, 1, "a positive integer"),
+      number("sasrec_layers", &BaselineSpec::sasrec_layers, 1, "a positive integer"),
+      number("sasrec_heads", &BaselineSpec::sasrec_heads, 1, "a positive integer"),
+      number("sasrec_inner_size", &BaselineSpec::sasrec_inner_size, 1, "a positive integer"),
+      number("gru4rec_layers", &BaselineSpec::gru4rec_layers, 1, "a positive integer"),
+      number("caser_vertical_filters", &BaselineSpec::caser_vertical_filters, 1,
+             "a positive integer"),
+      number("caser_horizontal_filters", &BaselineSpec::caser_horizontal_filters, 1,
+             "a positive integer"),
+      number("threads", &BaselineSpec::threads, 0, "a non-negative integer"),
+  };
+  return table;
+}
+
+}  // namespace
+
+Method spec_method(const nlohmann::json& spec, const std::string& origin) {
+  if (!spec.is_object() || !spec.contains("method")) return Method::kLlm;
+  const auto& m = spec["method"];
+  if (!m.is_string()) throw InputError(origin + ": \"method\" must be a string");
+  return parse_enum<Method>(m.get<std::string>(), origin);
+}
+
+const std::vector<std::string>& baseline_spec_fields() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> out;
+    for (const auto& f : fields()) out.push_back(f.name);
+    return out;
+  }();
+  return names;
+}
+
+nlohmann::json baseline_spec_json(const BaselineSpec& s) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& f : fields()) out[f.name] = f.write(s);
+  return out;
+}
+
+BaselineSpec parse_baseline_spec(const nlohmann::json& spec, const std::string& origin) {
+  if (!spec.is_object()) throw InputError(origin + ": a baseline spec must be a JSON object");
+  BaselineSpec s;
+  for (const auto& [key, value] : spec.items()) {
+    const Field* field = nullptr;
+    for (const auto& f : fields())
+      if (key == f.name) field = &f;
+    if (!field)
+      throw InputError(origin + ": unknown field \"" + printable_utf8(key) +
+                       "\" for a baseline spec (fields: see schemas/baseline_spec.schema.json)");
+    if (!field->read(value, s))
+      throw InputError(origin + ": \"" + key + "\": " + dump_json(value) + " must be " +
+                       field->must_be);
+  }
+  if (!spec.contains("method")) throw InputError(origin + ": no \"method\"");
+  if (s.inputs.empty()) throw InputError(origin + ": no \"inputs\"");
+  if (s.method == Method::kSasRec && s.hidden_size % s.sasrec_heads != 0)
+    throw InputError(origin + ": \"hidden_size\" " + std::to_string(s.hidden_size) +
+                     " is not a multiple of \"sasrec_heads\" " + std::to_string(s.sasrec_heads));
+  return s;
+}
+
+}  // namespace tallrec
