@@ -152,11 +152,18 @@ std::vector<PreflightLine> preflight(const Grid& grid, const PreflightOptions& o
       out.push_back({what, subject, false, e.what()});
     }
   };
+  // A baseline run (coordinator/grid.h's methods) trains no LLM: its base model, tokenizer and
+  // adapter are not checked, nor is its memory estimated as an LLM's (the estimate knows only
+  // the LLM); its datasets are. A grid of baselines alone needs none of the LLM's paths.
+  auto is_llm = [](const GridRun& run) { return grid_run_method(run.spec) == Method::kLlm; };
+  const bool any_llm = std::any_of(grid.runs.begin(), grid.runs.end(), is_llm);
   // Paths first: each missing one is a finding of its own, and nothing is checked through it.
   std::set<std::string> missing;
   json document = grid.document;
   for_each_grid_path(document, [&](const std::string& field, json& value) {
     const std::string path = value.get<std::string>();
+    if (!any_llm && (field == "base_model" || field == "tokenizer" || field == "init_adapter"))
+      return;
     std::error_code ec;
     if (path.empty() || fs::exists(path, ec) || !missing.insert(path).second) return;
     const std::string what = field == "base_model"     ? "model"
@@ -172,10 +179,11 @@ std::vector<PreflightLine> preflight(const Grid& grid, const PreflightOptions& o
   auto present = [&](const std::string& path) { return !missing.count(path); };
   for (const auto& run : grid.runs) {
     const json& spec = run.spec;
+    const bool llm = is_llm(run);
     // What the trainer will run with: RunSpec's defaults, the recipe, the grid's axes (one place).
     const json trainer = resolved_trainer_settings(spec);
     const std::string base = spec.value("base_model", "");
-    if (present(base) && seen.insert("model " + base).second)
+    if (llm && present(base) && seen.insert("model " + base).second)
       attempt("model", base, [&] {
         std::string detail;
         models[base] = check_model(base, detail);
@@ -184,7 +192,7 @@ std::vector<PreflightLine> preflight(const Grid& grid, const PreflightOptions& o
     const std::string tok = spec.value("tokenizer", "");
     TokenizeOptions tokenize_options;
     tokenize_options.special_ids = spec.value("special_ids", tokenize_options.special_ids);
-    if (present(tok) &&
+    if (llm && present(tok) &&
         seen.insert("tokenizer " + tok + " " + base + " " + tokenize_options.special_ids).second)
       attempt("tokenizer", tok, [&] {
         Tokenizer t(tok);
@@ -203,7 +211,7 @@ std::vector<PreflightLine> preflight(const Grid& grid, const PreflightOptions& o
                special(ids.eos) + ", pad " + special(ids.pad) + " (special_ids \"" +
                tokenize_options.special_ids + "\")";
       });
-    if (spec.contains("init_adapter")) {
+    if (llm && spec.contains("init_adapter")) {
       const std::string adapter = spec["init_adapter"];
       const std::string key = "adapter " + adapter + " " + base + " " + trainer["lora"].dump();
       if (present(adapter) && models.count(base) && seen.insert(key).second)
@@ -232,7 +240,7 @@ std::vector<PreflightLine> preflight(const Grid& grid, const PreflightOptions& o
             return std::to_string(records.size()) + " records, labels Yes./No.";
           });
     }
-    if (o.memory && models.count(base)) {
+    if (o.memory && llm && models.count(base)) {
       const bool ckpt = trainer["gradient_checkpointing"];
       const std::string dtype =
           spec.contains("dtype") ? trainer["dtype"].get<std::string>() : name_of(kGpuDefaultDtype);

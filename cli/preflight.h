@@ -4,6 +4,8 @@
 // estimated against a card size. The failures TALLRec users report (an LFS pointer for
 // weights, an adapter of another rank, an empty adapter, a tokenizer that does not fit the
 // model, labels that are not Yes./No.) are caught here rather than on a worker, hours later.
+// A baseline run (coordinator/grid.h's methods) has its datasets checked, not the LLM's model,
+// tokenizer, adapter or memory.
 #pragma once
 
 #include <cstdint>

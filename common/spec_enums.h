@@ -85,17 +85,38 @@ std::vector<std::string> enum_names() {
   return {EnumNames<E>::names.begin(), EnumNames<E>::names.end()};
 }
 
+// How Table 1 of the paper names a method (the results table's row labels): TALLRec for the LLM.
+inline const char* display_name(Method method) {
+  switch (method) {
+    case Method::kLlm:
+      return "TALLRec";
+    case Method::kGru4Rec:
+      return "GRU4Rec";
+    case Method::kCaser:
+      return "Caser";
+    case Method::kSasRec:
+      return "SASRec";
+  }
+  return "?";
+}
+
+// Every name as a refusal lists them: "float32, bfloat16 or float16".
+template <class E>
+std::string enum_names_text() {
+  const auto& names = EnumNames<E>::names;
+  std::string text;
+  for (size_t i = 0; i < names.size(); ++i)
+    text += (i == 0 ? "" : i + 1 == names.size() ? " or " : ", ") + std::string(names[i]);
+  return text;
+}
+
 // The value named `name`; InputError otherwise: `ORIGIN: unknown dtype "x" (expected float32,
 // bfloat16 or float16)`.
 template <class E>
 E parse_enum(std::string_view name, const std::string& origin) {
   if (auto value = enum_from_name<E>(name)) return *value;
-  const auto& names = EnumNames<E>::names;
-  std::string expected;
-  for (size_t i = 0; i < names.size(); ++i)
-    expected += (i == 0 ? "" : i + 1 == names.size() ? " or " : ", ") + std::string(names[i]);
   throw InputError(origin + ": unknown " + EnumNames<E>::field + " \"" + printable_utf8(name) +
-                   "\" (expected " + expected + ")");
+                   "\" (expected " + enum_names_text<E>() + ")");
 }
 
 }  // namespace tallrec

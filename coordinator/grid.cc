@@ -11,6 +11,7 @@
 #include "common/protocol.h"
 #include "common/run_spec.h"
 #include "common/sha256.h"
+#include "common/spec_enums.h"
 #include "jobs/data/special_ids.h"
 
 namespace tallrec {
@@ -245,7 +246,23 @@ GridPlan validate(const json& doc, const std::string& origin) {
   for (const auto& s : seeds)
     if (!s.is_number_unsigned() && !(s.is_number_integer() && s.get<int64_t>() >= 0))
       fail("seeds: " + s.dump() + " must be a non-negative integer");
-  p.axes = {{"domain", domains}, {"sample", samples}, {"seed", seeds}};
+  // What each run trains (common/spec_enums.h's Method): the LLM unless the grid names others.
+  json methods = json::array({name_of(Method::kLlm)});
+  if (doc.contains("methods")) {
+    methods = list("methods");
+    for (auto m = methods.begin(); m != methods.end(); ++m) {
+      if (!m->is_string()) fail("methods: " + m->dump() + " is not a method name");
+      const std::string name = m->get<std::string>();
+      if (!enum_from_name<Method>(name))
+        fail("methods: \"" + printable_utf8(name.substr(0, 200)) + "\" is not a method (expected " +
+             enum_names_text<Method>() + ")");
+      if (std::find(methods.begin(), m, *m) != m) fail("methods: \"" + name + "\" is listed twice");
+    }
+  }
+  p.axes = {{"domain", domains},
+            {"sample", samples},
+            {"seed", seeds},
+            {EnumNames<Method>::field, methods}};
 
   const json hyper = doc.value("hyper", json::object());
   if (!hyper.is_object()) fail("field \"hyper\" must be an object");
@@ -281,8 +298,13 @@ std::vector<GridRun> expand(const GridPlan& p, const std::string& origin) {
     const std::string d = spec["domain"].get<std::string>();
     spec["train"] = p.datasets[d]["train"];
     spec["valid"] = p.datasets[d]["valid"];
+    // An LLM run names no method, so that its key is the one it had before grids had methods
+    // (grid_run_method() reads it back). A baseline is tested on its own domain only, whatever
+    // test_domains says: its item ids mean nothing in another domain's data.
+    const bool llm = spec[EnumNames<Method>::field] == name_of(Method::kLlm);
+    if (llm) spec.erase(EnumNames<Method>::field);
     json tests = json::object();
-    for (const auto& t : p.test_domains.is_null() ? json::array({d}) : p.test_domains)
+    for (const auto& t : p.test_domains.is_null() || !llm ? json::array({d}) : p.test_domains)
       tests[t.get<std::string>()] = p.datasets[t.get<std::string>()]["test"];
     spec["tests"] = tests;
     // The recipe's micro-batch, unless the grid names one (its other settings reach the
@@ -312,10 +334,10 @@ std::vector<GridRun> expand(const GridPlan& p, const std::string& origin) {
 }  // namespace
 
 std::vector<std::string> grid_document_fields() {
-  return {"name",         "base_model",  "init_adapter", "tokenizer",
-          "datasets",     "domains",     "test_domains", "samples",
-          "seeds",        "hyper",       "priority",     "max_attempts",
-          "valid_sample", "test_sample", "special_ids",  "memory_limit_gib"};
+  return {"name",        "base_model",      "init_adapter", "tokenizer",    "datasets",
+          "domains",     "test_domains",    "samples",      "seeds",        "methods",
+          "hyper",       "priority",        "max_attempts", "valid_sample", "test_sample",
+          "special_ids", "memory_limit_gib"};
 }
 
 std::vector<std::string> grid_hyper_axes() {

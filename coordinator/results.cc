@@ -5,9 +5,11 @@
 #include <cstdio>
 #include <limits>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "common/error.h"
+#include "common/spec_enums.h"
 
 namespace tallrec {
 namespace {
@@ -18,6 +20,28 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 std::string value_text(const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
 
 json number_or_null(double v) { return std::isnan(v) ? json(nullptr) : json(v); }
+
+// A run's method, as a grid writes it: none for the LLM (common/run_spec.h's grid_run_method;
+// a name this build does not know, from a newer coordinator's store, is kept as it is).
+constexpr const char* kMethodField = EnumNames<Method>::field;
+std::optional<Method> method_of(const json& spec) {
+  if (!spec.contains(kMethodField)) return Method::kLlm;
+  if (!spec[kMethodField].is_string()) return std::nullopt;
+  return enum_from_name<Method>(spec[kMethodField].get<std::string>());
+}
+
+// How Table 1 names a run's method: TALLRec, GRU4Rec, Caser, SASRec.
+std::string method_label(const json& spec) {
+  if (auto m = method_of(spec)) return display_name(*m);
+  return value_text(spec[kMethodField]);
+}
+
+// Where a method's rows go: the LLM's first, then the baselines in Method's order; a method
+// this build does not know last.
+size_t method_rank(const json& spec) {
+  if (auto m = method_of(spec)) return size_t(*m);
+  return EnumNames<Method>::names.size();
+}
 
 }  // namespace
 
@@ -67,11 +91,20 @@ ResultsTable build_results_table(const std::vector<RunOutcome>& runs) {
   std::vector<json> specs;
   for (const auto& r : runs) specs.push_back(r.spec);
   if (!specs.empty()) t.setting_fields = differing_setting_fields(specs);
-  auto label_of = [&](const json& spec) {
+  // The setting's label: the method as Table 1 names it when the runs' methods differ
+  // ("SASRec", "TALLRec, lr=0.0003"), then each other differing field as FIELD=VALUE. `others`:
+  // the label without the method.
+  const bool by_method = std::find(t.setting_fields.begin(), t.setting_fields.end(),
+                                   kMethodField) != t.setting_fields.end();
+  auto label_of = [&](const json& spec, std::string* others = nullptr) {
     const json s = run_setting(spec);
-    std::string label;
+    std::string label, rest;
     for (const auto& f : t.setting_fields)
-      label += (label.empty() ? "" : ", ") + f + "=" + (s.contains(f) ? value_text(s[f]) : "-");
+      if (f != kMethodField)
+        rest += (rest.empty() ? "" : ", ") + f + "=" + (s.contains(f) ? value_text(s[f]) : "-");
+    if (by_method) label = method_label(spec);
+    label += (label.empty() || rest.empty() ? "" : ", ") + rest;
+    if (others) *others = rest;
     return label;
   };
 
@@ -80,7 +113,8 @@ ResultsTable build_results_table(const std::vector<RunOutcome>& runs) {
   t.samples.assign(samples.begin(), samples.end());
   std::map<std::tuple<std::string, std::string, std::string>, size_t> row_of;
   for (const auto& r : runs) {
-    const std::string label = label_of(r.spec);
+    std::string others;
+    const std::string label = label_of(r.spec, &others);
     std::vector<std::string> tests;
     const json test_sets =
         r.spec.value("tests", json::object());  // named: items() must not outlive it
@@ -89,15 +123,20 @@ ResultsTable build_results_table(const std::vector<RunOutcome>& runs) {
     const size_t column =
         size_t(std::find(t.samples.begin(), t.samples.end(), r.sample) - t.samples.begin());
     const bool ended = !is_unfinished(r.state);
+    // TALLRec's results JSON's "model": the base model's folder name for an LLM run, the method's
+    // name for a baseline (which uses no base model), then the rest of the setting.
     const std::string base = r.spec.value("base_model", std::string());
-    std::string model = base.substr(base.find_last_of('/') + 1);
-    if (!label.empty()) model += " (" + label + ")";
+    std::string model = method_of(r.spec) == Method::kLlm ? base.substr(base.find_last_of('/') + 1)
+                                                          : method_label(r.spec);
+    if (!others.empty()) model += " (" + others + ")";
     for (const auto& test : tests) {
       auto [it, added] = row_of.try_emplace({label, r.domain, test}, t.rows.size());
       if (added) {
         json values = json::object();
         const json s = run_setting(r.spec);
         for (const auto& f : t.setting_fields) values[f] = s.value(f, json());
+        if (by_method)  // the LLM's runs name no method: say it
+          values[kMethodField] = s.value(kMethodField, json(name_of(Method::kLlm)));
         t.rows.push_back({label, values, r.domain, test, std::vector<TableCell>(t.samples.size())});
       }
       TableCell& c = t.rows[it->second].cells[column];
@@ -111,6 +150,12 @@ ResultsTable build_results_table(const std::vector<RunOutcome>& runs) {
       t.tallrec_json[r.domain][test][model][std::to_string(r.seed)][std::to_string(r.sample)] = auc;
     }
   }
+  // Table 1's order: the LLM's rows, then each baseline's, in Method's order (stable: within a
+  // method, rows stay in order of first appearance).
+  if (by_method)
+    std::stable_sort(t.rows.begin(), t.rows.end(), [](const TableRow& a, const TableRow& b) {
+      return method_rank(a.values) < method_rank(b.values);
+    });
   return t;
 }
 

@@ -1,11 +1,14 @@
 // TALLRec's Table 1 from a sweep's runs (docs/dev/design.md, "Results"). A cell holds the runs that
 // differ only in seed: train domain -> test domain x sample count, within one *setting*, the
-// rest of the run's spec (hyper-parameters, base model, adapter, recipe, ...). Settings are
-// labelled by the fields that differ between the sweep's settings ("lr=0.0003"), "" when there is
-// one. Rows and sample columns come from the runs themselves, not from a grid. Std is the
+// rest of the run's spec (method, hyper-parameters, base model, adapter, recipe, ...). Settings
+// are labelled by the fields that differ between the sweep's settings ("lr=0.0003"), "" when
+// there is one; when the methods differ (coordinator/grid.h), the label starts with the method as
+// the paper's Table 1 names it (display_name() in common/spec_enums.h: "SASRec", "TALLRec,
+// lr=0.0003"). Rows and sample columns come from the runs themselves, not from a grid. Std is the
 // sample standard deviation (ddof = 1, as pandas and most papers), undefined for one run.
 // Also TALLRec's results JSON layout {train: {test: {model: {seed: {sample: auc}}}}} (its
-// evaluate.py's result.json), where "model" is the base model's folder name plus the setting.
+// evaluate.py's result.json), where "model" is the base model's folder name (a baseline's: its
+// method's name, "SASRec") plus the setting's other fields.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -26,6 +29,7 @@ struct TableCell {
 struct TableRow {
   std::string setting;                               // "" when the sweep has one setting
   nlohmann::json values = nlohmann::json::object();  // the setting's value of each setting field
+                                                     // (method: "llm" for the LLM's runs)
   std::string train, test;
   std::vector<TableCell> cells;  // one per ResultsTable::samples
 };
@@ -33,7 +37,9 @@ struct TableRow {
 struct ResultsTable {
   std::vector<std::string> setting_fields;  // the spec fields whose values differ between settings
   std::vector<int64_t> samples;             // ascending
-  std::vector<TableRow> rows;               // in order of first appearance among the runs
+  // In order of first appearance among the runs; when the methods differ, the LLM's rows first,
+  // then each baseline's in Method's order (each method's rows in order of first appearance).
+  std::vector<TableRow> rows;
   nlohmann::json tallrec_json;
 };
 

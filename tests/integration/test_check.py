@@ -160,3 +160,34 @@ def test_every_missing_path_is_a_fail_line_in_one_pass(tmp_path):
     assert len([line for line in submitted.stderr.splitlines() if line.startswith("FAIL")]) == 4, submitted.stderr
     assert "datasets.movie.train" in submitted.stderr and "nothing submitted" in submitted.stderr
     assert not (tmp_path / "s.db").exists()
+
+
+def test_baseline_runs_have_their_datasets_checked_but_no_llm(tmp_path):
+    """A grid's methods (coordinator/grid.h): a baseline run trains no LLM, so the pre-flight
+    checks its datasets but neither the model, the tokenizer nor an LLM memory estimate for it; a
+    grid of baselines alone needs no model. The LLM's runs beside baselines are checked as ever."""
+    llama_7b_config(tmp_path / "model")  # make_grid keeps a model it finds (no tallrec-train)
+    grid = json.loads(make_grid(tmp_path, "methods", [0, 1], 2).read_text())
+    grid["methods"] = ["llm", "sasrec"]
+    proc = check(grid, tmp_path, "--gpu-memory", "80GB")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "methods: 4 runs, ready to submit" in proc.stdout, proc.stdout
+    assert "ok   model" in proc.stdout and "ok   tokenizer" in proc.stdout and "ok   memory" in proc.stdout
+    # The LLM's memory still fails a small card; the baselines add no estimate of their own.
+    proc = check(grid, tmp_path, "--no-datasets", "--gpu-memory", "1GiB")
+    assert proc.returncode == 2 and proc.stdout.count("FAIL memory") == 1, proc.stdout
+
+    grid["methods"] = ["gru4rec", "caser", "sasrec"]
+    grid["base_model"] = str(tmp_path / "no-model")
+    grid["tokenizer"] = str(tmp_path / "no-tokenizer.model")
+    grid["init_adapter"] = str(tmp_path / "no-adapter")
+    proc = check(grid, tmp_path, "--gpu-memory", "1GiB")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "methods: 6 runs, ready to submit" in proc.stdout, proc.stdout
+    assert proc.stdout.count("ok   dataset") == 3, proc.stdout
+    for what in ("model", "tokenizer", "adapter", "memory"):
+        assert f" {what} " not in proc.stdout, proc.stdout
+    # A missing dataset is still a FAIL line for a baseline.
+    grid["datasets"]["movie"]["train"] = str(tmp_path / "no-train.json")
+    proc = check(grid, tmp_path)
+    assert proc.returncode == 2 and "datasets.movie.train: " in proc.stdout, proc.stdout

@@ -3,6 +3,8 @@
 #include <set>
 
 #include "common/error.h"
+#include "common/run_spec.h"
+#include "common/spec_enums.h"
 #include "grid_text.h"
 #include "test_paths.h"
 
@@ -89,6 +91,89 @@ TEST(Grid, MalformedGridsNameTheField) {
   EXPECT_NE(error_of(grid_text("g", "[16]", R"(, "hyper": {"dtype": ["fp8"]})"))
                 .find("hyper.dtype: \"fp8\" is not one of"),
             std::string::npos);
+}
+
+TEST(Grid, MethodsMultiplyTheRunsAndLeaveTheLlmsRunsAsTheyWere) {
+  const std::string cross = R"(, "test_domains": ["movie", "book"])";
+  const Grid plain = parse_grid(grid_text("g", "[16, 64]", cross), "g.json");
+  const Grid with = parse_grid(
+      grid_text("g", "[16, 64]", cross + R"(, "methods": ["llm", "sasrec", "gru4rec"])"), "g.json");
+  ASSERT_EQ(with.runs.size(), 3 * plain.runs.size());  // 2 domains x 2 samples x 2 seeds x 3
+  // The odometer: domain x sample x seed x method, the method turning fastest of the four.
+  EXPECT_FALSE(with.runs[0].spec.contains("method"));
+  EXPECT_EQ(with.runs[1].spec["method"], "sasrec");
+  EXPECT_EQ(with.runs[2].spec["method"], "gru4rec");
+  EXPECT_EQ(with.runs[3].seed, 1u);
+  // The LLM's runs are the grid-without-methods' runs, spec for spec and key for key.
+  std::vector<GridRun> llm;
+  for (const auto& r : with.runs)
+    if (!r.spec.contains("method")) llm.push_back(r);
+  ASSERT_EQ(llm.size(), plain.runs.size());
+  for (size_t i = 0; i < llm.size(); ++i) {
+    EXPECT_EQ(llm[i].key, plain.runs[i].key);
+    EXPECT_EQ(llm[i].spec, plain.runs[i].spec);
+    EXPECT_EQ(llm[i].spec["tests"], (nlohmann::json{{"movie", "ms"}, {"book", "bs"}}));
+  }
+  // `"methods": ["llm"]` is the default, written out.
+  const Grid only_llm =
+      parse_grid(grid_text("g", "[16, 64]", cross + R"(, "methods": ["llm"])"), "g.json");
+  ASSERT_EQ(only_llm.runs.size(), plain.runs.size());
+  for (size_t i = 0; i < plain.runs.size(); ++i) EXPECT_EQ(only_llm.runs[i].key, plain.runs[i].key);
+  // A baseline names its method and is tested on its own domain only, whatever test_domains says.
+  std::set<std::string> keys;
+  for (const auto& r : with.runs) {
+    keys.insert(r.key);
+    if (!r.spec.contains("method")) continue;
+    EXPECT_TRUE(r.spec["method"] == "sasrec" || r.spec["method"] == "gru4rec") << r.spec.dump();
+    EXPECT_EQ(r.spec["tests"], (nlohmann::json{{r.domain, r.domain == "movie" ? "ms" : "bs"}}))
+        << r.spec.dump();
+    EXPECT_EQ(r.spec["base_model"], "/m") << "left as it is; the worker is to ignore it";
+    EXPECT_EQ(r.spec["lr"], 0.0001) << "the hyper axes are carried too";
+  }
+  EXPECT_EQ(keys.size(), with.runs.size());
+  EXPECT_EQ(grid_run_method(with.runs[0].spec), Method::kLlm);
+  EXPECT_EQ(grid_run_method(with.runs[1].spec), Method::kSasRec);
+  // Every method, and the bound counts them.
+  const Grid all =
+      parse_grid(test::movie_grid({{"methods", enum_names<Method>()}}).dump(), "g.json");
+  EXPECT_EQ(all.runs.size(), 2 * enum_names<Method>().size());
+  std::string many = "[";  // 2 domains x 160 samples x 160 seeds: 51,200 runs, x 2 methods
+  for (int k = 1; k <= 160; ++k) many += (k > 1 ? "," : "") + std::to_string(k);
+  many += "]";
+  try {
+    parse_grid(grid_text("g", many, R"(, "seeds": )" + many + R"(, "methods": ["llm", "caser"])"),
+               "g.json");
+    ADD_FAILURE() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("expands to 102400 runs"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Grid, MethodsRefusalsNameTheFieldAndTheValue) {
+  auto error_of = [](const nlohmann::json& methods) {
+    try {
+      parse_grid(test::movie_grid({{"methods", methods}}).dump(), "g.json");
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(error_of({"llm", "bert4rec"}),
+            "g.json: methods: \"bert4rec\" is not a method (expected llm, gru4rec, caser or "
+            "sasrec)");
+  EXPECT_EQ(error_of({"LLM"}),
+            "g.json: methods: \"LLM\" is not a method (expected llm, gru4rec, caser or sasrec)");
+  EXPECT_EQ(error_of({"sasrec", "llm", "sasrec"}), "g.json: methods: \"sasrec\" is listed twice");
+  EXPECT_EQ(error_of(nlohmann::json::array()),
+            "g.json: field \"methods\" must be a non-empty list");
+  EXPECT_EQ(error_of("sasrec"), "g.json: field \"methods\" must be a non-empty list");
+  EXPECT_EQ(error_of(nlohmann::json::object()),
+            "g.json: field \"methods\" must be a non-empty list");
+  EXPECT_EQ(error_of({"llm", 1}), "g.json: methods: 1 is not a method name");
+  EXPECT_EQ(error_of(nlohmann::json::parse(R"([["llm"]])")),
+            "g.json: methods: [\"llm\"] is not a method name");
+  EXPECT_EQ(error_of({nullptr}), "g.json: methods: null is not a method name");
+  EXPECT_EQ(error_of({"sasrec"}), "no error");
 }
 
 TEST(Grid, AWholeFloatWhereAnIntegerBelongsIsThatInteger) {

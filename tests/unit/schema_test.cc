@@ -44,6 +44,23 @@ TEST(Schemas, GridFieldsAndHyperAxesEqualGridSchema) {
             std::set<std::string>(axes.begin(), axes.end()));
 }
 
+// The grid's methods are Method's names (common/spec_enums.h), in both documents of a grid.
+TEST(Schemas, GridMethodsAreTheMethodEnumsNames) {
+  const nlohmann::json want = enum_names<Method>();
+  const nlohmann::json grid = schema("grid.schema.json").at("properties").at("methods");
+  EXPECT_EQ(grid.at("items").at("enum"), want);
+  EXPECT_EQ(grid.at("default"), nlohmann::json::array({name_of(Method::kLlm)}));
+  EXPECT_EQ(grid.at("uniqueItems"), true);
+  const nlohmann::json api = schema("openapi.json")
+                                 .at("components")
+                                 .at("schemas")
+                                 .at("Grid")
+                                 .at("properties")
+                                 .at("methods");
+  EXPECT_EQ(api.at("items").at("enum"), want);
+  EXPECT_EQ(api.at("uniqueItems"), true);
+}
+
 TEST(Schemas, RunSpecFieldsEqualTheSchema) {
   const auto& fields = run_spec_fields();
   EXPECT_EQ(keys(schema("run_spec.schema.json").at("properties")),
