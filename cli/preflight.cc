@@ -11,6 +11,7 @@
 #include <set>
 
 #include "common/atomic_file.h"
+#include "common/baseline_spec.h"
 #include "common/error.h"
 #include "common/json_text.h"
 #include "common/memory_estimate.h"
@@ -155,7 +156,9 @@ std::vector<PreflightLine> preflight(const Grid& grid, const PreflightOptions& o
   // A baseline run (coordinator/grid.h's methods) trains no LLM: its base model, tokenizer and
   // adapter are not checked, nor is its memory estimated as an LLM's (the estimate knows only
   // the LLM); its datasets are. A grid of baselines alone needs none of the LLM's paths.
-  auto is_llm = [](const GridRun& run) { return grid_run_method(run.spec) == Method::kLlm; };
+  auto is_llm = [](const GridRun& run) {
+    return spec_method(run.spec, "grid run") == Method::kLlm;
+  };
   const bool any_llm = std::any_of(grid.runs.begin(), grid.runs.end(), is_llm);
   // Paths first: each missing one is a finding of its own, and nothing is checked through it.
   std::set<std::string> missing;

@@ -252,14 +252,6 @@ nlohmann::json resolved_trainer_settings(const nlohmann::json& grid_run) {
   return out;
 }
 
-Method grid_run_method(const nlohmann::json& grid_run) {
-  const char* key = EnumNames<Method>::field;
-  if (!grid_run.is_object() || !grid_run.contains(key)) return Method::kLlm;
-  if (!grid_run[key].is_string())
-    throw InputError(std::string("grid run: field \"") + key + "\" must be a method name");
-  return parse_enum<Method>(grid_run[key].get<std::string>(), "grid run");
-}
-
 RunSpec read_run_spec(const std::filesystem::path& path) {
   return parse_run_spec(read_file(path), path.string());
 }

@@ -138,11 +138,6 @@ void apply_grid_axes(const nlohmann::json& grid_run, nlohmann::json& spec);
 // left out here, and trains in bfloat16 on a GPU unless the grid chose a dtype).
 nlohmann::json resolved_trainer_settings(const nlohmann::json& grid_run);
 
-// What a grid run trains: its "method" field (EnumNames<Method>::field), which a grid writes only
-// for a baseline so that every LLM run keeps the key it had before grids had methods; an LLM run
-// has none. InputError for a value that names no method.
-Method grid_run_method(const nlohmann::json& grid_run);
-
 // TALLRec's evaluation cadence: every 10 optimizer steps when sample <= 128, otherwise
 // sample / 128 * 5 (rounded down, at least 1).
 int64_t tallrec_eval_every(int64_t sample);

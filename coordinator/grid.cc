@@ -299,8 +299,8 @@ std::vector<GridRun> expand(const GridPlan& p, const std::string& origin) {
     spec["train"] = p.datasets[d]["train"];
     spec["valid"] = p.datasets[d]["valid"];
     // An LLM run names no method, so that its key is the one it had before grids had methods
-    // (grid_run_method() reads it back). A baseline is tested on its own domain only, whatever
-    // test_domains says: its item ids mean nothing in another domain's data.
+    // (common/baseline_spec.h's spec_method() reads it back). A baseline is tested on its own
+    // domain only, whatever test_domains says: its item ids mean nothing in another domain's data.
     const bool llm = spec[EnumNames<Method>::field] == name_of(Method::kLlm);
     if (llm) spec.erase(EnumNames<Method>::field);
     json tests = json::object();

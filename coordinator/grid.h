@@ -5,7 +5,7 @@
 // Methods (the grid's `methods`, default ["llm"]; common/spec_enums.h's Method): what a run
 // trains, the LLM (TALLRec) or one of Table 1's sequential recommenders. A run's spec holds
 // "method" only when it is not "llm", so an LLM run's spec and key are those of a grid without
-// methods (grid_run_method() in common/run_spec.h reads it back). A baseline run is tested on
+// methods (spec_method() in common/baseline_spec.h reads it back). A baseline run is tested on
 // its own domain only, whatever test_domains says (its item ids mean nothing in another
 // domain's data); it carries the grid's other fields (base_model, tokenizer, the hyper axes) as
 // an LLM run would, and a baseline's trainer is to ignore the ones it has no use for.

@@ -21,7 +21,7 @@ std::string value_text(const json& v) { return v.is_string() ? v.get<std::string
 
 json number_or_null(double v) { return std::isnan(v) ? json(nullptr) : json(v); }
 
-// A run's method, as a grid writes it: none for the LLM (common/run_spec.h's grid_run_method;
+// A run's method, as a grid writes it: none for the LLM (common/baseline_spec.h's spec_method;
 // a name this build does not know, from a newer coordinator's store, is kept as it is).
 constexpr const char* kMethodField = EnumNames<Method>::field;
 std::optional<Method> method_of(const json& spec) {

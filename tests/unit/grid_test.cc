@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "common/baseline_spec.h"
 #include "common/error.h"
 #include "common/run_spec.h"
 #include "common/spec_enums.h"
@@ -131,8 +132,8 @@ TEST(Grid, MethodsMultiplyTheRunsAndLeaveTheLlmsRunsAsTheyWere) {
     EXPECT_EQ(r.spec["lr"], 0.0001) << "the hyper axes are carried too";
   }
   EXPECT_EQ(keys.size(), with.runs.size());
-  EXPECT_EQ(grid_run_method(with.runs[0].spec), Method::kLlm);
-  EXPECT_EQ(grid_run_method(with.runs[1].spec), Method::kSasRec);
+  EXPECT_EQ(spec_method(with.runs[0].spec, "run"), Method::kLlm);
+  EXPECT_EQ(spec_method(with.runs[1].spec, "run"), Method::kSasRec);
   // Every method, and the bound counts them.
   const Grid all =
       parse_grid(test::movie_grid({{"methods", enum_names<Method>()}}).dump(), "g.json");
