@@ -120,4 +120,13 @@ BaselineSpec parse_baseline_spec(const nlohmann::json& spec, const std::string& 
   return s;
 }
 
+BaselineSpec baseline_spec_of_run(const nlohmann::json& grid_run, const std::string& inputs) {
+  nlohmann::json spec = grid_run.value("baseline", nlohmann::json::object());
+  if (!spec.is_object()) throw InputError("grid run: \"baseline\" must be an object");
+  for (const char* key : {"method", "seed"})
+    if (grid_run.contains(key)) spec[key] = grid_run[key];
+  spec["inputs"] = inputs;
+  return parse_baseline_spec(spec, "grid run");
+}
+
 }  // namespace tallrec

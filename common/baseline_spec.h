@@ -52,4 +52,9 @@ nlohmann::json baseline_spec_json(const BaselineSpec& s);
 // that is a RunSpec).
 BaselineSpec parse_baseline_spec(const nlohmann::json& spec, const std::string& origin);
 
+// The baseline spec of a grid run (coordinator/grid.h): its method and seed, then the grid's
+// `baselines` settings (the run's "baseline"); `inputs` is the worker's inputs file. InputError
+// as parse_baseline_spec.
+BaselineSpec baseline_spec_of_run(const nlohmann::json& grid_run, const std::string& inputs);
+
 }  // namespace tallrec

@@ -1,4 +1,5 @@
 #include "common/run_spec.h"
+#include "common/baseline_spec.h"
 
 #include <algorithm>
 #include <functional>
@@ -7,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/atomic_file.h"
+#include "common/baseline_spec.h"
 #include "common/error.h"
 #include "common/json_text.h"
 
@@ -239,6 +241,11 @@ nlohmann::json run_spec_json(const RunSpec& s) {
 }
 
 nlohmann::json resolved_trainer_settings(const nlohmann::json& grid_run) {
+  if (spec_method(grid_run, "grid run") != Method::kLlm) {
+    nlohmann::json out = baseline_spec_json(baseline_spec_of_run(grid_run, "-"));
+    out.erase("inputs");  // the worker's file
+    return out;
+  }
   RunSpec s;
   if (grid_run.contains("recipe") && grid_run["recipe"].is_string()) {
     s.recipe = parse_enum<Recipe>(grid_run["recipe"].get<std::string>(), "grid run");

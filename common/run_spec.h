@@ -133,9 +133,10 @@ const std::vector<GridAxis>& grid_axes();
 // The trainer spec of a grid run: every axis the run holds, set at its RunSpec field in `spec`.
 void apply_grid_axes(const nlohmann::json& grid_run, nlohmann::json& spec);
 
-// What the trainer will run a grid run with: RunSpec's defaults, then the run's recipe, then
-// its axes, as parse_run_spec resolves the worker's spec (which also names the token folders,
-// left out here, and trains in bfloat16 on a GPU unless the grid chose a dtype).
+// What the trainer will run a grid run with. A baseline run: its baseline spec
+// (common/baseline_spec.h) without the inputs file. An LLM run: RunSpec's defaults, then the
+// run's recipe, then its axes, as parse_run_spec resolves the worker's spec (which also names the
+// token folders, left out here, and trains in bfloat16 on a GPU unless the grid chose a dtype).
 nlohmann::json resolved_trainer_settings(const nlohmann::json& grid_run);
 
 // TALLRec's evaluation cadence: every 10 optimizer steps when sample <= 128, otherwise

@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <iterator>
+#include <set>
 
 #include "common/atomic_file.h"
+#include "common/baseline_spec.h"
 #include "common/error.h"
 #include "common/json_text.h"
 #include "common/model_config.h"
@@ -35,8 +37,8 @@ constexpr const char* kIntegerFields[] = {"priority", "max_attempts", "valid_sam
                                           "test_sample"};
 constexpr const char* kIntegerLists[] = {"samples", "seeds"};
 // The fields that every run's spec takes from the grid as they are, when the grid has them.
-constexpr const char* kSharedFields[] = {"init_adapter", "valid_sample", "test_sample",
-                                         "special_ids", "memory_limit_gib"};
+constexpr const char* kSharedFields[] = {"init_adapter", "valid_sample",     "test_sample",
+                                         "special_ids",  "memory_limit_gib", "baselines"};
 
 [[noreturn]] void refuse(const std::string& origin, const std::string& what) {
   throw InputError(origin + ": " + what);
@@ -82,7 +84,20 @@ struct GridPlan {
   std::vector<Axis> axes;
   json datasets, test_domains;  // each run's data follows from its domain
   bool micro_batch_named = false;
+  json baseline = json::object();  // the grid's `baselines` settings, in every baseline run
 };
+
+// What a baseline run's spec keeps of a grid run's: the fields a baseline uses. The rest (the
+// model, the tokenizer, the LLM's hyper axes) would only make runs that train the same thing
+// look different.
+constexpr const char* kBaselineRunFields[] = {
+    "domain", "sample", "seed", "method", "train", "valid", "tests", "valid_sample", "test_sample"};
+
+// The BaselineSpec fields a grid's `baselines` object may set: all but those the run or the
+// worker decides.
+bool grid_may_set_baseline_field(const std::string& field) {
+  return field != "method" && field != "inputs" && field != "seed" && field != "threads";
+}
 
 // Refuses a value of an always-present axis that its rules do not allow, naming both.
 void check_axis_value(const std::string& origin, const GridAxis& axis, const json& v) {
@@ -263,6 +278,25 @@ GridPlan validate(const json& doc, const std::string& origin) {
             {"sample", samples},
             {"seed", seeds},
             {EnumNames<Method>::field, methods}};
+  // Settings of every baseline run (common/baseline_spec.h's fields), checked as the trainer
+  // will check them.
+  if (doc.contains("baselines")) {
+    const json& b = doc["baselines"];
+    if (!b.is_object()) fail("field \"baselines\" must be an object of baseline settings");
+    for (const auto& [key, value] : b.items())
+      if (!grid_may_set_baseline_field(key))
+        fail("baselines: \"" + printable_utf8(key.substr(0, 200)) +
+             "\" is the run's or the worker's to set, not the grid's");
+    json spec = b;
+    spec["method"] = name_of(Method::kSasRec);
+    spec["inputs"] = "-";
+    try {
+      parse_baseline_spec(spec, "baselines");
+    } catch (const InputError& e) {
+      fail(e.what());
+    }
+    p.baseline = b;
+  }
 
   const json hyper = doc.value("hyper", json::object());
   if (!hyper.is_object()) fail("field \"hyper\" must be an object");
@@ -291,6 +325,7 @@ bool next_point(std::vector<size_t>& at, const std::vector<Axis>& axes) {
 // The runs of the cartesian product of the plan's axes, each keyed by its spec.
 std::vector<GridRun> expand(const GridPlan& p, const std::string& origin) {
   std::vector<GridRun> runs;
+  std::set<std::string> keys;  // a baseline run is the same for every point of the LLM's axes
   std::vector<size_t> at(p.axes.size(), 0);
   do {
     json spec = p.shared;
@@ -307,6 +342,17 @@ std::vector<GridRun> expand(const GridPlan& p, const std::string& origin) {
     for (const auto& t : p.test_domains.is_null() || !llm ? json::array({d}) : p.test_domains)
       tests[t.get<std::string>()] = p.datasets[t.get<std::string>()]["test"];
     spec["tests"] = tests;
+    if (!llm) {
+      json kept = json::object();
+      for (const char* field : kBaselineRunFields)
+        if (spec.contains(field)) kept[field] = spec[field];
+      if (!p.baseline.empty()) kept["baseline"] = p.baseline;
+      const std::string text = kept.dump();
+      if (keys.insert(sha256_hex(text)).second)
+        runs.push_back({sha256_hex(text), kept, d, kept["sample"].get<int64_t>(),
+                        kept["seed"].get<uint64_t>()});
+      continue;
+    }
     // The recipe's micro-batch, unless the grid names one (its other settings reach the
     // trainer through the spec's recipe field; the batch_size check below needs this one).
     if (spec.contains("recipe") && !p.micro_batch_named) {
@@ -334,10 +380,10 @@ std::vector<GridRun> expand(const GridPlan& p, const std::string& origin) {
 }  // namespace
 
 std::vector<std::string> grid_document_fields() {
-  return {"name",        "base_model",      "init_adapter", "tokenizer",    "datasets",
-          "domains",     "test_domains",    "samples",      "seeds",        "methods",
-          "hyper",       "priority",        "max_attempts", "valid_sample", "test_sample",
-          "special_ids", "memory_limit_gib"};
+  return {"name",        "base_model",       "init_adapter", "tokenizer",    "datasets",
+          "domains",     "test_domains",     "samples",      "seeds",        "methods",
+          "hyper",       "priority",         "max_attempts", "valid_sample", "test_sample",
+          "special_ids", "memory_limit_gib", "baselines"};
 }
 
 std::vector<std::string> grid_hyper_axes() {

@@ -75,10 +75,7 @@ fs::path prepare_baseline_run(const nlohmann::json& run, const fs::path& run_dir
     fs::create_directories(run_dir);
     write_file_atomically(run_dir / "baseline_inputs.json",
                           baseline_inputs_json(inputs).dump() + "\n");
-    BaselineSpec spec;
-    spec.method = parse_enum<Method>(run.at("method").get<std::string>(), "run spec");
-    spec.inputs = (run_dir / "baseline_inputs.json").string();
-    spec.seed = run.at("seed").get<uint64_t>();
+    BaselineSpec spec = baseline_spec_of_run(run, (run_dir / "baseline_inputs.json").string());
     if (overrides.contains("threads")) spec.threads = overrides["threads"].get<int>();
     write_file_atomically(run_dir / "spec.json", baseline_spec_json(spec).dump(2) + "\n");
     return run_dir / "spec.json";

@@ -94,6 +94,46 @@ TEST(Grid, MalformedGridsNameTheField) {
             std::string::npos);
 }
 
+// The LLM's hyper axes multiply the LLM's runs only: a baseline run holds only what a baseline
+// uses, so two learning rates make one baseline run per point, not two that train the same.
+// The grid's `baselines` settings go into every baseline run, checked as the trainer checks them.
+TEST(Grid, BaselineRunsAreNotMultipliedByTheLlmsAxesAndCarryTheGridsBaselineSettings) {
+  const Grid g = parse_grid(test::movie_grid({{"methods", {"llm", "caser"}},
+                                              {"hyper", {{"lr", {1e-4, 3e-4}}}},
+                                              {"baselines", {{"hidden_size", 32}, {"epochs", 50}}}})
+                                .dump(),
+                            "g.json");
+  size_t llm = 0, caser = 0;
+  for (const auto& r : g.runs) {
+    if (!r.spec.contains("method")) {
+      ++llm;
+      EXPECT_FALSE(r.spec.contains("baseline"));
+      continue;
+    }
+    ++caser;
+    EXPECT_EQ(r.spec["baseline"], (nlohmann::json{{"hidden_size", 32}, {"epochs", 50}}));
+  }
+  EXPECT_EQ(llm, 2 * caser);
+  EXPECT_EQ(caser, 2u);  // movie x 1 sample x 2 seeds
+
+  auto refusal = [](const nlohmann::json& baselines) {
+    try {
+      parse_grid(test::movie_grid({{"methods", {"sasrec"}}, {"baselines", baselines}}).dump(),
+                 "g.json");
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_NE(refusal({{"dropout", 1.5}}).find("g.json: baselines: \"dropout\": 1.5 must be"),
+            std::string::npos)
+      << refusal({{"dropout", 1.5}});
+  EXPECT_NE(refusal({{"seed", 3}}).find("baselines: \"seed\" is the run's or the worker's"),
+            std::string::npos);
+  EXPECT_NE(refusal({{"hiden_size", 3}}).find("unknown field \"hiden_size\""), std::string::npos);
+  EXPECT_NE(refusal(3).find("field \"baselines\" must be an object"), std::string::npos);
+}
+
 TEST(Grid, MethodsMultiplyTheRunsAndLeaveTheLlmsRunsAsTheyWere) {
   const std::string cross = R"(, "test_domains": ["movie", "book"])";
   const Grid plain = parse_grid(grid_text("g", "[16, 64]", cross), "g.json");
@@ -128,8 +168,8 @@ TEST(Grid, MethodsMultiplyTheRunsAndLeaveTheLlmsRunsAsTheyWere) {
     EXPECT_TRUE(r.spec["method"] == "sasrec" || r.spec["method"] == "gru4rec") << r.spec.dump();
     EXPECT_EQ(r.spec["tests"], (nlohmann::json{{r.domain, r.domain == "movie" ? "ms" : "bs"}}))
         << r.spec.dump();
-    EXPECT_EQ(r.spec["base_model"], "/m") << "left as it is; the worker is to ignore it";
-    EXPECT_EQ(r.spec["lr"], 0.0001) << "the hyper axes are carried too";
+    EXPECT_FALSE(r.spec.contains("base_model")) << "a baseline uses no base model";
+    EXPECT_FALSE(r.spec.contains("lr")) << "nor the LLM's hyper axes";
   }
   EXPECT_EQ(keys.size(), with.runs.size());
   EXPECT_EQ(spec_method(with.runs[0].spec, "run"), Method::kLlm);
