@@ -1,5 +1,4 @@
 #include "common/run_spec.h"
-#include "common/baseline_spec.h"
 
 #include <algorithm>
 #include <functional>
