@@ -88,19 +88,30 @@ std::vector<std::string> differing_setting_fields(const std::vector<json>& specs
 ResultsTable build_results_table(const std::vector<RunOutcome>& runs) {
   ResultsTable t;
   t.tallrec_json = json::object();
-  std::vector<json> specs;
-  for (const auto& r : runs) specs.push_back(r.spec);
-  if (!specs.empty()) t.setting_fields = differing_setting_fields(specs);
+  // The fields that differ between the settings of one method: a baseline's spec has none of the
+  // LLM's fields, which must not count as differences between methods.
+  std::map<std::string, std::vector<json>> specs_of;  // method label -> its runs' specs
+  for (const auto& r : runs) specs_of[method_label(r.spec)].push_back(r.spec);
+  std::map<std::string, std::set<std::string>> differing_of;  // method label -> fields
+  std::set<std::string> fields;
+  for (const auto& [method, specs] : specs_of) {
+    for (const auto& f : differing_setting_fields(specs)) {
+      differing_of[method].insert(f);
+      fields.insert(f);
+    }
+  }
+  if (specs_of.size() > 1) fields.insert(kMethodField);
+  t.setting_fields.assign(fields.begin(), fields.end());
   // The setting's label: the method as Table 1 names it when the runs' methods differ
-  // ("SASRec", "TALLRec, lr=0.0003"), then each other differing field as FIELD=VALUE. `others`:
-  // the label without the method.
-  const bool by_method = std::find(t.setting_fields.begin(), t.setting_fields.end(),
-                                   kMethodField) != t.setting_fields.end();
+  // ("SASRec", "TALLRec, lr=0.0003"), then each field that differs between that method's
+  // settings as FIELD=VALUE. `others`: the label without the method.
+  const bool by_method = specs_of.size() > 1;
   auto label_of = [&](const json& spec, std::string* others = nullptr) {
     const json s = run_setting(spec);
+    const std::set<std::string>& differing = differing_of[method_label(spec)];
     std::string label, rest;
     for (const auto& f : t.setting_fields)
-      if (f != kMethodField)
+      if (f != kMethodField && differing.count(f))
         rest += (rest.empty() ? "" : ", ") + f + "=" + (s.contains(f) ? value_text(s[f]) : "-");
     if (by_method) label = method_label(spec);
     label += (label.empty() || rest.empty() ? "" : ", ") + rest;
