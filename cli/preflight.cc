@@ -20,6 +20,7 @@
 #include "common/run_spec.h"
 #include "common/safetensors_header.h"
 #include "common/weight_format.h"
+#include "jobs/data/interaction_record.h"
 #include "jobs/data/prompt_record.h"
 #include "jobs/data/tokenize_records.h"
 #include "jobs/data/tokenizer.h"
@@ -241,6 +242,29 @@ std::vector<PreflightLine> preflight(const Grid& grid, const PreflightOptions& o
                   " record(s) whose output is not exactly \"Yes.\" or \"No.\" (first: record " +
                   std::to_string(first_bad) + ")");
             return std::to_string(records.size()) + " records, labels Yes./No.";
+          });
+      // A baseline trains on the interactions behind the prompts: the file beside each, record
+      // for record (jobs/data/interaction_record.h).
+      for (const auto& f : files)
+        if (!llm && present(f) && seen.insert("interactions " + f).second)
+          attempt("dataset", interactions_path_for(f).string(), [&] {
+            const fs::path beside = interactions_path_for(f);
+            std::error_code ec;
+            if (!fs::exists(beside, ec))
+              throw InputError(beside.string() + " does not exist: a baseline trains on the " +
+                               "interactions behind " + f +
+                               " (`tallrec data prepare` writes them)");
+            const auto interactions = read_interaction_records(beside);
+            const auto records = read_prompt_records(f);
+            if (interactions.size() != records.size())
+              throw InputError(beside.string() + ": " + std::to_string(interactions.size()) +
+                               " records, but " + f + " has " + std::to_string(records.size()));
+            for (size_t i = 0; i < records.size(); ++i)
+              if (interactions[i].label != answer_label(records[i]))
+                throw InputError(beside.string() + ": record " + std::to_string(i) + " has label " +
+                                 std::to_string(interactions[i].label) +
+                                 ", but its prompt's answer is " + records[i].output);
+            return std::to_string(interactions.size()) + " interaction records, one per prompt";
           });
     }
     if (o.memory && llm && models.count(base)) {

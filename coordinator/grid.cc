@@ -191,8 +191,6 @@ GridPlan validate(const json& doc, const std::string& origin) {
   GridPlan p;
   p.grid.document = doc;
   p.grid.name = need_string("name");
-  p.shared["base_model"] = need_string("base_model");
-  p.shared["tokenizer"] = need_string("tokenizer");
   if (doc.contains("priority")) {
     if (!doc["priority"].is_number_integer()) fail("field \"priority\" must be an integer");
     p.grid.priority = doc["priority"];
@@ -274,6 +272,11 @@ GridPlan validate(const json& doc, const std::string& origin) {
       if (std::find(methods.begin(), m, *m) != m) fail("methods: \"" + name + "\" is listed twice");
     }
   }
+  // The LLM needs a model and its tokenizer; a grid of baselines alone may name neither.
+  const bool any_llm =
+      std::find(methods.begin(), methods.end(), name_of(Method::kLlm)) != methods.end();
+  for (const char* key : {"base_model", "tokenizer"})
+    if (any_llm || doc.contains(key)) p.shared[key] = need_string(key);
   p.axes = {{"domain", domains},
             {"sample", samples},
             {"seed", seeds},
