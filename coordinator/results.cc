@@ -36,11 +36,12 @@ std::string method_label(const json& spec) {
   return value_text(spec[kMethodField]);
 }
 
-// Where a method's rows go: the LLM's first, then the baselines in Method's order; a method
-// this build does not know last.
+// Where a method's rows go, as in TALLRec's Table 1: the baselines in Method's order, then a
+// method this build does not know, then the LLM (TALLRec's row is the table's last).
 size_t method_rank(const json& spec) {
-  if (auto m = method_of(spec)) return size_t(*m);
-  return EnumNames<Method>::names.size();
+  const auto m = method_of(spec);
+  if (m == Method::kLlm) return EnumNames<Method>::names.size() + 1;
+  return m ? size_t(*m) : EnumNames<Method>::names.size();
 }
 
 }  // namespace

@@ -99,25 +99,26 @@ nlohmann::json baseline(const char* method, nlohmann::json more = nlohmann::json
 }
 
 TEST(Results, EachMethodIsARowNamedAsInTableOne) {
-  // Out of order on purpose: the rows come LLM first, then the baselines in Method's order.
+  // Out of order on purpose: the rows come as in Table 1, the baselines in Method's order, then
+  // TALLRec.
   ResultsTable t = build_results_table(
       {outcome("movie", 16, 0, 0.9, 0.5, baseline("sasrec")),
        outcome("movie", 16, 1, 0.7, 0.5, baseline("sasrec")), outcome("movie", 16, 0, 0.6, 0.5),
        outcome("movie", 16, 1, 0.8, 0.7), outcome("movie", 16, 0, 0.55, 0.5, baseline("gru4rec"))});
   EXPECT_EQ(t.setting_fields, (std::vector<std::string>{"method"}));
   ASSERT_EQ(t.rows.size(), 4u);
-  EXPECT_EQ(t.rows[0].setting, "TALLRec");
-  EXPECT_EQ(t.rows[0].test, "book");
-  EXPECT_EQ(t.rows[1].setting, "TALLRec");
-  EXPECT_EQ(t.rows[1].test, "movie");
-  EXPECT_EQ(t.rows[2].setting, "GRU4Rec");
-  EXPECT_EQ(t.rows[3].setting, "SASRec");
-  EXPECT_EQ(t.rows[3].test, "movie") << "a baseline is tested on its own domain only";
-  EXPECT_EQ(t.rows[1].values, (nlohmann::json{{"method", "llm"}}));
-  EXPECT_EQ(t.rows[3].values, (nlohmann::json{{"method", "sasrec"}}));
-  EXPECT_NEAR(t.rows[1].cells[0].mean(), 0.7, 1e-12);
-  EXPECT_NEAR(t.rows[3].cells[0].mean(), 0.8, 1e-12);
-  EXPECT_EQ(t.rows[3].cells[0].aucs.size(), 2u);
+  EXPECT_EQ(t.rows[0].setting, "GRU4Rec");
+  EXPECT_EQ(t.rows[1].setting, "SASRec");
+  EXPECT_EQ(t.rows[1].test, "movie") << "a baseline is tested on its own domain only";
+  EXPECT_EQ(t.rows[2].setting, "TALLRec");
+  EXPECT_EQ(t.rows[2].test, "book");
+  EXPECT_EQ(t.rows[3].setting, "TALLRec");
+  EXPECT_EQ(t.rows[3].test, "movie");
+  EXPECT_EQ(t.rows[3].values, (nlohmann::json{{"method", "llm"}}));
+  EXPECT_EQ(t.rows[1].values, (nlohmann::json{{"method", "sasrec"}}));
+  EXPECT_NEAR(t.rows[3].cells[0].mean(), 0.7, 1e-12);
+  EXPECT_NEAR(t.rows[1].cells[0].mean(), 0.8, 1e-12);
+  EXPECT_EQ(t.rows[1].cells[0].aucs.size(), 2u);
   // TALLRec's layout: the LLM under its base model's name, a baseline under its own.
   EXPECT_EQ(t.tallrec_json["movie"]["movie"]["llama-7b"]["0"]["16"], 0.6);
   EXPECT_EQ(t.tallrec_json["movie"]["movie"]["SASRec"]["0"]["16"], 0.9);
@@ -125,17 +126,17 @@ TEST(Results, EachMethodIsARowNamedAsInTableOne) {
   EXPECT_FALSE(t.tallrec_json["movie"]["book"].contains("SASRec"));
   // Every export carries the names.
   EXPECT_EQ(export_results_table(t, "csv"),
-            "setting,train,book 16,movie 16\n"
-            "TALLRec,movie,60.0 ± 14.1,70.0 ± 14.1\n"
-            "GRU4Rec,movie,,55.0\n"
-            "SASRec,movie,,80.0 ± 14.1\n");
+            "setting,train,movie 16,book 16\n"
+            "GRU4Rec,movie,55.0,\n"
+            "SASRec,movie,80.0 ± 14.1,\n"
+            "TALLRec,movie,70.0 ± 14.1,60.0 ± 14.1\n");
   const std::string md = export_results_table(t, "markdown");
-  EXPECT_NE(md.find("| SASRec | movie | - | 80.0 ± 14.1 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| SASRec | movie | 80.0 ± 14.1 | - |"), std::string::npos) << md;
   const std::string tex = export_results_table(t, "latex");
-  EXPECT_NE(tex.find("GRU4Rec & movie & - & 55.0 \\\\"), std::string::npos) << tex;
+  EXPECT_NE(tex.find("GRU4Rec & movie & 55.0 & - \\\\"), std::string::npos) << tex;
   const nlohmann::json j = results_table_json(t);
-  EXPECT_EQ(j["rows"][2]["setting"], "GRU4Rec");
-  EXPECT_EQ(j["rows"][2]["values"]["method"], "gru4rec");
+  EXPECT_EQ(j["rows"][0]["setting"], "GRU4Rec");
+  EXPECT_EQ(j["rows"][0]["values"]["method"], "gru4rec");
   EXPECT_NE(format_results_table(t).find("SASRec   movie -> movie"), std::string::npos)
       << format_results_table(t);
 }
@@ -146,10 +147,11 @@ TEST(Results, AMethodLabelComesBeforeTheOtherDifferingFields) {
                                         outcome("movie", 16, 0, 0.8, 0.5, baseline("sasrec"))});
   EXPECT_EQ(t.setting_fields, (std::vector<std::string>{"lr", "method"}));
   ASSERT_EQ(t.rows.size(), 5u);
-  EXPECT_EQ(t.rows[1].setting, "TALLRec, lr=0.0001");
-  EXPECT_EQ(t.rows[3].setting, "TALLRec, lr=0.0003");
-  // A field that differs between the LLM's settings only does not label the baseline's row.
-  EXPECT_EQ(t.rows[4].setting, "SASRec");
+  // Table 1's order: the baselines, then TALLRec. A field that differs between the LLM's
+  // settings only does not label the baseline's row.
+  EXPECT_EQ(t.rows[0].setting, "SASRec");
+  EXPECT_EQ(t.rows[2].setting, "TALLRec, lr=0.0001");
+  EXPECT_EQ(t.rows[4].setting, "TALLRec, lr=0.0003");
   EXPECT_EQ(t.tallrec_json["movie"]["movie"]["llama-7b (lr=0.0003)"]["0"]["16"], 0.7);
   EXPECT_EQ(t.tallrec_json["movie"]["movie"]["SASRec"]["0"]["16"], 0.8);
   // One method alone: no setting, and the baseline is still named in TALLRec's layout.
