@@ -38,7 +38,8 @@ def adapter_for(model, folder, r, targets):
 
 
 def test_there_are_examples():
-    assert {p.name for p in EXAMPLES} >= {"table1-llama7b.json", "smollm2-cpu.json", "qwen2.json"}
+    assert {p.name for p in EXAMPLES} >= {"table1-llama7b.json", "smollm2-cpu.json", "qwen2.json",
+                                          "table1-baselines.json"}
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[p.stem for p in EXAMPLES])
@@ -61,8 +62,11 @@ def test_an_example_checks_and_submits_with_its_paths_pointed_at_test_files(tmp_
     assert check.returncode == 0, check.stdout + check.stderr
     assert "ready to submit" in check.stdout
 
-    expected = len(grid["domains"]) * len(grid["samples"]) * len(grid["seeds"]) * math.prod(
-        len(values) for values in hyper.values())
+    # The LLM's runs multiply by its hyper axes; a baseline's do not (they hold none of its fields).
+    methods = grid.get("methods", ["llm"])
+    points = len(grid["domains"]) * len(grid["samples"]) * len(grid["seeds"])
+    expected = points * (("llm" in methods) * math.prod(len(values) for values in hyper.values())
+                         + len([m for m in methods if m != "llm"]))
     submitted = json.loads(run_tallrec("submit", tmp_path / "example.json", "--db", tmp_path / "scratch.db",
                                        "--json").stdout)
     assert submitted["sweep"] == grid["name"] and submitted["runs_added"] == expected, submitted
