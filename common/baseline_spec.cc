@@ -40,7 +40,7 @@ const std::vector<Field>& fields() {
          s.method = *m;
          return true;
        },
-       "gru4rec, caser or sasrec"},
+       "gru4rec, caser, sasrec or dros"},
       {"inputs", [](const BaselineSpec& s) { return nlohmann::json(s.inputs); },
        [](const nlohmann::json& j, BaselineSpec& s) { return get_exact(j, s.inputs); }, "a path"},
       number("seed", &BaselineSpec::seed, 0, "a non-negative integer"),
@@ -69,6 +69,12 @@ const std::vector<Field>& fields() {
              "a positive integer"),
       number("caser_horizontal_filters", &BaselineSpec::caser_horizontal_filters, 1,
              "a positive integer"),
+      number("dros_alpha", &BaselineSpec::dros_alpha, 0, "a number >= 0"),
+      {"dros_beta", [](const BaselineSpec& s) { return nlohmann::json(s.dros_beta); },
+       [](const nlohmann::json& j, BaselineSpec& s) {
+         return get_exact(j, s.dros_beta) && s.dros_beta > 0 && std::isfinite(s.dros_beta);
+       },
+       "a positive number"},
       number("threads", &BaselineSpec::threads, 0, "a non-negative integer"),
   };
   return table;
@@ -114,7 +120,8 @@ BaselineSpec parse_baseline_spec(const nlohmann::json& spec, const std::string& 
   }
   if (!spec.contains("method")) throw InputError(origin + ": no \"method\"");
   if (s.inputs.empty()) throw InputError(origin + ": no \"inputs\"");
-  if (s.method == Method::kSasRec && s.hidden_size % s.sasrec_heads != 0)
+  if ((s.method == Method::kSasRec || s.method == Method::kDros) &&
+      s.hidden_size % s.sasrec_heads != 0)
     throw InputError(origin + ": \"hidden_size\" " + std::to_string(s.hidden_size) +
                      " is not a multiple of \"sasrec_heads\" " + std::to_string(s.sasrec_heads));
   return s;

@@ -24,7 +24,7 @@
 namespace tallrec {
 
 struct BaselineSpec {
-  Method method = Method::kSasRec;  // never kLlm
+  Method method = Method::kSasRec;  // never kLlm; kDros trains SASRec with DROS's loss
   std::string inputs;               // the run's interactions as ids (jobs/data/baseline_inputs.h)
   uint64_t seed = 0;                // initialisation, dropout and each epoch's order
   int64_t hidden_size = 64;         // embedding and hidden size (DROS: 64)
@@ -38,7 +38,12 @@ struct BaselineSpec {
   int64_t sasrec_layers = 2, sasrec_heads = 2, sasrec_inner_size = 256;  // RecBole's
   int64_t gru4rec_layers = 1;                                            // RecBole's
   int64_t caser_vertical_filters = 4, caser_horizontal_filters = 8;      // RecBole's nv, nh
-  int threads = 1;  // models this small run fastest on one thread (0: every core)
+  // DROS (Yang et al., SIGIR 2023; its code base is the one TALLRec's baselines came from): the
+  // like/dislike loss plus dros_alpha x a distributionally robust term over every item's score,
+  // weighted by the training targets' popularity (jobs/train/baselines/baseline_loss.h).
+  double dros_alpha = 0.1;  // one of DROS's scripts' default (the others ship 0: off)
+  double dros_beta = 1.0;   // DROS's robust radius
+  int threads = 1;          // models this small run fastest on one thread (0: every core)
 };
 
 // The method a trainer spec names: its "method" field, Method::kLlm when it has none.

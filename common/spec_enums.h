@@ -29,7 +29,7 @@ enum class Scoring { kTallrec, kLogitDiff };
 enum class LossNormalization { kMicroBatchMean, kTokenMean };
 // What a run trains: the LLM (LoRA on prompts, TALLRec) or one of Table 1's sequential
 // recommenders on the same records' interactions (jobs/train/baselines/, docs/baselines.md).
-enum class Method { kLlm, kGru4Rec, kCaser, kSasRec };
+enum class Method { kLlm, kGru4Rec, kCaser, kSasRec, kDros };
 
 template <class E>
 struct EnumNames;
@@ -62,7 +62,7 @@ struct EnumNames<LossNormalization> {
 template <>
 struct EnumNames<Method> {
   static constexpr const char* field = "method";
-  static constexpr std::array<const char*, 4> names{"llm", "gru4rec", "caser", "sasrec"};
+  static constexpr std::array<const char*, 5> names{"llm", "gru4rec", "caser", "sasrec", "dros"};
 };
 
 template <class E>
@@ -96,6 +96,8 @@ inline const char* display_name(Method method) {
       return "Caser";
     case Method::kSasRec:
       return "SASRec";
+    case Method::kDros:
+      return "DROS";
   }
   return "?";
 }

@@ -1,12 +1,12 @@
-"""One sweep runs Table 1 whole: a grid with `methods` puts the LLM (the tiny model) and the three
-sequential baselines through a real coordinator and worker, and `tallrec results` prints the
-paper's layout, the baselines' rows then TALLRec's. A baseline run trains on the interactions
+"""One sweep runs Table 1 whole: a grid with `methods` puts the LLM (the tiny model) and the four
+sequential baselines (DROS included) through a real coordinator and worker, and `tallrec results`
+prints the paper's layout, the baselines' rows then TALLRec's. A baseline run trains on the interactions
 behind exactly the prompts the LLM's run of the same sample and seed trains on."""
 import json
 
 from cluster import Coordinator, make_grid, query, run_tallrec, start_worker
 
-METHODS = ["llm", "gru4rec", "caser", "sasrec"]
+METHODS = ["llm", "gru4rec", "caser", "sasrec", "dros"]
 
 
 def encode_like_the_worker(movie, records, users, items):
@@ -24,7 +24,7 @@ def test_one_sweep_runs_the_llm_and_every_baseline_and_prints_table_one(tmp_path
     db = tmp_path / "store.db"
     check = run_tallrec("check", grid_path)
     assert "train.interactions.jsonl" in check.stdout and "8000 interaction records, one per prompt" in check.stdout
-    assert json.loads(run_tallrec("submit", grid_path, "--db", db, "--json").stdout)["runs_added"] == 8
+    assert json.loads(run_tallrec("submit", grid_path, "--db", db, "--json").stdout)["runs_added"] == 10
 
     coordinator = Coordinator(db, tmp_path / "artifacts", extra=["--http", "off"])
     try:
@@ -33,7 +33,7 @@ def test_one_sweep_runs_the_llm_and_every_baseline_and_prints_table_one(tmp_path
     finally:
         coordinator.stop()
     runs = query(db, "SELECT state, spec, result FROM runs")
-    assert [state for state, _, _ in runs] == ["succeeded"] * 8, (tmp_path / "w0.log").read_text()[-3000:]
+    assert [state for state, _, _ in runs] == ["succeeded"] * 10, (tmp_path / "w0.log").read_text()[-3000:]
     for _, spec, result in runs:
         spec, result = json.loads(spec), json.loads(result)
         assert set(result["test_auc"]) == {"movie"}
@@ -43,10 +43,11 @@ def test_one_sweep_runs_the_llm_and_every_baseline_and_prints_table_one(tmp_path
 
     # Table 1's layout: one row per method, the baselines in order, then TALLRec.
     table = run_tallrec("results", "table1", "--db", db, "--format", "markdown").stdout.splitlines()
-    assert [line.split(" | ")[0].strip("| ") for line in table[2:]] == ["GRU4Rec", "Caser", "SASRec", "TALLRec"]
+    assert [line.split(" | ")[0].strip("| ") for line in table[2:]] == ["GRU4Rec", "Caser", "SASRec", "DROS",
+                                                                        "TALLRec"]
     assert table[0] == "| setting | train | movie 16 |"
     as_json = json.loads(run_tallrec("results", "table1", "--db", db, "--json").stdout)
-    assert [r["values"]["method"] for r in as_json["rows"]] == ["gru4rec", "caser", "sasrec", "llm"]
+    assert [r["values"]["method"] for r in as_json["rows"]] == ["gru4rec", "caser", "sasrec", "dros", "llm"]
     assert all(cell["succeeded"] == 2 for row in as_json["cells"] for cell in row)
 
     # The baselines trained on the interactions behind the LLM's few-shot prompts: the worker's

@@ -125,3 +125,44 @@ def test_our_initialisation_has_recboles_names_shapes_and_scale(inputs, method):
             assert weights[name].std().item() == pytest.approx(value.std().item(), rel=0.2), name
         else:
             assert torch.equal(value == 0, weights[name] == 0) or value.std() > 0, name
+
+
+def dros_reference_loss(model, interaction, labels, targets, items, alpha=0.1, beta=1.0):
+    """DROS's objective as its A_SASRec_final_bce.py computes it (YangZhengyi98/DROS), on RecBole's
+    SASRec, with docs/baselines.md's one change for like/dislike data: the target's score is pulled
+    towards the record's label instead of 1. The padding id 0 is not an item."""
+    h = model.forward(interaction["item_id_list"], interaction["item_length"])
+    scores = h @ model.item_embedding.weight.T                         # [B, N]
+    counts = torch.ones(items, dtype=torch.float64)
+    for t in targets.tolist():
+        counts[t] += 1
+    ps = torch.sqrt(counts / counts.sum()).float()
+    target = targets.view(-1, 1)
+    s_t = scores.gather(1, target).squeeze(1)
+    w_t = ps[targets]
+    inner = (torch.exp(ps[1:] * scores[:, 1:] ** 2 / beta).sum(1) - torch.exp(w_t * s_t ** 2 / beta)
+             + torch.exp(w_t * (s_t - labels) ** 2 / beta))
+    bce = torch.nn.BCEWithLogitsLoss()(s_t, labels)
+    return bce + alpha * torch.log(inner + 1e-24).mean()
+
+
+def test_dros_is_sasrec_with_drosss_robust_term(inputs):
+    w, doc = inputs
+    torch.manual_seed(1)
+    model = recbole_model("sasrec", doc["items"], doc["users"])
+    weights = w / "dros-recbole.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
+    ours = baseline_gradients(w, "dros", weights)
+
+    model.eval()
+    t = {k: torch.tensor(doc["train"][k]) for k in ("history", "history_length", "target")}
+    labels = torch.tensor(doc["train"]["label"], dtype=torch.float32)
+    interaction = {"item_id_list": t["history"], "item_length": t["history_length"]}
+    loss = dros_reference_loss(model, interaction, labels, t["target"], doc["items"])
+    bce_only = torch.nn.BCEWithLogitsLoss()(
+        model.predict({**interaction, "item_id": t["target"]}), labels)
+    assert loss.item() > bce_only.item() + 1e-3, "the robust term adds to the loss"
+    loss.backward()
+    torch.testing.assert_close(ours["loss"], loss.detach(), rtol=1e-5, atol=1e-6)
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(ours["grad." + name], p.grad, rtol=1e-4, atol=1e-6, msg=lambda m: f"{name}: {m}")

@@ -60,7 +60,8 @@ TEST(BaselineSpec, RefusalsNameTheField) {
     s[key] = std::move(value);
     return s;
   };
-  expect_refused(with("method", "llm"), "spec.json: \"method\": \"llm\" must be gru4rec, caser");
+  expect_refused(with("method", "llm"),
+                 "spec.json: \"method\": \"llm\" must be gru4rec, caser, sasrec or dros");
   expect_refused(with("method", "bert4rec"), "\"method\": \"bert4rec\"");
   expect_refused(with("dropout", 1.0), "\"dropout\": 1.0 must be a number in [0, 1)");
   expect_refused(with("hidden_size", 0), "\"hidden_size\": 0 must be a positive integer");

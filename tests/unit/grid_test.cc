@@ -200,10 +200,11 @@ TEST(Grid, MethodsRefusalsNameTheFieldAndTheValue) {
     return std::string("no error");
   };
   EXPECT_EQ(error_of({"llm", "bert4rec"}),
-            "g.json: methods: \"bert4rec\" is not a method (expected llm, gru4rec, caser or "
-            "sasrec)");
+            "g.json: methods: \"bert4rec\" is not a method (expected llm, gru4rec, caser, sasrec "
+            "or dros)");
   EXPECT_EQ(error_of({"LLM"}),
-            "g.json: methods: \"LLM\" is not a method (expected llm, gru4rec, caser or sasrec)");
+            "g.json: methods: \"LLM\" is not a method (expected llm, gru4rec, caser, sasrec or "
+            "dros)");
   EXPECT_EQ(error_of({"sasrec", "llm", "sasrec"}), "g.json: methods: \"sasrec\" is listed twice");
   EXPECT_EQ(error_of(nlohmann::json::array()),
             "g.json: field \"methods\" must be a non-empty list");

@@ -1,5 +1,7 @@
 #include "jobs/train/baselines/baseline_trainer.h"
 
+#include "jobs/train/baselines/baseline_loss.h"
+
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
@@ -27,10 +29,6 @@ SequenceBatch sequence_batch(const EncodedSplit& s, int64_t max_history) {
   };
   return {tensor(s.user), tensor(s.history).view({s.rows(), max_history}), tensor(s.history_length),
           tensor(s.target)};
-}
-
-at::Tensor like_loss(const at::Tensor& score, const at::Tensor& label) {
-  return at::binary_cross_entropy_with_logits(score, label.to(at::kFloat));
 }
 
 namespace {
@@ -119,6 +117,7 @@ int train(const BaselineSpec& spec, const fs::path& out, EventLog& events) {
   const SequenceBatch train = sequence_batch(in.train, in.max_history);
   const SequenceBatch valid = sequence_batch(in.valid, in.max_history);
   const at::Tensor train_label = at::tensor(at::ArrayRef<int64_t>(in.train.label));
+  const at::Tensor item_weights = dros_item_weights(in.train, in.items);
   const int64_t n = in.train.rows();
   const int64_t steps_per_epoch = (n + spec.batch_size - 1) / spec.batch_size;
   events.emit(kStartedEvent, {{"method", name_of(spec.method)},

@@ -1,6 +1,7 @@
 // One attempt of a Table 1 baseline: BaselineSpec + its inputs file in, events (the same types
 // and fields as an LLM attempt's: schemas/train_event.schema.json) and the best model out.
-//   epochs of the few-shot records in a seeded order, batch_size records per step, Adam with L2;
+//   epochs of the few-shot records in a seeded order, batch_size records per step, Adam with L2
+//   on the method's loss (jobs/train/baselines/baseline_loss.h);
 //   validation AUC after every epoch; early stopping after `early_stopping_patience` epochs
 //   without a better one; the best epoch's model scores every test set.
 // There are no checkpoints: an attempt takes seconds, and a preempted one starts again.
@@ -19,11 +20,7 @@ namespace tallrec {
 // when stopped by SIGTERM/SIGUSR1.
 int run_baseline(const BaselineSpec& spec, const std::filesystem::path& out_dir);
 
-// A split as tensors (int64, CPU): all its rows, or rows [begin, end) of `order`.
+// A split's records as tensors (int64, CPU).
 SequenceBatch sequence_batch(const EncodedSplit& split, int64_t max_history);
-
-// Mean binary cross-entropy of sigmoid(score) against the labels, as
-// torch.nn.BCEWithLogitsLoss.
-at::Tensor like_loss(const at::Tensor& score, const at::Tensor& label);
 
 }  // namespace tallrec

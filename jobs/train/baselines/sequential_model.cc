@@ -30,6 +30,7 @@ std::unique_ptr<SequentialModel> make_sequential_model(const BaselineSpec& spec,
     case Method::kCaser:
       return make_caser(spec, shape);
     case Method::kSasRec:
+    case Method::kDros:  // DROS is a loss on SASRec's backbone
       return make_sasrec(spec, shape);
     case Method::kLlm:
       break;

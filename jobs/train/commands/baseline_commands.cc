@@ -9,6 +9,7 @@
 #include "common/atomic_file.h"
 #include "common/baseline_spec.h"
 #include "common/json_text.h"
+#include "jobs/train/baselines/baseline_loss.h"
 #include "jobs/train/baselines/baseline_trainer.h"
 #include "jobs/train/commands/commands.h"
 #include "jobs/train/safetensors.h"
@@ -23,8 +24,8 @@ void add_baseline_commands(TrainerCli& cli) {
   auto args = std::make_shared<Args>();
   auto* cmd = cli.app.add_subcommand(
       "baseline-gradients",
-      "Scores of a baseline's training records on given weights, its mean like/dislike loss and "
-      "the loss's gradient of every parameter");
+      "Scores of a baseline's training records on given weights, its loss (DROS: with the robust "
+      "term) and the loss's gradient of every parameter");
   cmd->add_option("--spec", args->spec, "Baseline spec (its method, sizes and inputs file)")
       ->required();
   cmd->add_option("--weights", args->weights,
@@ -46,9 +47,11 @@ void add_baseline_commands(TrainerCli& cli) {
       for (auto& [name, p] : model->parameters())
         p.copy_(file.load(name, at::kFloat, p.sizes().vec()));
     }
-    const at::Tensor score =
-        model->score(sequence_batch(in.train, in.max_history), /*training=*/false);
-    const at::Tensor loss = like_loss(score, at::tensor(at::ArrayRef<int64_t>(in.train.label)));
+    const SequenceBatch batch = sequence_batch(in.train, in.max_history);
+    const at::Tensor label = at::tensor(at::ArrayRef<int64_t>(in.train.label));
+    const at::Tensor score = model->score(batch, /*training=*/false);
+    const at::Tensor loss = baseline_loss(
+        *model, batch, label, spec, dros_item_weights(in.train, in.items), /*training=*/false);
     loss.backward();
     std::vector<TensorToWrite> out = {{"score", score.detach()}, {"loss", loss.detach()}};
     for (auto& [name, p] : model->parameters()) {
