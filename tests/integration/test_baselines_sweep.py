@@ -41,6 +41,15 @@ def test_one_sweep_runs_the_llm_and_every_baseline_and_prints_table_one(tmp_path
             assert "base_model" not in spec and "lr" not in spec and spec["baseline"] == {"epochs": 30}
             assert result["steps"] <= 30  # one step an epoch (16 records), at most 30 epochs
 
+    # DROS is SASRec plus a robust term: the same seed's first loss is SASRec's and more.
+    first_loss = {}
+    for spec_file in (tmp_path / "w0").glob("runs/*/spec.json"):
+        spec = json.loads(spec_file.read_text())
+        if spec.get("seed") == 0 and spec.get("method") in ("sasrec", "dros"):
+            events = [json.loads(x) for x in (spec_file.parent / "events.jsonl").read_text().splitlines()]
+            first_loss[spec["method"]] = next(e["loss"] for e in events if e["type"] == "progress")
+    assert first_loss["dros"] > first_loss["sasrec"] + 0.1, first_loss
+
     # Table 1's layout: one row per method, the baselines in order, then TALLRec.
     table = run_tallrec("results", "table1", "--db", db, "--format", "markdown").stdout.splitlines()
     assert [line.split(" | ")[0].strip("| ") for line in table[2:]] == ["GRU4Rec", "Caser", "SASRec", "DROS",

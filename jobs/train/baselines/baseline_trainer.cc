@@ -147,8 +147,9 @@ int train(const BaselineSpec& spec, const fs::path& out, EventLog& events) {
       }
       const auto start = std::chrono::steady_clock::now();
       const at::Tensor index = order.slice(0, begin, std::min(n, begin + spec.batch_size));
-      const at::Tensor loss = like_loss(model->score(rows(train, index), /*training=*/true),
-                                        train_label.index_select(0, index));
+      const at::Tensor loss = baseline_loss(*model, rows(train, index),
+                                            train_label.index_select(0, index), spec, item_weights,
+                                            /*training=*/true);
       loss.backward();
       double norm2 = 0;
       for (const auto& p : params)
