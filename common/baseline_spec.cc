@@ -30,6 +30,18 @@ Field number(const char* name, T BaselineSpec::*member, double least, const char
           must_be};
 }
 
+// A finite number above 0.
+Field positive(const char* name, double BaselineSpec::*member) {
+  return {name, [member](const BaselineSpec& s) { return nlohmann::json(s.*member); },
+          [member](const nlohmann::json& j, BaselineSpec& s) {
+            double value = 0;
+            if (!get_exact(j, value) || !(value > 0) || !std::isfinite(value)) return false;
+            s.*member = value;
+            return true;
+          },
+          "a positive number"};
+}
+
 const std::vector<Field>& fields() {
   static const std::vector<Field> table = {
       {"method", [](const BaselineSpec& s) { return nlohmann::json(name_of(s.method)); },
@@ -45,11 +57,7 @@ const std::vector<Field>& fields() {
        [](const nlohmann::json& j, BaselineSpec& s) { return get_exact(j, s.inputs); }, "a path"},
       number("seed", &BaselineSpec::seed, 0, "a non-negative integer"),
       number("hidden_size", &BaselineSpec::hidden_size, 1, "a positive integer"),
-      {"lr", [](const BaselineSpec& s) { return nlohmann::json(s.lr); },
-       [](const nlohmann::json& j, BaselineSpec& s) {
-         return get_exact(j, s.lr) && s.lr > 0 && std::isfinite(s.lr);
-       },
-       "a positive number"},
+      positive("lr", &BaselineSpec::lr),
       number("weight_decay", &BaselineSpec::weight_decay, 0, "a number >= 0"),
       {"dropout", [](const BaselineSpec& s) { return nlohmann::json(s.dropout); },
        [](const nlohmann::json& j, BaselineSpec& s) {
@@ -70,11 +78,7 @@ const std::vector<Field>& fields() {
       number("caser_horizontal_filters", &BaselineSpec::caser_horizontal_filters, 1,
              "a positive integer"),
       number("dros_alpha", &BaselineSpec::dros_alpha, 0, "a number >= 0"),
-      {"dros_beta", [](const BaselineSpec& s) { return nlohmann::json(s.dros_beta); },
-       [](const nlohmann::json& j, BaselineSpec& s) {
-         return get_exact(j, s.dros_beta) && s.dros_beta > 0 && std::isfinite(s.dros_beta);
-       },
-       "a positive number"},
+      positive("dros_beta", &BaselineSpec::dros_beta),
       number("threads", &BaselineSpec::threads, 0, "a non-negative integer"),
   };
   return table;

@@ -4,6 +4,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "input_error_matcher.h"
 #include "test_paths.h"
 
 namespace tallrec {
@@ -48,12 +49,7 @@ TEST(BaselineInputs, FileRoundTripsAndBadIdsAreRefused) {
 
   auto expect_refused = [&](nlohmann::json bad, const std::string& needle) {
     write_file_atomically(dir / "bad.json", bad.dump());
-    try {
-      read_baseline_inputs(dir / "bad.json");
-      FAIL() << "expected an InputError containing " << needle;
-    } catch (const InputError& e) {
-      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-    }
+    test::expect_input_error([&] { read_baseline_inputs(dir / "bad.json"); }, needle);
   };
   nlohmann::json bad = doc;
   bad["train"]["target"][1] = 99;

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "input_error_matcher.h"
 #include "test_paths.h"
 
 namespace tallrec {
@@ -45,12 +46,7 @@ TEST(BaselineSpec, ParsesAndRoundTrips) {
 }
 
 void expect_refused(const nlohmann::json& spec, const std::string& needle) {
-  try {
-    parse_baseline_spec(spec, "spec.json");
-    FAIL() << "expected an InputError containing " << needle;
-  } catch (const InputError& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
+  test::expect_input_error([&] { parse_baseline_spec(spec, "spec.json"); }, needle);
 }
 
 TEST(BaselineSpec, RefusalsNameTheField) {

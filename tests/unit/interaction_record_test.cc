@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "common/error.h"
+#include "input_error_matcher.h"
 
 namespace tallrec {
 namespace {
@@ -30,12 +31,8 @@ TEST(InteractionRecords, RoundTripWritesRatingsAsTheFilesHadThem) {
 }
 
 void expect_refused(const std::string& text, const std::string& needle) {
-  try {
-    parse_interaction_records(text, "train.interactions.jsonl");
-    FAIL() << "expected an InputError containing " << needle;
-  } catch (const InputError& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
+  test::expect_input_error([&] { parse_interaction_records(text, "train.interactions.jsonl"); },
+                           needle);
 }
 
 TEST(InteractionRecords, BadLinesAreRefusedNamingTheLine) {
