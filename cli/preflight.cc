@@ -263,7 +263,8 @@ std::vector<PreflightLine> preflight(const Grid& grid, const PreflightOptions& o
               if (interactions[i].label != answer_label(records[i]))
                 throw InputError(beside.string() + ": record " + std::to_string(i) + " has label " +
                                  std::to_string(interactions[i].label) +
-                                 ", but its prompt's answer is " + records[i].output);
+                                 ", but its prompt's answer is " +
+                                 printable_utf8(records[i].output.substr(0, 200)));
             return std::to_string(interactions.size()) + " interaction records, one per prompt";
           });
     }

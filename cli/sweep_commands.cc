@@ -9,6 +9,7 @@
 #include "cli/preflight.h"
 #include "common/atomic_file.h"
 #include "common/json_text.h"
+#include "common/spec_enums.h"
 #include "coordinator/grid.h"
 #include "coordinator/results.h"
 #include "coordinator/store.h"
@@ -40,6 +41,9 @@ nlohmann::json run_column(const RunRow& r, const std::string& key) {
     if (!r.result.is_object() || !r.result.contains("test_auc")) return nullptr;
     return r.result["test_auc"].value(key.substr(9), nlohmann::json());
   }
+  // An LLM run names no method (coordinator/grid.h): say it.
+  if (key == EnumNames<Method>::field)
+    return r.spec.value(key, nlohmann::json(name_of(Method::kLlm)));
   return r.spec.value(key, nlohmann::json());
 }
 
@@ -205,7 +209,7 @@ void add_sweep_commands(CLI::App& app) {
       std::vector<RunRow> all = store.views.runs(args->sweep);
       std::vector<nlohmann::json> specs;
       for (const auto& r : all) specs.push_back(r.spec);
-      if (!specs.empty()) axes = differing_setting_fields(specs);
+      if (!specs.empty()) axes = sweep_setting_fields(specs);
       for (const auto& r : all) {
         const nlohmann::json run_tests =
             r.spec.value("tests", nlohmann::json::object());  // named: items() must not outlive it

@@ -18,12 +18,16 @@ struct Field {
   const char* must_be;
 };
 
+// A number in [least, most]; the bounds keep every size within what a model of this kind can be
+// (and the step arithmetic far from overflow).
 template <class T>
-Field number(const char* name, T BaselineSpec::*member, double least, const char* must_be) {
+Field number(const char* name, T BaselineSpec::*member, double least, double most,
+             const char* must_be) {
   return {name, [member](const BaselineSpec& s) { return nlohmann::json(s.*member); },
-          [member, least](const nlohmann::json& j, BaselineSpec& s) {
+          [member, least, most](const nlohmann::json& j, BaselineSpec& s) {
             T value{};
-            if (!get_exact(j, value) || !(double(value) >= least)) return false;
+            if (!get_exact(j, value) || !(double(value) >= least) || !(double(value) <= most))
+              return false;
             s.*member = value;
             return true;
           },
@@ -55,31 +59,33 @@ const std::vector<Field>& fields() {
        "gru4rec, caser, sasrec or dros"},
       {"inputs", [](const BaselineSpec& s) { return nlohmann::json(s.inputs); },
        [](const nlohmann::json& j, BaselineSpec& s) { return get_exact(j, s.inputs); }, "a path"},
-      number("seed", &BaselineSpec::seed, 0, "a non-negative integer"),
-      number("hidden_size", &BaselineSpec::hidden_size, 1, "a positive integer"),
+      number("seed", &BaselineSpec::seed, 0, 1.8446744073709552e19, "a non-negative integer"),
+      number("hidden_size", &BaselineSpec::hidden_size, 1, 4096, "an integer from 1 to 4096"),
       positive("lr", &BaselineSpec::lr),
-      number("weight_decay", &BaselineSpec::weight_decay, 0, "a number >= 0"),
+      number("weight_decay", &BaselineSpec::weight_decay, 0, 1, "a number from 0 to 1"),
       {"dropout", [](const BaselineSpec& s) { return nlohmann::json(s.dropout); },
        [](const nlohmann::json& j, BaselineSpec& s) {
          return get_exact(j, s.dropout) && s.dropout >= 0 && s.dropout < 1;
        },
        "a number in [0, 1)"},
-      number("batch_size", &BaselineSpec::batch_size, 1, "a positive integer"),
-      number("epochs", &BaselineSpec::epochs, 1, "a positive integer"),
-      number("early_stopping_patience", &BaselineSpec::early_stopping_patience, 1,
-             "a positive integer"),
-      number("eval_batch_size", &BaselineSpec::eval_batch_size, 1, "a positive integer"),
-      number("sasrec_layers", &BaselineSpec::sasrec_layers, 1, "a positive integer"),
-      number("sasrec_heads", &BaselineSpec::sasrec_heads, 1, "a positive integer"),
-      number("sasrec_inner_size", &BaselineSpec::sasrec_inner_size, 1, "a positive integer"),
-      number("gru4rec_layers", &BaselineSpec::gru4rec_layers, 1, "a positive integer"),
-      number("caser_vertical_filters", &BaselineSpec::caser_vertical_filters, 1,
-             "a positive integer"),
-      number("caser_horizontal_filters", &BaselineSpec::caser_horizontal_filters, 1,
-             "a positive integer"),
-      number("dros_alpha", &BaselineSpec::dros_alpha, 0, "a number >= 0"),
+      number("batch_size", &BaselineSpec::batch_size, 1, 1 << 20, "an integer from 1 to 1048576"),
+      number("epochs", &BaselineSpec::epochs, 1, 1e6, "an integer from 1 to 1000000"),
+      number("early_stopping_patience", &BaselineSpec::early_stopping_patience, 1, 1e6,
+             "an integer from 1 to 1000000"),
+      number("eval_batch_size", &BaselineSpec::eval_batch_size, 1, 1 << 20,
+             "an integer from 1 to 1048576"),
+      number("sasrec_layers", &BaselineSpec::sasrec_layers, 1, 64, "an integer from 1 to 64"),
+      number("sasrec_heads", &BaselineSpec::sasrec_heads, 1, 64, "an integer from 1 to 64"),
+      number("sasrec_inner_size", &BaselineSpec::sasrec_inner_size, 1, 65536,
+             "an integer from 1 to 65536"),
+      number("gru4rec_layers", &BaselineSpec::gru4rec_layers, 1, 64, "an integer from 1 to 64"),
+      number("caser_vertical_filters", &BaselineSpec::caser_vertical_filters, 1, 1024,
+             "an integer from 1 to 1024"),
+      number("caser_horizontal_filters", &BaselineSpec::caser_horizontal_filters, 1, 1024,
+             "an integer from 1 to 1024"),
+      number("dros_alpha", &BaselineSpec::dros_alpha, 0, 1e6, "a number from 0 to 1000000"),
       positive("dros_beta", &BaselineSpec::dros_beta),
-      number("threads", &BaselineSpec::threads, 0, "a non-negative integer"),
+      number("threads", &BaselineSpec::threads, 0, 1024, "an integer from 0 to 1024"),
   };
   return table;
 }

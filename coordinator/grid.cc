@@ -37,8 +37,8 @@ constexpr const char* kIntegerFields[] = {"priority", "max_attempts", "valid_sam
                                           "test_sample"};
 constexpr const char* kIntegerLists[] = {"samples", "seeds"};
 // The fields that every run's spec takes from the grid as they are, when the grid has them.
-constexpr const char* kSharedFields[] = {"init_adapter", "valid_sample",     "test_sample",
-                                         "special_ids",  "memory_limit_gib", "baselines"};
+constexpr const char* kSharedFields[] = {"init_adapter", "valid_sample", "test_sample",
+                                         "special_ids", "memory_limit_gib"};
 
 [[noreturn]] void refuse(const std::string& origin, const std::string& what) {
   throw InputError(origin + ": " + what);
@@ -298,7 +298,12 @@ GridPlan validate(const json& doc, const std::string& origin) {
     } catch (const InputError& e) {
       fail(e.what());
     }
-    p.baseline = b;
+    // Only what differs from the defaults: {"lr": 0.001} and {} train the same, one key.
+    const json defaults = baseline_spec_json(BaselineSpec{});
+    for (const auto& [key, value] : b.items())
+      if (value != defaults.at(key) && !(value.is_number() && defaults.at(key).is_number() &&
+                                         value.get<double>() == defaults.at(key).get<double>()))
+        p.baseline[key] = value;
   }
 
   const json hyper = doc.value("hyper", json::object());

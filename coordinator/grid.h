@@ -7,8 +7,9 @@
 // "method" only when it is not "llm", so an LLM run's spec and key are those of a grid without
 // methods (spec_method() in common/baseline_spec.h reads it back). A baseline run is tested on
 // its own domain only, whatever test_domains says (its item ids mean nothing in another
-// domain's data); it carries the grid's other fields (base_model, tokenizer, the hyper axes) as
-// an LLM run would, and a baseline's trainer is to ignore the ones it has no use for.
+// domain's data), and holds only what a baseline uses (domain, sample, seed, method, its data,
+// valid_sample, test_sample, and as "baseline" the grid's `baselines` settings that differ from
+// the defaults), so the LLM's fields and hyper axes never make copies of it.
 #pragma once
 
 #include <cstdint>

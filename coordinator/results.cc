@@ -30,7 +30,7 @@ std::optional<Method> method_of(const json& spec) {
   return enum_from_name<Method>(spec[kMethodField].get<std::string>());
 }
 
-// How Table 1 names a run's method: TALLRec, GRU4Rec, Caser, SASRec.
+// How Table 1 names a run's method: TALLRec, GRU4Rec, Caser, SASRec, DROS.
 std::string method_label(const json& spec) {
   if (auto m = method_of(spec)) return display_name(*m);
   return value_text(spec[kMethodField]);
@@ -86,27 +86,37 @@ std::vector<std::string> differing_setting_fields(const std::vector<json>& specs
   return out;
 }
 
+std::map<std::string, std::set<std::string>> differing_by_method(const std::vector<json>& specs) {
+  std::map<std::string, std::vector<json>> specs_of;  // method label -> its runs' specs
+  for (const auto& spec : specs) specs_of[method_label(spec)].push_back(spec);
+  std::map<std::string, std::set<std::string>> out;
+  for (const auto& [method, of_method] : specs_of) {
+    std::set<std::string>& fields = out[method];
+    for (const auto& f : differing_setting_fields(of_method)) fields.insert(f);
+  }
+  return out;
+}
+
+std::vector<std::string> sweep_setting_fields(const std::vector<json>& specs) {
+  const auto by_method = differing_by_method(specs);
+  std::set<std::string> fields;
+  for (const auto& [method, differing] : by_method)
+    fields.insert(differing.begin(), differing.end());
+  if (by_method.size() > 1) fields.insert(kMethodField);
+  return {fields.begin(), fields.end()};
+}
+
 ResultsTable build_results_table(const std::vector<RunOutcome>& runs) {
   ResultsTable t;
   t.tallrec_json = json::object();
-  // The fields that differ between the settings of one method: a baseline's spec has none of the
-  // LLM's fields, which must not count as differences between methods.
-  std::map<std::string, std::vector<json>> specs_of;  // method label -> its runs' specs
-  for (const auto& r : runs) specs_of[method_label(r.spec)].push_back(r.spec);
-  std::map<std::string, std::set<std::string>> differing_of;  // method label -> fields
-  std::set<std::string> fields;
-  for (const auto& [method, specs] : specs_of) {
-    for (const auto& f : differing_setting_fields(specs)) {
-      differing_of[method].insert(f);
-      fields.insert(f);
-    }
-  }
-  if (specs_of.size() > 1) fields.insert(kMethodField);
-  t.setting_fields.assign(fields.begin(), fields.end());
+  std::vector<json> specs;
+  for (const auto& r : runs) specs.push_back(r.spec);
+  std::map<std::string, std::set<std::string>> differing_of = differing_by_method(specs);
+  t.setting_fields = sweep_setting_fields(specs);
   // The setting's label: the method as Table 1 names it when the runs' methods differ
   // ("SASRec", "TALLRec, lr=0.0003"), then each field that differs between that method's
   // settings as FIELD=VALUE. `others`: the label without the method.
-  const bool by_method = specs_of.size() > 1;
+  const bool by_method = differing_of.size() > 1;
   auto label_of = [&](const json& spec, std::string* others = nullptr) {
     const json s = run_setting(spec);
     const std::set<std::string>& differing = differing_of[method_label(spec)];
@@ -162,7 +172,7 @@ ResultsTable build_results_table(const std::vector<RunOutcome>& runs) {
       t.tallrec_json[r.domain][test][model][std::to_string(r.seed)][std::to_string(r.sample)] = auc;
     }
   }
-  // Table 1's order: the LLM's rows, then each baseline's, in Method's order (stable: within a
+  // Table 1's order: each baseline's rows in Method's order, then the LLM's (stable: within a
   // method, rows stay in order of first appearance).
   if (by_method)
     std::stable_sort(t.rows.begin(), t.rows.end(), [](const TableRow& a, const TableRow& b) {

@@ -11,7 +11,9 @@
 // method's name, "SASRec") plus the setting's other fields.
 #pragma once
 
+#include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -49,6 +51,14 @@ nlohmann::json run_setting(const nlohmann::json& spec);
 
 // The setting fields whose values differ between these runs' specs (sorted by name).
 std::vector<std::string> differing_setting_fields(const std::vector<nlohmann::json>& specs);
+
+// The fields that tell a sweep's settings apart (sorted by name): those that differ between the
+// settings of one method (a baseline's spec has none of the LLM's fields, which is no
+// difference), and "method" when the runs' methods differ. ResultsTable::setting_fields.
+std::vector<std::string> sweep_setting_fields(const std::vector<nlohmann::json>& specs);
+// Those fields per method, by the method's Table 1 name.
+std::map<std::string, std::set<std::string>> differing_by_method(
+    const std::vector<nlohmann::json>& specs);
 
 ResultsTable build_results_table(const std::vector<RunOutcome>& runs);
 // Plain text: one line per row, "mean +- std (n=K)" per cell.

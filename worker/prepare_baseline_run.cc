@@ -5,6 +5,7 @@
 #include "common/error.h"
 #include "jobs/data/baseline_inputs.h"
 #include "jobs/data/few_shot.h"
+#include "jobs/data/prompt_record.h"
 
 namespace tallrec {
 namespace fs = std::filesystem;
@@ -14,13 +15,26 @@ namespace {
 // TALLRec's history length for both domains (preprocess_movie.py's seq_len, the book's [:10]).
 constexpr int64_t kMaxHistory = 10;
 
+// The interactions behind a prompt file, checked to be its records: as many, with the same
+// labels (a stale file beside newer prompts would train a baseline on other records than the
+// LLM's, and the few-shot draw depends on the count).
 std::vector<InteractionRecord> read_beside(const std::string& prompt_file) {
   const fs::path path = interactions_path_for(prompt_file);
   if (!fs::exists(path))
     throw InputError(path.string() + ": no interaction file beside " + prompt_file +
                      " (a baseline trains on the interactions behind the prompts; `tallrec data "
                      "prepare` writes them)");
-  return read_interaction_records(path);
+  std::vector<InteractionRecord> interactions = read_interaction_records(path);
+  const std::vector<PromptRecord> prompts = read_prompt_records(prompt_file);
+  if (interactions.size() != prompts.size())
+    throw InputError(path.string() + ": " + std::to_string(interactions.size()) + " records, but " +
+                     prompt_file + " has " + std::to_string(prompts.size()) +
+                     " (prepare both again with `tallrec data prepare`)");
+  for (size_t i = 0; i < prompts.size(); ++i)
+    if (interactions[i].label != answer_label(prompts[i]))
+      throw InputError(path.string() + ": record " + std::to_string(i) +
+                       "'s label differs from its prompt's answer in " + prompt_file);
+  return interactions;
 }
 
 std::vector<InteractionRecord> subset(const std::vector<InteractionRecord>& all,
@@ -70,7 +84,9 @@ fs::path prepare_baseline_run(const nlohmann::json& run, const fs::path& run_dir
         encoder.encode(subset(valid, seeded("valid_sample")),
                        interactions_path_for(run.at("valid").get<std::string>()).string());
     for (const auto& [domain, records] : tests)
-      inputs.tests[domain] = encoder.encode(subset(records, seeded("test_sample")), domain);
+      inputs.tests[domain] = encoder.encode(
+          subset(records, seeded("test_sample")),
+          interactions_path_for(run.at("tests").at(domain).get<std::string>()).string());
 
     fs::create_directories(run_dir);
     write_file_atomically(run_dir / "baseline_inputs.json",

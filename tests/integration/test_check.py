@@ -184,9 +184,18 @@ def test_baseline_runs_have_their_datasets_checked_but_no_llm(tmp_path):
     proc = check(grid, tmp_path, "--gpu-memory", "1GiB")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "methods: 6 runs, ready to submit" in proc.stdout, proc.stdout
-    assert proc.stdout.count("ok   dataset") == 3, proc.stdout
+    # Each prompt file, and the interaction file beside it (one record per prompt, same labels).
+    assert proc.stdout.count("ok   dataset") == 6, proc.stdout
+    assert proc.stdout.count("interaction records, one per prompt") == 3, proc.stdout
     for what in ("model", "tokenizer", "adapter", "memory"):
         assert f" {what} " not in proc.stdout, proc.stdout
+    # An interaction file that is not its prompts' records is named.
+    interactions = tmp_path / "movie" / "valid.interactions.jsonl"
+    lines = interactions.read_text().splitlines()
+    interactions.write_text("\n".join(lines[:-1]) + "\n")
+    proc = check(grid, tmp_path)
+    assert proc.returncode == 2 and f"{interactions}: 999 records, but " in proc.stdout, proc.stdout
+    interactions.write_text("\n".join(lines) + "\n")
     # A missing dataset is still a FAIL line for a baseline.
     grid["datasets"]["movie"]["train"] = str(tmp_path / "no-train.json")
     proc = check(grid, tmp_path)

@@ -136,7 +136,7 @@ def dros_reference_loss(model, interaction, labels, targets, items, alpha=0.1, b
     counts = torch.ones(items, dtype=torch.float64)
     for t in targets.tolist():
         counts[t] += 1
-    ps = torch.sqrt(counts / counts.sum()).float()
+    ps = torch.sqrt(counts / counts[1:].sum()).float()  # over the items: id 0 pads
     target = targets.view(-1, 1)
     s_t = scores.gather(1, target).squeeze(1)
     w_t = ps[targets]

@@ -60,8 +60,10 @@ TEST(BaselineSpec, RefusalsNameTheField) {
                  "spec.json: \"method\": \"llm\" must be gru4rec, caser, sasrec or dros");
   expect_refused(with("method", "bert4rec"), "\"method\": \"bert4rec\"");
   expect_refused(with("dropout", 1.0), "\"dropout\": 1.0 must be a number in [0, 1)");
-  expect_refused(with("hidden_size", 0), "\"hidden_size\": 0 must be a positive integer");
-  expect_refused(with("epochs", 2.5), "\"epochs\": 2.5 must be a positive integer");
+  expect_refused(with("hidden_size", 0), "\"hidden_size\": 0 must be an integer from 1 to 4096");
+  expect_refused(with("epochs", 2.5), "\"epochs\": 2.5 must be an integer from 1 to 1000000");
+  expect_refused(with("batch_size", 9223372036854775807LL),
+                 "\"batch_size\": 9223372036854775807 must be an integer from 1 to 1048576");
   expect_refused(with("lora", 1), "unknown field \"lora\" for a baseline spec");
   expect_refused(with("hidden_size", 65),
                  "\"hidden_size\" 65 is not a multiple of \"sasrec_heads\"");

@@ -104,10 +104,16 @@ TEST(Grid, BaselineRunsAreNotMultipliedByTheLlmsAxesAndCarryTheGridsBaselineSett
                                 .dump(),
                             "g.json");
   size_t llm = 0, caser = 0;
-  for (const auto& r : g.runs) {
+  const Grid without = parse_grid(
+      test::movie_grid({{"methods", {"llm", "caser"}}, {"hyper", {{"lr", {1e-4, 3e-4}}}}}).dump(),
+      "g.json");
+  for (size_t i = 0; i < g.runs.size(); ++i) {
+    const GridRun& r = g.runs[i];
     if (!r.spec.contains("method")) {
       ++llm;
-      EXPECT_FALSE(r.spec.contains("baseline"));
+      // The baselines' settings are none of the LLM's business: its runs keep their keys.
+      EXPECT_FALSE(r.spec.contains("baseline") || r.spec.contains("baselines")) << r.spec.dump();
+      EXPECT_EQ(r.key, without.runs[i].key);
       continue;
     }
     ++caser;
@@ -115,6 +121,15 @@ TEST(Grid, BaselineRunsAreNotMultipliedByTheLlmsAxesAndCarryTheGridsBaselineSett
   }
   EXPECT_EQ(llm, 2 * caser);
   EXPECT_EQ(caser, 2u);  // movie x 1 sample x 2 seeds
+  // A setting written at its default is no setting: the same runs, the same keys.
+  const Grid at_default = parse_grid(
+      test::movie_grid({{"methods", {"caser"}}, {"baselines", {{"lr", 0.001}, {"epochs", 200}}}})
+          .dump(),
+      "g.json");
+  const Grid plain = parse_grid(test::movie_grid({{"methods", {"caser"}}}).dump(), "g.json");
+  ASSERT_EQ(at_default.runs.size(), plain.runs.size());
+  for (size_t i = 0; i < plain.runs.size(); ++i)
+    EXPECT_EQ(at_default.runs[i].key, plain.runs[i].key);
 
   auto refusal = [](const nlohmann::json& baselines) {
     try {

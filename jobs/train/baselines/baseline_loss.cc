@@ -11,7 +11,8 @@ at::Tensor like_loss(const at::Tensor& score, const at::Tensor& label) {
 at::Tensor dros_item_weights(const EncodedSplit& train, int64_t items) {
   at::Tensor count = at::ones({items}, at::kDouble);  // n_j + 1
   for (int64_t t : train.target) count[t] += 1;
-  return at::sqrt(count / count.sum()).to(at::kFloat);
+  // Over the items only: the padding id 0 is none (DROS's item table has no padding row).
+  return at::sqrt(count / count.slice(0, 1).sum()).to(at::kFloat);
 }
 
 at::Tensor baseline_loss(SequentialModel& model, const SequenceBatch& batch,

@@ -119,7 +119,7 @@ int train(const BaselineSpec& spec, const fs::path& out, EventLog& events) {
   const at::Tensor train_label = at::tensor(at::ArrayRef<int64_t>(in.train.label));
   const at::Tensor item_weights = dros_item_weights(in.train, in.items);
   const int64_t n = in.train.rows();
-  const int64_t steps_per_epoch = (n + spec.batch_size - 1) / spec.batch_size;
+  const int64_t steps_per_epoch = n / spec.batch_size + (n % spec.batch_size != 0);
   events.emit(kStartedEvent, {{"method", name_of(spec.method)},
                               {"records", n},
                               {"steps", steps_per_epoch * spec.epochs},
@@ -134,9 +134,10 @@ int train(const BaselineSpec& spec, const fs::path& out, EventLog& events) {
 
   at::Generator order_rng = at::make_generator<at::CPUGeneratorImpl>(spec.seed);
   int64_t step = 0, best_step = 0, stale = 0;
+  bool stopped_early = false;
   double best_auc = -1;
   std::vector<at::Tensor> best = snapshot(*model);
-  for (int64_t epoch = 0; epoch < spec.epochs && stale < spec.early_stopping_patience; ++epoch) {
+  for (int64_t epoch = 0; epoch < spec.epochs && !stopped_early; ++epoch) {
     const at::Tensor order = at::randperm(n, order_rng);
     for (int64_t begin = 0; begin < n; begin += spec.batch_size) {
       if (int signal = preemption_signal()) {
@@ -154,6 +155,15 @@ int train(const BaselineSpec& spec, const fs::path& out, EventLog& events) {
       double norm2 = 0;
       for (const auto& p : params)
         if (p.grad().defined()) norm2 += p.grad().pow(2).sum().item<double>();
+      // A non-finite loss or gradient (DROS's exp overflowing at a small dros_beta, a diverging
+      // lr) would train NaN weights to a meaningless AUC: the run fails, not retryable (the same
+      // spec fails the same way).
+      const double step_loss = loss.item<double>();
+      if (!std::isfinite(step_loss) || !std::isfinite(norm2))
+        throw InputError("step " + std::to_string(step + 1) + ": the loss (" +
+                         std::to_string(step_loss) + ") or gradient norm (" +
+                         std::to_string(std::sqrt(norm2)) +
+                         ") is not finite; lower lr, or raise dros_beta for DROS");
       adam.step();
       adam.zero_grad();
       ++step;
@@ -180,6 +190,7 @@ int train(const BaselineSpec& spec, const fs::path& out, EventLog& events) {
     } else {
       ++stale;
     }
+    stopped_early = stale >= spec.early_stopping_patience && epoch + 1 < spec.epochs;
     events.emit(kEvalEvent, {{"step", step},
                              {"val_auc", v.auc},
                              {"val_loss", v.loss},
@@ -208,7 +219,7 @@ int train(const BaselineSpec& spec, const fs::path& out, EventLog& events) {
   events.emit(kFinishedEvent, {{"best_step", best_step},
                                {"best_val_auc", best_auc},
                                {"steps", step},
-                               {"stopped_early", stale >= spec.early_stopping_patience},
+                               {"stopped_early", stopped_early},
                                {"adapter", model_file.string()},
                                {"test_auc", test_auc}});
   return 0;
