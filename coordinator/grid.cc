@@ -67,6 +67,12 @@ void normalise(json& doc) {
     for (const GridAxis& axis : grid_axes())
       if (axis.always && axis.values.type == AxisType::kInteger && doc["hyper"].contains(axis.name))
         list_as_integers(doc["hyper"][axis.name]);
+  // The baselines' integer settings: those whose default is an integer.
+  if (doc.contains("baselines") && doc["baselines"].is_object()) {
+    const json defaults = baseline_spec_json(BaselineSpec{});
+    for (auto& [key, value] : doc["baselines"].items())
+      if (defaults.contains(key) && defaults[key].is_number_integer()) as_integer(value);
+  }
 }
 
 // A spec field a grid run varies over, with its values in the order runs are expanded.
@@ -290,13 +296,17 @@ GridPlan validate(const json& doc, const std::string& origin) {
       if (!grid_may_set_baseline_field(key))
         fail("baselines: \"" + printable_utf8(key.substr(0, 200)) +
              "\" is the run's or the worker's to set, not the grid's");
-    json spec = b;
-    spec["method"] = name_of(Method::kSasRec);
-    spec["inputs"] = "-";
-    try {
-      parse_baseline_spec(spec, "baselines");
-    } catch (const InputError& e) {
-      fail(e.what());
+    // As each of the grid's baselines will be checked (SASRec's and DROS's heads must divide the
+    // hidden size; the others have no such rule).
+    for (const auto& m : methods) {
+      json spec = b;
+      spec["method"] = m == name_of(Method::kLlm) ? json(name_of(Method::kGru4Rec)) : m;
+      spec["inputs"] = "-";
+      try {
+        parse_baseline_spec(spec, "baselines");
+      } catch (const InputError& e) {
+        fail(e.what());
+      }
     }
     // Only what differs from the defaults: {"lr": 0.001} and {} train the same, one key.
     const json defaults = baseline_spec_json(BaselineSpec{});

@@ -96,24 +96,46 @@ std::vector<SweepStatus> StoreViews::status() {
     }
     if (!s.is_null(2)) out.back().runs_by_state[stored_state(s.text(2), path_)] = s.integer(3);
   }
-  Statement mean(
-      db_,
-      "SELECT AVG(a.ended - a.started) FROM attempts a JOIN sweep_runs sr ON sr.run_id = a.run_id "
-      "WHERE sr.sweep_id = ? AND a.state = ? AND a.ended IS NOT NULL AND a.started IS "
-      "NOT NULL",
-      path_);
+  // Per method (a run's spec names one only when it is not the LLM's, coordinator/grid.h): a
+  // Table 1 sweep mixes baselines of seconds with LLM runs of hours, and one mean over both
+  // would promise the LLM's runs in the baselines' time.
+  Statement mean(db_,
+                 "SELECT json_extract(r.spec, '$.method'), AVG(a.ended - a.started) "
+                 "FROM attempts a JOIN sweep_runs sr ON sr.run_id = a.run_id "
+                 "JOIN runs r ON r.id = a.run_id WHERE sr.sweep_id = ? AND a.state = ? AND "
+                 "a.ended IS NOT NULL AND a.started IS NOT NULL GROUP BY 1",
+                 path_);
+  Statement open(db_,
+                 "SELECT json_extract(r.spec, '$.method'), r.state, COUNT(*) FROM runs r "
+                 "JOIN sweep_runs sr ON sr.run_id = r.id WHERE sr.sweep_id = ? AND r.state IN "
+                 "(?, ?, ?) GROUP BY 1, 2",
+                 path_);
   for (auto& sweep : out) {
+    std::map<std::string, double> each;  // method ("" for the LLM) -> mean seconds
     mean.bind(1, sweep.id).bind(2, AttemptState::kSucceeded);
-    if (mean.step() && !mean.text(0).empty()) {
-      const double each = mean.real(0);
-      auto& n = sweep.runs_by_state;
-      auto count = [&](RunState s) { return double(n[s]); };
-      const double remaining =
-          count(RunState::kQueued) + count(RunState::kLeased) + 0.5 * count(RunState::kRunning);
-      sweep.eta_seconds =
-          each * remaining / std::max(1.0, count(RunState::kLeased) + count(RunState::kRunning));
-    }
+    while (mean.step()) each[mean.text(0)] = mean.real(1);
     mean.reset();
+    // The remaining work: each queued or leased run whole, a running one half, at its method's
+    // mean; unknown while a method with runs left has finished none.
+    double work = 0;
+    bool known = !each.empty();
+    open.bind(1, sweep.id)
+        .bind(2, RunState::kQueued)
+        .bind(3, RunState::kLeased)
+        .bind(4, RunState::kRunning);
+    while (open.step()) {
+      const auto it = each.find(open.text(0));
+      if (it == each.end()) {
+        known = false;
+        continue;
+      }
+      const bool running = stored_state(open.text(1), path_) == RunState::kRunning;
+      work += it->second * double(open.integer(2)) * (running ? 0.5 : 1.0);
+    }
+    open.reset();
+    auto& n = sweep.runs_by_state;
+    const double in_flight = double(n[RunState::kLeased] + n[RunState::kRunning]);
+    if (known) sweep.eta_seconds = work / std::max(1.0, in_flight);
   }
   return out;
 }

@@ -27,8 +27,10 @@ struct SweepStatus {
   std::string name;
   std::map<RunState, int64_t> runs_by_state;  // every state, 0 when none
   // Seconds until the sweep's unfinished runs are done, from the measured wall time of its
-  // succeeded attempts (lease to finish) and how many run at once now: mean duration x (queued +
-  // leased + half the running) / max(1, leased + running). Negative when nothing has finished yet.
+  // succeeded attempts (lease to finish), per method (an LLM run and a baseline's differ by
+  // orders of magnitude), and how many run at once now: the sum over methods of mean duration x
+  // (queued + leased + half the running) / max(1, leased + running). Negative while a method with
+  // runs left has finished none.
   double eta_seconds = -1;
   int64_t total() const;
 };

@@ -7,7 +7,7 @@ schemas as documented, schema-valid requests accepted and invalid ones refused, 
 405 with `Allow` for a method a path does not serve). The run must end with zero failures.
 
 What JSON Schema cannot say about a grid (a domain names a key of `datasets`, batch_size a multiple
-of micro_batch_size, at most 100000 runs) the document says in words and the server refuses with a
+of micro_batch_size, the baselines' hidden_size a multiple of sasrec_heads, at most 100000 runs) the document says in words and the server refuses with a
 400; the hook below (this file again, loaded by Schemathesis through SCHEMATHESIS_HOOKS) makes the
 grids Schemathesis means as valid ones satisfy those rules as well, and keeps each small (a few runs),
 so that a valid grid is one the coordinator accepts. Invalid grids are sent as generated."""
@@ -40,8 +40,11 @@ def consistent_grid(body):
     hyper = dict(grid.get("hyper", {}))
     hyper["micro_batch_size"] = [1]  # every batch_size is a multiple of 1
     grid["hyper"] = hyper
-    axes = [grid, grid, grid] + [hyper] * len(hyper)
-    names = ["domains", "samples", "seeds", *hyper]
+    if isinstance(grid.get("baselines"), dict) and {"hidden_size", "sasrec_heads"} & set(grid["baselines"]):
+        grid["baselines"] = {**grid["baselines"], "sasrec_heads": 1}  # every hidden_size is a multiple of 1
+    methods = ["methods"] if isinstance(grid.get("methods"), list) else []
+    axes = [grid, grid, grid] + [grid] * len(methods) + [hyper] * len(hyper)
+    names = ["domains", "samples", "seeds", *methods, *hyper]
     while True:
         sizes = [len(owner[name]) for owner, name in zip(axes, names)]
         runs = 1

@@ -121,6 +121,22 @@ TEST(Grid, BaselineRunsAreNotMultipliedByTheLlmsAxesAndCarryTheGridsBaselineSett
   }
   EXPECT_EQ(llm, 2 * caser);
   EXPECT_EQ(caser, 2u);  // movie x 1 sample x 2 seeds
+  // A whole float where an integer belongs is that integer (JSON Schema's "integer" takes 32.0).
+  const Grid floats =
+      parse_grid(test::movie_grid(
+                     {{"methods", {"caser"}}, {"baselines", {{"hidden_size", 32.0}, {"lr", 0.01}}}})
+                     .dump(),
+                 "g.json");
+  EXPECT_EQ(floats.runs[0].spec["baseline"], (nlohmann::json{{"hidden_size", 32}, {"lr", 0.01}}));
+  // SASRec's heads must divide the hidden size, but only a grid with SASRec or DROS says so.
+  EXPECT_NO_THROW(parse_grid(
+      test::movie_grid({{"methods", {"caser"}}, {"baselines", {{"hidden_size", 7}}}}).dump(),
+      "g.json"));
+  EXPECT_THROW(parse_grid(test::movie_grid(
+                              {{"methods", {"caser", "dros"}}, {"baselines", {{"hidden_size", 7}}}})
+                              .dump(),
+                          "g.json"),
+               InputError);
   // A setting written at its default is no setting: the same runs, the same keys.
   const Grid at_default = parse_grid(
       test::movie_grid({{"methods", {"caser"}}, {"baselines", {{"lr", 0.001}, {"epochs", 200}}}})

@@ -3,9 +3,9 @@
 #include <gtest/gtest.h>
 
 #include "common/atomic_file.h"
+#include "input_error_matcher.h"
 #include "jobs/data/baseline_inputs.h"
 #include "jobs/data/splits.h"
-#include "input_error_matcher.h"
 #include "test_paths.h"
 
 namespace tallrec {
@@ -19,8 +19,8 @@ Splits tiny_splits() {
     for (auto* part : {&s.train, &s.valid, &s.test})
       part->push_back({"i", "in " + std::to_string(i), like ? "Yes." : "No."});
     for (auto* part : {&s.interactions.train, &s.interactions.valid, &s.interactions.test})
-      part->push_back({"u" + std::to_string(i), {"a", "b"}, {5, 1}, "c", like ? 5.0 : 1.0,
-                       like ? 1 : 0});
+      part->push_back(
+          {"u" + std::to_string(i), {"a", "b"}, {5, 1}, "c", like ? 5.0 : 1.0, like ? 1 : 0});
   }
   return s;
 }
@@ -59,9 +59,8 @@ TEST(PrepareBaselineRun, RefusesInteractionsThatAreNotThePromptsRecords) {
   const auto interactions = dir / "data" / "valid.interactions.jsonl";
   s.interactions.valid.pop_back();
   write_file_atomically(interactions, interaction_records_to_jsonl(s.interactions.valid));
-  test::expect_input_error(
-      [&] { prepare_baseline_run(run_for(dir / "data"), dir / "run", {}); },
-      interactions.string() + ": 3 records, but ");
+  test::expect_input_error([&] { prepare_baseline_run(run_for(dir / "data"), dir / "run", {}); },
+                           interactions.string() + ": 3 records, but ");
   s.interactions.valid = tiny_splits().interactions.valid;
   s.interactions.valid[2].label = 0;
   write_file_atomically(interactions, interaction_records_to_jsonl(s.interactions.valid));

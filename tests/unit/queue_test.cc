@@ -216,6 +216,24 @@ TEST(Queue, SweepEtaFromFinishedAttempts) {
   EXPECT_DOUBLE_EQ(s.views.status()[0].eta_seconds, 60.0);  // 1 leased (counts whole) / 1 in flight
 }
 
+// A Table 1 sweep mixes baselines of seconds with LLM runs of hours: each method's runs are
+// counted at its own mean, and while the LLM has finished none the ETA is unknown, not the
+// baselines' seconds.
+TEST(Queue, SweepEtaCountsEachMethodAtItsOwnPace) {
+  test::ScratchDir dir;
+  Store s(dir / "q.db");
+  // movie x 1 sample x 2 seeds x {caser, llm}: run 1 caser seed 0, 2 llm seed 0, 3 caser, 4 llm.
+  s.queue.submit(parse_grid(test::movie_grid({{"name", "q"}, {"methods", {"caser", "llm"}}}).dump(),
+                            "q.json"));
+  auto a = lease(s, "w", 100, kPolicy);  // a caser run: 2 s
+  ASSERT_TRUE(s.queue.finish(a->attempt_id, {{"test_auc", {{"movie", 0.5}}}}, 102));
+  EXPECT_LT(s.views.status()[0].eta_seconds, 0) << "no LLM run has finished: unknown";
+  auto b = lease(s, "w", 110, kPolicy);  // the LLM's: 1000 s
+  ASSERT_TRUE(s.queue.finish(b->attempt_id, {{"test_auc", {{"movie", 0.5}}}}, 1110));
+  // One caser (2 s) and one LLM run (1000 s) queued, nothing in flight.
+  EXPECT_DOUBLE_EQ(s.views.status()[0].eta_seconds, 1002.0);
+}
+
 TEST(Queue, CancelFencesTheAttempt) {
   test::ScratchDir dir;
   Store s(dir / "q.db");

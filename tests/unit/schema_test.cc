@@ -44,6 +44,24 @@ TEST(Schemas, GridFieldsAndHyperAxesEqualGridSchema) {
             std::set<std::string>(axes.begin(), axes.end()));
 }
 
+// A grid's `baselines` takes the baseline spec's fields but those the run or the worker sets,
+// with the same types and bounds, in both documents of a grid (the coordinator checks them with
+// the baseline spec's own parser).
+TEST(Schemas, GridBaselinesAreTheBaselineSpecsFields) {
+  nlohmann::json want = schema("baseline_spec.schema.json").at("properties");
+  for (const char* key : {"method", "inputs", "seed", "threads"}) want.erase(key);
+  const nlohmann::json grid = schema("grid.schema.json").at("properties").at("baselines");
+  EXPECT_EQ(grid.at("properties"), want);
+  EXPECT_EQ(grid.at("additionalProperties"), false);
+  EXPECT_EQ(schema("openapi.json")
+                .at("components")
+                .at("schemas")
+                .at("Grid")
+                .at("properties")
+                .at("baselines"),
+            grid);
+}
+
 // The grid's methods are Method's names (common/spec_enums.h), in both documents of a grid.
 TEST(Schemas, GridMethodsAreTheMethodEnumsNames) {
   const nlohmann::json want = enum_names<Method>();
