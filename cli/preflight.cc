@@ -161,6 +161,9 @@ std::vector<PreflightLine> preflight(const Grid& grid, const PreflightOptions& o
     return spec_method(run.spec, "grid run") == Method::kLlm;
   };
   const bool any_llm = std::any_of(grid.runs.begin(), grid.runs.end(), is_llm);
+  const bool any_baseline = !std::all_of(grid.runs.begin(), grid.runs.end(), is_llm);
+  // Each prompt file's labels, read once, when a baseline's interaction files are checked too.
+  std::map<std::string, std::vector<int>> labels_of;
   // Paths first: each missing one is a finding of its own, and nothing is checked through it.
   std::set<std::string> missing;
   json document = grid.document;
@@ -233,6 +236,10 @@ std::vector<PreflightLine> preflight(const Grid& grid, const PreflightOptions& o
         if (present(f) && seen.insert("dataset " + f).second)
           attempt("dataset", f, [&] {
             const auto records = read_prompt_records(f);
+            if (any_baseline) {
+              std::vector<int>& labels = labels_of[f];  // for the interaction check below
+              for (const auto& r : records) labels.push_back(answer_label(r));
+            }
             size_t bad = 0, first_bad = 0;
             for (size_t i = 0; i < records.size(); ++i)
               if (answer_label(records[i]) < 0 && bad++ == 0) first_bad = i;
@@ -248,23 +255,11 @@ std::vector<PreflightLine> preflight(const Grid& grid, const PreflightOptions& o
       for (const auto& f : files)
         if (!llm && present(f) && seen.insert("interactions " + f).second)
           attempt("dataset", interactions_path_for(f).string(), [&] {
-            const fs::path beside = interactions_path_for(f);
-            std::error_code ec;
-            if (!fs::exists(beside, ec))
-              throw InputError(beside.string() + " does not exist: a baseline trains on the " +
-                               "interactions behind " + f +
-                               " (`tallrec data prepare` writes them)");
-            const auto interactions = read_interaction_records(beside);
-            const auto records = read_prompt_records(f);
-            if (interactions.size() != records.size())
-              throw InputError(beside.string() + ": " + std::to_string(interactions.size()) +
-                               " records, but " + f + " has " + std::to_string(records.size()));
-            for (size_t i = 0; i < records.size(); ++i)
-              if (interactions[i].label != answer_label(records[i]))
-                throw InputError(beside.string() + ": record " + std::to_string(i) + " has label " +
-                                 std::to_string(interactions[i].label) +
-                                 ", but its prompt's answer is " +
-                                 printable_utf8(records[i].output.substr(0, 200)));
+            if (!labels_of.count(f)) {  // the dataset check could not read it: say why again
+              std::vector<int>& labels = labels_of[f];
+              for (const auto& r : read_prompt_records(f)) labels.push_back(answer_label(r));
+            }
+            const auto interactions = read_interactions_behind(f, labels_of[f]);
             return std::to_string(interactions.size()) + " interaction records, one per prompt";
           });
     }

@@ -12,29 +12,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// TALLRec's history length for both domains (preprocess_movie.py's seq_len, the book's [:10]).
-constexpr int64_t kMaxHistory = 10;
-
-// The interactions behind a prompt file, checked to be its records: as many, with the same
-// labels (a stale file beside newer prompts would train a baseline on other records than the
-// LLM's, and the few-shot draw depends on the count).
 std::vector<InteractionRecord> read_beside(const std::string& prompt_file) {
-  const fs::path path = interactions_path_for(prompt_file);
-  if (!fs::exists(path))
-    throw InputError(path.string() + ": no interaction file beside " + prompt_file +
-                     " (a baseline trains on the interactions behind the prompts; `tallrec data "
-                     "prepare` writes them)");
-  std::vector<InteractionRecord> interactions = read_interaction_records(path);
-  const std::vector<PromptRecord> prompts = read_prompt_records(prompt_file);
-  if (interactions.size() != prompts.size())
-    throw InputError(path.string() + ": " + std::to_string(interactions.size()) + " records, but " +
-                     prompt_file + " has " + std::to_string(prompts.size()) +
-                     " (prepare both again with `tallrec data prepare`)");
-  for (size_t i = 0; i < prompts.size(); ++i)
-    if (interactions[i].label != answer_label(prompts[i]))
-      throw InputError(path.string() + ": record " + std::to_string(i) +
-                       "'s label differs from its prompt's answer in " + prompt_file);
-  return interactions;
+  std::vector<int> labels;
+  for (const auto& r : read_prompt_records(prompt_file)) labels.push_back(answer_label(r));
+  return read_interactions_behind(prompt_file, labels);
 }
 
 std::vector<InteractionRecord> subset(const std::vector<InteractionRecord>& all,
@@ -64,7 +45,7 @@ fs::path prepare_baseline_run(const nlohmann::json& run, const fs::path& run_dir
     // (a cross-domain test then scores items the model never saw, as an LLM run would).
     std::vector<const std::vector<InteractionRecord>*> vocabulary = {&train, &valid};
     for (const auto& [domain, records] : tests) vocabulary.push_back(&records);
-    const InteractionEncoder encoder(vocabulary, kMaxHistory);
+    const InteractionEncoder encoder(vocabulary, int64_t(kTallrecHistoryLength));
 
     // The same records as the LLM's prompts: the few-shot subset of the run's sample and seed,
     // and the grid's valid_sample / test_sample subsets with seed 0 (worker/prepare_run.cc).

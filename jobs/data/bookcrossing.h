@@ -18,13 +18,14 @@
 #include <functional>
 #include <string>
 
+#include "jobs/data/interaction_record.h"
 #include "jobs/data/splits.h"
 
 namespace tallrec {
 
 struct BookCrossingOptions {
-  uint64_t split_seed = 0;        // seeds the user shuffle (TALLRec: unseeded)
-  size_t max_history = 10;        // TALLRec: [:10]
+  uint64_t split_seed = 0;  // seeds the user shuffle (TALLRec: unseeded)
+  size_t max_history = kTallrecHistoryLength;
   int min_ratings_exclusive = 3;  // TALLRec: users with more than 3 ratings
   // Receives warnings such as skipped malformed rows ("BX-Books.csv:6452: skipped: ...").
   std::function<void(const std::string&)> warn = nullptr;

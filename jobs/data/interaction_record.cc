@@ -103,4 +103,24 @@ std::vector<InteractionRecord> read_interaction_records(const fs::path& path) {
   return parse_interaction_records(read_file(path), path.string());
 }
 
+std::vector<InteractionRecord> read_interactions_behind(const std::string& prompt_file,
+                                                        const std::vector<int>& prompt_labels) {
+  const fs::path path = interactions_path_for(prompt_file);
+  std::error_code ec;
+  if (!fs::exists(path, ec))
+    throw InputError(path.string() + ": no interaction file beside " + prompt_file +
+                     " (a baseline trains on the interactions behind the prompts; `tallrec data "
+                     "prepare` writes them)");
+  std::vector<InteractionRecord> interactions = read_interaction_records(path);
+  if (interactions.size() != prompt_labels.size())
+    throw InputError(path.string() + ": " + std::to_string(interactions.size()) + " records, but " +
+                     prompt_file + " has " + std::to_string(prompt_labels.size()) +
+                     " (prepare both again with `tallrec data prepare`)");
+  for (size_t i = 0; i < prompt_labels.size(); ++i)
+    if (interactions[i].label != prompt_labels[i])
+      throw InputError(path.string() + ": record " + std::to_string(i) +
+                       "'s label differs from its prompt's answer in " + prompt_file);
+  return interactions;
+}
+
 }  // namespace tallrec

@@ -11,6 +11,10 @@
 
 namespace tallrec {
 
+// How many earlier items a record's history holds, at most: TALLRec's seq_len (movies) and its
+// [:10] (books). The preparers draw this many; a baseline's inputs keep this many.
+inline constexpr size_t kTallrecHistoryLength = 10;
+
 struct InteractionRecord {
   std::string user;
   std::vector<std::string> history;     // item ids in the order the prompt's history was drawn:
@@ -37,5 +41,12 @@ void write_interaction_records(const std::filesystem::path& path,
 std::vector<InteractionRecord> parse_interaction_records(const std::string& text,
                                                          const std::string& origin);
 std::vector<InteractionRecord> read_interaction_records(const std::filesystem::path& path);
+
+// The interactions behind `prompt_file`, checked to be its records: the file beside it exists and
+// has one record per prompt with the prompt's label (`prompt_labels`: answer_label of each). A
+// stale file beside newer prompts would train a baseline on other records than the LLM's, and
+// the few-shot draw depends on the count. InputError naming the file otherwise.
+std::vector<InteractionRecord> read_interactions_behind(const std::string& prompt_file,
+                                                        const std::vector<int>& prompt_labels);
 
 }  // namespace tallrec

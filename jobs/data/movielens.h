@@ -9,12 +9,13 @@
 
 #include <filesystem>
 
+#include "jobs/data/interaction_record.h"
 #include "jobs/data/splits.h"
 
 namespace tallrec {
 
 struct MovieLensOptions {
-  size_t history_length = 10;  // TALLRec: seq_len = 10
+  size_t history_length = kTallrecHistoryLength;
   size_t max_windows = 10000;  // TALLRec keeps the last 10,000 windows
 };
 

@@ -16,6 +16,7 @@
 #include "common/train_events.h"
 #include "jobs/train/device.h"
 #include "jobs/train/events.h"
+#include "jobs/train/optimizer.h"
 #include "jobs/train/preemption.h"
 #include "jobs/train/roc_auc.h"
 #include "jobs/train/safetensors.h"
@@ -38,42 +39,14 @@ SequenceBatch rows(const SequenceBatch& b, const at::Tensor& index) {
           b.history_length.index_select(0, index), b.target.index_select(0, index)};
 }
 
-// torch.optim.Adam with weight_decay: the L2 term joins the gradient before the moments.
-class Adam {
- public:
-  Adam(std::vector<at::Tensor> params, double lr, double weight_decay)
-      : params_(std::move(params)), lr_(lr), weight_decay_(weight_decay) {
-    for (const auto& p : params_) {
-      m_.push_back(at::zeros_like(p));
-      v_.push_back(at::zeros_like(p));
-    }
-  }
-  void step() {
-    at::NoGradGuard no_grad;
-    ++t_;
-    const double c1 = 1 - std::pow(kBeta1, double(t_)), c2 = 1 - std::pow(kBeta2, double(t_));
-    for (size_t i = 0; i < params_.size(); ++i) {
-      at::Tensor& p = params_[i];
-      at::Tensor g = p.grad();
-      if (!g.defined()) continue;
-      if (weight_decay_ != 0) g = g.add(p, weight_decay_);
-      m_[i].lerp_(g, 1 - kBeta1);
-      v_[i].mul_(kBeta2).addcmul_(g, g.conj(), 1 - kBeta2);
-      const at::Tensor denom = (v_[i].sqrt() / std::sqrt(c2)).add_(kEps);
-      p.addcdiv_(m_[i], denom, -lr_ / c1);
-    }
-  }
-  void zero_grad() {
-    for (auto& p : params_)
-      if (p.grad().defined()) p.mutable_grad() = at::Tensor();
-  }
-
- private:
-  static constexpr double kBeta1 = 0.9, kBeta2 = 0.999, kEps = 1e-8;
-  std::vector<at::Tensor> params_, m_, v_;
-  double lr_, weight_decay_;
-  int64_t t_ = 0;
-};
+// torch.optim.Adam with weight_decay: the L2 term joins the gradient before the moments, which
+// then is jobs/train/optimizer.h's AdamW without its decoupled decay.
+void add_l2_to_gradients(const std::vector<at::Tensor>& params, double weight_decay) {
+  if (weight_decay == 0) return;
+  at::NoGradGuard no_grad;
+  for (const auto& p : params)
+    if (p.grad().defined()) p.grad().add_(p, weight_decay);
+}
 
 struct Scored {
   double auc = 0, loss = 0;
@@ -112,7 +85,7 @@ int train(const BaselineSpec& spec, const fs::path& out, EventLog& events) {
     params.push_back(p);
     trainable += p.numel();
   }
-  Adam adam(params, spec.lr, spec.weight_decay);
+  AdamW adam(params, AdamWConfig{.lr = spec.lr, .weight_decay = 0});
 
   const SequenceBatch train = sequence_batch(in.train, in.max_history);
   const SequenceBatch valid = sequence_batch(in.valid, in.max_history);
@@ -164,7 +137,8 @@ int train(const BaselineSpec& spec, const fs::path& out, EventLog& events) {
                          std::to_string(step_loss) + ") or gradient norm (" +
                          std::to_string(std::sqrt(norm2)) +
                          ") is not finite; lower lr, or raise dros_beta for DROS");
-      adam.step();
+      add_l2_to_gradients(params, spec.weight_decay);
+      adam.step(spec.lr);
       adam.zero_grad();
       ++step;
       const double seconds =
